@@ -1,0 +1,12 @@
+//! Cairn: a workflow runner whose tasks are sandboxed WebAssembly components.
+//!
+//! This crate is the host: the runtime and the `cairn` command-line tool.
+//! Modules depend one way, from the CLI down:
+//! `cli` → `sandbox` → {`secrets`, `name`, `digest`}.
+//! See ARCHITECTURE.md for the map and the invariants each module keeps.
+
+pub mod cli;
+pub mod digest;
+pub mod name;
+pub mod sandbox;
+pub mod secrets;

@@ -1,0 +1,157 @@
+//! The sandbox: runs one task attempt in its own wasmtime instance.
+//!
+//! Owns the engine, the linkers (what a guest can import), the compile cache,
+//! and the per-attempt store: capabilities in, [`Attempt`] out. A guest gets
+//! exactly its [`Capabilities`] and is held to its [`Limits`]; nothing of the
+//! host process (env, cwd, files, network) is inherited. This module must
+//! never panic or fail the host because of what a guest does: every guest
+//! behaviour ends as an [`Outcome`]. It knows nothing of workflows or policy.
+
+mod cache;
+mod caps;
+mod engine;
+mod host_api;
+mod limits;
+mod outcome;
+mod program;
+mod run;
+mod stdio;
+
+use std::path::Path;
+
+use wasmtime::Engine;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+pub use cache::CompileCache;
+pub use caps::{Capabilities, Mount, MountMode};
+pub use engine::EngineSettings;
+pub use host_api::LogSink;
+pub use limits::{EPOCH_TICK, Limits};
+pub use outcome::{Attempt, Clock, Level, LogLine, Outcome, Output, Resource, bytes};
+pub use program::{Kind, LoadError, LoadStats, Program};
+pub use run::TaskSpec;
+
+use host_api::{HostData, HostState};
+use limits::Guard;
+
+/// Store data for components (Cairn tasks and commands).
+pub(crate) struct ComponentState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    guard: Guard,
+    host: HostState,
+}
+
+impl WasiView for ComponentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl wasmtime_wasi_io::IoView for ComponentState {
+    fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
+/// Store data for core modules (WASI preview 1 commands).
+pub(crate) struct ModuleState {
+    wasi: wasmtime_wasi::p1::WasiP1Ctx,
+    guard: Guard,
+}
+
+/// Runs tasks: one engine, its linkers and its compile cache.
+pub struct Sandbox {
+    engine: Engine,
+    component_linker: wasmtime::component::Linker<ComponentState>,
+    module_linker: wasmtime::Linker<ModuleState>,
+    cache: Option<CompileCache>,
+    _ticker: engine::EpochTicker,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").field("cache", &self.cache).finish_non_exhaustive()
+    }
+}
+
+/// Why a sandbox could not be set up (a host problem, not a guest's).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot configure the wasm engine: {0}")]
+    Engine(String),
+    #[error("cannot start the epoch clock thread: {0}")]
+    Ticker(std::io::Error),
+    #[error("cannot use compile cache directory `{}`: {source}", dir.display())]
+    Cache { dir: std::path::PathBuf, source: std::io::Error },
+}
+
+impl Sandbox {
+    /// A sandbox with the given engine settings, caching compiled code in
+    /// `cache_dir` when given.
+    ///
+    /// # Errors
+    ///
+    /// When the engine, the epoch thread or the cache directory cannot be
+    /// set up.
+    pub fn new(settings: &EngineSettings, cache_dir: Option<&Path>) -> Result<Self, SetupError> {
+        let engine = engine::build(settings).map_err(|e| SetupError::Engine(format!("{e:#}")))?;
+        let component_linker =
+            component_linker(&engine).map_err(|e| SetupError::Engine(format!("{e:#}")))?;
+        let mut module_linker = wasmtime::Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut module_linker, |s: &mut ModuleState| &mut s.wasi)
+            .map_err(|e| SetupError::Engine(format!("{e:#}")))?;
+        let cache = cache_dir
+            .map(|dir| {
+                CompileCache::open(dir, &engine)
+                    .map_err(|source| SetupError::Cache { dir: dir.to_owned(), source })
+            })
+            .transpose()?;
+        let ticker = engine::EpochTicker::start(&engine).map_err(SetupError::Ticker)?;
+        Ok(Self { engine, component_linker, module_linker, cache, _ticker: ticker })
+    }
+
+    /// The engine, for benchmarks and tools that compare against it.
+    #[must_use]
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+/// What a component may import: Cairn's host interface, and of WASI p2 only
+/// io, clocks, random, cli and filesystem. `wasi:sockets` is deliberately
+/// absent, so a guest that imports it fails to link with a clear message.
+fn component_linker(
+    engine: &Engine,
+) -> wasmtime::Result<wasmtime::component::Linker<ComponentState>> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
+    use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random};
+    use wasmtime_wasi::random::{WasiRandom, WasiRandomView as _};
+
+    type S = ComponentState;
+    let mut linker = wasmtime::component::Linker::new(engine);
+    let l = &mut linker;
+    wasmtime_wasi_io::add_to_linker_async(l)?;
+    clocks::wall_clock::add_to_linker::<S, WasiClocks>(l, S::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<S, WasiClocks>(l, S::clocks)?;
+    filesystem::types::add_to_linker::<S, WasiFilesystem>(l, S::filesystem)?;
+    filesystem::preopens::add_to_linker::<S, WasiFilesystem>(l, S::filesystem)?;
+    random::random::add_to_linker::<S, WasiRandom>(l, S::random)?;
+    random::insecure::add_to_linker::<S, WasiRandom>(l, S::random)?;
+    random::insecure_seed::add_to_linker::<S, WasiRandom>(l, S::random)?;
+    cli::exit::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    cli::environment::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    cli::stdin::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    cli::stdout::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    cli::stderr::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    cli::terminal_input::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    cli::terminal_output::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    cli::terminal_stdin::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    cli::terminal_stdout::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    cli::terminal_stderr::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    host_api::Task::add_to_linker::<S, HostData>(l, |s| &mut s.host)?;
+    Ok(linker)
+}
