@@ -10,3 +10,4 @@ pub mod digest;
 pub mod name;
 pub mod sandbox;
 pub mod secrets;
+pub mod units;

@@ -1,1 +1,138 @@
-pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! The `cairn` command line: argument parsing, output and exit codes.
+//!
+//! Owns what users see: human output on stderr (machine output, `--json`, on
+//! stdout), one-line errors that say what to do, and the exit codes
+//! 0 success, 1 the task or check failed, 2 usage or input error, 3 refused by
+//! policy. It must never panic on user input and never print a stack trace
+//! unless `-v` asks for details.
+
+mod exec;
+mod style;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes, shared by every command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything succeeded.
+    Success = 0,
+    /// The task, run or check failed.
+    Failed = 1,
+    /// The command line or an input file is wrong.
+    Input = 2,
+    /// Policy refused.
+    Denied = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit as u8)
+    }
+}
+
+/// An error to show the user: one line, plus details under `-v`.
+#[derive(Debug)]
+pub struct CliError {
+    exit: Exit,
+    message: String,
+    details: Option<String>,
+}
+
+impl CliError {
+    /// An input or usage error (exit 2) from anything displayable.
+    pub fn input(error: impl std::fmt::Display) -> Self {
+        Self { exit: Exit::Input, message: error.to_string(), details: None }
+    }
+
+    /// An input error that keeps the source chain of `error` for `-v`.
+    pub fn input_with_sources(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut details = Vec::new();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            details.push(format!("caused by: {cause}"));
+            source = cause.source();
+        }
+        Self {
+            exit: Exit::Input,
+            message: error.to_string(),
+            details: (!details.is_empty()).then(|| details.join("\n")),
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cairn",
+    version,
+    about = "Run workflows of sandboxed WebAssembly tasks, authorized by policy, with a verifiable audit trail",
+    long_about = "Cairn runs tasks compiled to WebAssembly (wasm32-wasip2 components, or wasm32-wasip1 \
+modules) each in its own sandbox: a task gets only the inputs, outputs, files, env and secrets it is \
+given, and is held to hard limits on time, memory and output.\n\n\
+Today `cairn exec` runs one task on its own. Workflows (`validate`, `plan`, `run`), policies and the \
+audit log are not built yet.",
+    after_help = "Exit codes: 0 success, 1 the task failed, 2 usage or input error, 3 refused by policy.\n\
+Set NO_COLOR to disable colour. Use -v for details on errors (traps show a wasm backtrace)."
+)]
+struct Cli {
+    /// Show details: error causes, wasm backtraces, debug logs of the host.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Exec(exec::ExecArgs),
+}
+
+/// Run the CLI with the process's arguments; returns the exit code.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap renders help, versions and usage errors itself.
+            let _ = e.print();
+            return if e.use_stderr() { Exit::Input.into() } else { Exit::Success.into() };
+        }
+    };
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return report(&CliError::input(format!("cannot start the async runtime: {e}")), cli.verbose),
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Exec(args) => exec::exec(args, cli.verbose).await,
+        }
+    });
+    match result {
+        Ok(exit) => exit.into(),
+        Err(error) => report(&error, cli.verbose),
+    }
+}
+
+fn report(error: &CliError, verbose: bool) -> ExitCode {
+    let style = style::Style::stderr();
+    eprintln!("{}: {}", style.error("error"), error.message);
+    if verbose && let Some(details) = &error.details {
+        eprintln!("{details}");
+    }
+    error.exit.into()
+}
+
+fn init_tracing(verbose: bool) {
+    let default = if verbose { "cairn=debug,warn" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}

@@ -88,9 +88,10 @@ impl cairn::task::host::Host for HostState {
             Ok(name) => name,
             Err(e) => return Ok(Err(e)),
         };
+        // Asking for an input that was not given is how a task probes for an
+        // optional one: an answer, not a denial worth recording.
         let Some(path) = self.inputs.get(&name).cloned() else {
-            let what = format!("read of undeclared input `{name}`");
-            return Ok(Err(self.not_found(what, name.as_str())));
+            return Ok(Err(WitError::NotFound(name.as_str().to_owned())));
         };
         let read = || -> std::io::Result<Option<Vec<u8>>> {
             let file = File::open(&path)?;
