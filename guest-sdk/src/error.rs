@@ -6,13 +6,23 @@
 
 use core::fmt;
 
-use crate::bindings::cairn::task::types::Failure;
-
-/// Why the host refused a call: denied, not found, too large or invalid.
-pub use crate::bindings::cairn::task::types::Error as HostError;
+use crate::bindings::cairn::task::types::{Error as WitError, Failure};
 
 /// The result type of task code.
 pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+/// Why the host refused a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostError {
+    /// The workflow or policy does not grant this; the text says which request.
+    Denied(String),
+    /// Nothing by this name was declared.
+    NotFound(String),
+    /// Larger than one call may pass or the output may hold: the limit in bytes.
+    TooLarge(u64),
+    /// The call was malformed (a bad name, an output written twice).
+    Invalid(String),
+}
 
 impl HostError {
     /// Whether nothing by the requested name was declared.
@@ -28,6 +38,30 @@ impl HostError {
     }
 }
 
+impl From<WitError> for HostError {
+    fn from(error: WitError) -> Self {
+        match error {
+            WitError::Denied(what) => Self::Denied(what),
+            WitError::NotFound(name) => Self::NotFound(name),
+            WitError::TooLarge(limit) => Self::TooLarge(limit),
+            WitError::Invalid(what) => Self::Invalid(what),
+        }
+    }
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Denied(what) => write!(f, "denied: {what}"),
+            Self::NotFound(name) => write!(f, "`{name}` was not declared for this task"),
+            Self::TooLarge(limit) => write!(f, "too large: at most {limit} bytes may pass"),
+            Self::Invalid(what) => f.write_str(what),
+        }
+    }
+}
+
+impl std::error::Error for HostError {}
+
 /// Why a task failed, and whether running it again may help.
 pub struct Error {
     message: String,
@@ -37,12 +71,18 @@ pub struct Error {
 impl Error {
     /// A failure that running the task again cannot fix (bad data, a denial).
     pub fn permanent(message: impl fmt::Display) -> Self {
-        Self { message: message.to_string(), transient: false }
+        Self {
+            message: message.to_string(),
+            transient: false,
+        }
     }
 
     /// A failure that running the task again may fix; the host may retry it.
     pub fn transient(message: impl fmt::Display) -> Self {
-        Self { message: message.to_string(), transient: true }
+        Self {
+            message: message.to_string(),
+            transient: true,
+        }
     }
 
     /// Whether the host may retry the task after this failure.
@@ -88,7 +128,11 @@ impl fmt::Display for Error {
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = if self.transient { "transient" } else { "permanent" };
+        let kind = if self.transient {
+            "transient"
+        } else {
+            "permanent"
+        };
         write!(f, "{kind} failure: {}", self.message)
     }
 }

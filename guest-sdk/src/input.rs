@@ -17,7 +17,7 @@ pub fn names() -> Vec<String> {
 /// if it exceeds what one call may pass, [`HostError::Denied`] if policy
 /// forbids it.
 pub fn bytes(name: &str) -> core::result::Result<Vec<u8>, HostError> {
-    host::read_input(name)
+    host::read_input(name).map_err(HostError::from)
 }
 
 /// The input called `name`, as UTF-8 text.

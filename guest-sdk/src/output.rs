@@ -11,5 +11,5 @@ use crate::bindings::cairn::task::host;
 /// [`HostError::TooLarge`] if `data` exceeds the output limit,
 /// [`HostError::Denied`] if the output was not declared.
 pub fn write(name: &str, data: impl AsRef<[u8]>) -> Result<(), HostError> {
-    host::write_output(name, data.as_ref())
+    host::write_output(name, data.as_ref()).map_err(HostError::from)
 }

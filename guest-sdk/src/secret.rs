@@ -38,5 +38,5 @@ impl fmt::Display for Secret {
 /// [`HostError::NotFound`] if the task did not declare it,
 /// [`HostError::Denied`] if policy forbids this task to read it.
 pub fn secret(name: &str) -> Result<Secret, HostError> {
-    host::secret(name).map(Secret)
+    host::secret(name).map(Secret).map_err(HostError::from)
 }

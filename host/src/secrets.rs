@@ -28,7 +28,10 @@ pub enum SecretError {
     #[error("environment variable `{0}` is not valid UTF-8")]
     EnvNotUtf8(String),
     #[error("cannot read secret file `{}`: {source}", path.display())]
-    File { path: PathBuf, source: std::io::Error },
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("secret file `{}` is not valid UTF-8", .0.display())]
     FileNotUtf8(PathBuf),
 }
@@ -59,8 +62,10 @@ impl SecretSource {
                 Err(std::env::VarError::NotUnicode(_)) => Err(SecretError::EnvNotUtf8(var.clone())),
             },
             Self::File(path) => {
-                let bytes = std::fs::read(path)
-                    .map_err(|source| SecretError::File { path: path.clone(), source })?;
+                let bytes = std::fs::read(path).map_err(|source| SecretError::File {
+                    path: path.clone(),
+                    source,
+                })?;
                 let mut value =
                     String::from_utf8(bytes).map_err(|_| SecretError::FileNotUtf8(path.clone()))?;
                 if value.ends_with('\n') {
@@ -127,8 +132,19 @@ impl Redactor {
             needles.push(raw.to_vec());
             let std = base64(raw, STANDARD);
             needles.push(std.trim_end_matches('=').as_bytes().to_vec());
-            needles.push(base64(raw, URL_SAFE).trim_end_matches('=').as_bytes().to_vec());
-            needles.push(raw.iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes());
+            needles.push(std.into_bytes());
+            needles.push(
+                base64(raw, URL_SAFE)
+                    .trim_end_matches('=')
+                    .as_bytes()
+                    .to_vec(),
+            );
+            needles.push(
+                raw.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+                    .into_bytes(),
+            );
         }
         // Longest first, so a value is masked whole before any shorter one
         // that it contains.
@@ -199,7 +215,13 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (plain, encoded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(plain.as_bytes(), STANDARD), encoded);
         }
     }
@@ -216,6 +238,20 @@ mod tests {
     }
 
     #[test]
+    fn masks_padded_base64_whole() {
+        let secret = SecretValue::new("tok-3f9a-very-secret".into());
+        let redactor = Redactor::new([&secret]);
+        assert_eq!(
+            base64(b"tok-3f9a-very-secret", STANDARD),
+            "dG9rLTNmOWEtdmVyeS1zZWNyZXQ="
+        );
+        assert_eq!(
+            redactor.mask_str("x dG9rLTNmOWEtdmVyeS1zZWNyZXQ= y"),
+            "x *** y"
+        );
+    }
+
+    #[test]
     fn debug_never_shows_value() {
         let secret = SecretValue::new("s3cr3t".into());
         assert!(!format!("{secret:?}").contains("s3cr3t"));
@@ -223,7 +259,10 @@ mod tests {
 
     #[test]
     fn parses_sources() {
-        assert_eq!("env:TOKEN".parse::<SecretSource>().ok(), Some(SecretSource::Env("TOKEN".into())));
+        assert_eq!(
+            "env:TOKEN".parse::<SecretSource>().ok(),
+            Some(SecretSource::Env("TOKEN".into()))
+        );
         assert!("vault:x".parse::<SecretSource>().is_err());
         assert!("env:".parse::<SecretSource>().is_err());
     }

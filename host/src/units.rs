@@ -17,7 +17,9 @@ pub struct Size(pub u64);
 /// Why a duration or size did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnitError {
-    #[error("`{0}` is not a duration: write a number and a unit, e.g. `30s`, `1m30s`, `250ms`, `2h`")]
+    #[error(
+        "`{0}` is not a duration: write a number and a unit, e.g. `30s`, `1m30s`, `250ms`, `2h`"
+    )]
     Duration(String),
     #[error("`{0}` is not a size: write a number and a unit, e.g. `64MiB`, `512KiB`, `1GiB`")]
     Size(String),
@@ -39,7 +41,9 @@ impl FromStr for HumanDuration {
             let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
             let (number, tail) = rest.split_at(digits);
             let number: u64 = number.parse().map_err(|_| bad())?;
-            let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+            let unit_len = tail
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(tail.len());
             let (unit, tail) = tail.split_at(unit_len);
             let ms_per = match unit {
                 "ms" => 1,
@@ -48,8 +52,12 @@ impl FromStr for HumanDuration {
                 "h" => 3_600_000,
                 _ => return Err(bad()),
             };
-            let part = number.checked_mul(ms_per).ok_or_else(|| UnitError::Overflow(s.to_owned()))?;
-            total_ms = total_ms.checked_add(part).ok_or_else(|| UnitError::Overflow(s.to_owned()))?;
+            let part = number
+                .checked_mul(ms_per)
+                .ok_or_else(|| UnitError::Overflow(s.to_owned()))?;
+            total_ms = total_ms
+                .checked_add(part)
+                .ok_or_else(|| UnitError::Overflow(s.to_owned()))?;
             rest = tail;
         }
         Ok(Self(std::time::Duration::from_millis(total_ms)))
@@ -59,7 +67,7 @@ impl FromStr for HumanDuration {
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 1000 != 0 {
+        if !ms.is_multiple_of(1000) {
             write!(f, "{ms}ms")
         } else {
             write!(f, "{}s", ms / 1000)
@@ -73,7 +81,9 @@ impl FromStr for Size {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || UnitError::Size(s.chars().take(40).collect());
         let text = s.trim();
-        let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let digits = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
         let (number, unit) = text.split_at(digits);
         let number: u64 = number.parse().map_err(|_| bad())?;
         let factor: u64 = match unit.trim() {
@@ -86,7 +96,10 @@ impl FromStr for Size {
             "GB" => 1_000_000_000,
             _ => return Err(bad()),
         };
-        number.checked_mul(factor).map(Self).ok_or_else(|| UnitError::Overflow(s.to_owned()))
+        number
+            .checked_mul(factor)
+            .map(Self)
+            .ok_or_else(|| UnitError::Overflow(s.to_owned()))
     }
 }
 
@@ -111,7 +124,10 @@ mod tests {
         for bad in ["", "30", "s", "1.5s", "-1s", "1d", "1 s"] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
-        assert!(matches!(parse("99999999999999999h"), Err(UnitError::Overflow(_))));
+        assert!(matches!(
+            parse("99999999999999999h"),
+            Err(UnitError::Overflow(_))
+        ));
     }
 
     #[test]
@@ -123,6 +139,9 @@ mod tests {
         for bad in ["", "MiB", "1.5MiB", "1mib", "-1"] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
-        assert!(matches!(parse("99999999999GiB"), Err(UnitError::Overflow(_))));
+        assert!(matches!(
+            parse("99999999999GiB"),
+            Err(UnitError::Overflow(_))
+        ));
     }
 }

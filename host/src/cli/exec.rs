@@ -101,8 +101,8 @@ pub(crate) struct ExecArgs {
     #[arg(long, value_name = "DIR", env = "CAIRN_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
 
-    /// Compile from scratch and cache nothing.
-    #[arg(long, conflicts_with = "cache_dir")]
+    /// Compile from scratch and cache nothing (overrides --cache-dir).
+    #[arg(long)]
     no_cache: bool,
 
     /// Print the result as JSON on stdout (the task's stdout is included in it).
@@ -115,7 +115,8 @@ fn parse_name(s: &str) -> Result<Name, String> {
 }
 
 fn split_pair<'a>(s: &'a str, what: &str) -> Result<(&'a str, &'a str), String> {
-    s.split_once('=').ok_or_else(|| format!("expected {what}, e.g. `name=value`"))
+    s.split_once('=')
+        .ok_or_else(|| format!("expected {what}, e.g. `name=value`"))
 }
 
 fn parse_input(s: &str) -> Result<(Name, PathBuf), String> {
@@ -125,7 +126,12 @@ fn parse_input(s: &str) -> Result<(Name, PathBuf), String> {
 
 fn parse_secret(s: &str) -> Result<(Name, SecretSource), String> {
     let (name, source) = split_pair(s, "NAME=SOURCE")?;
-    Ok((parse_name(name)?, source.parse().map_err(|e: crate::secrets::SecretError| e.to_string())?))
+    Ok((
+        parse_name(name)?,
+        source
+            .parse()
+            .map_err(|e: crate::secrets::SecretError| e.to_string())?,
+    ))
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -146,12 +152,23 @@ fn parse_mount(s: &str) -> Result<Mount, String> {
         .rsplit_once(':')
         .ok_or_else(|| "expected HOST:GUEST[:ro|rw], e.g. `data:/data:ro`".to_owned())?;
     if !guest.starts_with('/') || guest.split('/').any(|part| part == "..") {
-        return Err(format!("the guest path `{guest}` must be absolute and must not contain `..`"));
+        return Err(format!(
+            "the guest path `{guest}` must be absolute and must not contain `..`"
+        ));
     }
-    if ["/inputs", "/outputs"].iter().any(|r| guest.trim_end_matches('/') == *r) {
-        return Err(format!("`{guest}` is reserved for the task's inputs and outputs"));
+    if ["/inputs", "/outputs"]
+        .iter()
+        .any(|r| guest.trim_end_matches('/') == *r)
+    {
+        return Err(format!(
+            "`{guest}` is reserved for the task's inputs and outputs"
+        ));
     }
-    Ok(Mount { host: PathBuf::from(host), guest: guest.to_owned(), mode })
+    Ok(Mount {
+        host: PathBuf::from(host),
+        guest: guest.to_owned(),
+        mode,
+    })
 }
 
 /// The default compile-cache directory, if the environment names a home.
@@ -159,7 +176,11 @@ fn default_cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache")))?;
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })?;
     Some(base.join("cairn").join("compiled"))
 }
 
@@ -226,7 +247,11 @@ impl ExecArgs {
 
 pub(crate) async fn exec(args: ExecArgs, verbose: bool) -> Result<Exit, CliError> {
     let caps = args.capabilities()?;
-    let cache_dir = if args.no_cache { None } else { args.cache_dir.clone().or_else(default_cache_dir) };
+    let cache_dir = if args.no_cache {
+        None
+    } else {
+        args.cache_dir.clone().or_else(default_cache_dir)
+    };
     let sandbox = Sandbox::new(&EngineSettings::default(), cache_dir.as_deref())
         .map_err(|e| CliError::input_with_sources(&e))?;
     let program = sandbox
@@ -234,12 +259,20 @@ pub(crate) async fn exec(args: ExecArgs, verbose: bool) -> Result<Exit, CliError
         .map_err(|e| CliError::input_with_sources(&e))?;
 
     std::fs::create_dir_all(&args.output_dir).map_err(|e| {
-        CliError::input(format!("cannot create output directory `{}`: {e}", args.output_dir.display()))
+        CliError::input(format!(
+            "cannot create output directory `{}`: {e}",
+            args.output_dir.display()
+        ))
     })?;
     let staging = tempfile::Builder::new()
         .prefix(".cairn-staging-")
         .tempdir_in(&args.output_dir)
-        .map_err(|e| CliError::input(format!("cannot write in `{}`: {e}", args.output_dir.display())))?;
+        .map_err(|e| {
+            CliError::input(format!(
+                "cannot write in `{}`: {e}",
+                args.output_dir.display()
+            ))
+        })?;
 
     let style = Style::stderr();
     let task_name = program.name().to_owned();
@@ -259,13 +292,20 @@ pub(crate) async fn exec(args: ExecArgs, verbose: bool) -> Result<Exit, CliError
         outputs_dir: staging.path().to_owned(),
         log_sink: Some(sink),
     };
-    let mut attempt = sandbox.run(&program, &spec).await.map_err(|e| CliError::input_with_sources(&e))?;
+    let mut attempt = sandbox
+        .run(&program, &spec)
+        .await
+        .map_err(|e| CliError::input_with_sources(&e))?;
 
     if attempt.outcome.is_success() {
         for output in &mut attempt.outputs {
             let target = args.output_dir.join(output.name.as_str());
             std::fs::rename(&output.path, &target).map_err(|e| {
-                CliError::input(format!("cannot move output `{}` to `{}`: {e}", output.name, target.display()))
+                CliError::input(format!(
+                    "cannot move output `{}` to `{}`: {e}",
+                    output.name,
+                    target.display()
+                ))
             })?;
             output.path = target;
         }
@@ -277,7 +317,11 @@ pub(crate) async fn exec(args: ExecArgs, verbose: bool) -> Result<Exit, CliError
     } else {
         print_human(&program, &attempt, verbose, style);
     }
-    Ok(if attempt.outcome.is_success() { Exit::Success } else { Exit::Failed })
+    Ok(if attempt.outcome.is_success() {
+        Exit::Success
+    } else {
+        Exit::Failed
+    })
 }
 
 fn print_human(program: &Program, attempt: &Attempt, verbose: bool, style: Style) {
@@ -285,7 +329,11 @@ fn print_human(program: &Program, attempt: &Attempt, verbose: bool, style: Style
     let _ = std::io::stderr().write_all(&attempt.stderr);
     let name = program.name();
     let stats = program.load_stats();
-    let compiled = if stats.cache_hit { "cached".to_owned() } else { format!("compiled in {}", ms(stats.compile)) };
+    let compiled = if stats.cache_hit {
+        "cached".to_owned()
+    } else {
+        format!("compiled in {}", ms(stats.compile))
+    };
     let about = style.dim(&format!(
         "({}, sha256:{}, {compiled})",
         program.kind().as_str(),
@@ -295,7 +343,11 @@ fn print_human(program: &Program, attempt: &Attempt, verbose: bool, style: Style
         eprintln!("{}: {denial}", style.warn("denied"));
     }
     if attempt.outcome.is_success() {
-        eprintln!("{} {name} succeeded in {} {about}", style.good("ok"), ms(attempt.duration));
+        eprintln!(
+            "{} {name} succeeded in {} {about}",
+            style.good("ok"),
+            ms(attempt.duration)
+        );
         for output in &attempt.outputs {
             eprintln!(
                 "  {} -> {}  {}  sha256:{}",
@@ -307,11 +359,21 @@ fn print_human(program: &Program, attempt: &Attempt, verbose: bool, style: Style
         }
         return;
     }
-    eprintln!("{} {name} {} after {} {about}", style.error("failed"), attempt.outcome, ms(attempt.duration));
+    eprintln!(
+        "{} {name} {} after {} {about}",
+        style.error("failed"),
+        attempt.outcome,
+        ms(attempt.duration)
+    );
     if let Some(hint) = hint(&attempt.outcome, verbose) {
         eprintln!("  {hint}");
     }
-    if verbose && let Outcome::Trap { backtrace: Some(bt), .. } = &attempt.outcome {
+    if verbose
+        && let Outcome::Trap {
+            backtrace: Some(bt),
+            ..
+        } = &attempt.outcome
+    {
         eprintln!("{bt}");
     }
 }
@@ -319,13 +381,22 @@ fn print_human(program: &Program, attempt: &Attempt, verbose: bool, style: Style
 /// What the user can do about an outcome.
 fn hint(outcome: &Outcome, verbose: bool) -> Option<&'static str> {
     Some(match outcome {
-        Outcome::Timeout { clock: Clock::Wall, .. } => "raise the limit with --timeout if the task needs longer",
-        Outcome::Timeout { clock: Clock::Cpu, .. } => "raise the limit with --cpu-time if the task needs longer",
-        Outcome::ResourceLimit { resource: Resource::Memory, .. } => "raise the limit with --memory",
+        Outcome::Timeout {
+            clock: Clock::Wall, ..
+        } => "raise the limit with --timeout if the task needs longer",
+        Outcome::Timeout {
+            clock: Clock::Cpu, ..
+        } => "raise the limit with --cpu-time if the task needs longer",
+        Outcome::ResourceLimit {
+            resource: Resource::Memory,
+            ..
+        } => "raise the limit with --memory",
         Outcome::OutputLimit { stream, .. } if stream == "stdout" || stream == "stderr" => {
             "raise the limit with --max-stdout, or write large results to an output"
         }
-        Outcome::OutputLimit { stream, .. } if stream.starts_with("output") => "raise the limit with --max-output",
+        Outcome::OutputLimit { stream, .. } if stream.starts_with("output") => {
+            "raise the limit with --max-output"
+        }
         Outcome::Trap { .. } if !verbose => "run with -v to see the wasm backtrace",
         _ => return None,
     })
@@ -354,10 +425,6 @@ fn print_json(args: &ExecArgs, program: &Program, attempt: &Attempt) {
         .iter()
         .map(|l| serde_json::json!({ "level": l.level.as_str(), "message": l.message }))
         .collect();
-    let backtrace = match &attempt.outcome {
-        Outcome::Trap { backtrace, .. } => backtrace.clone(),
-        _ => None,
-    };
     let value = serde_json::json!({
         "task": program.name(),
         "path": args.task,
@@ -365,12 +432,7 @@ fn print_json(args: &ExecArgs, program: &Program, attempt: &Attempt) {
         "sha256": program.digest().to_string(),
         "cache_hit": stats.cache_hit,
         "compile_ms": stats.compile.as_secs_f64() * 1000.0,
-        "outcome": {
-            "kind": attempt.outcome.kind(),
-            "message": attempt.outcome.to_string(),
-            "retriable": attempt.outcome.is_retriable(),
-            "backtrace": backtrace,
-        },
+        "outcome": outcome_json(&attempt.outcome),
         "duration_ms": attempt.duration.as_secs_f64() * 1000.0,
         "outputs": outputs,
         "logs": logs,
@@ -381,6 +443,45 @@ fn print_json(args: &ExecArgs, program: &Program, attempt: &Attempt) {
     println!("{value:#}");
 }
 
+/// The outcome for machines: its kind, message, and the limit or reason
+/// that decided it, as separate fields.
+fn outcome_json(outcome: &Outcome) -> serde_json::Value {
+    let mut value = serde_json::json!({
+        "kind": outcome.kind(),
+        "message": outcome.to_string(),
+        "retriable": outcome.is_retriable(),
+    });
+    let detail = match outcome {
+        Outcome::Success | Outcome::Instantiation { .. } => serde_json::json!({}),
+        Outcome::GuestError { transient, .. } => serde_json::json!({ "transient": transient }),
+        Outcome::Trap { reason, backtrace } => {
+            serde_json::json!({ "reason": reason, "backtrace": backtrace })
+        }
+        Outcome::Timeout { clock, limit } => serde_json::json!({
+            "clock": match clock { Clock::Cpu => "cpu", Clock::Wall => "wall" },
+            "limit_ms": limit.as_millis(),
+        }),
+        Outcome::ResourceLimit { resource, limit } => serde_json::json!({
+            "resource": match resource {
+                Resource::Memory => "memory",
+                Resource::Table => "table",
+                Resource::Handles => "handles",
+            },
+            "limit": limit,
+        }),
+        Outcome::OutputLimit { stream, limit } => {
+            serde_json::json!({ "stream": stream, "limit": limit })
+        }
+        Outcome::InvalidOutput { name, reason } => {
+            serde_json::json!({ "name": name, "reason": reason })
+        }
+    };
+    if let (Some(map), serde_json::Value::Object(detail)) = (value.as_object_mut(), detail) {
+        map.extend(detail);
+    }
+    value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,8 +489,14 @@ mod tests {
     #[test]
     fn mounts_parse_with_modes_and_refuse_bad_guests() {
         let m = parse_mount("data:/data:rw").ok();
-        assert_eq!(m.map(|m| (m.host, m.guest, m.mode)), Some((PathBuf::from("data"), "/data".into(), MountMode::Rw)));
-        assert_eq!(parse_mount("d:/x").ok().map(|m| m.mode), Some(MountMode::Ro));
+        assert_eq!(
+            m.map(|m| (m.host, m.guest, m.mode)),
+            Some((PathBuf::from("data"), "/data".into(), MountMode::Rw))
+        );
+        assert_eq!(
+            parse_mount("d:/x").ok().map(|m| m.mode),
+            Some(MountMode::Ro)
+        );
         for bad in ["d", "d:x", "d:/a/../b", "d:/inputs", "d:/outputs/:rw"] {
             assert!(parse_mount(bad).is_err(), "{bad:?} accepted");
         }

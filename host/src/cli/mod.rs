@@ -43,7 +43,11 @@ pub struct CliError {
 impl CliError {
     /// An input or usage error (exit 2) from anything displayable.
     pub fn input(error: impl std::fmt::Display) -> Self {
-        Self { exit: Exit::Input, message: error.to_string(), details: None }
+        Self {
+            exit: Exit::Input,
+            message: error.to_string(),
+            details: None,
+        }
     }
 
     /// An input error that keeps the source chain of `error` for `-v`.
@@ -97,13 +101,25 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // clap renders help, versions and usage errors itself.
             let _ = e.print();
-            return if e.use_stderr() { Exit::Input.into() } else { Exit::Success.into() };
+            return if e.use_stderr() {
+                Exit::Input.into()
+            } else {
+                Exit::Success.into()
+            };
         }
     };
     init_tracing(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
-        Err(e) => return report(&CliError::input(format!("cannot start the async runtime: {e}")), cli.verbose),
+        Err(e) => {
+            return report(
+                &CliError::input(format!("cannot start the async runtime: {e}")),
+                cli.verbose,
+            );
+        }
     };
     let result = runtime.block_on(async {
         match cli.command {

@@ -12,11 +12,17 @@ impl Style {
     /// Styling for stderr, where all human output goes.
     pub(crate) fn stderr() -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Self { color: !no_color && std::io::stderr().is_terminal() }
+        Self {
+            color: !no_color && std::io::stderr().is_terminal(),
+        }
     }
 
     fn paint(self, code: &str, text: &str) -> String {
-        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
     }
 
     pub(crate) fn error(self, text: &str) -> String {

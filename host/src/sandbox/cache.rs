@@ -51,7 +51,10 @@ impl CompileCache {
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
         hasher.write(env!("CARGO_PKG_VERSION").as_bytes());
         let engine_key = Digest::of(&hasher.0.finalize());
-        Ok(Self { dir: dir.to_owned(), engine_key })
+        Ok(Self {
+            dir: dir.to_owned(),
+            engine_key,
+        })
     }
 
     /// Where the cache lives.
@@ -122,7 +125,10 @@ mod tests {
         let wasm = Digest::of(b"module");
         assert_eq!(cache.get(&wasm, "component"), None);
         cache.put(&wasm, "component", b"compiled")?;
-        assert_eq!(cache.get(&wasm, "component").as_deref(), Some(&b"compiled"[..]));
+        assert_eq!(
+            cache.get(&wasm, "component").as_deref(),
+            Some(&b"compiled"[..])
+        );
         assert_eq!(cache.get(&wasm, "module"), None, "kind is part of the key");
 
         let entry = cache.path(&wasm, "component");

@@ -59,6 +59,8 @@ impl Capabilities {
     /// Whether the task may write an output called `name`.
     #[must_use]
     pub fn may_write(&self, name: &Name) -> bool {
-        self.outputs.as_ref().is_none_or(|declared| declared.contains(name))
+        self.outputs
+            .as_ref()
+            .is_none_or(|declared| declared.contains(name))
     }
 }

@@ -29,7 +29,11 @@ pub struct EngineSettings {
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        Self { max_wasm_stack: 1 << 20, max_memory: 4 << 30, pool: None }
+        Self {
+            max_wasm_stack: 1 << 20,
+            max_memory: 4 << 30,
+            pool: None,
+        }
     }
 }
 
@@ -71,7 +75,9 @@ pub fn build(settings: &EngineSettings) -> wasmtime::Result<Engine> {
         config.wasm_features(feature, false);
     }
     if let Some(slots) = settings.pool {
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(settings, slots)));
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(
+            settings, slots,
+        )));
     }
     Engine::new(&config)
 }
@@ -110,16 +116,21 @@ impl EpochTicker {
         let stop = Arc::new(AtomicBool::new(false));
         let engine = engine.weak();
         let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new().name("cairn-epoch".into()).spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(EPOCH_TICK);
-                match engine.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => break,
+        let thread = std::thread::Builder::new()
+            .name("cairn-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
                 }
-            }
-        })?;
-        Ok(Self { stop, thread: Some(thread) })
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 

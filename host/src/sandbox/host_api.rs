@@ -27,7 +27,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-use cairn::task::types::{Error as WitError, Level as WitLevel};
+use self::cairn::task::types::{Error as WitError, Level as WitLevel};
+use self::cairn::task::{host as wit_host, types as wit_types};
 
 /// Receives each log line as the task emits it (secrets already masked).
 pub type LogSink = Arc<dyn Fn(&LogLine) + Send + Sync>;
@@ -76,9 +77,9 @@ fn parse_name(name: &str) -> Result<Name, WitError> {
     Name::new(name).map_err(|e| WitError::Invalid(e.to_string()))
 }
 
-impl cairn::task::types::Host for HostState {}
+impl wit_types::Host for HostState {}
 
-impl cairn::task::host::Host for HostState {
+impl wit_host::Host for HostState {
     fn inputs(&mut self) -> wasmtime::Result<Vec<String>> {
         Ok(self.inputs.keys().map(|n| n.as_str().to_owned()).collect())
     }
@@ -100,7 +101,8 @@ impl cairn::task::host::Host for HostState {
             }
             let mut bytes = Vec::new();
             // Bounded even if the file grows while we read it.
-            file.take(self.call_bytes.saturating_add(1)).read_to_end(&mut bytes)?;
+            file.take(self.call_bytes.saturating_add(1))
+                .read_to_end(&mut bytes)?;
             Ok((bytes.len() as u64 <= self.call_bytes).then_some(bytes))
         };
         match read() {
@@ -119,11 +121,19 @@ impl cairn::task::host::Host for HostState {
             Ok(name) => name,
             Err(e) => return Ok(Err(e)),
         };
-        if self.declared_outputs.as_ref().is_some_and(|d| !d.contains(&name)) {
-            return Ok(Err(self.deny(format!("write of undeclared output `{name}`"))));
+        if self
+            .declared_outputs
+            .as_ref()
+            .is_some_and(|d| !d.contains(&name))
+        {
+            return Ok(Err(
+                self.deny(format!("write of undeclared output `{name}`"))
+            ));
         }
         if self.written.iter().any(|o| o.name == name) {
-            return Ok(Err(WitError::Invalid(format!("output `{name}` was already written"))));
+            return Ok(Err(WitError::Invalid(format!(
+                "output `{name}` was already written"
+            ))));
         }
         let limit = self.call_bytes.min(self.output_limit);
         if data.len() as u64 > limit {
@@ -136,7 +146,12 @@ impl cairn::task::host::Host for HostState {
         };
         write().map_err(|e| wasmtime::format_err!("cannot store output `{name}`: {e}"))?;
         let digest = Digest::of(&data);
-        self.written.push(Output { name, path, size: data.len() as u64, digest });
+        self.written.push(Output {
+            name,
+            path,
+            size: data.len() as u64,
+            digest,
+        });
         Ok(Ok(()))
     }
 

@@ -101,7 +101,11 @@ pub(crate) struct Guard {
 
 impl Guard {
     pub(crate) fn new(limits: Limits) -> Self {
-        Self { limits, breach: None, cpu_ticks: 0 }
+        Self {
+            limits,
+            breach: None,
+            cpu_ticks: 0,
+        }
     }
 
     fn record(&mut self, breach: Breach) {
@@ -168,7 +172,10 @@ mod tests {
 
     #[test]
     fn memory_growth_beyond_limit_is_refused_and_remembered() {
-        let mut guard = Guard::new(Limits { memory: 1024, ..Limits::default() });
+        let mut guard = Guard::new(Limits {
+            memory: 1024,
+            ..Limits::default()
+        });
         assert!(guard.memory_growing(0, 1024, None).is_ok_and(|ok| ok));
         assert!(guard.memory_growing(1024, 1025, None).is_ok_and(|ok| !ok));
         assert!(guard.table_growing(0, usize::MAX, None).is_ok_and(|ok| !ok));
@@ -177,7 +184,10 @@ mod tests {
 
     #[test]
     fn cpu_budget_counts_ticks() {
-        let limits = Limits { cpu_time: EPOCH_TICK * 3, ..Limits::default() };
+        let limits = Limits {
+            cpu_time: EPOCH_TICK * 3,
+            ..Limits::default()
+        };
         let mut guard = Guard::new(limits);
         for _ in 0..3 {
             assert!(on_epoch_tick(&mut guard).is_ok());

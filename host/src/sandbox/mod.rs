@@ -45,7 +45,10 @@ pub(crate) struct ComponentState {
 
 impl WasiView for ComponentState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -72,7 +75,9 @@ pub struct Sandbox {
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox").field("cache", &self.cache).finish_non_exhaustive()
+        f.debug_struct("Sandbox")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
     }
 }
 
@@ -84,7 +89,10 @@ pub enum SetupError {
     #[error("cannot start the epoch clock thread: {0}")]
     Ticker(std::io::Error),
     #[error("cannot use compile cache directory `{}`: {source}", dir.display())]
-    Cache { dir: std::path::PathBuf, source: std::io::Error },
+    Cache {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Sandbox {
@@ -100,16 +108,26 @@ impl Sandbox {
         let component_linker =
             component_linker(&engine).map_err(|e| SetupError::Engine(format!("{e:#}")))?;
         let mut module_linker = wasmtime::Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut module_linker, |s: &mut ModuleState| &mut s.wasi)
-            .map_err(|e| SetupError::Engine(format!("{e:#}")))?;
+        wasmtime_wasi::p1::add_to_linker_async(&mut module_linker, |s: &mut ModuleState| {
+            &mut s.wasi
+        })
+        .map_err(|e| SetupError::Engine(format!("{e:#}")))?;
         let cache = cache_dir
             .map(|dir| {
-                CompileCache::open(dir, &engine)
-                    .map_err(|source| SetupError::Cache { dir: dir.to_owned(), source })
+                CompileCache::open(dir, &engine).map_err(|source| SetupError::Cache {
+                    dir: dir.to_owned(),
+                    source,
+                })
             })
             .transpose()?;
         let ticker = engine::EpochTicker::start(&engine).map_err(SetupError::Ticker)?;
-        Ok(Self { engine, component_linker, module_linker, cache, _ticker: ticker })
+        Ok(Self {
+            engine,
+            component_linker,
+            module_linker,
+            cache,
+            _ticker: ticker,
+        })
     }
 
     /// The engine, for benchmarks and tools that compare against it.

@@ -40,7 +40,10 @@ pub enum Outcome {
     /// exit status). `transient` failures may be retried.
     GuestError { message: String, transient: bool },
     /// The guest trapped: a wasm trap, a panic, an abort, a stack overflow.
-    Trap { reason: String, backtrace: Option<String> },
+    Trap {
+        reason: String,
+        backtrace: Option<String>,
+    },
     /// A time limit ran out.
     Timeout { clock: Clock, limit: Duration },
     /// The guest tried to grow memory or a table past its limit, then failed.
@@ -94,28 +97,64 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Success => f.write_str("succeeded"),
-            Self::GuestError { message, transient: true } => {
+            Self::GuestError {
+                message,
+                transient: true,
+            } => {
                 write!(f, "failed (transient): {message}")
             }
-            Self::GuestError { message, transient: false } => write!(f, "failed: {message}"),
+            Self::GuestError {
+                message,
+                transient: false,
+            } => write!(f, "failed: {message}"),
             Self::Trap { reason, .. } => write!(f, "trapped: {reason}"),
-            Self::Timeout { clock: Clock::Cpu, limit } => {
+            Self::Timeout {
+                clock: Clock::Cpu,
+                limit,
+            } => {
                 write!(f, "timed out: cpu time limit of {} exceeded", secs(*limit))
             }
-            Self::Timeout { clock: Clock::Wall, limit } => {
-                write!(f, "timed out: wall-clock limit of {} exceeded", secs(*limit))
+            Self::Timeout {
+                clock: Clock::Wall,
+                limit,
+            } => {
+                write!(
+                    f,
+                    "timed out: wall-clock limit of {} exceeded",
+                    secs(*limit)
+                )
             }
-            Self::ResourceLimit { resource: Resource::Memory, limit } => {
-                write!(f, "memory limit exceeded: the task may use {}", bytes(*limit))
+            Self::ResourceLimit {
+                resource: Resource::Memory,
+                limit,
+            } => {
+                write!(
+                    f,
+                    "memory limit exceeded: the task may use {}",
+                    bytes(*limit)
+                )
             }
-            Self::ResourceLimit { resource: Resource::Table, limit } => {
+            Self::ResourceLimit {
+                resource: Resource::Table,
+                limit,
+            } => {
                 write!(f, "table limit exceeded: a table may hold {limit} elements")
             }
-            Self::ResourceLimit { resource: Resource::Handles, limit } => {
-                write!(f, "handle limit exceeded: the task may hold {limit} open handles")
+            Self::ResourceLimit {
+                resource: Resource::Handles,
+                limit,
+            } => {
+                write!(
+                    f,
+                    "handle limit exceeded: the task may hold {limit} open handles"
+                )
             }
             Self::OutputLimit { stream, limit } => {
-                write!(f, "output limit exceeded: {stream} may hold {}", bytes(*limit))
+                write!(
+                    f,
+                    "output limit exceeded: {stream} may hold {}",
+                    bytes(*limit)
+                )
             }
             Self::InvalidOutput { name, reason } => write!(f, "invalid output `{name}`: {reason}"),
             Self::Instantiation { message } => write!(f, "could not start: {message}"),
@@ -132,7 +171,7 @@ fn secs(d: Duration) -> String {
 pub fn bytes(n: u64) -> String {
     const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
     for (unit, size) in UNITS {
-        if n >= size && n % size == 0 {
+        if n >= size && n.is_multiple_of(size) {
             return format!("{} {unit}", n / size);
         }
     }
@@ -210,10 +249,34 @@ mod tests {
 
     #[test]
     fn retry_classification() {
-        assert!(Outcome::Timeout { clock: Clock::Wall, limit: Duration::from_secs(1) }.is_retriable());
-        assert!(Outcome::GuestError { message: "x".into(), transient: true }.is_retriable());
-        assert!(!Outcome::GuestError { message: "x".into(), transient: false }.is_retriable());
-        assert!(!Outcome::ResourceLimit { resource: Resource::Memory, limit: 1 }.is_retriable());
+        assert!(
+            Outcome::Timeout {
+                clock: Clock::Wall,
+                limit: Duration::from_secs(1)
+            }
+            .is_retriable()
+        );
+        assert!(
+            Outcome::GuestError {
+                message: "x".into(),
+                transient: true
+            }
+            .is_retriable()
+        );
+        assert!(
+            !Outcome::GuestError {
+                message: "x".into(),
+                transient: false
+            }
+            .is_retriable()
+        );
+        assert!(
+            !Outcome::ResourceLimit {
+                resource: Resource::Memory,
+                limit: 1
+            }
+            .is_retriable()
+        );
     }
 
     #[test]

@@ -107,7 +107,10 @@ impl Program {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read `{}`: {source}; check the path", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "`{}` is not a WebAssembly file (it starts with {found}); pass a `.wasm` built with `cargo build --target wasm32-wasip2`",
         path.display()
@@ -122,7 +125,11 @@ pub enum LoadError {
         "`{}` has sha256 {actual}, but the pin requires {expected}; rebuild the task or update the pin",
         path.display()
     )]
-    PinMismatch { path: PathBuf, expected: Digest, actual: Digest },
+    PinMismatch {
+        path: PathBuf,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("`{}` is not valid WebAssembly: {message}; rebuild it with a current toolchain", path.display())]
     Invalid { path: PathBuf, message: String },
     #[error(
@@ -140,8 +147,6 @@ pub enum LoadError {
         path.display()
     )]
     Link { path: PathBuf, message: String },
-    #[error("`{}` could not be prepared: {message}", path.display())]
-    Engine { path: PathBuf, message: String },
 }
 
 /// What a byte string is, judged by its header.
@@ -153,20 +158,33 @@ enum Shape {
 fn shape(path: &Path, bytes: &[u8]) -> Result<Shape, LoadError> {
     let header = |n: usize| {
         let shown: Vec<String> = bytes.iter().take(n).map(|b| format!("{b:02x}")).collect();
-        if shown.is_empty() { "nothing (it is empty)".to_owned() } else { format!("`{}`", shown.join(" ")) }
+        if shown.is_empty() {
+            "no bytes at all".to_owned()
+        } else {
+            format!("`{}`", shown.join(" "))
+        }
     };
     if !bytes.starts_with(b"\0asm") {
-        return Err(LoadError::NotWasm { path: path.to_owned(), found: header(4) });
+        return Err(LoadError::NotWasm {
+            path: path.to_owned(),
+            found: header(4),
+        });
     }
     match bytes.get(4..8) {
         Some([1, 0, 0, 0]) => Ok(Shape::Module),
         Some([0x0d, 0, 1, 0]) => Ok(Shape::Component),
-        _ => Err(LoadError::UnsupportedVersion { path: path.to_owned(), found: header(8) }),
+        _ => Err(LoadError::UnsupportedVersion {
+            path: path.to_owned(),
+            found: header(8),
+        }),
     }
 }
 
 fn invalid(path: &Path, e: &wasmtime::Error) -> LoadError {
-    LoadError::Invalid { path: path.to_owned(), message: format!("{e:#}") }
+    LoadError::Invalid {
+        path: path.to_owned(),
+        message: format!("{e:#}"),
+    }
 }
 
 impl Sandbox {
@@ -178,8 +196,10 @@ impl Sandbox {
     /// A [`LoadError`] for unreadable, non-wasm, mismatched, invalid or
     /// unlinkable files.
     pub fn load(&self, path: &Path, pin: Option<&Digest>) -> Result<Program, LoadError> {
-        let bytes = std::fs::read(path)
-            .map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         self.load_bytes(path, &bytes, pin)
     }
 
@@ -199,39 +219,75 @@ impl Sandbox {
         if let Some(expected) = pin
             && *expected != digest
         {
-            return Err(LoadError::PinMismatch { path: path.to_owned(), expected: *expected, actual: digest });
+            return Err(LoadError::PinMismatch {
+                path: path.to_owned(),
+                expected: *expected,
+                actual: digest,
+            });
         }
-        let name = path.file_stem().map_or_else(|| "task".to_owned(), |s| s.to_string_lossy().into_owned());
+        let name = path
+            .file_stem()
+            .map_or_else(|| "task".to_owned(), |s| s.to_string_lossy().into_owned());
         let size = bytes.len() as u64;
         let started = Instant::now();
         let (linked, kind, cache_hit) = match shape(path, bytes)? {
             Shape::Component => {
-                let (component, hit) = self.compile(path, bytes, &digest, "component", |e, b| {
-                    Component::new(e, b).map(|c| (c.serialize(), c))
-                }, |e, code| {
-                    // SAFETY: `code` was produced by `Component::serialize` on an
-                    // engine with this configuration (the cache key includes the
-                    // engine's compatibility hash) and passed the cache's sha256
-                    // integrity check; the cache directory is private to this user.
-                    #[expect(unsafe_code, reason = "deserializing our own cached, integrity-checked code")]
-                    unsafe { Component::deserialize(e, code) }
-                })?;
+                let (component, hit) = self.compile(
+                    path,
+                    bytes,
+                    &digest,
+                    "component",
+                    |e, b| Component::new(e, b).map(|c| (c.serialize(), c)),
+                    |e, code| {
+                        // SAFETY: `code` was produced by `Component::serialize` on an
+                        // engine with this configuration (the cache key includes the
+                        // engine's compatibility hash) and passed the cache's sha256
+                        // integrity check; the cache directory is private to this user.
+                        #[expect(
+                            unsafe_code,
+                            reason = "deserializing our own cached, integrity-checked code"
+                        )]
+                        unsafe {
+                            Component::deserialize(e, code)
+                        }
+                    },
+                )?;
                 let (linked, kind) = self.link_component(path, &component)?;
                 (linked, kind, hit)
             }
             Shape::Module => {
-                let (module, hit) = self.compile(path, bytes, &digest, "module", |e, b| {
-                    Module::new(e, b).map(|m| (m.serialize(), m))
-                }, |e, code| {
-                    // SAFETY: as for components above.
-                    #[expect(unsafe_code, reason = "deserializing our own cached, integrity-checked code")]
-                    unsafe { Module::deserialize(e, code) }
-                })?;
+                let (module, hit) = self.compile(
+                    path,
+                    bytes,
+                    &digest,
+                    "module",
+                    |e, b| Module::new(e, b).map(|m| (m.serialize(), m)),
+                    |e, code| {
+                        // SAFETY: as for components above.
+                        #[expect(
+                            unsafe_code,
+                            reason = "deserializing our own cached, integrity-checked code"
+                        )]
+                        unsafe {
+                            Module::deserialize(e, code)
+                        }
+                    },
+                )?;
                 (self.link_module(path, &module)?, Kind::CoreCommand, hit)
             }
         };
-        let load = LoadStats { cache_hit, compile: started.elapsed(), size };
-        Ok(Program { linked, kind, digest, name, load })
+        let load = LoadStats {
+            cache_hit,
+            compile: started.elapsed(),
+            size,
+        };
+        Ok(Program {
+            linked,
+            kind,
+            digest,
+            name,
+            load,
+        })
     }
 
     /// Compile `bytes`, or load their cached code; store fresh code.
@@ -269,23 +325,45 @@ impl Sandbox {
         Ok((compiled, false))
     }
 
-    fn link_component(&self, path: &Path, component: &Component) -> Result<(Linked, Kind), LoadError> {
+    fn link_component(
+        &self,
+        path: &Path,
+        component: &Component,
+    ) -> Result<(Linked, Kind), LoadError> {
         let ty = component.component_type();
-        let exports: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_owned()).collect();
-        let is_task = ty
+        let exports: Vec<String> = ty
             .exports(&self.engine)
-            .any(|(name, item)| name == "run" && matches!(item.ty, ComponentItem::ComponentFunc(_)));
-        let is_command = exports.iter().any(|name| name.starts_with("wasi:cli/run@0.2"));
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let is_task = ty.exports(&self.engine).any(|(name, item)| {
+            name == "run" && matches!(item.ty, ComponentItem::ComponentFunc(_))
+        });
+        let is_command = exports
+            .iter()
+            .any(|name| name.starts_with("wasi:cli/run@0.2"));
         if !is_task && !is_command {
             let exports = if exports.is_empty() {
                 "nothing".to_owned()
             } else {
-                exports.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+                exports
+                    .iter()
+                    .map(|e| format!("`{e}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
-            return Err(LoadError::NotATask { path: path.to_owned(), exports });
+            return Err(LoadError::NotATask {
+                path: path.to_owned(),
+                exports,
+            });
         }
-        let link = |e: wasmtime::Error| LoadError::Link { path: path.to_owned(), message: format!("{e:#}") };
-        let pre = self.component_linker.instantiate_pre(component).map_err(link)?;
+        let link = |e: wasmtime::Error| LoadError::Link {
+            path: path.to_owned(),
+            message: format!("{e:#}"),
+        };
+        let pre = self
+            .component_linker
+            .instantiate_pre(component)
+            .map_err(link)?;
         if is_task {
             let pre = TaskPre::new(pre).map_err(link)?;
             Ok((Linked::Task(pre), Kind::CairnTask))
@@ -300,12 +378,17 @@ impl Sandbox {
             .exports()
             .any(|e| e.name() == "_start" && e.ty().func().is_some());
         if !has_start {
-            return Err(LoadError::CoreNotCommand { path: path.to_owned() });
+            return Err(LoadError::CoreNotCommand {
+                path: path.to_owned(),
+            });
         }
-        let pre = self.module_linker.instantiate_pre(module).map_err(|e| LoadError::Link {
-            path: path.to_owned(),
-            message: format!("{e:#}"),
-        })?;
+        let pre = self
+            .module_linker
+            .instantiate_pre(module)
+            .map_err(|e| LoadError::Link {
+                path: path.to_owned(),
+                message: format!("{e:#}"),
+            })?;
         Ok(Linked::Core(pre))
     }
 }

@@ -58,9 +58,17 @@ impl std::fmt::Debug for TaskSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("cannot mount `{}` at `{guest}`: {source}; check that the directory exists", host.display())]
-    Mount { host: PathBuf, guest: String, source: wasmtime::Error },
+    Mount {
+        host: PathBuf,
+        guest: String,
+        source: wasmtime::Error,
+    },
     #[error("cannot prepare input `{name}` from `{}`: {source}", path.display())]
-    Input { name: Name, path: PathBuf, source: std::io::Error },
+    Input {
+        name: Name,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot prepare the task's directories: {0}")]
     Staging(std::io::Error),
 }
@@ -71,16 +79,28 @@ const MAX_OUTPUT_ENTRIES: usize = 1024;
 /// How the bounded part of an attempt ended.
 enum Ended<R> {
     Returned(R),
-    Failed { error: wasmtime::Error, instantiating: bool },
+    Failed {
+        error: wasmtime::Error,
+        instantiating: bool,
+    },
     WallTimeout,
-    OutputFlood { stream: String, limit: u64 },
+    OutputFlood {
+        stream: String,
+        limit: u64,
+    },
 }
 
 impl<R> Ended<R> {
     fn map<U>(self, f: impl FnOnce(R) -> U) -> Ended<U> {
         match self {
             Self::Returned(r) => Ended::Returned(f(r)),
-            Self::Failed { error, instantiating } => Ended::Failed { error, instantiating },
+            Self::Failed {
+                error,
+                instantiating,
+            } => Ended::Failed {
+                error,
+                instantiating,
+            },
             Self::WallTimeout => Ended::WallTimeout,
             Self::OutputFlood { stream, limit } => Ended::OutputFlood { stream, limit },
         }
@@ -113,11 +133,12 @@ impl Sandbox {
                 MountMode::Ro => FsPerms::ReadOnly,
                 MountMode::Rw => FsPerms::ReadWrite,
             };
-            wasi.preopened_dir(&mount.host, &mount.guest, perms).map_err(|source| RunError::Mount {
-                host: mount.host.clone(),
-                guest: mount.guest.clone(),
-                source,
-            })?;
+            wasi.preopened_dir(&mount.host, &mount.guest, perms)
+                .map_err(|source| RunError::Mount {
+                    host: mount.host.clone(),
+                    guest: mount.guest.clone(),
+                    source,
+                })?;
         }
         let is_command = program.kind() != Kind::CairnTask;
         // Kept alive until the attempt ends: the guest's `/inputs`.
@@ -138,7 +159,10 @@ impl Sandbox {
                 let host = host_state(spec, redactor.clone());
                 let mut store = component_store(pre.engine(), wasi.build(), guard, host, limits);
                 let ended = bounded(limits, None, async {
-                    let task = pre.instantiate_async(&mut store).await.map_err(|e| (e, true))?;
+                    let task = pre
+                        .instantiate_async(&mut store)
+                        .await
+                        .map_err(|e| (e, true))?;
                     task.call_run(&mut store).await.map_err(|e| (e, false))
                 })
                 .await;
@@ -149,8 +173,14 @@ impl Sandbox {
                 let host = host_state(spec, redactor.clone());
                 let mut store = component_store(pre.engine(), wasi.build(), guard, host, limits);
                 let ended = bounded(limits, Some(&spec.outputs_dir), async {
-                    let cmd = pre.instantiate_async(&mut store).await.map_err(|e| (e, true))?;
-                    cmd.wasi_cli_run().call_run(&mut store).await.map_err(|e| (e, false))
+                    let cmd = pre
+                        .instantiate_async(&mut store)
+                        .await
+                        .map_err(|e| (e, true))?;
+                    cmd.wasi_cli_run()
+                        .call_run(&mut store)
+                        .await
+                        .map_err(|e| (e, false))
                 })
                 .await;
                 let state = store.into_data();
@@ -166,11 +196,17 @@ impl Sandbox {
                 let mut store = Store::new(pre.module().engine(), ModuleState { wasi: p1, guard });
                 bound_store(&mut store, |s| &mut s.guard);
                 let ended = bounded(limits, Some(&spec.outputs_dir), async {
-                    let instance = pre.instantiate_async(&mut store).await.map_err(|e| (e, true))?;
+                    let instance = pre
+                        .instantiate_async(&mut store)
+                        .await
+                        .map_err(|e| (e, true))?;
                     let start = instance
                         .get_typed_func::<(), ()>(&mut store, "_start")
                         .map_err(|e| (e, true))?;
-                    start.call_async(&mut store, ()).await.map_err(|e| (e, false))
+                    start
+                        .call_async(&mut store, ())
+                        .await
+                        .map_err(|e| (e, false))
                 })
                 .await;
                 let state = store.into_data();
@@ -182,7 +218,9 @@ impl Sandbox {
         let mut outputs = Vec::new();
         if outcome.is_success() {
             match host.as_ref() {
-                Some(host) if program.kind() == Kind::CairnTask => outputs.clone_from(&host.written),
+                Some(host) if program.kind() == Kind::CairnTask => {
+                    outputs.clone_from(&host.written)
+                }
                 _ => match collect_outputs(&spec.outputs_dir, &spec.caps) {
                     Ok(collected) => outputs = collected,
                     Err(invalid) => outcome = invalid,
@@ -202,12 +240,19 @@ impl Sandbox {
     }
 }
 
-fn preopen(wasi: &mut WasiCtxBuilder, host: &Path, guest: &str, perms: FsPerms) -> Result<(), RunError> {
-    wasi.preopened_dir(host, guest, perms).map(|_| ()).map_err(|source| RunError::Mount {
-        host: host.to_owned(),
-        guest: guest.to_owned(),
-        source,
-    })
+fn preopen(
+    wasi: &mut WasiCtxBuilder,
+    host: &Path,
+    guest: &str,
+    perms: FsPerms,
+) -> Result<(), RunError> {
+    wasi.preopened_dir(host, guest, perms)
+        .map(|_| ())
+        .map_err(|source| RunError::Mount {
+            host: host.to_owned(),
+            guest: guest.to_owned(),
+            source,
+        })
 }
 
 fn host_state(spec: &TaskSpec, redactor: Arc<Redactor>) -> HostState {
@@ -238,7 +283,15 @@ fn component_store(
 ) -> Store<ComponentState> {
     let mut table = ResourceTable::new();
     table.set_max_capacity(limits.handles);
-    let mut store = Store::new(engine, ComponentState { wasi, table, guard, host });
+    let mut store = Store::new(
+        engine,
+        ComponentState {
+            wasi,
+            table,
+            guard,
+            host,
+        },
+    );
     bound_store(&mut store, |s| &mut s.guard);
     store
 }
@@ -258,7 +311,9 @@ async fn bounded<R>(
     work: impl Future<Output = Result<R, (wasmtime::Error, bool)>>,
 ) -> Ended<R> {
     let watch = async {
-        let Some(dir) = outputs else { return std::future::pending().await };
+        let Some(dir) = outputs else {
+            return std::future::pending().await;
+        };
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         loop {
             tick.tick().await;
@@ -284,11 +339,16 @@ fn outputs_flood(dir: &Path, limits: &Limits) -> Option<(String, u64)> {
     let mut entries = 0usize;
     let mut pending = vec![dir.to_owned()];
     while let Some(current) = pending.pop() {
-        let Ok(read) = std::fs::read_dir(&current) else { continue };
+        let Ok(read) = std::fs::read_dir(&current) else {
+            continue;
+        };
         for entry in read.flatten() {
             entries += 1;
             if entries > MAX_OUTPUT_ENTRIES {
-                return Some(("the number of entries under /outputs".into(), MAX_OUTPUT_ENTRIES as u64));
+                return Some((
+                    "the number of entries under /outputs".into(),
+                    MAX_OUTPUT_ENTRIES as u64,
+                ));
             }
             let Ok(meta) = entry.metadata() else { continue };
             if meta.is_dir() {
@@ -311,8 +371,14 @@ fn outputs_flood(dir: &Path, limits: &Limits) -> Option<(String, u64)> {
 fn task_result(result: Result<(), Failure>) -> Outcome {
     match result {
         Ok(()) => Outcome::Success,
-        Err(Failure::Transient(message)) => Outcome::GuestError { message, transient: true },
-        Err(Failure::Permanent(message)) => Outcome::GuestError { message, transient: false },
+        Err(Failure::Transient(message)) => Outcome::GuestError {
+            message,
+            transient: true,
+        },
+        Err(Failure::Permanent(message)) => Outcome::GuestError {
+            message,
+            transient: false,
+        },
     }
 }
 
@@ -320,7 +386,10 @@ fn exited(code: i32) -> Outcome {
     if code == 0 {
         Outcome::Success
     } else {
-        Outcome::GuestError { message: format!("exited with status {code}"), transient: false }
+        Outcome::GuestError {
+            message: format!("exited with status {code}"),
+            transient: false,
+        }
     }
 }
 
@@ -334,54 +403,105 @@ fn classify(
     let limits = &guard.limits;
     let (error, instantiating) = match ended {
         Ended::Returned(outcome) => return outcome,
-        Ended::WallTimeout => return Outcome::Timeout { clock: Clock::Wall, limit: limits.timeout },
+        Ended::WallTimeout => {
+            return Outcome::Timeout {
+                clock: Clock::Wall,
+                limit: limits.timeout,
+            };
+        }
         Ended::OutputFlood { stream, limit } => return Outcome::OutputLimit { stream, limit },
-        Ended::Failed { error, instantiating } => (error, instantiating),
+        Ended::Failed {
+            error,
+            instantiating,
+        } => (error, instantiating),
     };
     if guard.breach == Some(Breach::Cpu) {
-        return Outcome::Timeout { clock: Clock::Cpu, limit: limits.cpu_time };
+        return Outcome::Timeout {
+            clock: Clock::Cpu,
+            limit: limits.cpu_time,
+        };
     }
     if stdout.overflowed() {
-        return Outcome::OutputLimit { stream: "stdout".into(), limit: limits.stdout };
+        return Outcome::OutputLimit {
+            stream: "stdout".into(),
+            limit: limits.stdout,
+        };
     }
     if stderr.overflowed() {
-        return Outcome::OutputLimit { stream: "stderr".into(), limit: limits.stderr };
+        return Outcome::OutputLimit {
+            stream: "stderr".into(),
+            limit: limits.stderr,
+        };
     }
     if host.is_some_and(|h| h.logs_overflowed) {
-        return Outcome::OutputLimit { stream: "logs".into(), limit: limits.logs };
+        return Outcome::OutputLimit {
+            stream: "logs".into(),
+            limit: limits.logs,
+        };
     }
     match guard.breach {
         Some(Breach::Memory) => {
-            return Outcome::ResourceLimit { resource: Resource::Memory, limit: limits.memory };
+            return Outcome::ResourceLimit {
+                resource: Resource::Memory,
+                limit: limits.memory,
+            };
         }
         Some(Breach::Table) => {
-            return Outcome::ResourceLimit { resource: Resource::Table, limit: limits.table_elements };
+            return Outcome::ResourceLimit {
+                resource: Resource::Table,
+                limit: limits.table_elements,
+            };
         }
         _ => {}
     }
     if let Some(exit) = error.downcast_ref::<I32Exit>() {
         return exited(exit.0);
     }
-    if error.chain().any(|e| matches!(e.downcast_ref(), Some(wasmtime::component::ResourceTableError::Full))) {
-        return Outcome::ResourceLimit { resource: Resource::Handles, limit: limits.handles as u64 };
+    if error.chain().any(|e| {
+        matches!(
+            e.downcast_ref(),
+            Some(wasmtime::component::ResourceTableError::Full)
+        )
+    }) {
+        return Outcome::ResourceLimit {
+            resource: Resource::Handles,
+            limit: limits.handles as u64,
+        };
     }
-    let backtrace = error.downcast_ref::<wasmtime::WasmBacktrace>().map(|bt| bt.to_string());
+    let backtrace = error
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(|bt| bt.to_string());
     if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
-        return Outcome::Trap { reason: trap.to_string(), backtrace };
+        return Outcome::Trap {
+            reason: trap.to_string(),
+            backtrace,
+        };
     }
     if instantiating {
-        return Outcome::Instantiation { message: format!("{error:#}") };
+        return Outcome::Instantiation {
+            message: format!("{error:#}"),
+        };
     }
-    Outcome::Trap { reason: format!("{error:#}"), backtrace }
+    Outcome::Trap {
+        reason: format!("{error:#}"),
+        backtrace,
+    }
 }
 
 /// A private directory holding the task's inputs under their names, for the
 /// guest's read-only `/inputs`. Files are hard-linked where possible (no copy;
 /// the guest cannot write through a read-only mount), copied otherwise.
 fn stage_inputs(caps: &Capabilities) -> Result<tempfile::TempDir, RunError> {
-    let dir = tempfile::Builder::new().prefix("cairn-inputs-").tempdir().map_err(RunError::Staging)?;
+    let dir = tempfile::Builder::new()
+        .prefix("cairn-inputs-")
+        .tempdir()
+        .map_err(RunError::Staging)?;
     for (name, path) in &caps.inputs {
-        let err = |source| RunError::Input { name: name.clone(), path: path.clone(), source };
+        let err = |source| RunError::Input {
+            name: name.clone(),
+            path: path.clone(),
+            source,
+        };
         let source = std::fs::canonicalize(path).map_err(err)?;
         if !std::fs::metadata(&source).map_err(err)?.is_file() {
             return Err(err(std::io::Error::other("not a regular file")));
@@ -398,22 +518,37 @@ fn stage_inputs(caps: &Capabilities) -> Result<tempfile::TempDir, RunError> {
 /// with valid, allowed names. Anything else fails the attempt; nothing is
 /// ever followed through a symlink.
 fn collect_outputs(dir: &Path, caps: &Capabilities) -> Result<Vec<Output>, Outcome> {
-    let invalid = |name: &str, reason: &str| Outcome::InvalidOutput { name: name.to_owned(), reason: reason.to_owned() };
-    let read = std::fs::read_dir(dir).map_err(|e| invalid("/outputs", &format!("cannot list: {e}")))?;
+    let invalid = |name: &str, reason: &str| Outcome::InvalidOutput {
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let read =
+        std::fs::read_dir(dir).map_err(|e| invalid("/outputs", &format!("cannot list: {e}")))?;
     let mut outputs = Vec::new();
     for entry in read {
         let entry = entry.map_err(|e| invalid("/outputs", &format!("cannot list: {e}")))?;
         let file_name = entry.file_name().to_string_lossy().into_owned();
-        let meta = entry.path().symlink_metadata().map_err(|e| invalid(&file_name, &e.to_string()))?;
+        let meta = entry
+            .path()
+            .symlink_metadata()
+            .map_err(|e| invalid(&file_name, &e.to_string()))?;
         if !meta.file_type().is_file() {
-            return Err(invalid(&file_name, "outputs must be regular files (not links or directories)"));
+            return Err(invalid(
+                &file_name,
+                "outputs must be regular files (not links or directories)",
+            ));
         }
         let name = Name::new(&file_name).map_err(|e| invalid(&file_name, &e.to_string()))?;
         if !caps.may_write(&name) {
             return Err(invalid(&file_name, "the task does not declare this output"));
         }
         let bytes = std::fs::read(entry.path()).map_err(|e| invalid(&file_name, &e.to_string()))?;
-        outputs.push(Output { name, path: entry.path(), size: meta.len(), digest: Digest::of(&bytes) });
+        outputs.push(Output {
+            name,
+            path: entry.path(),
+            size: meta.len(),
+            digest: Digest::of(&bytes),
+        });
     }
     outputs.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(outputs)

@@ -30,7 +30,11 @@ pub(crate) struct Capture(Arc<Mutex<State>>);
 impl Capture {
     pub(crate) fn new(limit: u64) -> Self {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        Self(Arc::new(Mutex::new(State { buf: Vec::new(), limit, overflowed: false })))
+        Self(Arc::new(Mutex::new(State {
+            buf: Vec::new(),
+            limit,
+            overflowed: false,
+        })))
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -84,7 +88,9 @@ impl OutputStream for Capture {
         if self.append(&bytes) {
             Ok(())
         } else {
-            Err(StreamError::Trap(wasmtime::format_err!("output limit exceeded")))
+            Err(StreamError::Trap(wasmtime::format_err!(
+                "output limit exceeded"
+            )))
         }
     }
 
@@ -99,7 +105,11 @@ impl OutputStream for Capture {
 }
 
 impl AsyncWrite for Capture {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         if self.append(buf) {
             Poll::Ready(Ok(buf.len()))
         } else {

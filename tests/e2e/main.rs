@@ -1,0 +1,14 @@
+//! End-to-end tests: the real `cairn` binary on real compiled guests.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests fail loudly by design"
+)]
+
+mod bad_input;
+mod exec;
+mod hostile;
+mod isolation;
+mod support;

@@ -1,0 +1,128 @@
+//! Running the real `cairn` binary from tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The `cairn` binary built by this same `cargo test` run.
+pub fn cairn_bin() -> PathBuf {
+    // This test binary is <target>/<profile>/deps/e2e-<hash>.
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target layout");
+    let bin = profile_dir.join(format!("cairn{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// A `cairn` command with a shared compile cache under the target directory
+/// and a canary variable in its environment that no guest may ever see.
+pub fn cairn() -> Command {
+    let bin = cairn_bin();
+    let cache = bin.parent().expect("profile dir").join("e2e-compile-cache");
+    let mut cmd = Command::new(bin);
+    cmd.env("CAIRN_CACHE_DIR", cache)
+        .env("CAIRN_CANARY", "ambient-canary-value")
+        .env_remove("NO_COLOR");
+    cmd
+}
+
+/// What one run of `cairn` did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout parsed as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Run `cairn` with `args` in `dir`.
+pub fn run_in(dir: &Path, args: &[&str]) -> Run {
+    let out = cairn()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run cairn");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        !run.stderr.contains("panicked"),
+        "cairn panicked:\n{}",
+        run.stderr
+    );
+    run
+}
+
+/// `cairn exec WASM --json ARGS...` in `dir`; returns the run and its JSON.
+pub fn exec_json(dir: &Path, wasm: &str, args: &[&str]) -> (Run, Value) {
+    let mut all = vec!["exec", wasm, "--json"];
+    all.extend_from_slice(args);
+    let run = run_in(dir, &all);
+    let json = run.json();
+    (run, json)
+}
+
+/// A scratch directory with a file outside any mount, to prove it survives.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+pub const OUTSIDE: &str = "outside.txt";
+pub const OUTSIDE_TEXT: &str = "must never be read or changed by a guest\n";
+
+impl Scratch {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(OUTSIDE), OUTSIDE_TEXT).expect("write outside file");
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn mkdir(&self, name: &str) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::create_dir_all(&path).expect("mkdir");
+        path
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    /// Panic unless the file outside every mount is exactly as created.
+    pub fn assert_outside_untouched(&self) {
+        let text =
+            std::fs::read_to_string(self.path().join(OUTSIDE)).expect("outside file still exists");
+        assert_eq!(
+            text, OUTSIDE_TEXT,
+            "a guest changed a file outside its mounts"
+        );
+    }
+}
+
+/// The `kind` of a JSON outcome.
+pub fn outcome_kind(json: &Value) -> &str {
+    json["outcome"]["kind"].as_str().unwrap_or("<none>")
+}

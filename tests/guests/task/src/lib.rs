@@ -1,0 +1,83 @@
+//! A Cairn task for tests. Its `mode` input picks what it does; the
+//! well-behaved default echoes its `text` input to its `echo` output.
+#![forbid(unsafe_code)]
+
+use cairn_guest::{Error, HostError, Task, info, input, output, secret};
+
+struct TestTask;
+
+impl Task for TestTask {
+    fn run() -> cairn_guest::Result<()> {
+        let mode = input::string_or("mode", "echo")?;
+        match mode.trim() {
+            "echo" => {
+                let text = input::string_or("text", "")?;
+                info!("inputs: {:?}", input::names());
+                output::write("echo", text)?;
+            }
+            "secret" => {
+                // Declared: print it (the host must mask it) and use it.
+                let token = secret("token")?;
+                println!("token is {} / {}", token.expose(), encode(token.expose()));
+                info!("logged token {}", token.expose());
+                output::write("echo", "used the token")?;
+            }
+            "undeclared-secret" => match secret("db-password") {
+                Err(HostError::NotFound(name)) => {
+                    return Err(Error::permanent(format!("no secret `{name}` for me")));
+                }
+                Err(other) => return Err(Error::permanent(format!("unexpected: {other:?}"))),
+                Ok(_) => return Err(Error::permanent("ESCAPED: got an undeclared secret")),
+            },
+            "bad-names" => {
+                for name in ["../escape", "/etc/passwd", "a/b", "", "x".repeat(65).as_str()] {
+                    match output::write(name, "x") {
+                        Err(HostError::Invalid(_)) => println!("refused output {name:?}"),
+                        other => println!("ESCAPED output {name:?}: {other:?}"),
+                    }
+                    match input::bytes(name) {
+                        Err(HostError::Invalid(_)) => println!("refused input {name:?}"),
+                        other => println!("ESCAPED input {name:?}: {other:?}"),
+                    }
+                }
+            }
+            "write-twice" => {
+                output::write("echo", "one")?;
+                output::write("echo", "two")?;
+            }
+            "undeclared-output" => output::write("sneaky", "x")?,
+            "too-large" => output::write("echo", vec![0u8; 2 << 20])?,
+            "log-flood" => loop {
+                info!("{}", "z".repeat(4096));
+            },
+            "transient" => return Err(Error::transient("upstream unavailable")),
+            "permanent" => return Err(Error::permanent("bad data in row 7")),
+            "panic" => panic!("task panicked on purpose"),
+            "spin" => loop {
+                std::hint::black_box(0u64);
+            },
+            other => return Err(Error::permanent(format!("unknown mode `{other}`"))),
+        }
+        Ok(())
+    }
+}
+
+fn encode(s: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = s.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+cairn_guest::export!(TestTask);
