@@ -92,19 +92,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             release("wasm32-wasip1", &format!("{command}.wasm")),
         )?;
     }
-    for wat in [
-        "table_bomb",
-        "deep_recursion",
-        "no_start",
-        "empty_component",
-    ] {
-        let source = workspace
-            .join("tests/guests/wat")
-            .join(format!("{wat}.wat"));
-        let binary = wat::parse_file(&source)?;
-        let path = out_dir.join(format!("{wat}.wasm"));
-        std::fs::write(&path, binary)?;
-        emit(&format!("WAT_{}", wat.to_uppercase()), path)?;
+    // Every fixture in tests/guests/wat/, as WAT_<NAME>.
+    let mut wats: Vec<PathBuf> = std::fs::read_dir(workspace.join("tests/guests/wat"))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    wats.retain(|p| p.extension().is_some_and(|e| e == "wat"));
+    wats.sort();
+    for source in wats {
+        let stem = source.file_stem().ok_or("fixture without a name")?.to_string_lossy().into_owned();
+        let path = out_dir.join(format!("{stem}.wasm"));
+        std::fs::write(&path, wat::parse_file(&source)?)?;
+        emit(&format!("WAT_{}", stem.to_uppercase()), path)?;
     }
     std::fs::write(out_dir.join("guests.rs"), consts)?;
     Ok(())

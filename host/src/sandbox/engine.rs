@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, WasmFeatures};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, WasmFeatures,
+};
 
 use super::limits::EPOCH_TICK;
 
@@ -100,7 +102,8 @@ fn pooling(settings: &EngineSettings, slots: u32) -> PoolingAllocationConfig {
         .max_memory_size(usize::try_from(settings.max_memory).unwrap_or(usize::MAX))
         .linear_memory_keep_resident(256 * 1024)
         .table_keep_resident(64 * 1024)
-        .async_stack_keep_resident(64 * 1024);
+        .async_stack_keep_resident(64 * 1024)
+        .pagemap_scan(Enabled::Auto);
     pool
 }
 

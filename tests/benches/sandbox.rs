@@ -1,0 +1,144 @@
+//! `cargo bench -p cairn-tests`: what Cairn's sandbox costs per task.
+//!
+//! Measured side by side in one run, on one core:
+//! - a bare wasmtime loop: new store, instantiate a pre-linked trivial
+//!   component, call `run`, drop — on the same engine configuration Cairn
+//!   uses, and on wasmtime's defaults;
+//! - the same component through `Sandbox::run`: capabilities, limits, CPU and
+//!   wall-clock bounds, captured stdio, outcome classification;
+//! - the hello example (a real Rust component with WASI) through the sandbox;
+//! - cold (compile) vs warm (compile-cache hit) loading of the hello example.
+//!
+//! Prints a table; the goal is Cairn within 1.5x of the bare loop.
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "a benchmark fails loudly")]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cairn::sandbox::{Capabilities, EngineSettings, Limits, Sandbox, TaskSpec};
+use wasmtime::component::{Component, ComponentType, Lift, Linker};
+use wasmtime::{Engine, Store};
+
+/// The failure type of `run`, for the bare loop's typed call.
+#[derive(ComponentType, Lift)]
+#[component(variant)]
+enum Failure {
+    #[component(name = "transient")]
+    Transient(String),
+    #[component(name = "permanent")]
+    Permanent(String),
+}
+
+const BATCHES: usize = 7;
+
+/// Median over batches of the per-iteration time of `f`, in microseconds.
+fn per_iter(iters: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..iters / 10 {
+        f();
+    }
+    let mut samples: Vec<f64> = (0..BATCHES)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            start.elapsed().as_secs_f64() * 1e6 / iters as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[BATCHES / 2]
+}
+
+fn bare_loop(engine: &Engine, wasm: &[u8], iters: usize) -> f64 {
+    let component = Component::new(engine, wasm).expect("compile");
+    let linker = Linker::<()>::new(engine);
+    let pre = linker.instantiate_pre(&component).expect("link");
+    per_iter(iters, || {
+        let mut store = Store::new(engine, ());
+        // Cairn's engine interrupts on epochs: give the bare loop all the time.
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = pre.instantiate(&mut store).expect("instantiate");
+        let run = instance.get_typed_func::<(), (Result<(), Failure>,)>(&mut store, "run").expect("run export");
+        let (result,) = run.call(&mut store, ()).expect("call");
+        assert!(result.is_ok());
+    })
+}
+
+fn main() {
+    let iters: usize = std::env::var("CAIRN_BENCH_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let trivial = std::fs::read(cairn_tests::WAT_TRIVIAL_TASK).unwrap();
+    let settings = EngineSettings { pool: Some(64), ..EngineSettings::default() };
+    let sandbox = Sandbox::new(&settings, None).expect("sandbox");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+
+    let bare_same = bare_loop(sandbox.engine(), &trivial, iters);
+    let bare_default = bare_loop(&Engine::default(), &trivial, iters);
+
+    let outputs = tempfile::tempdir().unwrap();
+    let spec = TaskSpec {
+        caps: Capabilities::default(),
+        limits: Limits::default(),
+        outputs_dir: outputs.path().to_owned(),
+        log_sink: None,
+    };
+    let program = sandbox.load(Path::new(cairn_tests::WAT_TRIVIAL_TASK), None).unwrap();
+    let cairn_trivial = per_iter(iters, || {
+        let attempt = runtime.block_on(sandbox.run(&program, &spec)).unwrap();
+        assert!(attempt.outcome.is_success());
+    });
+
+    let hello = sandbox.load(Path::new(cairn_tests::HELLO), None).unwrap();
+    let hello_iters = (iters / 10).max(100);
+    let cairn_hello = per_iter(hello_iters, || {
+        // Each attempt writes its output file: give it a fresh directory.
+        let dir = tempfile::tempdir().unwrap();
+        let spec = TaskSpec { outputs_dir: dir.path().to_owned(), ..spec.clone() };
+        let attempt = runtime.block_on(sandbox.run(&hello, &spec)).unwrap();
+        assert!(attempt.outcome.is_success());
+    });
+    let tempdir_cost = per_iter(hello_iters, || drop(tempfile::tempdir().unwrap()));
+
+    let (cold, warm) = cold_and_warm(&settings);
+    let hello_size = std::fs::metadata(cairn_tests::HELLO).unwrap().len();
+
+    println!("sandbox benchmark: per task, one core, median of {BATCHES} batches of {iters}");
+    println!("  bare wasmtime loop, Cairn's engine config   {bare_same:>8.2} us");
+    println!("  bare wasmtime loop, wasmtime defaults       {bare_default:>8.2} us");
+    println!("  cairn sandbox (capabilities, limits)        {cairn_trivial:>8.2} us");
+    println!("  ratio cairn / bare (same engine)            {:>8.2} x   (goal <= 1.5x)", cairn_trivial / bare_same);
+    println!(
+        "  hello example through cairn (WASI, output)  {:>8.2} us   (incl. {tempdir_cost:.2} us for a fresh output dir)",
+        cairn_hello
+    );
+    println!("compile cache, hello example ({} KiB)", hello_size / 1024);
+    println!("  cold load (compile + cache write)           {:>8.2} ms", ms(cold));
+    println!("  warm load (cache hit)                       {:>8.2} ms", ms(warm));
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Load the hello example into an empty cache (cold), then again (warm, the
+/// median of several loads), each in a fresh sandbox so nothing is in memory.
+fn cold_and_warm(settings: &EngineSettings) -> (Duration, Duration) {
+    let cache = tempfile::tempdir().unwrap();
+    let path = Path::new(cairn_tests::HELLO);
+    let load = || {
+        let sandbox = Sandbox::new(settings, Some(cache.path())).unwrap();
+        let start = Instant::now();
+        let program = sandbox.load(path, None).unwrap();
+        (start.elapsed(), program.load_stats().cache_hit)
+    };
+    let (cold, hit) = load();
+    assert!(!hit);
+    let mut warm: Vec<Duration> = (0..9)
+        .map(|_| {
+            let (t, hit) = load();
+            assert!(hit);
+            t
+        })
+        .collect();
+    warm.sort();
+    (cold, warm[warm.len() / 2])
+}
