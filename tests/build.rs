@@ -99,7 +99,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     wats.retain(|p| p.extension().is_some_and(|e| e == "wat"));
     wats.sort();
     for source in wats {
-        let stem = source.file_stem().ok_or("fixture without a name")?.to_string_lossy().into_owned();
+        let stem = source
+            .file_stem()
+            .ok_or("fixture without a name")?
+            .to_string_lossy()
+            .into_owned();
         let path = out_dir.join(format!("{stem}.wasm"));
         std::fs::write(&path, wat::parse_file(&source)?)?;
         emit(&format!("WAT_{}", stem.to_uppercase()), path)?;

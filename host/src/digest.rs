@@ -31,6 +31,26 @@ impl Digest {
         Self(hasher.finalize().into())
     }
 
+    /// The digest of everything `reader` yields, and how many bytes that was.
+    ///
+    /// # Errors
+    ///
+    /// When reading fails.
+    pub fn of_reader(mut reader: impl std::io::Read) -> std::io::Result<(Self, u64)> {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total: u64 = 0;
+        loop {
+            let n = reader.read(&mut buf)?;
+            let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
+                break;
+            };
+            hasher.update(chunk);
+            total += n as u64;
+        }
+        Ok((Self(hasher.finalize().into()), total))
+    }
+
     /// The raw 32 bytes.
     #[must_use]
     pub fn as_bytes(&self) -> &[u8; 32] {
@@ -97,6 +117,13 @@ mod tests {
         );
         assert_eq!(format!("sha256:{d}").parse::<Digest>(), Ok(d));
         assert_eq!(d.to_string().to_uppercase().parse::<Digest>(), Ok(d));
+    }
+
+    #[test]
+    fn reader_digest_matches_in_memory_digest() -> std::io::Result<()> {
+        let data = vec![7u8; 200_000];
+        assert_eq!(Digest::of_reader(&data[..])?, (Digest::of(&data), 200_000));
+        Ok(())
     }
 
     #[test]

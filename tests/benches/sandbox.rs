@@ -10,7 +10,11 @@
 //! - cold (compile) vs warm (compile-cache hit) loading of the hello example.
 //!
 //! Prints a table; the goal is Cairn within 1.5x of the bare loop.
-#![allow(clippy::expect_used, clippy::unwrap_used, reason = "a benchmark fails loudly")]
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "a benchmark fails loudly"
+)]
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -58,18 +62,29 @@ fn bare_loop(engine: &Engine, wasm: &[u8], iters: usize) -> f64 {
         // Cairn's engine interrupts on epochs: give the bare loop all the time.
         store.set_epoch_deadline(u64::MAX / 2);
         let instance = pre.instantiate(&mut store).expect("instantiate");
-        let run = instance.get_typed_func::<(), (Result<(), Failure>,)>(&mut store, "run").expect("run export");
+        let run = instance
+            .get_typed_func::<(), (Result<(), Failure>,)>(&mut store, "run")
+            .expect("run export");
         let (result,) = run.call(&mut store, ()).expect("call");
         assert!(result.is_ok());
     })
 }
 
 fn main() {
-    let iters: usize = std::env::var("CAIRN_BENCH_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let iters: usize = std::env::var("CAIRN_BENCH_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     let trivial = std::fs::read(cairn_tests::WAT_TRIVIAL_TASK).unwrap();
-    let settings = EngineSettings { pool: Some(64), ..EngineSettings::default() };
+    let settings = EngineSettings {
+        pool: Some(64),
+        ..EngineSettings::default()
+    };
     let sandbox = Sandbox::new(&settings, None).expect("sandbox");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
 
     let bare_same = bare_loop(sandbox.engine(), &trivial, iters);
     let bare_default = bare_loop(&Engine::default(), &trivial, iters);
@@ -81,7 +96,9 @@ fn main() {
         outputs_dir: outputs.path().to_owned(),
         log_sink: None,
     };
-    let program = sandbox.load(Path::new(cairn_tests::WAT_TRIVIAL_TASK), None).unwrap();
+    let program = sandbox
+        .load(Path::new(cairn_tests::WAT_TRIVIAL_TASK), None)
+        .unwrap();
     let cairn_trivial = per_iter(iters, || {
         let attempt = runtime.block_on(sandbox.run(&program, &spec)).unwrap();
         assert!(attempt.outcome.is_success());
@@ -92,7 +109,10 @@ fn main() {
     let cairn_hello = per_iter(hello_iters, || {
         // Each attempt writes its output file: give it a fresh directory.
         let dir = tempfile::tempdir().unwrap();
-        let spec = TaskSpec { outputs_dir: dir.path().to_owned(), ..spec.clone() };
+        let spec = TaskSpec {
+            outputs_dir: dir.path().to_owned(),
+            ..spec.clone()
+        };
         let attempt = runtime.block_on(sandbox.run(&hello, &spec)).unwrap();
         assert!(attempt.outcome.is_success());
     });
@@ -105,14 +125,23 @@ fn main() {
     println!("  bare wasmtime loop, Cairn's engine config   {bare_same:>8.2} us");
     println!("  bare wasmtime loop, wasmtime defaults       {bare_default:>8.2} us");
     println!("  cairn sandbox (capabilities, limits)        {cairn_trivial:>8.2} us");
-    println!("  ratio cairn / bare (same engine)            {:>8.2} x   (goal <= 1.5x)", cairn_trivial / bare_same);
+    println!(
+        "  ratio cairn / bare (same engine)            {:>8.2} x   (goal <= 1.5x)",
+        cairn_trivial / bare_same
+    );
     println!(
         "  hello example through cairn (WASI, output)  {:>8.2} us   (incl. {tempdir_cost:.2} us for a fresh output dir)",
         cairn_hello
     );
     println!("compile cache, hello example ({} KiB)", hello_size / 1024);
-    println!("  cold load (compile + cache write)           {:>8.2} ms", ms(cold));
-    println!("  warm load (cache hit)                       {:>8.2} ms", ms(warm));
+    println!(
+        "  cold load (compile + cache write)           {:>8.2} ms",
+        ms(cold)
+    );
+    println!(
+        "  warm load (cache hit)                       {:>8.2} ms",
+        ms(warm)
+    );
 }
 
 fn ms(d: Duration) -> f64 {

@@ -30,6 +30,7 @@ async fn hostile_guests_do_not_disturb_a_neighbour() {
         timeout: Duration::from_secs(2),
         memory: 32 << 20,
         stdout: 64 << 10,
+        output: 2 << 20,
         ..Limits::default()
     };
     for (wasm, expected) in [
@@ -38,7 +39,12 @@ async fn hostile_guests_do_not_disturb_a_neighbour() {
         (g::CMD_MEMBOMB, "resource-limit"),
         (g::CMD_FLOOD_STDOUT, "output-limit"),
         (g::WAT_DEEP_RECURSION, "trap"),
+        (g::WAT_TABLE_BOMB, "resource-limit"),
+        (g::CMD_FLOOD_OUTPUT, "output-limit"),
+        (g::CMD_SNOOP, "success"),
         (g::CMD_PANIC, "trap"),
+        (g::P1_MEMBOMB, "resource-limit"),
+        (g::P1_SPIN, "timeout"),
     ] {
         let hostile = sandbox.load(Path::new(wasm), None).expect("load hostile");
         let bad_out = tempfile::tempdir().unwrap();

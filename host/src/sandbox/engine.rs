@@ -24,6 +24,10 @@ pub struct EngineSettings {
     /// Largest linear memory any task may be given, in bytes: the per-task
     /// memory limit cannot exceed it. Default 4 GiB.
     pub max_memory: u64,
+    /// Largest table any task may be given, in elements (with a pool, each
+    /// slot reserves room for this many). Default 100,000, the default
+    /// per-task limit.
+    pub max_table_elements: usize,
     /// Pre-allocate instance slots (faster instantiation, for many tasks) for
     /// this many concurrent instances; `None` allocates on demand.
     pub pool: Option<u32>,
@@ -34,6 +38,7 @@ impl Default for EngineSettings {
         Self {
             max_wasm_stack: 1 << 20,
             max_memory: 4 << 30,
+            max_table_elements: 100_000,
             pool: None,
         }
     }
@@ -100,6 +105,7 @@ fn pooling(settings: &EngineSettings, slots: u32) -> PoolingAllocationConfig {
         .max_tables_per_component(per_task)
         .max_core_instances_per_component(per_task * 2)
         .max_memory_size(usize::try_from(settings.max_memory).unwrap_or(usize::MAX))
+        .table_elements(settings.max_table_elements)
         .linear_memory_keep_resident(256 * 1024)
         .table_keep_resident(64 * 1024)
         .async_stack_keep_resident(64 * 1024)

@@ -142,6 +142,19 @@ impl ResourceLimiter for Guard {
         Ok(ok)
     }
 
+    // Growth can also fail below Cairn's limit, when the engine itself cannot
+    // give more (a pool slot's capacity, the address space): for the guest it
+    // is the same wall, so it is recorded the same way.
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.record(Breach::Memory);
+        Ok(())
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.record(Breach::Table);
+        Ok(())
+    }
+
     fn instances(&self) -> usize {
         self.limits.instances
     }

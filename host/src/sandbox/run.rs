@@ -188,7 +188,7 @@ impl Sandbox {
                     Ok(()) => Outcome::Success,
                     Err(()) => exited(1),
                 });
-                (ended, state.guard, None)
+                (ended, state.guard, Some(state.host))
             }
             Linked::Core(pre) => {
                 let mut p1 = wasi.build_p1();
