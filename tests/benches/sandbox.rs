@@ -13,6 +13,7 @@
 #![allow(
     clippy::expect_used,
     clippy::unwrap_used,
+    clippy::indexing_slicing,
     reason = "a benchmark fails loudly"
 )]
 
