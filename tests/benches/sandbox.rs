@@ -75,14 +75,48 @@ fn bare_loop(engine: &Engine, wasm: &[u8], iters: usize) -> f64 {
     })
 }
 
+/// The bare loop again, but instantiating and calling asynchronously, on
+/// fibers, as Cairn must to bound time spent blocked in host calls.
+fn bare_async_loop(
+    engine: &Engine,
+    wasm: &[u8],
+    iters: usize,
+    runtime: &tokio::runtime::Runtime,
+) -> f64 {
+    let component = Component::new(engine, wasm).expect("compile");
+    let linker = Linker::<()>::new(engine);
+    let pre = linker.instantiate_pre(&component).expect("link");
+    per_iter(iters, || {
+        runtime.block_on(async {
+            let mut store = Store::new(engine, ());
+            store.set_epoch_deadline(u64::MAX / 2);
+            let instance = pre
+                .instantiate_async(&mut store)
+                .await
+                .expect("instantiate");
+            let run = instance
+                .get_typed_func::<(), (Result<(), Failure>,)>(&mut store, "run")
+                .expect("run export");
+            let (result,) = run.call_async(&mut store, ()).await.expect("call");
+            assert!(result.is_ok());
+        });
+    })
+}
+
 fn main() {
     let iters: usize = std::env::var("CAIRN_BENCH_ITERS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let trivial = std::fs::read(cairn_tests::WAT_TRIVIAL_TASK).unwrap();
+    // CAIRN_BENCH_POOL=0 selects the on-demand allocator (e.g. under valgrind,
+    // which cannot reserve a pool's address space).
+    let pool: u32 = std::env::var("CAIRN_BENCH_POOL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
     let settings = EngineSettings {
-        pool: Some(64),
+        pool: (pool > 0).then_some(pool),
         ..EngineSettings::default()
     };
     let sandbox = Sandbox::new(&settings, None).expect("sandbox");
@@ -93,6 +127,7 @@ fn main() {
 
     let bare_same = bare_loop(sandbox.engine(), &trivial, iters);
     let bare_default = bare_loop(&Engine::default(), &trivial, iters);
+    let bare_async = bare_async_loop(sandbox.engine(), &trivial, iters, &runtime);
 
     let outputs = tempfile::tempdir().unwrap();
     let spec = TaskSpec {
@@ -129,6 +164,7 @@ fn main() {
     println!("sandbox benchmark: per task, one core, median of {BATCHES} batches of {iters}");
     println!("  bare wasmtime loop, Cairn's engine config   {bare_same:>8.2} us");
     println!("  bare wasmtime loop, wasmtime defaults       {bare_default:>8.2} us");
+    println!("  bare wasmtime loop, async (on fibers)       {bare_async:>8.2} us");
     println!("  cairn sandbox (capabilities, limits)        {cairn_trivial:>8.2} us");
     println!(
         "  ratio cairn / bare (same engine)            {:>8.2} x   (goal <= 1.5x)",

@@ -16,12 +16,13 @@ mod outcome;
 mod program;
 mod run;
 mod stdio;
+mod wasi;
 
 use std::path::Path;
 
 use wasmtime::Engine;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtxView, WasiView};
 
 pub use cache::CompileCache;
 pub use caps::{Capabilities, Mount, MountMode};
@@ -37,7 +38,7 @@ use limits::Guard;
 
 /// Store data for components (Cairn tasks and commands).
 pub(crate) struct ComponentState {
-    wasi: WasiCtx,
+    wasi: wasi::LazyWasi,
     table: ResourceTable,
     guard: Guard,
     host: HostState,
@@ -46,7 +47,7 @@ pub(crate) struct ComponentState {
 impl WasiView for ComponentState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get(),
             table: &mut self.table,
         }
     }

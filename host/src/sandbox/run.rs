@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryInputPipe;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder, WasiView as _};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiView as _};
 
 use super::caps::{Capabilities, MountMode};
 use super::host_api::{HostState, LogSink, cairn::task::types::Failure};
@@ -24,6 +23,7 @@ use super::limits::{Breach, Guard, Limits, on_epoch_tick};
 use super::outcome::{Attempt, Clock, Outcome, Output, Resource};
 use super::program::{Kind, Linked, Program};
 use super::stdio::Capture;
+use super::wasi::{LazyWasi, Preopen, WasiPlan};
 use super::{ComponentState, ModuleState, Sandbox};
 use crate::digest::Digest;
 use crate::name::Name;
@@ -61,7 +61,7 @@ pub enum RunError {
     Mount {
         host: PathBuf,
         guest: String,
-        source: wasmtime::Error,
+        source: std::io::Error,
     },
     #[error("cannot prepare input `{name}` from `{}`: {source}", path.display())]
     Input {
@@ -121,43 +121,45 @@ impl Sandbox {
         let stdout = Capture::new(limits.stdout);
         let stderr = Capture::new(limits.stderr);
 
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.stdin(MemoryInputPipe::new(spec.caps.stdin.clone()))
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .arg(program.name())
-            .args(&spec.caps.args)
-            .envs(&spec.caps.env);
+        let mut plan = WasiPlan {
+            args: std::iter::once(program.name().to_owned())
+                .chain(spec.caps.args.iter().cloned())
+                .collect(),
+            env: spec.caps.env.clone(),
+            stdin: spec.caps.stdin.clone(),
+            stdout: Some(stdout.clone()),
+            stderr: Some(stderr.clone()),
+            preopens: Vec::new(),
+        };
         for mount in &spec.caps.mounts {
             let perms = match mount.mode {
                 MountMode::Ro => FsPerms::ReadOnly,
                 MountMode::Rw => FsPerms::ReadWrite,
             };
-            wasi.preopened_dir(&mount.host, &mount.guest, perms)
-                .map_err(|source| RunError::Mount {
-                    host: mount.host.clone(),
-                    guest: mount.guest.clone(),
-                    source,
-                })?;
+            plan.preopens
+                .push(preopen(&mount.host, &mount.guest, perms)?);
         }
         let is_command = program.kind() != Kind::CairnTask;
         // Kept alive until the attempt ends: the guest's `/inputs`.
         let _inputs = if is_command && !spec.caps.inputs.is_empty() {
             let dir = stage_inputs(&spec.caps)?;
-            preopen(&mut wasi, dir.path(), "/inputs", FsPerms::ReadOnly)?;
+            plan.preopens
+                .push(preopen(dir.path(), "/inputs", FsPerms::ReadOnly)?);
             Some(dir)
         } else {
             None
         };
         if is_command {
-            preopen(&mut wasi, &spec.outputs_dir, "/outputs", FsPerms::ReadWrite)?;
+            plan.preopens
+                .push(preopen(&spec.outputs_dir, "/outputs", FsPerms::ReadWrite)?);
         }
 
         let guard = Guard::new(limits.clone());
         let (ended, guard, host) = match &program.linked {
             Linked::Task(pre) => {
                 let host = host_state(spec, redactor.clone());
-                let mut store = component_store(pre.engine(), wasi.build(), guard, host, limits);
+                let mut store =
+                    component_store(pre.engine(), LazyWasi::new(plan), guard, host, limits);
                 let ended = bounded(limits, None, async {
                     let task = pre
                         .instantiate_async(&mut store)
@@ -171,7 +173,8 @@ impl Sandbox {
             }
             Linked::Command(pre) => {
                 let host = host_state(spec, redactor.clone());
-                let mut store = component_store(pre.engine(), wasi.build(), guard, host, limits);
+                let mut store =
+                    component_store(pre.engine(), LazyWasi::new(plan), guard, host, limits);
                 let ended = bounded(limits, Some(&spec.outputs_dir), async {
                     let cmd = pre
                         .instantiate_async(&mut store)
@@ -191,7 +194,7 @@ impl Sandbox {
                 (ended, state.guard, Some(state.host))
             }
             Linked::Core(pre) => {
-                let mut p1 = wasi.build_p1();
+                let mut p1 = plan.build_p1();
                 p1.ctx().table.set_max_capacity(limits.handles);
                 let mut store = Store::new(pre.module().engine(), ModuleState { wasi: p1, guard });
                 bound_store(&mut store, |s| &mut s.guard);
@@ -240,19 +243,23 @@ impl Sandbox {
     }
 }
 
-fn preopen(
-    wasi: &mut WasiCtxBuilder,
-    host: &Path,
-    guest: &str,
-    perms: FsPerms,
-) -> Result<(), RunError> {
-    wasi.preopened_dir(host, guest, perms)
-        .map(|_| ())
-        .map_err(|source| RunError::Mount {
+/// A directory to preopen, checked now so that a missing one is reported
+/// before the attempt starts (it is opened when the guest first uses WASI).
+fn preopen(host: &Path, guest: &str, perms: FsPerms) -> Result<Preopen, RunError> {
+    let err = |source| RunError::Mount {
+        host: host.to_owned(),
+        guest: guest.to_owned(),
+        source,
+    };
+    if std::fs::metadata(host).map_err(err)?.is_dir() {
+        Ok(Preopen {
             host: host.to_owned(),
             guest: guest.to_owned(),
-            source,
+            perms,
         })
+    } else {
+        Err(err(std::io::Error::other("not a directory")))
+    }
 }
 
 fn host_state(spec: &TaskSpec, redactor: Arc<Redactor>) -> HostState {
@@ -276,7 +283,7 @@ fn host_state(spec: &TaskSpec, redactor: Arc<Redactor>) -> HostState {
 
 fn component_store(
     engine: &wasmtime::Engine,
-    wasi: wasmtime_wasi::WasiCtx,
+    wasi: LazyWasi,
     guard: Guard,
     host: HostState,
     limits: &Limits,
