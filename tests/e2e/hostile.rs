@@ -363,3 +363,36 @@ fn host_interface_misuse_gets_typed_errors() {
     let json = contained(&s, g::TASK, &["--input", "mode=flood"], "output-limit");
     assert_eq!(json["outcome"]["stream"], "logs");
 }
+
+#[test]
+fn terminal_escape_sequences_from_a_guest_are_defused() {
+    let s = Scratch::new();
+    s.write("mode", "escape");
+    let run = crate::support::run_in(
+        s.path(),
+        &[
+            "exec",
+            g::TASK,
+            "--input",
+            "mode=mode",
+            "--output-dir",
+            "out",
+        ],
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        !run.stderr.contains('\x1b'),
+        "raw escape reached the terminal: {:?}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("clearing your screen\\u{1b}[2J"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("failed: ok hello succeeded\\u{1b}[1A"),
+        "{}",
+        run.stderr
+    );
+}

@@ -6,13 +6,12 @@
 //! directory as it was.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
 
-use super::style::Style;
+use super::style::{self, Style};
 use super::{CliError, Exit};
 use crate::digest::Digest;
 use crate::name::Name;
@@ -284,7 +283,10 @@ pub(crate) async fn exec(args: ExecArgs, verbose: bool) -> Result<Exit, CliError
             crate::sandbox::Level::Warn => style.warn(level),
             _ => style.dim(level),
         };
-        eprintln!("[{sink_name}] {level}: {}", line.message);
+        eprintln!(
+            "[{sink_name}] {level}: {}",
+            style::printable(line.message.as_bytes())
+        );
     });
     let spec = TaskSpec {
         caps,
@@ -325,8 +327,8 @@ pub(crate) async fn exec(args: ExecArgs, verbose: bool) -> Result<Exit, CliError
 }
 
 fn print_human(program: &Program, attempt: &Attempt, verbose: bool, style: Style) {
-    let _ = std::io::stdout().write_all(&attempt.stdout);
-    let _ = std::io::stderr().write_all(&attempt.stderr);
+    style::write_guest_output(std::io::stdout().lock(), &attempt.stdout);
+    style::write_guest_output(std::io::stderr().lock(), &attempt.stderr);
     let name = program.name();
     let stats = program.load_stats();
     let compiled = if stats.cache_hit {
@@ -359,10 +361,11 @@ fn print_human(program: &Program, attempt: &Attempt, verbose: bool, style: Style
         }
         return;
     }
+    // The outcome can quote the guest (its failure message, a file name).
+    let outcome = style::printable(attempt.outcome.to_string().as_bytes());
     eprintln!(
-        "{} {name} {} after {} {about}",
+        "{} {name} {outcome} after {} {about}",
         style.error("failed"),
-        attempt.outcome,
         ms(attempt.duration)
     );
     if let Some(hint) = hint(&attempt.outcome, verbose) {

@@ -50,6 +50,10 @@ impl Task for TestTask {
             "log-flood" => loop {
                 info!("{}", "z".repeat(4096));
             },
+            "escape" => {
+                info!("clearing your screen\x1b[2J\x1b[H");
+                return Err(Error::permanent("ok hello succeeded\x1b[1A\x1b[2K"));
+            }
             "transient" => return Err(Error::transient("upstream unavailable")),
             "permanent" => return Err(Error::permanent("bad data in row 7")),
             "panic" => panic!("task panicked on purpose"),
