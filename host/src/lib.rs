@@ -6,8 +6,11 @@
 //! See ARCHITECTURE.md for the map and the invariants each module keeps.
 
 pub mod cli;
+pub mod diag;
 pub mod digest;
+pub mod manifest;
 pub mod name;
+pub mod plan;
 pub mod sandbox;
 pub mod secrets;
 pub mod units;

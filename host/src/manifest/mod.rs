@@ -1,0 +1,177 @@
+//! The workflow manifest as authored: one TOML file, with every value's span.
+//!
+//! [`parse`] turns the text of a manifest into a [`Manifest`] or the full list
+//! of problems with it (unknown fields with suggestions, wrong types, bad
+//! names, durations and sizes, malformed edges...). It checks each value on
+//! its own; relations between tasks (unknown tasks, cycles) are the plan's
+//! job. Pure: no I/O, paths stay as written.
+
+mod parse;
+
+use std::ops::Range;
+
+use indexmap::IndexMap;
+
+pub use parse::{FIELDS_DEFAULTS, FIELDS_TASK, FIELDS_TOP, FIELDS_WORKFLOW, parse};
+
+use crate::digest::Digest;
+use crate::name::Name;
+use crate::sandbox::MountMode;
+use crate::units::{HumanDuration, Size};
+
+/// The manifest format this version of Cairn reads.
+pub const FORMAT: i64 = 1;
+
+/// A value and where it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct At<T> {
+    /// The value.
+    pub value: T,
+    /// Its byte range in the manifest.
+    pub span: Range<usize>,
+}
+
+impl<T> At<T> {
+    /// `value` written at `span`.
+    pub fn new(value: T, span: Range<usize>) -> Self {
+        Self { value, span }
+    }
+}
+
+/// A whole manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// `[workflow] format`: the manifest format version.
+    pub format: i64,
+    /// `[workflow] name`.
+    pub name: At<Name>,
+    /// `[workflow] description`.
+    pub description: Option<String>,
+    /// `[workflow] policies`: Cedar files or folders, relative to the manifest.
+    pub policies: Vec<At<String>>,
+    /// `[defaults]`: settings every task gets unless it says otherwise.
+    pub defaults: Settings,
+    /// `[tasks.NAME]`, in the author's order.
+    pub tasks: IndexMap<Name, Task>,
+}
+
+/// Limits and retry policy; in `[defaults]` or in a task.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Wall-clock limit of one attempt.
+    pub timeout: Option<At<HumanDuration>>,
+    /// CPU-time limit of one attempt.
+    pub cpu_time: Option<At<HumanDuration>>,
+    /// Linear-memory limit.
+    pub memory: Option<At<Size>>,
+    /// Retries of retriable failures.
+    pub retries: Option<At<Retries>>,
+}
+
+/// How a failed attempt is retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retries {
+    /// Attempts after the first (0 = no retry).
+    pub max: u32,
+    /// How the delay grows.
+    pub backoff: Backoff,
+    /// Delay before the first retry.
+    pub initial: HumanDuration,
+    /// Longest delay.
+    pub max_delay: HumanDuration,
+    /// Randomize each delay (full jitter) so retries do not synchronize.
+    pub jitter: bool,
+}
+
+/// How the delay between retries grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backoff {
+    /// The same delay every time.
+    Fixed,
+    /// Doubling from `initial` up to `max_delay`.
+    Exponential,
+}
+
+/// When a task runs, relative to its upstream tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum When {
+    /// When all upstream tasks succeeded (the default).
+    #[default]
+    Success,
+    /// When any upstream task failed: rollbacks, alerts.
+    Failure,
+    /// Whatever happened upstream: cleanup, notifications.
+    Always,
+}
+
+impl When {
+    /// `success`, `failure` or `always`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Always => "always",
+        }
+    }
+}
+
+/// A data edge: the output `output` of task `task`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edge {
+    /// The producing task.
+    pub task: Name,
+    /// Its output.
+    pub output: Name,
+}
+
+/// A host directory mounted in a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountDecl {
+    /// Directory on the host, relative to the manifest.
+    pub host: At<String>,
+    /// Absolute path in the guest.
+    pub guest: At<String>,
+    /// Read-only (default) or read-write.
+    pub mode: MountMode,
+}
+
+/// One `[tasks.NAME]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    /// The task's name (its table key).
+    pub name: At<Name>,
+    /// The wasm file, relative to the manifest.
+    pub component: At<String>,
+    /// Refuse to run any other bytes.
+    pub sha256: Option<At<Digest>>,
+    /// Shell command that builds the component (`cairn build`).
+    pub build: Option<At<String>>,
+    /// Arguments.
+    pub args: Vec<String>,
+    /// Environment variables.
+    pub env: IndexMap<String, String>,
+    /// Mounted directories.
+    pub mounts: Vec<MountDecl>,
+    /// Secrets the task may read.
+    pub secrets: Vec<At<Name>>,
+    /// Inputs: local name → the upstream output it receives.
+    pub inputs: IndexMap<Name, At<Edge>>,
+    /// Outputs and their labels.
+    pub outputs: IndexMap<Name, Output>,
+    /// Tasks that must finish first, besides those feeding inputs.
+    pub needs: Vec<At<Name>>,
+    /// When the task runs.
+    pub when: At<When>,
+    /// Limits and retries, over `[defaults]`.
+    pub settings: Settings,
+}
+
+/// A declared output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Where it was declared.
+    pub span: Range<usize>,
+    /// Labels the data carries (e.g. `pii`).
+    pub labels: Vec<At<Name>>,
+}

@@ -1,0 +1,871 @@
+//! From TOML text to a [`Manifest`], collecting every problem on the way.
+//!
+//! Walks toml's spanned document tree by hand rather than through serde, so
+//! that one mistake does not hide the next: each field is checked, each
+//! problem recorded with its span, and parsing goes on.
+
+use std::ops::Range;
+
+use indexmap::IndexMap;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::{
+    At, Backoff, Edge, FORMAT, Manifest, MountDecl, Output, Retries, Settings, Task, When,
+};
+use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::digest::Digest;
+use crate::name::Name;
+use crate::sandbox::MountMode;
+use crate::units::{HumanDuration, Size};
+
+/// Top-level keys.
+pub const FIELDS_TOP: &[&str] = &["workflow", "defaults", "tasks"];
+/// Keys of `[workflow]`.
+pub const FIELDS_WORKFLOW: &[&str] = &["name", "format", "description", "policies"];
+/// Keys of `[defaults]`.
+pub const FIELDS_DEFAULTS: &[&str] = &["timeout", "cpu_time", "memory", "retries"];
+/// Keys of `[tasks.NAME]`.
+pub const FIELDS_TASK: &[&str] = &[
+    "component",
+    "sha256",
+    "build",
+    "args",
+    "env",
+    "mounts",
+    "secrets",
+    "inputs",
+    "outputs",
+    "needs",
+    "when",
+    "timeout",
+    "cpu_time",
+    "memory",
+    "retries",
+];
+const FIELDS_RETRIES: &[&str] = &["max", "backoff", "initial", "max_delay", "jitter"];
+const FIELDS_MOUNT: &[&str] = &["host", "guest", "mode"];
+const FIELDS_OUTPUT: &[&str] = &["labels"];
+const RESERVED_GUEST_PATHS: &[&str] = &["/inputs", "/outputs"];
+/// Most retries a task may ask for.
+const MAX_RETRIES: i64 = 100;
+
+type Value<'i> = Spanned<DeValue<'i>>;
+
+/// Parse manifest text. Returns the manifest only if it has no problems.
+///
+/// # Errors
+///
+/// Every problem found, each with its span.
+pub fn parse(source: &str) -> Result<Manifest, Diagnostics> {
+    let mut cx = Cx::default();
+    let document =
+        match DeTable::parse(source) {
+            Ok(document) => document,
+            Err(error) => {
+                let span = error.span().unwrap_or(0..0);
+                let message = error.message().trim_end_matches('\n').to_owned();
+                cx.d.push(Diagnostic::at(span, format!("invalid TOML: {message}")).help(
+                "fix the syntax here first; Cairn checks the rest of the file once it parses",
+            ));
+                return Err(cx.d);
+            }
+        };
+    let manifest = cx.manifest(document.get_ref(), document.span());
+    match manifest {
+        Some(manifest) if cx.d.is_empty() => Ok(manifest),
+        _ => Err(cx.d),
+    }
+}
+
+#[derive(Default)]
+struct Cx {
+    d: Diagnostics,
+}
+
+fn kind(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+impl Cx {
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) -> &mut Diagnostic {
+        self.d.push(Diagnostic::at(span, message));
+        let last = self.d.0.len() - 1;
+        &mut self.d.0[last]
+    }
+
+    fn wrong_type(&mut self, value: &Value<'_>, what: &str, expected: &str) {
+        let found = kind(value.get_ref());
+        self.d.push(
+            Diagnostic::at(
+                value.span(),
+                format!("{what} must be {expected}, not {found}"),
+            )
+            .label(format!("{found}")),
+        );
+    }
+
+    /// Report keys of `table` that are not in `known`, with suggestions.
+    fn unknown_fields(&mut self, table: &DeTable<'_>, known: &[&str], context: &str) {
+        for key in table.keys() {
+            let name = key.get_ref().as_ref();
+            if known.contains(&name) {
+                continue;
+            }
+            let mut diagnostic =
+                Diagnostic::at(key.span(), format!("unknown field `{name}` in {context}"))
+                    .label("not a field Cairn knows");
+            diagnostic = match did_you_mean(name, known.iter().copied()) {
+                Some(suggestion) => diagnostic.help(format!("did you mean `{suggestion}`?")),
+                None => {
+                    diagnostic.help(format!("the fields of {context} are: {}", known.join(", ")))
+                }
+            };
+            self.d.push(diagnostic);
+        }
+    }
+
+    fn table<'a, 'i>(&mut self, value: &'a Value<'i>, what: &str) -> Option<&'a DeTable<'i>> {
+        match value.get_ref() {
+            DeValue::Table(table) => Some(table),
+            _ => {
+                self.wrong_type(value, what, "a table");
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, value: &Value<'_>, what: &str) -> Option<At<String>> {
+        match value.get_ref() {
+            DeValue::String(s) => Some(At::new(s.to_string(), value.span())),
+            _ => {
+                self.wrong_type(value, what, "a string");
+                None
+            }
+        }
+    }
+
+    fn nonempty_string(&mut self, value: &Value<'_>, what: &str) -> Option<At<String>> {
+        let s = self.string(value, what)?;
+        if s.value.trim().is_empty() {
+            self.error(s.span, format!("{what} must not be empty"));
+            return None;
+        }
+        Some(s)
+    }
+
+    fn name(&mut self, value: &Value<'_>, what: &str) -> Option<At<Name>> {
+        let s = self.string(value, what)?;
+        self.name_at(&s.value, s.span, what)
+    }
+
+    fn name_at(&mut self, text: &str, span: Range<usize>, what: &str) -> Option<At<Name>> {
+        match Name::new(text) {
+            Ok(name) => Some(At::new(name, span)),
+            Err(_) => {
+                self.error(span, format!("{what} `{text}` is not a valid name"))
+                    .help = Some(
+                    "names are 1-64 ASCII letters, digits, `-` or `_`, starting with a letter"
+                        .into(),
+                );
+                None
+            }
+        }
+    }
+
+    fn array<'a, 'i>(&mut self, value: &'a Value<'i>, what: &str) -> Option<&'a [Value<'i>]> {
+        match value.get_ref() {
+            DeValue::Array(array) => Some(array.as_ref()),
+            _ => {
+                self.wrong_type(value, what, "an array");
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, value: &Value<'_>, what: &str) -> Vec<At<String>> {
+        let items = self.array(value, what).unwrap_or_default();
+        items
+            .iter()
+            .filter_map(|item| self.string(item, &format!("each of {what}")))
+            .collect()
+    }
+
+    /// A list of names with no duplicates.
+    fn names(&mut self, value: &Value<'_>, what: &str) -> Vec<At<Name>> {
+        let items = self.array(value, what).unwrap_or_default();
+        let mut names: Vec<At<Name>> = Vec::new();
+        for item in items {
+            let Some(name) = self.name(item, &format!("each of {what}")) else {
+                continue;
+            };
+            if let Some(first) = names.iter().find(|n| n.value == name.value) {
+                let first = first.span.clone();
+                self.d.push(
+                    Diagnostic::at(
+                        name.span,
+                        format!("`{}` is listed twice in {what}", name.value),
+                    )
+                    .label("again here")
+                    .related(first, "first here")
+                    .help("remove one of them"),
+                );
+                continue;
+            }
+            names.push(name);
+        }
+        names
+    }
+
+    fn integer(&mut self, value: &Value<'_>, what: &str) -> Option<At<i64>> {
+        match value.get_ref() {
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) => Some(At::new(n, value.span())),
+                Err(_) => {
+                    self.error(value.span(), format!("{what} is out of range"));
+                    None
+                }
+            },
+            _ => {
+                self.wrong_type(value, what, "an integer");
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, value: &Value<'_>, what: &str) -> Option<bool> {
+        match value.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.wrong_type(value, what, "`true` or `false`");
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, value: &Value<'_>, what: &str) -> Option<At<HumanDuration>> {
+        let s = self.string(value, what)?;
+        match s.value.parse::<HumanDuration>() {
+            Ok(d) => Some(At::new(d, s.span)),
+            Err(e) => {
+                self.error(s.span, format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn size(&mut self, value: &Value<'_>, what: &str) -> Option<At<Size>> {
+        let s = self.string(value, what)?;
+        match s.value.parse::<Size>() {
+            Ok(size) if size.0 > 0 => Some(At::new(size, s.span)),
+            Ok(_) => {
+                self.error(s.span, format!("{what} must be more than zero"));
+                None
+            }
+            Err(e) => {
+                self.error(s.span, format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// One of `choices`, as a string.
+    fn choice(&mut self, value: &Value<'_>, what: &str, choices: &[&str]) -> Option<At<String>> {
+        let s = self.string(value, what)?;
+        if choices.contains(&s.value.as_str()) {
+            return Some(s);
+        }
+        let listed = choices
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let help = match did_you_mean(&s.value, choices.iter().copied()) {
+            Some(suggestion) => format!("did you mean `{suggestion}`?"),
+            None => format!("use one of {listed}"),
+        };
+        self.error(
+            s.span.clone(),
+            format!("{what} must be one of {listed}, not `{}`", s.value),
+        )
+        .help = Some(help);
+        None
+    }
+
+    fn manifest(&mut self, top: &DeTable<'_>, span: Range<usize>) -> Option<Manifest> {
+        self.unknown_fields(top, FIELDS_TOP, "the manifest");
+        let mut name = None;
+        let mut format = FORMAT;
+        let mut description = None;
+        let mut policies = Vec::new();
+        let mut defaults = Settings::default();
+        let mut tasks = IndexMap::new();
+        let mut saw_workflow = false;
+        for (key, value) in top {
+            match key.get_ref().as_ref() {
+                "workflow" => {
+                    saw_workflow = true;
+                    let Some(table) = self.table(value, "`[workflow]`") else {
+                        continue;
+                    };
+                    self.unknown_fields(table, FIELDS_WORKFLOW, "`[workflow]`");
+                    for (key, value) in table {
+                        match key.get_ref().as_ref() {
+                            "name" => name = self.name(value, "the workflow name"),
+                            "format" => {
+                                if let Some(n) = self.integer(value, "`format`") {
+                                    if n.value != FORMAT {
+                                        self.error(
+                                            n.span,
+                                            format!("manifest format {} is not supported", n.value),
+                                        )
+                                        .help = Some(format!(
+                                            "this version of Cairn reads format {FORMAT}; upgrade Cairn or write format {FORMAT}"
+                                        ));
+                                    }
+                                    format = n.value;
+                                }
+                            }
+                            "description" => {
+                                description = self.string(value, "the description").map(|s| s.value)
+                            }
+                            "policies" => policies = self.strings(value, "`policies`"),
+                            _ => {}
+                        }
+                    }
+                    if name.is_none() && !table.keys().any(|k| k.get_ref() == "name") {
+                        self.error(key.span(), "`[workflow]` has no `name`").help =
+                            Some("add `name = \"my-workflow\"` under `[workflow]`".into());
+                    }
+                }
+                "defaults" => {
+                    if let Some(table) = self.table(value, "`[defaults]`") {
+                        self.unknown_fields(table, FIELDS_DEFAULTS, "`[defaults]`");
+                        defaults = self.settings(table);
+                    }
+                }
+                "tasks" => {
+                    let Some(table) = self.table(value, "`[tasks]`") else {
+                        continue;
+                    };
+                    for (key, value) in table {
+                        let Some(task_name) =
+                            self.name_at(key.get_ref(), key.span(), "the task name")
+                        else {
+                            continue;
+                        };
+                        if let Some(task) = self.task(task_name, value) {
+                            tasks.insert(task.name.value.clone(), task);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !saw_workflow {
+            self.d.push(
+                Diagnostic::at(
+                    span.start..span.start,
+                    "the manifest has no `[workflow]` table",
+                )
+                .help("start the file with `[workflow]` and a `name = \"...\"` line"),
+            );
+        }
+        if saw_workflow && tasks.is_empty() && !top.keys().any(|k| k.get_ref() == "tasks") {
+            self.d.push(
+                Diagnostic::at(span.start..span.start, "the workflow has no tasks")
+                    .help("add a task: `[tasks.hello]` with `component = \"hello.wasm\"`"),
+            );
+        }
+        Some(Manifest {
+            format,
+            name: name?,
+            description,
+            policies,
+            defaults,
+            tasks,
+        })
+    }
+
+    fn settings(&mut self, table: &DeTable<'_>) -> Settings {
+        let mut settings = Settings::default();
+        for (key, value) in table {
+            match key.get_ref().as_ref() {
+                "timeout" => settings.timeout = self.duration(value, "`timeout`"),
+                "cpu_time" => settings.cpu_time = self.duration(value, "`cpu_time`"),
+                "memory" => settings.memory = self.size(value, "`memory`"),
+                "retries" => settings.retries = self.retries(value),
+                _ => {}
+            }
+        }
+        settings
+    }
+
+    fn retries(&mut self, value: &Value<'_>) -> Option<At<Retries>> {
+        let mut retries = Retries {
+            max: 0,
+            backoff: Backoff::Exponential,
+            initial: HumanDuration(std::time::Duration::from_secs(1)),
+            max_delay: HumanDuration(std::time::Duration::from_secs(60)),
+            jitter: true,
+        };
+        let table = match value.get_ref() {
+            // `retries = 3`: three retries with the default backoff.
+            DeValue::Integer(_) => {
+                retries.max = self.retry_count(value)?;
+                return Some(At::new(retries, value.span()));
+            }
+            DeValue::Table(table) => table,
+            _ => {
+                self.wrong_type(
+                    value,
+                    "`retries`",
+                    "a number or a table like `{ max = 3, backoff = \"exponential\" }`",
+                );
+                return None;
+            }
+        };
+        self.unknown_fields(table, FIELDS_RETRIES, "`retries`");
+        let mut ok = true;
+        for (key, value) in table {
+            match key.get_ref().as_ref() {
+                "max" => match self.retry_count(value) {
+                    Some(max) => retries.max = max,
+                    None => ok = false,
+                },
+                "backoff" => match self.choice(value, "`backoff`", &["exponential", "fixed"]) {
+                    Some(s) if s.value == "fixed" => retries.backoff = Backoff::Fixed,
+                    Some(_) => retries.backoff = Backoff::Exponential,
+                    None => ok = false,
+                },
+                "initial" => match self.duration(value, "`initial`") {
+                    Some(d) => retries.initial = d.value,
+                    None => ok = false,
+                },
+                "max_delay" => match self.duration(value, "`max_delay`") {
+                    Some(d) => retries.max_delay = d.value,
+                    None => ok = false,
+                },
+                "jitter" => match self.boolean(value, "`jitter`") {
+                    Some(j) => retries.jitter = j,
+                    None => ok = false,
+                },
+                _ => {}
+            }
+        }
+        if ok && retries.initial > retries.max_delay {
+            self.error(
+                value.span(),
+                format!(
+                    "`initial` ({}) is longer than `max_delay` ({})",
+                    retries.initial, retries.max_delay
+                ),
+            )
+            .help = Some("make `max_delay` at least as long as `initial`".into());
+            ok = false;
+        }
+        ok.then(|| At::new(retries, value.span()))
+    }
+
+    fn retry_count(&mut self, value: &Value<'_>) -> Option<u32> {
+        let n = self.integer(value, "the number of retries")?;
+        match u32::try_from(n.value) {
+            Ok(max) if n.value <= MAX_RETRIES => Some(max),
+            _ => {
+                self.error(
+                    n.span,
+                    format!("the number of retries must be between 0 and {MAX_RETRIES}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn task(&mut self, name: At<Name>, value: &Value<'_>) -> Option<Task> {
+        let what = format!("task `{}`", name.value);
+        let table = self.table(value, &format!("`[tasks.{}]`", name.value))?;
+        self.unknown_fields(table, FIELDS_TASK, &format!("`[tasks.{}]`", name.value));
+        let mut task = Task {
+            name: name.clone(),
+            component: At::new(String::new(), name.span.clone()),
+            sha256: None,
+            build: None,
+            args: Vec::new(),
+            env: IndexMap::new(),
+            mounts: Vec::new(),
+            secrets: Vec::new(),
+            inputs: IndexMap::new(),
+            outputs: IndexMap::new(),
+            needs: Vec::new(),
+            when: At::new(When::Success, name.span.clone()),
+            settings: self.settings(table),
+        };
+        let mut component = None;
+        for (key, value) in table {
+            match key.get_ref().as_ref() {
+                "component" => component = self.nonempty_string(value, "`component`"),
+                "sha256" => {
+                    let Some(s) = self.string(value, "`sha256`") else {
+                        continue;
+                    };
+                    match s.value.parse::<Digest>() {
+                        Ok(digest) => task.sha256 = Some(At::new(digest, s.span)),
+                        Err(e) => {
+                            self.error(s.span, e.to_string()).help =
+                                Some("print a file's digest with `sha256sum FILE`".into());
+                        }
+                    }
+                }
+                "build" => task.build = self.nonempty_string(value, "`build`"),
+                "args" => {
+                    task.args = self
+                        .strings(value, "`args`")
+                        .into_iter()
+                        .map(|s| s.value)
+                        .collect()
+                }
+                "env" => task.env = self.env(value),
+                "mounts" => task.mounts = self.mounts(value),
+                "secrets" => task.secrets = self.names(value, "`secrets`"),
+                "inputs" => task.inputs = self.inputs(value),
+                "outputs" => task.outputs = self.outputs(value),
+                "needs" => task.needs = self.names(value, "`needs`"),
+                "when" => {
+                    if let Some(s) = self.choice(value, "`when`", &["success", "failure", "always"])
+                    {
+                        let when = match s.value.as_str() {
+                            "failure" => When::Failure,
+                            "always" => When::Always,
+                            _ => When::Success,
+                        };
+                        task.when = At::new(when, s.span);
+                    }
+                }
+                _ => {}
+            }
+        }
+        match component {
+            Some(component) => task.component = component,
+            None if !table.keys().any(|k| k.get_ref() == "component") => {
+                self.error(name.span, format!("{what} has no `component`"))
+                    .help = Some(
+                    "add `component = \"path/to/task.wasm\"`, relative to this manifest".into(),
+                );
+            }
+            None => {}
+        }
+        Some(task)
+    }
+
+    fn env(&mut self, value: &Value<'_>) -> IndexMap<String, String> {
+        let mut env = IndexMap::new();
+        let Some(table) = self.table(value, "`env`") else {
+            return env;
+        };
+        for (key, value) in table {
+            let var = key.get_ref().as_ref();
+            if var.is_empty() || var.contains(['=', '\0']) {
+                self.error(
+                    key.span(),
+                    format!("`{var}` is not a valid environment variable name"),
+                );
+                continue;
+            }
+            if let Some(s) = self.string(value, &format!("`env.{var}`")) {
+                if s.value.contains('\0') {
+                    self.error(s.span, "environment values must not contain NUL bytes");
+                    continue;
+                }
+                env.insert(var.to_owned(), s.value);
+            }
+        }
+        env
+    }
+
+    fn mounts(&mut self, value: &Value<'_>) -> Vec<MountDecl> {
+        let mut mounts: Vec<MountDecl> = Vec::new();
+        let items = self.array(value, "`mounts`").unwrap_or_default();
+        for item in items {
+            let Some(table) = self.table(item, "each mount") else {
+                continue;
+            };
+            self.unknown_fields(table, FIELDS_MOUNT, "a mount");
+            let (mut host, mut guest, mut mode) = (None, None, MountMode::Ro);
+            for (key, value) in table {
+                match key.get_ref().as_ref() {
+                    "host" => host = self.nonempty_string(value, "the mount's `host`"),
+                    "guest" => guest = self.nonempty_string(value, "the mount's `guest`"),
+                    "mode" => {
+                        if let Some(s) = self.choice(value, "the mount's `mode`", &["ro", "rw"]) {
+                            mode = if s.value == "rw" {
+                                MountMode::Rw
+                            } else {
+                                MountMode::Ro
+                            };
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for (field, present) in [("host", &host), ("guest", &guest)] {
+                if present.is_none() && !table.keys().any(|k| k.get_ref() == field) {
+                    self.error(item.span(), format!("this mount has no `{field}`"))
+                        .help = Some(
+                        "write mounts as `{ host = \"data\", guest = \"/data\", mode = \"ro\" }`"
+                            .into(),
+                    );
+                }
+            }
+            let (Some(host), Some(guest)) = (host, guest) else {
+                continue;
+            };
+            if !self.host_path_ok(&host) || !self.guest_path_ok(&guest, &mounts) {
+                continue;
+            }
+            mounts.push(MountDecl { host, guest, mode });
+        }
+        mounts
+    }
+
+    /// A mount's host directory must stay inside the project: relative, and
+    /// never climbing above the manifest's folder.
+    fn host_path_ok(&mut self, host: &At<String>) -> bool {
+        let path = std::path::Path::new(&host.value);
+        let mut depth: i64 = 0;
+        let mut escapes = path.is_absolute();
+        for part in path.components() {
+            match part {
+                std::path::Component::ParentDir => depth -= 1,
+                std::path::Component::Normal(_) => depth += 1,
+                _ => {}
+            }
+            escapes |= depth < 0;
+        }
+        if escapes {
+            self.error(host.span.clone(), format!("mount `{}` escapes the project", host.value)).help = Some(
+                "mount folders inside the manifest's folder, with a relative path that does not climb out of it"
+                    .into(),
+            );
+        }
+        !escapes
+    }
+
+    /// A guest path must be absolute, clean, not reserved, and not overlap
+    /// another mount of the same task.
+    fn guest_path_ok(&mut self, guest: &At<String>, earlier: &[MountDecl]) -> bool {
+        let text = guest.value.trim_end_matches('/');
+        let clean =
+            guest.value.starts_with('/') && !guest.value.split('/').any(|p| p == ".." || p == ".");
+        if !clean {
+            self.error(
+                guest.span.clone(),
+                format!(
+                    "the guest path `{}` must be absolute, without `.` or `..`",
+                    guest.value
+                ),
+            );
+            return false;
+        }
+        if RESERVED_GUEST_PATHS
+            .iter()
+            .any(|r| text == *r || text.starts_with(&format!("{r}/")))
+            || text.is_empty()
+        {
+            self.error(
+                guest.span.clone(),
+                format!("the guest path `{}` is reserved", guest.value),
+            )
+            .help = Some(
+                "`/`, `/inputs` and `/outputs` belong to Cairn; mount elsewhere, e.g. `/data`"
+                    .into(),
+            );
+            return false;
+        }
+        for other in earlier {
+            let other_text = other.guest.value.trim_end_matches('/');
+            let inside = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+            if inside(text, other_text) || inside(other_text, text) {
+                self.d.push(
+                    Diagnostic::at(
+                        guest.span.clone(),
+                        format!(
+                            "mount `{}` overlaps mount `{}`",
+                            guest.value, other.guest.value
+                        ),
+                    )
+                    .label("overlaps")
+                    .related(other.guest.span.clone(), "this mount")
+                    .help("give each mount its own guest path, neither inside the other"),
+                );
+                return false;
+            }
+        }
+        true
+    }
+
+    fn inputs(&mut self, value: &Value<'_>) -> IndexMap<Name, At<Edge>> {
+        let mut inputs = IndexMap::new();
+        let Some(table) = self.table(value, "`inputs`") else {
+            return inputs;
+        };
+        for (key, value) in table {
+            let Some(name) = self.name_at(key.get_ref(), key.span(), "the input name") else {
+                continue;
+            };
+            let Some(edge) = self.string(value, &format!("input `{}`", name.value)) else {
+                continue;
+            };
+            let parsed = edge.value.split_once('.').and_then(|(task, output)| {
+                Some(Edge {
+                    task: Name::new(task).ok()?,
+                    output: Name::new(output).ok()?,
+                })
+            });
+            match parsed {
+                Some(parsed) => {
+                    inputs.insert(name.value, At::new(parsed, edge.span));
+                }
+                None => {
+                    self.error(
+                        edge.span,
+                        format!(
+                            "input `{}` must name an upstream output as `task.output`, not `{}`",
+                            name.value, edge.value
+                        ),
+                    )
+                    .help = Some(
+                        "e.g. `orders = \"extract.orders\"`: the `orders` output of task `extract`"
+                            .into(),
+                    );
+                }
+            }
+        }
+        inputs
+    }
+
+    fn outputs(&mut self, value: &Value<'_>) -> IndexMap<Name, Output> {
+        let mut outputs = IndexMap::new();
+        match value.get_ref() {
+            // `outputs = ["report"]`: outputs without labels.
+            DeValue::Array(_) => {
+                for name in self.names(value, "`outputs`") {
+                    outputs.insert(
+                        name.value,
+                        Output {
+                            span: name.span,
+                            labels: Vec::new(),
+                        },
+                    );
+                }
+            }
+            DeValue::Table(table) => {
+                for (key, value) in table {
+                    let Some(name) = self.name_at(key.get_ref(), key.span(), "the output name")
+                    else {
+                        continue;
+                    };
+                    let Some(spec) = self.table(value, &format!("output `{}`", name.value)) else {
+                        continue;
+                    };
+                    self.unknown_fields(spec, FIELDS_OUTPUT, &format!("output `{}`", name.value));
+                    let labels = spec
+                        .iter()
+                        .find(|(k, _)| k.get_ref() == "labels")
+                        .map(|(_, v)| self.names(v, "`labels`"))
+                        .unwrap_or_default();
+                    outputs.insert(
+                        name.value,
+                        Output {
+                            span: key.span(),
+                            labels,
+                        },
+                    );
+                }
+            }
+            _ => self.wrong_type(
+                value,
+                "`outputs`",
+                "a table like `{ orders = { labels = [\"pii\"] } }` or a list of names",
+            ),
+        }
+        outputs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(source: &str) -> Vec<String> {
+        match parse(source) {
+            Ok(_) => Vec::new(),
+            Err(d) => d.0.into_iter().map(|d| d.message).collect(),
+        }
+    }
+
+    #[test]
+    fn minimal_manifest_parses() {
+        let m = parse("[workflow]\nname = \"w\"\n[tasks.a]\ncomponent = \"a.wasm\"\n");
+        let m = m.map_err(|d| format!("{d:?}"));
+        assert!(
+            m.as_ref()
+                .is_ok_and(|m| m.tasks.len() == 1 && m.format == FORMAT),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let found = problems(
+            "[workflow]\nname = \"w\"\n[tasks.a]\ncomponet = \"a.wasm\"\ntimeout = \"soon\"\nwhen = \"sometimes\"\n\
+             [tasks.b]\ncomponent = 3\nmemory = \"0MiB\"\n",
+        );
+        assert_eq!(found.len(), 6, "{found:#?}");
+        assert!(found.iter().any(|m| m.contains("unknown field `componet`")));
+        assert!(
+            found
+                .iter()
+                .any(|m| m.contains("task `a` has no `component`"))
+        );
+        assert!(found.iter().any(|m| m.contains("`soon` is not a duration")));
+        assert!(found.iter().any(|m| m.contains("`when` must be one of")));
+        assert!(
+            found
+                .iter()
+                .any(|m| m.contains("`component` must be a string, not an integer"))
+        );
+        assert!(
+            found
+                .iter()
+                .any(|m| m.contains("`memory` must be more than zero"))
+        );
+    }
+
+    #[test]
+    fn mounts_stay_in_the_project_and_apart() {
+        let found = problems(
+            "[workflow]\nname = \"w\"\n[tasks.a]\ncomponent = \"a.wasm\"\nmounts = [\
+             { host = \"../up\", guest = \"/a\" }, { host = \"/etc\", guest = \"/b\" },\
+             { host = \"d\", guest = \"/data\" }, { host = \"e\", guest = \"/data/sub\" },\
+             { host = \"f\", guest = \"/outputs\" }, { host = \"x/../..\", guest = \"/c\" }]\n",
+        );
+        assert_eq!(found.len(), 5, "{found:#?}");
+        assert_eq!(
+            found
+                .iter()
+                .filter(|m| m.contains("escapes the project"))
+                .count(),
+            3
+        );
+        assert!(found.iter().any(|m| m.contains("overlaps")));
+        assert!(found.iter().any(|m| m.contains("is reserved")));
+    }
+}

@@ -1,0 +1,420 @@
+//! The plan: a validated, topologically ordered workflow.
+//!
+//! [`Plan::new`] takes a parsed [`Manifest`] and checks what relates tasks to
+//! each other — unknown tasks and outputs (with suggestions), self-edges,
+//! cycles (naming the cycle's path), failure handlers without upstream — and
+//! orders the tasks so that every task comes after everything it depends on,
+//! keeping the author's order where the graph leaves a choice. A `Plan` exists
+//! only if all of that holds. Pure: no I/O, no wasmtime. Paths are still
+//! relative to the manifest.
+
+mod graph;
+
+use std::collections::HashMap;
+
+use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::manifest::{At, Manifest, Settings, Task, When};
+use crate::name::Name;
+
+pub use graph::{Format as GraphFormat, render as render_graph};
+
+/// Candidates are suggested for a misspelled task name only in workflows up
+/// to this size, to keep validation linear on huge manifests.
+const SUGGEST_UP_TO: usize = 10_000;
+
+/// Why a task depends on another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dependency {
+    /// Listed in `needs`.
+    Needs,
+    /// Feeds the input `input` from its output `output`.
+    Data {
+        /// The consuming task's input name.
+        input: Name,
+        /// The producing task's output name.
+        output: Name,
+    },
+}
+
+/// One edge of the DAG, from `from` (upstream) to the task that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// Index of the upstream task in [`Plan::tasks`].
+    pub from: usize,
+    /// Why.
+    pub why: Dependency,
+}
+
+/// A task with its dependencies resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedTask {
+    /// The task as authored (with spans).
+    pub task: Task,
+    /// Its dependencies, as indices into [`Plan::tasks`] (all earlier).
+    pub upstream: Vec<Upstream>,
+    /// Settings after applying `[defaults]`.
+    pub settings: Settings,
+}
+
+/// A validated workflow, tasks in a topological order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The workflow's name.
+    pub name: Name,
+    /// Policy paths as written.
+    pub policies: Vec<At<String>>,
+    /// Tasks; each comes after all of its upstream tasks.
+    pub tasks: Vec<PlannedTask>,
+}
+
+impl Plan {
+    /// Check the relations between tasks and order them.
+    ///
+    /// # Errors
+    ///
+    /// Every problem found, with spans into the manifest.
+    pub fn new(manifest: &Manifest) -> Result<Self, Diagnostics> {
+        let mut d = Diagnostics::default();
+        let index: HashMap<&Name, usize> = manifest
+            .tasks
+            .keys()
+            .enumerate()
+            .map(|(i, n)| (n, i))
+            .collect();
+        let names = || manifest.tasks.keys().map(Name::as_str);
+        let suggest = |word: &str| {
+            if manifest.tasks.len() > SUGGEST_UP_TO {
+                return None;
+            }
+            did_you_mean(word, names())
+        };
+
+        // Edges in author's order; `upstream[i]` lists what task `i` waits for.
+        let mut upstream: Vec<Vec<(usize, Dependency, std::ops::Range<usize>)>> = Vec::new();
+        for (i, task) in manifest.tasks.values().enumerate() {
+            let mut edges = Vec::new();
+            for needed in &task.needs {
+                match index.get(&needed.value) {
+                    Some(&j) if j == i => d.push(
+                        Diagnostic::at(
+                            needed.span.clone(),
+                            format!("task `{}` needs itself", task.name.value),
+                        )
+                        .help("remove it from `needs`"),
+                    ),
+                    Some(&j) => edges.push((j, Dependency::Needs, needed.span.clone())),
+                    None => d.push(unknown_task(
+                        &needed.value,
+                        needed.span.clone(),
+                        suggest(needed.value.as_str()),
+                    )),
+                }
+            }
+            for (input, edge) in &task.inputs {
+                let from = &edge.value.task;
+                match index.get(from) {
+                    Some(&j) if j == i => d.push(
+                        Diagnostic::at(
+                            edge.span.clone(),
+                            format!("input `{input}` of task `{from}` comes from the task itself"),
+                        )
+                        .help("an input must come from an upstream task's output"),
+                    ),
+                    Some(&j) => {
+                        let producer = manifest.tasks.get_index(j).map(|(_, t)| t);
+                        let output = &edge.value.output;
+                        if producer.is_some_and(|p| p.outputs.contains_key(output)) {
+                            let why = Dependency::Data {
+                                input: input.clone(),
+                                output: output.clone(),
+                            };
+                            edges.push((j, why, edge.span.clone()));
+                        } else {
+                            let declared: Vec<&str> = producer
+                                .map(|p| p.outputs.keys().map(Name::as_str).collect())
+                                .unwrap_or_default();
+                            let help = match did_you_mean(output.as_str(), declared.iter().copied())
+                            {
+                                Some(s) => format!("did you mean `{from}.{s}`?"),
+                                None if declared.is_empty() => format!(
+                                    "task `{from}` declares no outputs; add `outputs = [\"{output}\"]` to it"
+                                ),
+                                None => format!("task `{from}` declares: {}", declared.join(", ")),
+                            };
+                            d.push(
+                                Diagnostic::at(
+                                    edge.span.clone(),
+                                    format!("task `{from}` has no output `{output}`"),
+                                )
+                                .label("unknown output")
+                                .help(help),
+                            );
+                        }
+                    }
+                    None => d.push(unknown_task(
+                        from,
+                        edge.span.clone(),
+                        suggest(from.as_str()),
+                    )),
+                }
+            }
+            if task.when.value == When::Failure && task.needs.is_empty() && task.inputs.is_empty() {
+                d.push(
+                    Diagnostic::at(
+                        task.when.span.clone(),
+                        format!(
+                            "task `{}` runs on failure, but has no upstream task",
+                            task.name.value
+                        ),
+                    )
+                    .label("nothing can fail before it")
+                    .help("add the tasks it handles to `needs`, e.g. `needs = [\"deploy\"]`"),
+                );
+            }
+            upstream.push(edges);
+        }
+        if !d.is_empty() {
+            return Err(d);
+        }
+
+        let order = match topological_order(&upstream) {
+            Ok(order) => order,
+            Err(cycle) => {
+                d.push(cycle_diagnostic(manifest, &upstream, &cycle));
+                return Err(d);
+            }
+        };
+        let mut position = vec![0usize; order.len()];
+        for (pos, &task) in order.iter().enumerate() {
+            if let Some(slot) = position.get_mut(task) {
+                *slot = pos;
+            }
+        }
+        let tasks = order
+            .iter()
+            .filter_map(|&i| {
+                let (_, task) = manifest.tasks.get_index(i)?;
+                let mut deps: Vec<Upstream> = upstream
+                    .get(i)?
+                    .iter()
+                    .map(|(from, why, _)| Upstream {
+                        from: position.get(*from).copied().unwrap_or(0),
+                        why: why.clone(),
+                    })
+                    .collect();
+                deps.dedup();
+                Some(PlannedTask {
+                    task: task.clone(),
+                    upstream: deps,
+                    settings: merge(&manifest.defaults, &task.settings),
+                })
+            })
+            .collect();
+        Ok(Self {
+            name: manifest.name.value.clone(),
+            policies: manifest.policies.clone(),
+            tasks,
+        })
+    }
+}
+
+fn unknown_task(name: &Name, span: std::ops::Range<usize>, suggestion: Option<&str>) -> Diagnostic {
+    let diagnostic =
+        Diagnostic::at(span, format!("there is no task `{name}`")).label("unknown task");
+    match suggestion {
+        Some(s) => diagnostic.help(format!("did you mean `{s}`?")),
+        None => diagnostic.help("declare it as `[tasks.NAME]`, or fix the name"),
+    }
+}
+
+fn merge(defaults: &Settings, task: &Settings) -> Settings {
+    Settings {
+        timeout: task.timeout.clone().or_else(|| defaults.timeout.clone()),
+        cpu_time: task.cpu_time.clone().or_else(|| defaults.cpu_time.clone()),
+        memory: task.memory.clone().or_else(|| defaults.memory.clone()),
+        retries: task.retries.clone().or_else(|| defaults.retries.clone()),
+    }
+}
+
+/// Kahn's algorithm, taking the lowest-indexed ready task first so the
+/// author's order is kept where the graph allows. `Err` holds a cycle.
+fn topological_order<T>(
+    upstream: &[Vec<(usize, T, std::ops::Range<usize>)>],
+) -> Result<Vec<usize>, Vec<usize>> {
+    let n = upstream.len();
+    let mut waiting = vec![0usize; n];
+    let mut downstream: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (task, edges) in upstream.iter().enumerate() {
+        for (from, _, _) in edges {
+            if let (Some(w), Some(down)) = (waiting.get_mut(task), downstream.get_mut(*from)) {
+                *w += 1;
+                down.push(task);
+            }
+        }
+    }
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..n)
+        .filter(|&i| waiting.get(i) == Some(&0))
+        .map(std::cmp::Reverse)
+        .collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(std::cmp::Reverse(task)) = ready.pop() {
+        order.push(task);
+        for &next in downstream.get(task).map(Vec::as_slice).unwrap_or_default() {
+            if let Some(w) = waiting.get_mut(next) {
+                *w -= 1;
+                if *w == 0 {
+                    ready.push(std::cmp::Reverse(next));
+                }
+            }
+        }
+    }
+    if order.len() == n {
+        return Ok(order);
+    }
+    Err(find_cycle(upstream, &waiting))
+}
+
+/// A cycle among tasks still waiting after Kahn's algorithm: walk upstream
+/// from any of them until a task repeats (every waiting task has a waiting
+/// upstream task, so the walk must close).
+fn find_cycle<T>(
+    upstream: &[Vec<(usize, T, std::ops::Range<usize>)>],
+    waiting: &[usize],
+) -> Vec<usize> {
+    let is_waiting = |i: usize| waiting.get(i).is_some_and(|&w| w > 0);
+    let Some(start) = (0..waiting.len()).find(|&i| is_waiting(i)) else {
+        return Vec::new();
+    };
+    let mut seen_at: HashMap<usize, usize> = HashMap::new();
+    let mut path = Vec::new();
+    let mut current = start;
+    loop {
+        if let Some(&at) = seen_at.get(&current) {
+            // `path[at..]` walks upstream; reverse it to read in run order.
+            let mut cycle: Vec<usize> = path.get(at..).map(<[usize]>::to_vec).unwrap_or_default();
+            cycle.reverse();
+            return cycle;
+        }
+        seen_at.insert(current, path.len());
+        path.push(current);
+        let next = upstream.get(current).and_then(|edges| {
+            edges
+                .iter()
+                .map(|(from, _, _)| *from)
+                .find(|&f| is_waiting(f))
+        });
+        match next {
+            Some(next) => current = next,
+            None => return path,
+        }
+    }
+}
+
+fn cycle_diagnostic<T>(
+    manifest: &Manifest,
+    upstream: &[Vec<(usize, T, std::ops::Range<usize>)>],
+    cycle: &[usize],
+) -> Diagnostic {
+    let name = |i: usize| manifest.tasks.get_index(i).map_or("?", |(n, _)| n.as_str());
+    let mut path: Vec<&str> = cycle.iter().map(|&i| name(i)).collect();
+    if let Some(first) = path.first().copied() {
+        path.push(first);
+    }
+    // The span of each edge in the cycle: task `cycle[k+1]` waits for `cycle[k]`.
+    let mut spans = Vec::new();
+    for (k, &from) in cycle.iter().enumerate() {
+        let to = cycle.get(k + 1).or(cycle.first()).copied().unwrap_or(from);
+        if let Some((_, _, span)) = upstream
+            .get(to)
+            .and_then(|edges| edges.iter().find(|(f, _, _)| *f == from))
+        {
+            spans.push((
+                span.clone(),
+                format!("`{}` waits for `{}`", name(to), name(from)),
+            ));
+        }
+    }
+    let mut spans = spans.into_iter();
+    let (first_span, first_label) = spans.next().unwrap_or((0..0, String::new()));
+    let mut diagnostic = Diagnostic::at(
+        first_span,
+        format!("the tasks form a cycle: {}", path.join(" → ")),
+    )
+    .label(first_label)
+    .help("a workflow must be a DAG: remove one of these dependencies");
+    for (span, label) in spans {
+        diagnostic = diagnostic.related(span, label);
+    }
+    diagnostic
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(source: &str) -> Result<Plan, Vec<String>> {
+        let manifest = crate::manifest::parse(source)
+            .map_err(|d| d.0.into_iter().map(|d| d.message).collect::<Vec<_>>())?;
+        Plan::new(&manifest).map_err(|d| d.0.into_iter().map(|d| d.message).collect())
+    }
+
+    const HEAD: &str = "[workflow]\nname = \"w\"\n";
+
+    #[test]
+    fn orders_by_dependencies_keeping_authors_order() {
+        let p = plan(&format!(
+            "{HEAD}[tasks.load]\ncomponent = \"l.wasm\"\ninputs = {{ rows = \"clean.rows\" }}\n\
+             [tasks.extract]\ncomponent = \"e.wasm\"\noutputs = [\"rows\"]\n\
+             [tasks.notify]\ncomponent = \"n.wasm\"\n\
+             [tasks.clean]\ncomponent = \"c.wasm\"\ninputs = {{ rows = \"extract.rows\" }}\noutputs = [\"rows\"]\n"
+        ));
+        let order: Vec<String> = p
+            .map(|p| {
+                p.tasks
+                    .iter()
+                    .map(|t| t.task.name.value.to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(order, ["extract", "notify", "clean", "load"]);
+    }
+
+    #[test]
+    fn names_the_cycle() {
+        let errors = plan(&format!(
+            "{HEAD}[tasks.a]\ncomponent = \"a.wasm\"\nneeds = [\"c\"]\n[tasks.b]\ncomponent = \"b.wasm\"\nneeds = [\"a\"]\n\
+             [tasks.c]\ncomponent = \"c.wasm\"\nneeds = [\"b\"]\n[tasks.d]\ncomponent = \"d.wasm\"\n"
+        ))
+        .err()
+        .unwrap_or_default();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let message = errors.first().cloned().unwrap_or_default();
+        assert!(message.starts_with("the tasks form a cycle: "), "{message}");
+        for name in ["a", "b", "c"] {
+            assert!(
+                message.contains(&format!("`{name}`")) || message.contains(name),
+                "{message}"
+            );
+        }
+        assert!(!message.contains('d'), "{message}");
+    }
+
+    #[test]
+    fn unknown_tasks_and_outputs_get_suggestions() {
+        let errors = plan(&format!(
+            "{HEAD}[tasks.extract]\ncomponent = \"e.wasm\"\noutputs = [\"orders\"]\n\
+             [tasks.load]\ncomponent = \"l.wasm\"\nneeds = [\"extarct\"]\ninputs = {{ o = \"extract.order\" }}\n\
+             [tasks.undo]\ncomponent = \"u.wasm\"\nwhen = \"failure\"\n"
+        ))
+        .err()
+        .unwrap_or_default();
+        assert_eq!(
+            errors,
+            [
+                "there is no task `extarct`",
+                "task `extract` has no output `order`",
+                "task `undo` runs on failure, but has no upstream task",
+            ]
+        );
+    }
+}
