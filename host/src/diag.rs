@@ -204,6 +204,7 @@ pub fn did_you_mean<'a>(
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, reason = "tests fail loudly by design")]
 mod tests {
     use super::*;
 

@@ -14,3 +14,4 @@ pub mod plan;
 pub mod sandbox;
 pub mod secrets;
 pub mod units;
+pub mod workflow;

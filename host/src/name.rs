@@ -38,6 +38,13 @@ impl Name {
         }
     }
 
+    /// `unnamed`: stands in for a missing or invalid name so that checking
+    /// can go on (the problem itself is reported separately).
+    #[must_use]
+    pub fn stand_in() -> Self {
+        Self("unnamed".to_owned())
+    }
+
     /// The name as text.
     #[must_use]
     pub fn as_str(&self) -> &str {

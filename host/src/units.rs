@@ -66,12 +66,24 @@ impl FromStr for HumanDuration {
 
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The form people write: `250ms`, `45s`, `2m`, `1m30s`, `1h`.
         let ms = self.0.as_millis();
         if !ms.is_multiple_of(1000) {
-            write!(f, "{ms}ms")
-        } else {
-            write!(f, "{}s", ms / 1000)
+            return write!(f, "{ms}ms");
         }
+        let secs = ms / 1000;
+        let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+        let mut wrote = false;
+        for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+            if n > 0 {
+                write!(f, "{n}{unit}")?;
+                wrote = true;
+            }
+        }
+        if !wrote {
+            f.write_str("0s")?;
+        }
+        Ok(())
     }
 }
 
@@ -128,6 +140,11 @@ mod tests {
             parse("99999999999999999h"),
             Err(UnitError::Overflow(_))
         ));
+        for text in ["250ms", "45s", "2m", "1m30s", "1h", "1h0m5s", "0s"] {
+            let shown = text.parse::<HumanDuration>().map(|d| d.to_string());
+            let expected = if text == "1h0m5s" { "1h5s" } else { text };
+            assert_eq!(shown.as_deref(), Ok(expected));
+        }
     }
 
     #[test]

@@ -11,4 +11,5 @@ mod bad_input;
 mod exec;
 mod hostile;
 mod isolation;
+mod manifests;
 mod support;

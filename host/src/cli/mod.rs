@@ -8,6 +8,7 @@
 
 mod exec;
 mod style;
+mod workflow;
 
 use std::process::ExitCode;
 
@@ -74,8 +75,8 @@ impl CliError {
     long_about = "Cairn runs tasks compiled to WebAssembly (wasm32-wasip2 components, or wasm32-wasip1 \
 modules) each in its own sandbox: a task gets only the inputs, outputs, files, env and secrets it is \
 given, and is held to hard limits on time, memory and output.\n\n\
-Today `cairn exec` runs one task on its own. Workflows (`validate`, `plan`, `run`), policies and the \
-audit log are not built yet.",
+Today `cairn exec` runs one task on its own, and `cairn validate` and `cairn graph` check and draw \
+workflow manifests. Running workflows (`plan`, `run`), policies and the audit log are not built yet.",
     after_help = "Exit codes: 0 success, 1 the task failed, 2 usage or input error, 3 refused by policy.\n\
 Set NO_COLOR to disable colour. Use -v for details on errors (traps show a wasm backtrace)."
 )]
@@ -90,7 +91,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    Exec(exec::ExecArgs),
+    Exec(Box<exec::ExecArgs>),
+    Validate(workflow::ValidateArgs),
+    Graph(workflow::GraphArgs),
+    /// Print the JSON Schema of workflow manifests, for editors.
+    ///
+    /// Save it and point your editor at it, e.g. with Taplo / Even Better
+    /// TOML: `#:schema ./cairn.schema.json` as the manifest's first line.
+    Schema,
 }
 
 /// Run the CLI with the process's arguments; returns the exit code.
@@ -123,7 +131,10 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Exec(args) => exec::exec(args, cli.verbose).await,
+            Command::Exec(args) => exec::exec(*args, cli.verbose).await,
+            Command::Validate(args) => workflow::validate(&args),
+            Command::Graph(args) => workflow::graph(&args),
+            Command::Schema => Ok(workflow::schema()),
         }
     });
     match result {

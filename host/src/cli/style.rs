@@ -17,6 +17,11 @@ impl Style {
         }
     }
 
+    /// Whether colour is on.
+    pub(crate) fn color(self) -> bool {
+        self.color
+    }
+
     fn paint(self, code: &str, text: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")

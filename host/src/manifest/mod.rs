@@ -7,12 +7,14 @@
 //! job. Pure: no I/O, paths stay as written.
 
 mod parse;
+mod schema;
 
 use std::ops::Range;
 
 use indexmap::IndexMap;
 
-pub use parse::{FIELDS_DEFAULTS, FIELDS_TASK, FIELDS_TOP, FIELDS_WORKFLOW, parse};
+pub use parse::{FIELDS_DEFAULTS, FIELDS_TASK, FIELDS_TOP, FIELDS_WORKFLOW, parse, parse_partial};
+pub use schema::schema;
 
 use crate::digest::Digest;
 use crate::name::Name;

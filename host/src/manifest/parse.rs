@@ -58,6 +58,17 @@ type Value<'i> = Spanned<DeValue<'i>>;
 ///
 /// Every problem found, each with its span.
 pub fn parse(source: &str) -> Result<Manifest, Diagnostics> {
+    match parse_partial(source) {
+        (Some(manifest), d) if d.is_empty() => Ok(manifest),
+        (_, d) => Err(d),
+    }
+}
+
+/// Parse manifest text as far as it goes: the manifest (with what could be
+/// read of it) whenever the TOML itself parses, and every problem found, so
+/// that later checks can run on the rest and report their problems too.
+#[must_use]
+pub fn parse_partial(source: &str) -> (Option<Manifest>, Diagnostics) {
     let mut cx = Cx::default();
     let document =
         match DeTable::parse(source) {
@@ -68,14 +79,11 @@ pub fn parse(source: &str) -> Result<Manifest, Diagnostics> {
                 cx.d.push(Diagnostic::at(span, format!("invalid TOML: {message}")).help(
                 "fix the syntax here first; Cairn checks the rest of the file once it parses",
             ));
-                return Err(cx.d);
+                return (None, cx.d);
             }
         };
     let manifest = cx.manifest(document.get_ref(), document.span());
-    match manifest {
-        Some(manifest) if cx.d.is_empty() => Ok(manifest),
-        _ => Err(cx.d),
-    }
+    (Some(manifest), cx.d)
 }
 
 #[derive(Default)]
@@ -96,12 +104,6 @@ fn kind(value: &DeValue<'_>) -> &'static str {
 }
 
 impl Cx {
-    fn error(&mut self, span: Range<usize>, message: impl Into<String>) -> &mut Diagnostic {
-        self.d.push(Diagnostic::at(span, message));
-        let last = self.d.0.len() - 1;
-        &mut self.d.0[last]
-    }
-
     fn wrong_type(&mut self, value: &Value<'_>, what: &str, expected: &str) {
         let found = kind(value.get_ref());
         self.d.push(
@@ -109,7 +111,7 @@ impl Cx {
                 value.span(),
                 format!("{what} must be {expected}, not {found}"),
             )
-            .label(format!("{found}")),
+            .label(found.to_string()),
         );
     }
 
@@ -156,7 +158,8 @@ impl Cx {
     fn nonempty_string(&mut self, value: &Value<'_>, what: &str) -> Option<At<String>> {
         let s = self.string(value, what)?;
         if s.value.trim().is_empty() {
-            self.error(s.span, format!("{what} must not be empty"));
+            self.d
+                .push(Diagnostic::at(s.span, format!("{what} must not be empty")));
             return None;
         }
         Some(s)
@@ -171,10 +174,10 @@ impl Cx {
         match Name::new(text) {
             Ok(name) => Some(At::new(name, span)),
             Err(_) => {
-                self.error(span, format!("{what} `{text}` is not a valid name"))
-                    .help = Some(
-                    "names are 1-64 ASCII letters, digits, `-` or `_`, starting with a letter"
-                        .into(),
+                self.d.push(
+                    Diagnostic::at(span, format!("{what} `{text}` is not a valid name")).help(
+                        "names are 1-64 ASCII letters, digits, `-` or `_`, starting with a letter",
+                    ),
                 );
                 None
             }
@@ -195,16 +198,16 @@ impl Cx {
         let items = self.array(value, what).unwrap_or_default();
         items
             .iter()
-            .filter_map(|item| self.string(item, &format!("each of {what}")))
+            .filter_map(|item| self.string(item, &format!("each item of {what}")))
             .collect()
     }
 
     /// A list of names with no duplicates.
-    fn names(&mut self, value: &Value<'_>, what: &str) -> Vec<At<Name>> {
+    fn names(&mut self, value: &Value<'_>, what: &str, item: &str) -> Vec<At<Name>> {
         let items = self.array(value, what).unwrap_or_default();
         let mut names: Vec<At<Name>> = Vec::new();
-        for item in items {
-            let Some(name) = self.name(item, &format!("each of {what}")) else {
+        for entry in items {
+            let Some(name) = self.name(entry, item) else {
                 continue;
             };
             if let Some(first) = names.iter().find(|n| n.value == name.value) {
@@ -230,7 +233,10 @@ impl Cx {
             DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
                 Ok(n) => Some(At::new(n, value.span())),
                 Err(_) => {
-                    self.error(value.span(), format!("{what} is out of range"));
+                    self.d.push(Diagnostic::at(
+                        value.span(),
+                        format!("{what} is out of range"),
+                    ));
                     None
                 }
             },
@@ -256,7 +262,7 @@ impl Cx {
         match s.value.parse::<HumanDuration>() {
             Ok(d) => Some(At::new(d, s.span)),
             Err(e) => {
-                self.error(s.span, format!("{what}: {e}"));
+                self.d.push(Diagnostic::at(s.span, format!("{what}: {e}")));
                 None
             }
         }
@@ -267,11 +273,14 @@ impl Cx {
         match s.value.parse::<Size>() {
             Ok(size) if size.0 > 0 => Some(At::new(size, s.span)),
             Ok(_) => {
-                self.error(s.span, format!("{what} must be more than zero"));
+                self.d.push(Diagnostic::at(
+                    s.span,
+                    format!("{what} must be more than zero"),
+                ));
                 None
             }
             Err(e) => {
-                self.error(s.span, format!("{what}: {e}"));
+                self.d.push(Diagnostic::at(s.span, format!("{what}: {e}")));
                 None
             }
         }
@@ -292,15 +301,17 @@ impl Cx {
             Some(suggestion) => format!("did you mean `{suggestion}`?"),
             None => format!("use one of {listed}"),
         };
-        self.error(
-            s.span.clone(),
-            format!("{what} must be one of {listed}, not `{}`", s.value),
-        )
-        .help = Some(help);
+        self.d.push(
+            Diagnostic::at(
+                s.span.clone(),
+                format!("{what} must be one of {listed}, not `{}`", s.value),
+            )
+            .help(help),
+        );
         None
     }
 
-    fn manifest(&mut self, top: &DeTable<'_>, span: Range<usize>) -> Option<Manifest> {
+    fn manifest(&mut self, top: &DeTable<'_>, span: Range<usize>) -> Manifest {
         self.unknown_fields(top, FIELDS_TOP, "the manifest");
         let mut name = None;
         let mut format = FORMAT;
@@ -323,13 +334,12 @@ impl Cx {
                             "format" => {
                                 if let Some(n) = self.integer(value, "`format`") {
                                     if n.value != FORMAT {
-                                        self.error(
+                                        self.d.push(Diagnostic::at(
                                             n.span,
                                             format!("manifest format {} is not supported", n.value),
-                                        )
-                                        .help = Some(format!(
+                                        ).help(format!(
                                             "this version of Cairn reads format {FORMAT}; upgrade Cairn or write format {FORMAT}"
-                                        ));
+                                        )));
                                     }
                                     format = n.value;
                                 }
@@ -342,8 +352,10 @@ impl Cx {
                         }
                     }
                     if name.is_none() && !table.keys().any(|k| k.get_ref() == "name") {
-                        self.error(key.span(), "`[workflow]` has no `name`").help =
-                            Some("add `name = \"my-workflow\"` under `[workflow]`".into());
+                        self.d.push(
+                            Diagnostic::at(key.span(), "`[workflow]` has no `name`")
+                                .help("add `name = \"my-workflow\"` under `[workflow]`"),
+                        );
                     }
                 }
                 "defaults" => {
@@ -385,14 +397,16 @@ impl Cx {
                     .help("add a task: `[tasks.hello]` with `component = \"hello.wasm\"`"),
             );
         }
-        Some(Manifest {
+        // Without a valid name, go on under a stand-in; its problem is reported.
+        let name = name.unwrap_or_else(|| At::new(Name::stand_in(), span.start..span.start));
+        Manifest {
             format,
-            name: name?,
+            name,
             description,
             policies,
             defaults,
             tasks,
-        })
+        }
     }
 
     fn settings(&mut self, table: &DeTable<'_>) -> Settings {
@@ -435,6 +449,7 @@ impl Cx {
         };
         self.unknown_fields(table, FIELDS_RETRIES, "`retries`");
         let mut ok = true;
+        let mut delays_ok = true;
         for (key, value) in table {
             match key.get_ref().as_ref() {
                 "max" => match self.retry_count(value) {
@@ -448,11 +463,11 @@ impl Cx {
                 },
                 "initial" => match self.duration(value, "`initial`") {
                     Some(d) => retries.initial = d.value,
-                    None => ok = false,
+                    None => delays_ok = false,
                 },
                 "max_delay" => match self.duration(value, "`max_delay`") {
                     Some(d) => retries.max_delay = d.value,
-                    None => ok = false,
+                    None => delays_ok = false,
                 },
                 "jitter" => match self.boolean(value, "`jitter`") {
                     Some(j) => retries.jitter = j,
@@ -461,18 +476,20 @@ impl Cx {
                 _ => {}
             }
         }
-        if ok && retries.initial > retries.max_delay {
-            self.error(
-                value.span(),
-                format!(
-                    "`initial` ({}) is longer than `max_delay` ({})",
-                    retries.initial, retries.max_delay
-                ),
-            )
-            .help = Some("make `max_delay` at least as long as `initial`".into());
+        if delays_ok && retries.initial > retries.max_delay {
+            self.d.push(
+                Diagnostic::at(
+                    value.span(),
+                    format!(
+                        "`initial` ({}) is longer than `max_delay` ({})",
+                        retries.initial, retries.max_delay
+                    ),
+                )
+                .help("make `max_delay` at least as long as `initial`"),
+            );
             ok = false;
         }
-        ok.then(|| At::new(retries, value.span()))
+        (ok && delays_ok).then(|| At::new(retries, value.span()))
     }
 
     fn retry_count(&mut self, value: &Value<'_>) -> Option<u32> {
@@ -480,10 +497,10 @@ impl Cx {
         match u32::try_from(n.value) {
             Ok(max) if n.value <= MAX_RETRIES => Some(max),
             _ => {
-                self.error(
+                self.d.push(Diagnostic::at(
                     n.span,
                     format!("the number of retries must be between 0 and {MAX_RETRIES}"),
-                );
+                ));
                 None
             }
         }
@@ -519,8 +536,10 @@ impl Cx {
                     match s.value.parse::<Digest>() {
                         Ok(digest) => task.sha256 = Some(At::new(digest, s.span)),
                         Err(e) => {
-                            self.error(s.span, e.to_string()).help =
-                                Some("print a file's digest with `sha256sum FILE`".into());
+                            self.d.push(
+                                Diagnostic::at(s.span, e.to_string())
+                                    .help("print a file's digest with `sha256sum FILE`"),
+                            );
                         }
                     }
                 }
@@ -534,10 +553,10 @@ impl Cx {
                 }
                 "env" => task.env = self.env(value),
                 "mounts" => task.mounts = self.mounts(value),
-                "secrets" => task.secrets = self.names(value, "`secrets`"),
+                "secrets" => task.secrets = self.names(value, "`secrets`", "the secret name"),
                 "inputs" => task.inputs = self.inputs(value),
                 "outputs" => task.outputs = self.outputs(value),
-                "needs" => task.needs = self.names(value, "`needs`"),
+                "needs" => task.needs = self.names(value, "`needs`", "the task name"),
                 "when" => {
                     if let Some(s) = self.choice(value, "`when`", &["success", "failure", "always"])
                     {
@@ -555,9 +574,9 @@ impl Cx {
         match component {
             Some(component) => task.component = component,
             None if !table.keys().any(|k| k.get_ref() == "component") => {
-                self.error(name.span, format!("{what} has no `component`"))
-                    .help = Some(
-                    "add `component = \"path/to/task.wasm\"`, relative to this manifest".into(),
+                self.d.push(
+                    Diagnostic::at(name.span, format!("{what} has no `component`"))
+                        .help("add `component = \"path/to/task.wasm\"`, relative to this manifest"),
                 );
             }
             None => {}
@@ -573,15 +592,18 @@ impl Cx {
         for (key, value) in table {
             let var = key.get_ref().as_ref();
             if var.is_empty() || var.contains(['=', '\0']) {
-                self.error(
+                self.d.push(Diagnostic::at(
                     key.span(),
                     format!("`{var}` is not a valid environment variable name"),
-                );
+                ));
                 continue;
             }
             if let Some(s) = self.string(value, &format!("`env.{var}`")) {
                 if s.value.contains('\0') {
-                    self.error(s.span, "environment values must not contain NUL bytes");
+                    self.d.push(Diagnostic::at(
+                        s.span,
+                        "environment values must not contain NUL bytes",
+                    ));
                     continue;
                 }
                 env.insert(var.to_owned(), s.value);
@@ -617,11 +639,7 @@ impl Cx {
             }
             for (field, present) in [("host", &host), ("guest", &guest)] {
                 if present.is_none() && !table.keys().any(|k| k.get_ref() == field) {
-                    self.error(item.span(), format!("this mount has no `{field}`"))
-                        .help = Some(
-                        "write mounts as `{ host = \"data\", guest = \"/data\", mode = \"ro\" }`"
-                            .into(),
-                    );
+                    self.d.push(Diagnostic::at(item.span(), format!("this mount has no `{field}`")).help("write mounts as `{ host = \"data\", guest = \"/data\", mode = \"ro\" }`"));
                 }
             }
             let (Some(host), Some(guest)) = (host, guest) else {
@@ -650,10 +668,7 @@ impl Cx {
             escapes |= depth < 0;
         }
         if escapes {
-            self.error(host.span.clone(), format!("mount `{}` escapes the project", host.value)).help = Some(
-                "mount folders inside the manifest's folder, with a relative path that does not climb out of it"
-                    .into(),
-            );
+            self.d.push(Diagnostic::at(host.span.clone(), format!("mount `{}` escapes the project", host.value)).help("mount folders inside the manifest's folder, with a relative path that does not climb out of it"));
         }
         !escapes
     }
@@ -665,13 +680,13 @@ impl Cx {
         let clean =
             guest.value.starts_with('/') && !guest.value.split('/').any(|p| p == ".." || p == ".");
         if !clean {
-            self.error(
+            self.d.push(Diagnostic::at(
                 guest.span.clone(),
                 format!(
                     "the guest path `{}` must be absolute, without `.` or `..`",
                     guest.value
                 ),
-            );
+            ));
             return false;
         }
         if RESERVED_GUEST_PATHS
@@ -679,13 +694,14 @@ impl Cx {
             .any(|r| text == *r || text.starts_with(&format!("{r}/")))
             || text.is_empty()
         {
-            self.error(
-                guest.span.clone(),
-                format!("the guest path `{}` is reserved", guest.value),
-            )
-            .help = Some(
-                "`/`, `/inputs` and `/outputs` belong to Cairn; mount elsewhere, e.g. `/data`"
-                    .into(),
+            self.d.push(
+                Diagnostic::at(
+                    guest.span.clone(),
+                    format!("the guest path `{}` is reserved", guest.value),
+                )
+                .help(
+                    "`/`, `/inputs` and `/outputs` belong to Cairn; mount elsewhere, e.g. `/data`",
+                ),
             );
             return false;
         }
@@ -734,17 +750,13 @@ impl Cx {
                     inputs.insert(name.value, At::new(parsed, edge.span));
                 }
                 None => {
-                    self.error(
+                    self.d.push(Diagnostic::at(
                         edge.span,
                         format!(
                             "input `{}` must name an upstream output as `task.output`, not `{}`",
                             name.value, edge.value
                         ),
-                    )
-                    .help = Some(
-                        "e.g. `orders = \"extract.orders\"`: the `orders` output of task `extract`"
-                            .into(),
-                    );
+                    ).help("e.g. `orders = \"extract.orders\"`: the `orders` output of task `extract`"));
                 }
             }
         }
@@ -756,7 +768,7 @@ impl Cx {
         match value.get_ref() {
             // `outputs = ["report"]`: outputs without labels.
             DeValue::Array(_) => {
-                for name in self.names(value, "`outputs`") {
+                for name in self.names(value, "`outputs`", "the output name") {
                     outputs.insert(
                         name.value,
                         Output {
@@ -779,7 +791,7 @@ impl Cx {
                     let labels = spec
                         .iter()
                         .find(|(k, _)| k.get_ref() == "labels")
-                        .map(|(_, v)| self.names(v, "`labels`"))
+                        .map(|(_, v)| self.names(v, "`labels`", "the label"))
                         .unwrap_or_default();
                     outputs.insert(
                         name.value,

@@ -418,3 +418,91 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, reason = "tests fail loudly by design")]
+mod properties {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Whether the graph (task `a` needs task `b` for each `(a, b)`) has a cycle.
+    fn has_cycle(n: usize, edges: &BTreeSet<(usize, usize)>) -> bool {
+        // Repeatedly remove tasks that need nothing still present.
+        let mut present: BTreeSet<usize> = (0..n).collect();
+        loop {
+            let free: Vec<usize> = present
+                .iter()
+                .copied()
+                .filter(|&a| !edges.iter().any(|&(x, b)| x == a && present.contains(&b)))
+                .collect();
+            if free.is_empty() {
+                return !present.is_empty();
+            }
+            for a in free {
+                present.remove(&a);
+            }
+        }
+    }
+
+    fn manifest(n: usize, edges: &BTreeSet<(usize, usize)>) -> String {
+        let mut text = String::from("[workflow]\nname = \"random\"\n");
+        for a in 0..n {
+            let needs: Vec<String> = edges
+                .iter()
+                .filter(|e| e.0 == a)
+                .map(|e| format!("\"t{}\"", e.1))
+                .collect();
+            text.push_str(&format!(
+                "[tasks.t{a}]\ncomponent = \"t.wasm\"\nneeds = [{}]\n",
+                needs.join(", ")
+            ));
+        }
+        text
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn random_graphs_are_ordered_or_a_real_cycle_is_named(
+            n in 1usize..24,
+            raw in proptest::collection::vec((0usize..24, 0usize..24), 0..60),
+        ) {
+            let edges: BTreeSet<(usize, usize)> = raw.into_iter().filter(|&(a, b)| a < n && b < n && a != b).collect();
+            let parsed = crate::manifest::parse(&manifest(n, &edges));
+            prop_assert!(parsed.is_ok(), "{:?}", parsed.err());
+            let Ok(parsed) = parsed else { return Ok(()) };
+            match Plan::new(&parsed) {
+                Ok(plan) => {
+                    prop_assert!(!has_cycle(n, &edges));
+                    let position: HashMap<String, usize> =
+                        plan.tasks.iter().enumerate().map(|(i, t)| (t.task.name.value.to_string(), i)).collect();
+                    prop_assert_eq!(position.len(), n);
+                    for &(a, b) in &edges {
+                        prop_assert!(position[&format!("t{b}")] < position[&format!("t{a}")], "t{} must come before t{}", b, a);
+                    }
+                }
+                Err(d) => {
+                    prop_assert!(has_cycle(n, &edges));
+                    prop_assert_eq!(d.len(), 1);
+                    let message = &d.0[0].message;
+                    let path = message.strip_prefix("the tasks form a cycle: ");
+                    prop_assert!(path.is_some(), "{}", message);
+                    let names: Vec<usize> = path
+                        .unwrap_or_default()
+                        .split(" → ")
+                        .map(|t| t.trim_start_matches('t').parse().unwrap_or(usize::MAX))
+                        .collect();
+                    prop_assert!(names.len() >= 3 && names.first() == names.last(), "{}", message);
+                    // Each step `x → y` reads "y waits for x": y needs x.
+                    for pair in names.windows(2) {
+                        prop_assert!(edges.contains(&(pair[1], pair[0])), "no edge behind {} in {}", pair[0], message);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! A JSON Schema of the manifest, for editors (Taplo, Even Better TOML) to
+//! validate and complete manifests as people type. It mirrors the parser's
+//! rules; a test keeps its field lists equal to the parser's.
+
+use serde_json::{Value, json};
+
+const NAME: &str = "^[A-Za-z][A-Za-z0-9_-]{0,63}$";
+const DURATION: &str = "^([0-9]+(ms|s|m|h))+$";
+const SIZE: &str = "^[0-9]+ ?(B|KiB|MiB|GiB|KB|kB|MB|GB)?$";
+
+fn settings() -> serde_json::Map<String, Value> {
+    let mut map = serde_json::Map::new();
+    map.insert(
+        "timeout".into(),
+        json!({ "type": "string", "pattern": DURATION, "description": "Wall-clock limit of one attempt, e.g. \"30s\", \"1m30s\"." }),
+    );
+    map.insert(
+        "cpu_time".into(),
+        json!({ "type": "string", "pattern": DURATION, "description": "Limit on time spent running wasm code." }),
+    );
+    map.insert(
+        "memory".into(),
+        json!({ "type": "string", "pattern": SIZE, "description": "Linear-memory limit, e.g. \"64MiB\"." }),
+    );
+    map.insert(
+        "retries".into(),
+        json!({
+            "description": "Retries of retriable failures (traps, timeouts, transient errors): a count, or a table.",
+            "oneOf": [
+                { "type": "integer", "minimum": 0, "maximum": 100 },
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                        "max": { "type": "integer", "minimum": 0, "maximum": 100, "description": "Attempts after the first." },
+                        "backoff": { "enum": ["exponential", "fixed"], "default": "exponential" },
+                        "initial": { "type": "string", "pattern": DURATION, "default": "1s" },
+                        "max_delay": { "type": "string", "pattern": DURATION, "default": "1m" },
+                        "jitter": { "type": "boolean", "default": true }
+                    }
+                }
+            ]
+        }),
+    );
+    map
+}
+
+/// The schema, draft-07.
+#[must_use]
+pub fn schema() -> Value {
+    let mut task = settings();
+    let task_fields = json!({
+        "component": { "type": "string", "description": "The task's .wasm file, relative to this manifest." },
+        "sha256": { "type": "string", "pattern": "^(sha256:)?[0-9a-fA-F]{64}$", "description": "Refuse to run any other bytes." },
+        "build": { "type": "string", "description": "Shell command that builds the component." },
+        "args": { "type": "array", "items": { "type": "string" } },
+        "env": { "type": "object", "additionalProperties": { "type": "string" } },
+        "mounts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["host", "guest"],
+                "properties": {
+                    "host": { "type": "string", "description": "A folder inside the project, relative to this manifest." },
+                    "guest": { "type": "string", "pattern": "^/", "description": "Absolute path in the task." },
+                    "mode": { "enum": ["ro", "rw"], "default": "ro" }
+                }
+            }
+        },
+        "secrets": { "type": "array", "items": { "type": "string", "pattern": NAME }, "uniqueItems": true },
+        "inputs": {
+            "type": "object",
+            "propertyNames": { "pattern": NAME },
+            "additionalProperties": { "type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_-]*\\.[A-Za-z][A-Za-z0-9_-]*$", "description": "An upstream output: \"task.output\"." }
+        },
+        "outputs": {
+            "oneOf": [
+                { "type": "array", "items": { "type": "string", "pattern": NAME }, "uniqueItems": true },
+                {
+                    "type": "object",
+                    "propertyNames": { "pattern": NAME },
+                    "additionalProperties": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "properties": { "labels": { "type": "array", "items": { "type": "string", "pattern": NAME } } }
+                    }
+                }
+            ]
+        },
+        "needs": { "type": "array", "items": { "type": "string", "pattern": NAME }, "uniqueItems": true },
+        "when": { "enum": ["success", "failure", "always"], "default": "success" }
+    });
+    if let Value::Object(fields) = task_fields {
+        task.extend(fields);
+    }
+    json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "Cairn workflow manifest",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["workflow", "tasks"],
+        "properties": {
+            "workflow": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["name"],
+                "properties": {
+                    "name": { "type": "string", "pattern": NAME },
+                    "format": { "const": super::FORMAT, "description": "Manifest format version." },
+                    "description": { "type": "string" },
+                    "policies": { "type": "array", "items": { "type": "string" }, "description": "Cedar files or folders." }
+                }
+            },
+            "defaults": { "type": "object", "additionalProperties": false, "properties": settings() },
+            "tasks": {
+                "type": "object",
+                "propertyNames": { "pattern": NAME },
+                "additionalProperties": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["component"],
+                    "properties": task
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{FIELDS_DEFAULTS, FIELDS_TASK, FIELDS_TOP, FIELDS_WORKFLOW};
+    use super::*;
+
+    fn keys(value: &Value) -> Vec<String> {
+        let mut keys: Vec<String> = value
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    }
+
+    fn sorted(fields: &[&str]) -> Vec<String> {
+        let mut fields: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
+        fields.sort();
+        fields
+    }
+
+    #[test]
+    fn schema_fields_match_the_parser() {
+        let s = schema();
+        let props = &s["properties"];
+        assert_eq!(keys(props), sorted(FIELDS_TOP));
+        assert_eq!(
+            keys(&props["workflow"]["properties"]),
+            sorted(FIELDS_WORKFLOW)
+        );
+        assert_eq!(
+            keys(&props["defaults"]["properties"]),
+            sorted(FIELDS_DEFAULTS)
+        );
+        assert_eq!(
+            keys(&props["tasks"]["additionalProperties"]["properties"]),
+            sorted(FIELDS_TASK)
+        );
+    }
+}
