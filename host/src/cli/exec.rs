@@ -150,19 +150,7 @@ fn parse_mount(s: &str) -> Result<Mount, String> {
     let (host, guest) = rest
         .rsplit_once(':')
         .ok_or_else(|| "expected HOST:GUEST[:ro|rw], e.g. `data:/data:ro`".to_owned())?;
-    if !guest.starts_with('/') || guest.split('/').any(|part| part == "..") {
-        return Err(format!(
-            "the guest path `{guest}` must be absolute and must not contain `..`"
-        ));
-    }
-    if ["/inputs", "/outputs"]
-        .iter()
-        .any(|r| guest.trim_end_matches('/') == *r)
-    {
-        return Err(format!(
-            "`{guest}` is reserved for the task's inputs and outputs"
-        ));
-    }
+    crate::sandbox::check_guest_path(guest).map_err(|e| format!("{e}; {}", e.help()))?;
     Ok(Mount {
         host: PathBuf::from(host),
         guest: guest.to_owned(),

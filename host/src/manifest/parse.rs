@@ -46,7 +46,7 @@ pub const FIELDS_TASK: &[&str] = &[
 const FIELDS_RETRIES: &[&str] = &["max", "backoff", "initial", "max_delay", "jitter"];
 const FIELDS_MOUNT: &[&str] = &["host", "guest", "mode"];
 const FIELDS_OUTPUT: &[&str] = &["labels"];
-const RESERVED_GUEST_PATHS: &[&str] = &["/inputs", "/outputs"];
+
 /// Most retries a task may ask for.
 const MAX_RETRIES: i64 = 100;
 
@@ -676,39 +676,13 @@ impl Cx {
     /// A guest path must be absolute, clean, not reserved, and not overlap
     /// another mount of the same task.
     fn guest_path_ok(&mut self, guest: &At<String>, earlier: &[MountDecl]) -> bool {
-        let text = guest.value.trim_end_matches('/');
-        let clean =
-            guest.value.starts_with('/') && !guest.value.split('/').any(|p| p == ".." || p == ".");
-        if !clean {
-            self.d.push(Diagnostic::at(
-                guest.span.clone(),
-                format!(
-                    "the guest path `{}` must be absolute, without `.` or `..`",
-                    guest.value
-                ),
-            ));
-            return false;
-        }
-        if RESERVED_GUEST_PATHS
-            .iter()
-            .any(|r| text == *r || text.starts_with(&format!("{r}/")))
-            || text.is_empty()
-        {
-            self.d.push(
-                Diagnostic::at(
-                    guest.span.clone(),
-                    format!("the guest path `{}` is reserved", guest.value),
-                )
-                .help(
-                    "`/`, `/inputs` and `/outputs` belong to Cairn; mount elsewhere, e.g. `/data`",
-                ),
-            );
+        if let Err(e) = crate::sandbox::check_guest_path(&guest.value) {
+            self.d
+                .push(Diagnostic::at(guest.span.clone(), e.to_string()).help(e.help()));
             return false;
         }
         for other in earlier {
-            let other_text = other.guest.value.trim_end_matches('/');
-            let inside = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
-            if inside(text, other_text) || inside(other_text, text) {
+            if crate::sandbox::guest_paths_overlap(&guest.value, &other.guest.value) {
                 self.d.push(
                     Diagnostic::at(
                         guest.span.clone(),

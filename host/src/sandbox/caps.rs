@@ -34,6 +34,57 @@ pub struct Mount {
     pub mode: MountMode,
 }
 
+/// Why a path cannot be a mount point in the guest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuestPathError {
+    #[error("the guest path `{0}` must be absolute, without `.` or `..`")]
+    NotClean(String),
+    #[error("the guest path `{0}` is reserved")]
+    Reserved(String),
+}
+
+impl GuestPathError {
+    /// What to do about it.
+    #[must_use]
+    pub fn help(&self) -> &'static str {
+        match self {
+            Self::NotClean(_) => "write an absolute path such as `/data`",
+            Self::Reserved(_) => {
+                "`/`, `/inputs` and `/outputs` belong to Cairn; mount elsewhere, e.g. `/data`"
+            }
+        }
+    }
+}
+
+/// Check a guest mount point: absolute, no `.` or `..` segments, and not
+/// `/`, `/inputs`, `/outputs` or inside them (Cairn's own).
+///
+/// # Errors
+///
+/// [`GuestPathError`] saying which rule the path breaks.
+pub fn check_guest_path(path: &str) -> Result<(), GuestPathError> {
+    if !path.starts_with('/') || path.split('/').any(|p| p == ".." || p == ".") {
+        return Err(GuestPathError::NotClean(path.to_owned()));
+    }
+    let trimmed = path.trim_end_matches('/');
+    let reserved = trimmed.is_empty()
+        || ["/inputs", "/outputs"]
+            .iter()
+            .any(|r| trimmed == *r || trimmed.starts_with(&format!("{r}/")));
+    if reserved {
+        return Err(GuestPathError::Reserved(path.to_owned()));
+    }
+    Ok(())
+}
+
+/// Whether two guest mount points overlap (one is, or is inside, the other).
+#[must_use]
+pub fn guest_paths_overlap(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim_end_matches('/'), b.trim_end_matches('/'));
+    let inside = |x: &str, y: &str| x == y || x.starts_with(&format!("{y}/"));
+    inside(a, b) || inside(b, a)
+}
+
 /// Everything one task attempt is given. [`Default`] gives nothing at all.
 #[derive(Debug, Clone, Default)]
 pub struct Capabilities {

@@ -25,7 +25,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtxView, WasiView};
 
 pub use cache::CompileCache;
-pub use caps::{Capabilities, Mount, MountMode};
+pub use caps::{
+    Capabilities, GuestPathError, Mount, MountMode, check_guest_path, guest_paths_overlap,
+};
 pub use engine::EngineSettings;
 pub use host_api::LogSink;
 pub use limits::{EPOCH_TICK, Limits};
