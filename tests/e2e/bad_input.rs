@@ -2,7 +2,7 @@
 
 use cairn_tests::{CMD_SOCKETS, HELLO, WAT_EMPTY_COMPONENT, WAT_NO_START};
 
-use crate::support::{Run, Scratch, run_in};
+use crate::support::{Run, Scratch, assert_contains, run_in};
 
 /// Exit 2, exactly one line on stderr saying `error: …` with `needle`, and
 /// nothing on stdout.
@@ -129,14 +129,10 @@ fn bad_flags_and_host_side_inputs() {
     assert_input_error(&run, "mount `/data`: `nowhere` is not a directory");
     let run = run_in(s.path(), &["exec", HELLO, "--timeout", "soon"]);
     assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("`soon` is not a duration"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "`soon` is not a duration");
     let run = run_in(s.path(), &["exec", HELLO, "--input", "../etc=x"]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("is not a valid name"), "{}", run.stderr);
+    assert_contains(&run.stderr, "is not a valid name");
 }
 
 #[test]
@@ -144,9 +140,5 @@ fn verbose_adds_causes_not_panics() {
     let s = Scratch::new();
     let run = run_in(s.path(), &["-v", "exec", "nope.wasm"]);
     assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("caused by: No such file or directory"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "caused by: No such file or directory");
 }

@@ -2,7 +2,7 @@
 
 use cairn_tests::{CMD_ECHO, HELLO, P1_ECHO, TASK};
 
-use crate::support::{Scratch, exec_json, outcome_kind, run_in};
+use crate::support::{Scratch, assert_contains, exec_json, outcome_kind, run_in};
 
 #[test]
 fn hello_greets_its_input_and_writes_the_output() {
@@ -29,7 +29,7 @@ fn hello_greets_its_input_and_writes_the_output() {
         "log line shown live:\n{}",
         run.stderr
     );
-    assert!(run.stderr.contains("ok hello succeeded"), "{}", run.stderr);
+    assert_contains(&run.stderr, "ok hello succeeded");
     let leftovers: Vec<_> = std::fs::read_dir(s.path().join("out"))
         .unwrap()
         .flatten()
@@ -225,12 +225,8 @@ fn help_teaches_with_examples() {
     let s = Scratch::new();
     let run = run_in(s.path(), &["exec", "--help"]);
     assert_eq!(run.code, 0);
-    assert!(run.stdout.contains("Examples:"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("--secret <NAME=SOURCE>"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "Examples:");
+    assert_contains(&run.stdout, "--secret <NAME=SOURCE>");
     let run = run_in(s.path(), &["--help"]);
-    assert!(run.stdout.contains("Exit codes"), "{}", run.stdout);
+    assert_contains(&run.stdout, "Exit codes");
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use cairn_tests as g;
 use serde_json::Value;
 
-use crate::support::{Scratch, exec_json, outcome_kind};
+use crate::support::{Scratch, assert_contains, exec_json, outcome_kind};
 
 /// Slack for a loaded 2-core CI machine: a limit must fire within its value
 /// plus this.
@@ -385,14 +385,6 @@ fn terminal_escape_sequences_from_a_guest_are_defused() {
         "raw escape reached the terminal: {:?}",
         run.stderr
     );
-    assert!(
-        run.stderr.contains("clearing your screen\\u{1b}[2J"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("failed: ok hello succeeded\\u{1b}[1A"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "clearing your screen\\u{1b}[2J");
+    assert_contains(&run.stderr, "failed: ok hello succeeded\\u{1b}[1A");
 }

@@ -10,7 +10,7 @@ use cairn::manifest::When;
 use cairn::plan::{Dependency, Plan};
 use cairn::workflow::{WorkflowError, load};
 
-use crate::support::{Scratch, run_in};
+use crate::support::{Scratch, assert_contains, run_in};
 
 fn fixtures(sub: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -304,17 +304,9 @@ fn validate_and_graph_on_the_command_line() {
     let bad = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/bad/unknown_tasks.toml");
     let run = run_in(s.path(), &["validate", bad.to_str().unwrap()]);
     assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("there is no task `extarct`"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("did you mean `extract`?"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("has 2 problems"), "{}", run.stderr);
+    assert_contains(&run.stderr, "there is no task `extarct`");
+    assert_contains(&run.stderr, "did you mean `extract`?");
+    assert_contains(&run.stderr, "has 2 problems");
 
     let run = run_in(s.path(), &["validate", bad.to_str().unwrap(), "--json"]);
     assert_eq!(run.code, 2);
@@ -351,16 +343,8 @@ fn validate_and_graph_on_the_command_line() {
         s.path(),
         &["graph", good.to_str().unwrap(), "--format", "mermaid"],
     );
-    assert!(
-        run.stdout.contains("t0 -->|\"orders [pii]\"| t1"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("t4[\"rollback (on failure)\"]"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "t0 -->|\"orders [pii]\"| t1");
+    assert_contains(&run.stdout, "t4[\"rollback (on failure)\"]");
 
     let run = run_in(s.path(), &["validate", "nowhere.toml"]);
     assert_eq!(run.code, 2);

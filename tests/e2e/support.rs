@@ -126,3 +126,12 @@ impl Scratch {
 pub fn outcome_kind(json: &Value) -> &str {
     json["outcome"]["kind"].as_str().unwrap_or("<none>")
 }
+
+/// Panic, showing `haystack`, unless it contains `needle`.
+#[track_caller]
+pub fn assert_contains(haystack: &str, needle: &str) {
+    assert!(
+        haystack.contains(needle),
+        "`{needle}` not found in:\n{haystack}"
+    );
+}
