@@ -120,7 +120,12 @@ impl Diagnostics {
             .with_links(false);
         let mut out = String::new();
         for diagnostic in self.0.iter().take(MAX_SHOWN) {
-            let mut report = MietteDiagnostic::new(diagnostic.message.clone());
+            // Without a span miette shows no location: name the file at least.
+            let message = match diagnostic.span {
+                Some(_) => diagnostic.message.clone(),
+                None => format!("{file}: {}", diagnostic.message),
+            };
+            let mut report = MietteDiagnostic::new(message);
             if let Some(span) = &diagnostic.span {
                 let primary =
                     LabeledSpan::new_primary_with_span(diagnostic.label.clone(), span.clone());

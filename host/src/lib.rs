@@ -11,6 +11,7 @@ pub mod digest;
 pub mod manifest;
 pub mod name;
 pub mod plan;
+pub mod policy;
 pub mod sandbox;
 pub mod secrets;
 pub mod units;

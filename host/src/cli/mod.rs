@@ -7,6 +7,7 @@
 //! unless `-v` asks for details.
 
 mod exec;
+mod policy;
 mod style;
 mod workflow;
 
@@ -76,7 +77,8 @@ impl CliError {
 modules) each in its own sandbox: a task gets only the inputs, outputs, files, env and secrets it is \
 given, and is held to hard limits on time, memory and output.\n\n\
 Today `cairn exec` runs one task on its own, and `cairn validate` and `cairn graph` check and draw \
-workflow manifests. Running workflows (`plan`, `run`), policies and the audit log are not built yet.",
+workflow manifests, and `cairn plan` authorizes everything a workflow would do against its Cedar \
+policies. Running workflows (`run`, `resume`) and the audit log are not built yet.",
     after_help = "Exit codes: 0 success, 1 the task failed, 2 usage or input error, 3 refused by policy.\n\
 Set NO_COLOR to disable colour. Use -v for details on errors (traps show a wasm backtrace)."
 )]
@@ -94,6 +96,10 @@ enum Command {
     Exec(Box<exec::ExecArgs>),
     Validate(workflow::ValidateArgs),
     Graph(workflow::GraphArgs),
+    Plan(policy::PlanArgs),
+    /// Work with a workflow's Cedar policies: validate them, print the schema.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Print the JSON Schema of workflow manifests, for editors.
     ///
     /// Save it and point your editor at it, e.g. with Taplo / Even Better
@@ -134,6 +140,8 @@ pub fn main() -> ExitCode {
             Command::Exec(args) => exec::exec(*args, cli.verbose).await,
             Command::Validate(args) => workflow::validate(&args),
             Command::Graph(args) => workflow::graph(&args),
+            Command::Plan(args) => policy::plan(&args),
+            Command::Policy(command) => policy::policy(&command),
             Command::Schema => Ok(workflow::schema()),
         }
     });

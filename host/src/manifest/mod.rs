@@ -157,6 +157,9 @@ pub struct Task {
     pub mounts: Vec<MountDecl>,
     /// Secrets the task may read.
     pub secrets: Vec<At<Name>>,
+    /// Network endpoints (`host:port`) the task may connect to. Declared and
+    /// authorized today; reachable once Cairn provides `wasi:http`.
+    pub network: Vec<At<String>>,
     /// Inputs: local name → the upstream output it receives.
     pub inputs: IndexMap<Name, At<Edge>>,
     /// Outputs and their labels.

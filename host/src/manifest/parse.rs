@@ -34,6 +34,7 @@ pub const FIELDS_TASK: &[&str] = &[
     "env",
     "mounts",
     "secrets",
+    "network",
     "inputs",
     "outputs",
     "needs",
@@ -519,6 +520,7 @@ impl Cx {
             env: IndexMap::new(),
             mounts: Vec::new(),
             secrets: Vec::new(),
+            network: Vec::new(),
             inputs: IndexMap::new(),
             outputs: IndexMap::new(),
             needs: Vec::new(),
@@ -554,6 +556,7 @@ impl Cx {
                 "env" => task.env = self.env(value),
                 "mounts" => task.mounts = self.mounts(value),
                 "secrets" => task.secrets = self.names(value, "`secrets`", "the secret name"),
+                "network" => task.network = self.hosts(value),
                 "inputs" => task.inputs = self.inputs(value),
                 "outputs" => task.outputs = self.outputs(value),
                 "needs" => task.needs = self.names(value, "`needs`", "the task name"),
@@ -699,6 +702,37 @@ impl Cx {
             }
         }
         true
+    }
+
+    /// Network endpoints as `host:port`, no duplicates.
+    fn hosts(&mut self, value: &Value<'_>) -> Vec<At<String>> {
+        let mut hosts: Vec<At<String>> = Vec::new();
+        for host in self.strings(value, "`network`") {
+            let ok = host.value.rsplit_once(':').is_some_and(|(name, port)| {
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+                    && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            if !ok {
+                self.d.push(
+                    Diagnostic::at(
+                        host.span.clone(),
+                        format!("`{}` is not a network endpoint", host.value),
+                    )
+                    .help("write `host:port`, e.g. `warehouse.internal:443`"),
+                );
+            } else if hosts.iter().any(|h| h.value == host.value) {
+                self.d.push(Diagnostic::at(
+                    host.span.clone(),
+                    format!("`{}` is listed twice in `network`", host.value),
+                ));
+            } else {
+                hosts.push(host);
+            }
+        }
+        hosts
     }
 
     fn inputs(&mut self, value: &Value<'_>) -> IndexMap<Name, At<Edge>> {

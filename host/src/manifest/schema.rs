@@ -69,6 +69,7 @@ pub fn schema() -> Value {
             }
         },
         "secrets": { "type": "array", "items": { "type": "string", "pattern": NAME }, "uniqueItems": true },
+        "network": { "type": "array", "items": { "type": "string", "pattern": "^[A-Za-z0-9.-]+:[0-9]{1,5}$" }, "uniqueItems": true, "description": "Endpoints the task may connect to, host:port." },
         "inputs": {
             "type": "object",
             "propertyNames": { "pattern": NAME },

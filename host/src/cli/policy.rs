@@ -1,0 +1,224 @@
+//! `cairn plan` and `cairn policy validate`: what policy allows, before
+//! anything runs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::style::Style;
+use super::{CliError, Exit};
+use crate::policy::{Decision, Policies, PolicyError, preflight};
+use crate::workflow::{WorkflowError, load};
+
+/// Show what a run would do, in order, with every authorization decision.
+///
+/// Builds every request the workflow implies — each task's run, each
+/// declared secret, mount and network host, each data flow with the labels
+/// that reach it — and authorizes them all against the workflow's Cedar
+/// policies, as the run's user. Default deny. Exits 0 if all are allowed,
+/// 3 if any is denied (the run would be refused), 2 for invalid input.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cairn plan --as alice
+  cairn plan examples/release --as bob --json")]
+pub(crate) struct PlanArgs {
+    /// The manifest, or a folder holding `workflow.toml`.
+    #[arg(value_name = "PATH", default_value = ".")]
+    path: PathBuf,
+
+    /// Who starts the run (a `Cairn::User` of the entities file).
+    #[arg(long = "as", value_name = "USER", env = "CAIRN_USER")]
+    user: String,
+
+    /// Print the decisions as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Work with a workflow's Cedar policies.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// Check the workflow's policies and entities against Cairn's schema.
+    Validate {
+        /// The manifest, or a folder holding `workflow.toml`.
+        #[arg(value_name = "PATH", default_value = ".")]
+        path: PathBuf,
+    },
+    /// Print Cairn's Cedar schema (entities and actions policies can use).
+    Schema,
+}
+
+fn load_policies(
+    path: &std::path::Path,
+) -> Result<(crate::workflow::Workflow, Policies), CliError> {
+    let workflow = match load(path) {
+        Ok(workflow) => workflow,
+        Err(WorkflowError::Invalid {
+            path,
+            source_text,
+            diagnostics,
+        }) => {
+            let file = path.display().to_string();
+            eprint!(
+                "{}",
+                diagnostics.render(&file, &source_text, Style::stderr().color())
+            );
+            return Err(CliError::input(format!(
+                "`{file}` has problems; `cairn validate` shows them"
+            )));
+        }
+        Err(other) => return Err(CliError::input(other)),
+    };
+    let paths: Vec<String> = workflow
+        .plan
+        .policies
+        .iter()
+        .map(|p| p.value.clone())
+        .collect();
+    match Policies::load(&workflow.dir, &paths) {
+        Ok(policies) => Ok((workflow, policies)),
+        Err(PolicyError::Invalid(files)) => {
+            let color = Style::stderr().color();
+            for file in &files {
+                eprint!(
+                    "{}",
+                    file.diagnostics
+                        .render(&file.path.display().to_string(), &file.source, color)
+                );
+            }
+            Err(CliError::input(format!(
+                "the policies have problems in {} file(s); fix them and try again",
+                files.len()
+            )))
+        }
+        Err(other) => Err(CliError::input(other)),
+    }
+}
+
+pub(crate) fn plan(args: &PlanArgs) -> Result<Exit, CliError> {
+    let (workflow, policies) = load_policies(&args.path)?;
+    let result = preflight(&workflow.plan, &policies, &args.user).map_err(CliError::input)?;
+    let denied = result.denied().count();
+    if args.json {
+        let decisions: Vec<serde_json::Value> =
+            result.decisions.iter().map(decision_json).collect();
+        let value = serde_json::json!({
+            "workflow": workflow.plan.name.as_str(),
+            "user": args.user,
+            "policies": policies.len(),
+            "allowed": denied == 0,
+            "order": workflow.plan.tasks.iter().map(|t| t.task.name.value.as_str()).collect::<Vec<_>>(),
+            "decisions": decisions,
+        });
+        println!("{value:#}");
+    } else {
+        print_table(
+            &workflow.plan.name.to_string(),
+            &args.user,
+            &result.decisions,
+            policies.len(),
+        );
+        let style = Style::stderr();
+        if denied == 0 {
+            eprintln!(
+                "{} all {} requests allowed",
+                style.good("ok"),
+                result.decisions.len()
+            );
+        } else {
+            eprintln!(
+                "{}: {denied} of {} requests denied; the run would be refused",
+                style.error("denied"),
+                result
+                    .decisions
+                    .iter()
+                    .filter(|d| d.action != "declassify")
+                    .count()
+            );
+            if policies.is_empty() {
+                eprintln!("  no policies: list Cedar files under `[workflow] policies`");
+            }
+        }
+    }
+    Ok(if denied == 0 {
+        Exit::Success
+    } else {
+        Exit::Denied
+    })
+}
+
+fn decided_by(d: &Decision) -> String {
+    if !d.errors.is_empty() {
+        return format!("evaluation error: {}", d.errors.join("; "));
+    }
+    match (d.allowed, d.policies.is_empty()) {
+        (false, true) => "no policy permits".to_owned(),
+        _ => d.policies.join(", "),
+    }
+}
+
+fn decision_json(d: &Decision) -> serde_json::Value {
+    serde_json::json!({
+        "task": d.task,
+        "action": d.action,
+        "what": d.what,
+        "request": d.request,
+        "decision": if d.allowed { "allow" } else { "deny" },
+        "policies": d.policies,
+        "errors": d.errors,
+    })
+}
+
+fn print_table(workflow: &str, user: &str, decisions: &[Decision], policies: usize) {
+    println!("plan of workflow `{workflow}`, started by `{user}`, against {policies} policies\n");
+    let width = decisions
+        .iter()
+        .map(|d| d.task.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let what_width = decisions
+        .iter()
+        .map(|d| d.what.chars().count())
+        .max()
+        .unwrap_or(7)
+        .clamp(7, 60);
+    println!(
+        "{:width$}  {:what_width$}  {:8}  decided by",
+        "task", "request", "decision"
+    );
+    for d in decisions {
+        let decision = match (d.allowed, d.action) {
+            (true, _) => "allow",
+            (false, "declassify") => "kept",
+            (false, _) => "DENY",
+        };
+        println!(
+            "{:width$}  {:what_width$}  {:8}  {}",
+            d.task,
+            d.what,
+            decision,
+            decided_by(d)
+        );
+    }
+    println!();
+}
+
+pub(crate) fn policy(command: &PolicyCommand) -> Result<Exit, CliError> {
+    match command {
+        PolicyCommand::Validate { path } => {
+            let (_, policies) = load_policies(path)?;
+            eprintln!(
+                "{} {} policies in {} file(s) are valid against Cairn's schema",
+                Style::stderr().good("ok"),
+                policies.len(),
+                policies.files().len()
+            );
+            Ok(Exit::Success)
+        }
+        PolicyCommand::Schema => {
+            print!("{}", crate::policy::SCHEMA);
+            Ok(Exit::Success)
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Policy as code: Cedar policies about workflows, loaded and validated.
+//!
+//! [`Policies::load`] reads the policy paths a workflow lists — `*.cedar`
+//! policy files and `*.entities.json` files of users and groups — and
+//! validates every policy against Cairn's schema (`policies/cairn.cedarschema`)
+//! in strict mode. Any problem refuses the whole set, with Cedar's diagnostics
+//! rendered at the file and line. Each policy is known by its `@id("...")`
+//! annotation, or by `FILE#N`. Deciding is [`preflight`]'s job.
+
+mod preflight;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use cedar_policy::{Entities, Policy, PolicyId, PolicySet, Schema, ValidationMode, Validator};
+
+use crate::diag::{Diagnostic, Diagnostics};
+
+pub use preflight::{Decision, Preflight, preflight};
+
+/// Cairn's Cedar schema.
+pub const SCHEMA: &str = include_str!("../../../policies/cairn.cedarschema");
+
+/// A validated policy set with the users and groups it talks about.
+#[derive(Debug, Clone)]
+pub struct Policies {
+    pub(crate) set: PolicySet,
+    pub(crate) schema: Schema,
+    pub(crate) people: Entities,
+    files: Vec<PathBuf>,
+}
+
+/// Problems in one policy or entities file.
+#[derive(Debug, Clone)]
+pub struct FileProblems {
+    /// The file.
+    pub path: PathBuf,
+    /// Its text.
+    pub source: String,
+    /// What is wrong in it.
+    pub diagnostics: Diagnostics,
+}
+
+/// Why a policy set was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the policies are invalid ({} file{} with problems)", .0.len(), if .0.len() == 1 { "" } else { "s" })]
+    Invalid(Vec<FileProblems>),
+    #[error("Cairn's own Cedar schema does not load: {0}")]
+    Schema(String),
+}
+
+/// Turn any of Cedar's miette diagnostics into ours.
+fn from_cedar(error: &dyn miette::Diagnostic) -> Diagnostic {
+    let first = error.labels().and_then(|mut labels| labels.next());
+    let mut diagnostic = match &first {
+        Some(label) => {
+            let start = label.offset();
+            let d = Diagnostic::at(start..start + label.len(), error.to_string());
+            match label.label() {
+                Some(text) => d.label(text),
+                None => d,
+            }
+        }
+        None => Diagnostic::whole_file(error.to_string()),
+    };
+    if let Some(help) = error.help() {
+        diagnostic = diagnostic.help(help.to_string());
+    }
+    diagnostic
+}
+
+impl Policies {
+    /// Cairn's schema.
+    ///
+    /// # Errors
+    ///
+    /// Only if the built-in schema is broken (a bug in Cairn).
+    pub fn schema() -> Result<Schema, PolicyError> {
+        Schema::from_cedarschema_str(SCHEMA)
+            .map(|(schema, _warnings)| schema)
+            .map_err(|e| PolicyError::Schema(e.to_string()))
+    }
+
+    /// Load the policy paths `paths` (files or folders), relative to `dir`.
+    ///
+    /// # Errors
+    ///
+    /// Unreadable files, or every problem in every file.
+    pub fn load(dir: &Path, paths: &[String]) -> Result<Self, PolicyError> {
+        let schema = Self::schema()?;
+        let mut files = Vec::new();
+        for path in paths {
+            collect(&dir.join(path), &mut files).map_err(|source| PolicyError::Read {
+                path: dir.join(path),
+                source,
+            })?;
+        }
+        files.sort();
+        files.dedup();
+
+        let mut set = PolicySet::new();
+        let mut problems = Vec::new();
+        let mut origin: HashMap<PolicyId, usize> = HashMap::new();
+        let mut sources = Vec::new();
+        let mut people_json = Vec::new();
+        for (index, path) in files.iter().enumerate() {
+            let source = std::fs::read_to_string(path).map_err(|e| PolicyError::Read {
+                path: path.clone(),
+                source: e,
+            })?;
+            let mut d = Diagnostics::default();
+            if is_entities(path) {
+                people_json.push((index, source.clone()));
+            } else {
+                match parse_file(&source, path) {
+                    Ok(policies) => {
+                        for policy in policies {
+                            origin.insert(policy.id().clone(), index);
+                            if let Err(e) = set.add(policy) {
+                                d.push(
+                                    Diagnostic::whole_file(e.to_string())
+                                        .help("give each policy a unique `@id(\"...\")`"),
+                                );
+                            }
+                        }
+                    }
+                    Err(errors) => {
+                        for error in errors.iter() {
+                            d.push(from_cedar(error));
+                        }
+                    }
+                }
+            }
+            sources.push(source);
+            problems.push(d);
+        }
+
+        let validation = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
+        for error in validation.validation_errors() {
+            let file = origin.get(error.policy_id()).copied().unwrap_or(0);
+            if let Some(d) = problems.get_mut(file) {
+                d.push(from_cedar(error));
+            }
+        }
+
+        let mut people = Entities::empty();
+        for (index, json) in people_json {
+            match Entities::from_json_str(&json, Some(&schema)) {
+                Ok(found) => {
+                    let foreign: Vec<String> = found
+                        .iter()
+                        .map(|e| e.uid().type_name().to_string())
+                        // Cedar adds the schema's actions itself.
+                        .filter(|t| {
+                            !matches!(t.as_str(), "Cairn::User" | "Cairn::Group" | "Cairn::Action")
+                        })
+                        .collect();
+                    if let (Some(kind), Some(d)) = (foreign.first(), problems.get_mut(index)) {
+                        d.push(Diagnostic::whole_file(format!("entities files may only hold users and groups, not `{kind}`"))
+                            .help("Cairn makes workflow, task, secret and data entities from the manifest"));
+                        continue;
+                    }
+                    match people.clone().add_entities(found, Some(&schema)) {
+                        Ok(all) => people = all,
+                        Err(e) => {
+                            if let Some(d) = problems.get_mut(index) {
+                                d.push(from_cedar(&e));
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    if let Some(d) = problems.get_mut(index) {
+                        d.push(from_cedar(&e));
+                    }
+                }
+            }
+        }
+
+        let problems: Vec<FileProblems> = files
+            .iter()
+            .zip(sources)
+            .zip(problems)
+            .filter(|(_, d)| !d.is_empty())
+            .map(|((path, source), diagnostics)| FileProblems {
+                path: path.clone(),
+                source,
+                diagnostics,
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(PolicyError::Invalid(problems));
+        }
+        Ok(Self {
+            set,
+            schema,
+            people,
+            files,
+        })
+    }
+
+    /// The files the policies and people came from.
+    #[must_use]
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// How many policies.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.set.policies().count()
+    }
+
+    /// Whether there are no policies (everything is denied).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn is_entities(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with(".entities.json"))
+}
+
+/// The `*.cedar` and `*.entities.json` files at `path` (a file, or a folder
+/// searched recursively).
+fn collect(path: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let meta = std::fs::metadata(path)?;
+    if meta.is_file() {
+        files.push(path.to_owned());
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let child = entry.path();
+        if entry.file_type()?.is_dir() {
+            collect(&child, files)?;
+        } else if child.extension().is_some_and(|e| e == "cedar") || is_entities(&child) {
+            files.push(child);
+        }
+    }
+    Ok(())
+}
+
+/// Parse one file's policies, naming each by its `@id` or `FILE#N`.
+fn parse_file(source: &str, path: &Path) -> Result<Vec<Policy>, Box<cedar_policy::ParseErrors>> {
+    let parsed: PolicySet = source.parse().map_err(Box::new)?;
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let mut policies: Vec<Policy> = parsed.policies().cloned().collect();
+    // Cedar numbers policies `policy0`, `policy1`... in source order.
+    policies.sort_by_key(|p| {
+        p.id()
+            .to_string()
+            .trim_start_matches("policy")
+            .parse::<usize>()
+            .unwrap_or(usize::MAX)
+    });
+    Ok(policies
+        .into_iter()
+        .enumerate()
+        .map(|(n, policy)| {
+            let id = policy
+                .annotation("id")
+                .map_or_else(|| format!("{name}#{n}"), str::to_owned);
+            policy.new_id(PolicyId::new(id))
+        })
+        .collect())
+}

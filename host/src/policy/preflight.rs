@@ -1,0 +1,409 @@
+//! Preflight: every request a workflow implies, authorized before it runs.
+//!
+//! From a [`Plan`] and who starts the run, build Cedar entities (the
+//! workflow, its tasks with their declared capabilities, secrets, data with
+//! the labels that reach it, mounted paths, hosts) and authorize, task by
+//! task in plan order: `run`, each `read_secret`, each `mount`, each
+//! `connect`, each input's `flow`. Labels flow with data: an output carries
+//! the labels of the task's inputs, minus those a `declassify` permit lets
+//! the task drop. Default deny; a request whose evaluation errors is denied.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::str::FromStr;
+
+use cedar_policy::{
+    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName,
+    EntityUid, Request, RestrictedExpression,
+};
+
+use super::{Policies, PolicyError};
+use crate::plan::{Dependency, Plan};
+
+/// One authorization request and what decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The task the request is about.
+    pub task: String,
+    /// The Cedar action: `run`, `read_secret`, `mount`, `connect`, `flow`,
+    /// `declassify`.
+    pub action: &'static str,
+    /// What it is about, for people (e.g. `secret warehouse-token`).
+    pub what: String,
+    /// The request in Cedar terms: `principal, action, resource`.
+    pub request: String,
+    /// Allowed?
+    pub allowed: bool,
+    /// The IDs of the policies that decided (the permits that allowed it, or
+    /// the forbids that denied it); empty for "no policy permits".
+    pub policies: Vec<String>,
+    /// Evaluation errors (any error denies).
+    pub errors: Vec<String>,
+}
+
+/// Every decision of a preflight, and the labels each output will carry.
+#[derive(Debug, Clone, Default)]
+pub struct Preflight {
+    /// In plan order.
+    pub decisions: Vec<Decision>,
+    /// `task.output` → labels.
+    pub labels: HashMap<String, BTreeSet<String>>,
+}
+
+impl Preflight {
+    /// The requests that were denied (declassifications aside: a refused
+    /// declassification only means the label stays).
+    pub fn denied(&self) -> impl Iterator<Item = &Decision> {
+        self.decisions
+            .iter()
+            .filter(|d| !d.allowed && d.action != "declassify")
+    }
+}
+
+fn uid(kind: &str, id: &str) -> Result<EntityUid, PolicyError> {
+    let name = EntityTypeName::from_str(&format!("Cairn::{kind}"))
+        .map_err(|e| PolicyError::Schema(e.to_string()))?;
+    Ok(EntityUid::from_type_name_and_id(name, EntityId::new(id)))
+}
+
+fn strings(items: impl IntoIterator<Item = String>) -> RestrictedExpression {
+    RestrictedExpression::new_set(items.into_iter().map(RestrictedExpression::new_string))
+}
+
+struct Checker<'a> {
+    policies: &'a Policies,
+    authorizer: Authorizer,
+    decisions: Vec<Decision>,
+}
+
+impl Checker<'_> {
+    #[expect(clippy::too_many_arguments, reason = "one request, spelled out")]
+    fn check(
+        &mut self,
+        entities: &Entities,
+        task: &str,
+        action: &'static str,
+        what: String,
+        principal: EntityUid,
+        resource: EntityUid,
+        context: Vec<(&str, RestrictedExpression)>,
+    ) -> Result<bool, PolicyError> {
+        let action_uid = uid("Action", action)?;
+        let request_text = format!("{principal}, {action_uid}, {resource}");
+        let context = Context::from_pairs(context.into_iter().map(|(k, v)| (k.to_owned(), v)))
+            .map_err(|e| PolicyError::Schema(e.to_string()))?;
+        let request = Request::new(
+            principal,
+            action_uid,
+            resource,
+            context,
+            Some(&self.policies.schema),
+        )
+        .map_err(|e| PolicyError::Schema(format!("{request_text}: {e}")))?;
+        let response = self
+            .authorizer
+            .is_authorized(&request, &self.policies.set, entities);
+        let errors: Vec<String> = response
+            .diagnostics()
+            .errors()
+            .map(ToString::to_string)
+            .collect();
+        // An evaluation error denies, whatever else matched.
+        let allowed = response.decision() == CedarDecision::Allow && errors.is_empty();
+        let mut policies: Vec<String> = response
+            .diagnostics()
+            .reason()
+            .map(ToString::to_string)
+            .collect();
+        policies.sort();
+        self.decisions.push(Decision {
+            task: task.to_owned(),
+            action,
+            what,
+            request: request_text,
+            allowed,
+            policies,
+            errors,
+        });
+        Ok(allowed)
+    }
+}
+
+/// Authorize everything `plan` implies for a run started by `user`.
+///
+/// # Errors
+///
+/// Only if a request does not fit Cairn's schema (a bug), never for a
+/// denial: denials are in the result.
+pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflight, PolicyError> {
+    let schema = &policies.schema;
+    let workflow = uid("Workflow", plan.name.as_str())?;
+    let user_uid = uid("User", user)?;
+    let mut checker = Checker {
+        policies,
+        authorizer: Authorizer::new(),
+        decisions: Vec::new(),
+    };
+    let mut labels: HashMap<String, BTreeSet<String>> = HashMap::new();
+    let mut entities: Vec<Entity> = vec![Entity::new_no_attrs(workflow.clone(), HashSet::new())];
+    let people: Vec<Entity> = policies.people.iter().cloned().collect();
+    if !policies.people.iter().any(|e| e.uid() == user_uid) {
+        entities.push(Entity::new_no_attrs(user_uid.clone(), HashSet::new()));
+    }
+
+    // Labels first, in plan order: what reaches each task, what each output carries.
+    let mut labels_in: Vec<BTreeSet<String>> = Vec::with_capacity(plan.tasks.len());
+    for planned in &plan.tasks {
+        let task = &planned.task;
+        let mut incoming = BTreeSet::new();
+        for up in &planned.upstream {
+            if let (Dependency::Data { output, .. }, Some(from)) =
+                (&up.why, plan.tasks.get(up.from))
+            {
+                let key = format!("{}.{output}", from.task.name.value);
+                incoming.extend(labels.get(&key).into_iter().flatten().cloned());
+            }
+        }
+        let task_uid = uid("Task", task.name.value.as_str())?;
+        for (output, declared) in &task.outputs {
+            let key = format!("{}.{output}", task.name.value);
+            let declared: BTreeSet<String> = declared
+                .labels
+                .iter()
+                .map(|l| l.value.to_string())
+                .collect();
+            let mut carried: BTreeSet<String> = declared.union(&incoming).cloned().collect();
+            for label in incoming.difference(&declared) {
+                // Dropping a label is itself a policy decision.
+                let data = data_entity(&key, task.name.value.as_str(), output.as_str(), &carried)?;
+                let me = task_entity(planned, &workflow, &incoming)?;
+                let local = Entities::from_entities(
+                    [
+                        data,
+                        me,
+                        Entity::new_no_attrs(workflow.clone(), HashSet::new()),
+                    ],
+                    Some(schema),
+                )
+                .map_err(|e| PolicyError::Schema(e.to_string()))?;
+                let allowed = checker.check(
+                    &local,
+                    task.name.value.as_str(),
+                    "declassify",
+                    format!("drop label `{label}` from {key}"),
+                    task_uid.clone(),
+                    uid("Data", &key)?,
+                    vec![("label", RestrictedExpression::new_string(label.clone()))],
+                )?;
+                if allowed {
+                    carried.remove(label);
+                }
+            }
+            labels.insert(key, carried);
+        }
+        labels_in.push(incoming);
+    }
+
+    for (planned, incoming) in plan.tasks.iter().zip(&labels_in) {
+        entities.push(task_entity(planned, &workflow, incoming)?);
+        let task = &planned.task;
+        for secret in &task.secrets {
+            entities.push(Entity::new_no_attrs(
+                uid("Secret", secret.value.as_str())?,
+                HashSet::new(),
+            ));
+        }
+        for mount in &task.mounts {
+            entities.push(Entity::new_no_attrs(
+                uid("Path", &mount.host.value)?,
+                HashSet::new(),
+            ));
+        }
+        for host in &task.network {
+            entities.push(Entity::new_no_attrs(
+                uid("Host", &host.value)?,
+                HashSet::new(),
+            ));
+        }
+        for output in task.outputs.keys() {
+            let key = format!("{}.{output}", task.name.value);
+            let carried = labels.get(&key).cloned().unwrap_or_default();
+            entities.push(data_entity(
+                &key,
+                task.name.value.as_str(),
+                output.as_str(),
+                &carried,
+            )?);
+        }
+    }
+    // Several tasks may declare the same secret, path or host.
+    let mut seen = HashSet::new();
+    entities.retain(|e| seen.insert(e.uid()));
+    let all = Entities::from_entities(entities.into_iter().chain(people), Some(schema))
+        .map_err(|e| PolicyError::Schema(e.to_string()))?;
+
+    for planned in &plan.tasks {
+        let task = &planned.task;
+        let name = task.name.value.as_str();
+        let task_uid = uid("Task", name)?;
+        let workflow_name = RestrictedExpression::new_string(plan.name.to_string());
+        checker.check(
+            &all,
+            name,
+            "run",
+            format!("run, started by {user}"),
+            user_uid.clone(),
+            task_uid.clone(),
+            vec![("workflow", workflow_name)],
+        )?;
+        for secret in &task.secrets {
+            let run_by = RestrictedExpression::new_entity_uid(user_uid.clone());
+            checker.check(
+                &all,
+                name,
+                "read_secret",
+                format!("secret `{}`", secret.value),
+                task_uid.clone(),
+                uid("Secret", secret.value.as_str())?,
+                vec![("run_by", run_by)],
+            )?;
+        }
+        for mount in &task.mounts {
+            let mode = match mount.mode {
+                crate::sandbox::MountMode::Ro => "ro",
+                crate::sandbox::MountMode::Rw => "rw",
+            };
+            let context = vec![
+                ("mode", RestrictedExpression::new_string(mode.to_owned())),
+                (
+                    "guest",
+                    RestrictedExpression::new_string(mount.guest.value.clone()),
+                ),
+            ];
+            checker.check(
+                &all,
+                name,
+                "mount",
+                format!(
+                    "mount `{}` at {} ({mode})",
+                    mount.host.value, mount.guest.value
+                ),
+                task_uid.clone(),
+                uid("Path", &mount.host.value)?,
+                context,
+            )?;
+        }
+        for host in &task.network {
+            checker.check(
+                &all,
+                name,
+                "connect",
+                format!("connect to `{}`", host.value),
+                task_uid.clone(),
+                uid("Host", &host.value)?,
+                Vec::new(),
+            )?;
+        }
+        for up in &planned.upstream {
+            let (Dependency::Data { input, output }, Some(from)) =
+                (&up.why, plan.tasks.get(up.from))
+            else {
+                continue;
+            };
+            let key = format!("{}.{output}", from.task.name.value);
+            let carried = labels
+                .get(&key)
+                .map(|l| l.iter().cloned().collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            let shown = if carried.is_empty() {
+                String::new()
+            } else {
+                format!(" [{carried}]")
+            };
+            let context = vec![("input", RestrictedExpression::new_string(input.to_string()))];
+            checker.check(
+                &all,
+                name,
+                "flow",
+                format!("data {key}{shown} into input `{input}`"),
+                uid("Data", &key)?,
+                task_uid.clone(),
+                context,
+            )?;
+        }
+    }
+    Ok(Preflight {
+        decisions: checker.decisions,
+        labels,
+    })
+}
+
+fn data_entity(
+    key: &str,
+    producer: &str,
+    output: &str,
+    labels: &BTreeSet<String>,
+) -> Result<Entity, PolicyError> {
+    let attrs = HashMap::from([
+        (
+            "producer".to_owned(),
+            RestrictedExpression::new_string(producer.to_owned()),
+        ),
+        (
+            "output".to_owned(),
+            RestrictedExpression::new_string(output.to_owned()),
+        ),
+        ("labels".to_owned(), strings(labels.iter().cloned())),
+    ]);
+    Entity::new(uid("Data", key)?, attrs, HashSet::new())
+        .map_err(|e| PolicyError::Schema(e.to_string()))
+}
+
+fn task_entity(
+    planned: &crate::plan::PlannedTask,
+    workflow: &EntityUid,
+    labels_in: &BTreeSet<String>,
+) -> Result<Entity, PolicyError> {
+    let task = &planned.task;
+    let attrs = HashMap::from([
+        (
+            "component".to_owned(),
+            RestrictedExpression::new_string(
+                task.sha256
+                    .as_ref()
+                    .map(|d| d.value.to_string())
+                    .unwrap_or_default(),
+            ),
+        ),
+        (
+            "network".to_owned(),
+            RestrictedExpression::new_bool(!task.network.is_empty()),
+        ),
+        (
+            "secrets".to_owned(),
+            strings(task.secrets.iter().map(|s| s.value.to_string())),
+        ),
+        (
+            "hosts".to_owned(),
+            strings(task.network.iter().map(|h| h.value.clone())),
+        ),
+        (
+            "mounts".to_owned(),
+            strings(task.mounts.iter().map(|m| m.guest.value.clone())),
+        ),
+        (
+            "writes".to_owned(),
+            RestrictedExpression::new_bool(
+                task.mounts
+                    .iter()
+                    .any(|m| m.mode == crate::sandbox::MountMode::Rw),
+            ),
+        ),
+        ("labels_in".to_owned(), strings(labels_in.iter().cloned())),
+    ]);
+    Entity::new(
+        uid("Task", task.name.value.as_str())?,
+        attrs,
+        HashSet::from([workflow.clone()]),
+    )
+    .map_err(|e| PolicyError::Schema(e.to_string()))
+}
