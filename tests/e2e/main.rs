@@ -12,4 +12,5 @@ mod exec;
 mod hostile;
 mod isolation;
 mod manifests;
+mod policy;
 mod support;

@@ -275,3 +275,6 @@ fn parse_file(source: &str, path: &Path) -> Result<Vec<Policy>, Box<cedar_policy
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests;
