@@ -135,6 +135,7 @@ fn main() {
         limits: Limits::default(),
         outputs_dir: outputs.path().to_owned(),
         log_sink: None,
+        gate: None,
     };
     let program = sandbox
         .load(Path::new(cairn_tests::WAT_TRIVIAL_TASK), None)

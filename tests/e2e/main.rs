@@ -9,6 +9,7 @@
 
 mod bad_input;
 mod exec;
+mod gate;
 mod hostile;
 mod isolation;
 mod manifests;

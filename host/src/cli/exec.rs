@@ -281,6 +281,8 @@ pub(crate) async fn exec(args: ExecArgs, verbose: bool) -> Result<Exit, CliError
         limits: args.limits(),
         outputs_dir: staging.path().to_owned(),
         log_sink: Some(sink),
+        // `exec` is the author's loop: the flags are the whole grant.
+        gate: None,
     };
     let mut attempt = sandbox
         .run(&program, &spec)

@@ -7,6 +7,7 @@
 //! rendered at the file and line. Each policy is known by its `@id("...")`
 //! annotation, or by `FILE#N`. Deciding is [`preflight`]'s job.
 
+mod gate;
 mod preflight;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use cedar_policy::{Entities, Policy, PolicyId, PolicySet, Schema, ValidationMode
 
 use crate::diag::{Diagnostic, Diagnostics};
 
+pub use gate::RuntimeGate;
 pub use preflight::{Decision, Preflight, preflight};
 
 /// Cairn's Cedar schema.

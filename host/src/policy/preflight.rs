@@ -41,12 +41,14 @@ pub struct Decision {
 }
 
 /// Every decision of a preflight, and the labels each output will carry.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Preflight {
     /// In plan order.
     pub decisions: Vec<Decision>,
     /// `task.output` → labels.
     pub labels: HashMap<String, BTreeSet<String>>,
+    /// The entities the decisions were made on, for the runtime gate.
+    pub(crate) entities: std::sync::Arc<Entities>,
 }
 
 impl Preflight {
@@ -59,7 +61,7 @@ impl Preflight {
     }
 }
 
-fn uid(kind: &str, id: &str) -> Result<EntityUid, PolicyError> {
+pub(crate) fn uid(kind: &str, id: &str) -> Result<EntityUid, PolicyError> {
     let name = EntityTypeName::from_str(&format!("Cairn::{kind}"))
         .map_err(|e| PolicyError::Schema(e.to_string()))?;
     Ok(EntityUid::from_type_name_and_id(name, EntityId::new(id)))
@@ -69,61 +71,76 @@ fn strings(items: impl IntoIterator<Item = String>) -> RestrictedExpression {
     RestrictedExpression::new_set(items.into_iter().map(RestrictedExpression::new_string))
 }
 
+/// Cedar's authorizer holds no state between requests: one serves all.
+static AUTHORIZER: std::sync::LazyLock<Authorizer> = std::sync::LazyLock::new(Authorizer::new);
+
+/// One request to authorize.
+pub(crate) struct Ask<'a> {
+    pub(crate) task: &'a str,
+    pub(crate) action: &'static str,
+    pub(crate) what: String,
+    pub(crate) principal: EntityUid,
+    pub(crate) resource: EntityUid,
+    pub(crate) context: Vec<(&'a str, RestrictedExpression)>,
+}
+
+/// Authorize one request: default deny, and an evaluation error denies.
+///
+/// # Errors
+///
+/// Only if the request does not fit Cairn's schema (a bug in Cairn).
+pub(crate) fn authorize(
+    policies: &Policies,
+    entities: &Entities,
+    ask: Ask<'_>,
+) -> Result<Decision, PolicyError> {
+    let action_uid = uid("Action", ask.action)?;
+    let request_text = format!("{}, {action_uid}, {}", ask.principal, ask.resource);
+    let context = Context::from_pairs(ask.context.into_iter().map(|(k, v)| (k.to_owned(), v)))
+        .map_err(|e| PolicyError::Schema(e.to_string()))?;
+    let request = Request::new(
+        ask.principal,
+        action_uid,
+        ask.resource,
+        context,
+        Some(&policies.schema),
+    )
+    .map_err(|e| PolicyError::Schema(format!("{request_text}: {e}")))?;
+    let response = AUTHORIZER.is_authorized(&request, &policies.set, entities);
+    let errors: Vec<String> = response
+        .diagnostics()
+        .errors()
+        .map(ToString::to_string)
+        .collect();
+    // An evaluation error denies, whatever else matched.
+    let allowed = response.decision() == CedarDecision::Allow && errors.is_empty();
+    let mut deciding: Vec<String> = response
+        .diagnostics()
+        .reason()
+        .map(ToString::to_string)
+        .collect();
+    deciding.sort();
+    Ok(Decision {
+        task: ask.task.to_owned(),
+        action: ask.action,
+        what: ask.what,
+        request: request_text,
+        allowed,
+        policies: deciding,
+        errors,
+    })
+}
+
 struct Checker<'a> {
     policies: &'a Policies,
-    authorizer: Authorizer,
     decisions: Vec<Decision>,
 }
 
 impl Checker<'_> {
-    #[expect(clippy::too_many_arguments, reason = "one request, spelled out")]
-    fn check(
-        &mut self,
-        entities: &Entities,
-        task: &str,
-        action: &'static str,
-        what: String,
-        principal: EntityUid,
-        resource: EntityUid,
-        context: Vec<(&str, RestrictedExpression)>,
-    ) -> Result<bool, PolicyError> {
-        let action_uid = uid("Action", action)?;
-        let request_text = format!("{principal}, {action_uid}, {resource}");
-        let context = Context::from_pairs(context.into_iter().map(|(k, v)| (k.to_owned(), v)))
-            .map_err(|e| PolicyError::Schema(e.to_string()))?;
-        let request = Request::new(
-            principal,
-            action_uid,
-            resource,
-            context,
-            Some(&self.policies.schema),
-        )
-        .map_err(|e| PolicyError::Schema(format!("{request_text}: {e}")))?;
-        let response = self
-            .authorizer
-            .is_authorized(&request, &self.policies.set, entities);
-        let errors: Vec<String> = response
-            .diagnostics()
-            .errors()
-            .map(ToString::to_string)
-            .collect();
-        // An evaluation error denies, whatever else matched.
-        let allowed = response.decision() == CedarDecision::Allow && errors.is_empty();
-        let mut policies: Vec<String> = response
-            .diagnostics()
-            .reason()
-            .map(ToString::to_string)
-            .collect();
-        policies.sort();
-        self.decisions.push(Decision {
-            task: task.to_owned(),
-            action,
-            what,
-            request: request_text,
-            allowed,
-            policies,
-            errors,
-        });
+    fn check(&mut self, entities: &Entities, ask: Ask<'_>) -> Result<bool, PolicyError> {
+        let decision = authorize(self.policies, entities, ask)?;
+        let allowed = decision.allowed;
+        self.decisions.push(decision);
         Ok(allowed)
     }
 }
@@ -140,7 +157,6 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
     let user_uid = uid("User", user)?;
     let mut checker = Checker {
         policies,
-        authorizer: Authorizer::new(),
         decisions: Vec::new(),
     };
     let mut labels: HashMap<String, BTreeSet<String>> = HashMap::new();
@@ -187,12 +203,14 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
                 .map_err(|e| PolicyError::Schema(e.to_string()))?;
                 let allowed = checker.check(
                     &local,
-                    task.name.value.as_str(),
-                    "declassify",
-                    format!("drop label `{label}` from {key}"),
-                    task_uid.clone(),
-                    uid("Data", &key)?,
-                    vec![("label", RestrictedExpression::new_string(label.clone()))],
+                    Ask {
+                        task: task.name.value.as_str(),
+                        action: "declassify",
+                        what: format!("drop label `{label}` from {key}"),
+                        principal: task_uid.clone(),
+                        resource: uid("Data", &key)?,
+                        context: vec![("label", RestrictedExpression::new_string(label.clone()))],
+                    },
                 )?;
                 if allowed {
                     carried.remove(label);
@@ -248,23 +266,27 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
         let workflow_name = RestrictedExpression::new_string(plan.name.to_string());
         checker.check(
             &all,
-            name,
-            "run",
-            format!("run, started by {user}"),
-            user_uid.clone(),
-            task_uid.clone(),
-            vec![("workflow", workflow_name)],
+            Ask {
+                task: name,
+                action: "run",
+                what: format!("run, started by {user}"),
+                principal: user_uid.clone(),
+                resource: task_uid.clone(),
+                context: vec![("workflow", workflow_name)],
+            },
         )?;
         for secret in &task.secrets {
             let run_by = RestrictedExpression::new_entity_uid(user_uid.clone());
             checker.check(
                 &all,
-                name,
-                "read_secret",
-                format!("secret `{}`", secret.value),
-                task_uid.clone(),
-                uid("Secret", secret.value.as_str())?,
-                vec![("run_by", run_by)],
+                Ask {
+                    task: name,
+                    action: "read_secret",
+                    what: format!("secret `{}`", secret.value),
+                    principal: task_uid.clone(),
+                    resource: uid("Secret", secret.value.as_str())?,
+                    context: vec![("run_by", run_by)],
+                },
             )?;
         }
         for mount in &task.mounts {
@@ -281,26 +303,30 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
             ];
             checker.check(
                 &all,
-                name,
-                "mount",
-                format!(
-                    "mount `{}` at {} ({mode})",
-                    mount.host.value, mount.guest.value
-                ),
-                task_uid.clone(),
-                uid("Path", &mount.host.value)?,
-                context,
+                Ask {
+                    task: name,
+                    action: "mount",
+                    what: format!(
+                        "mount `{}` at {} ({mode})",
+                        mount.host.value, mount.guest.value
+                    ),
+                    principal: task_uid.clone(),
+                    resource: uid("Path", &mount.host.value)?,
+                    context,
+                },
             )?;
         }
         for host in &task.network {
             checker.check(
                 &all,
-                name,
-                "connect",
-                format!("connect to `{}`", host.value),
-                task_uid.clone(),
-                uid("Host", &host.value)?,
-                Vec::new(),
+                Ask {
+                    task: name,
+                    action: "connect",
+                    what: format!("connect to `{}`", host.value),
+                    principal: task_uid.clone(),
+                    resource: uid("Host", &host.value)?,
+                    context: Vec::new(),
+                },
             )?;
         }
         for up in &planned.upstream {
@@ -322,18 +348,21 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
             let context = vec![("input", RestrictedExpression::new_string(input.to_string()))];
             checker.check(
                 &all,
-                name,
-                "flow",
-                format!("data {key}{shown} into input `{input}`"),
-                uid("Data", &key)?,
-                task_uid.clone(),
-                context,
+                Ask {
+                    task: name,
+                    action: "flow",
+                    what: format!("data {key}{shown} into input `{input}`"),
+                    principal: uid("Data", &key)?,
+                    resource: task_uid.clone(),
+                    context,
+                },
             )?;
         }
     }
     Ok(Preflight {
         decisions: checker.decisions,
         labels,
+        entities: std::sync::Arc::new(all),
     })
 }
 

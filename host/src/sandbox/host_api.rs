@@ -23,7 +23,14 @@ use crate::secrets::{Redactor, SecretValue};
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "cairn:task/task@0.1.0",
-    imports: { default: trappable },
+        // Reads that pass the policy gate are async: Cedar runs on a blocking
+    // thread, not on the guest's fiber stack (its depth guard cannot see
+    // the fiber's bounds).
+    imports: {
+        "cairn:task/host.secret": async | trappable,
+        "cairn:task/host.read-input": async | trappable,
+        default: trappable,
+    },
     exports: { default: async },
 });
 
@@ -47,6 +54,7 @@ pub(crate) struct HostState {
     pub(crate) log_limit: u64,
     pub(crate) redactor: Arc<Redactor>,
     pub(crate) sink: Option<LogSink>,
+    pub(crate) gate: Option<Arc<dyn super::Gate>>,
     pub(crate) written: Vec<Output>,
     pub(crate) logs: Vec<LogLine>,
     pub(crate) log_bytes: u64,
@@ -67,6 +75,21 @@ impl HostState {
         WitError::Denied(what)
     }
 
+    /// Ask the gate, if any, on a blocking thread; a refusal becomes a
+    /// recorded `denied`.
+    async fn gate(&mut self, request: super::GateRequest, what: &str) -> Result<(), WitError> {
+        let Some(gate) = self.gate.clone() else {
+            return Ok(());
+        };
+        let verdict = tokio::task::spawn_blocking(move || gate.check(&request))
+            .await
+            .unwrap_or_else(|e| Err(format!("the policy check failed: {e}")));
+        match verdict {
+            Ok(()) => Ok(()),
+            Err(why) => Err(self.deny(format!("{what} denied by policy: {why}"))),
+        }
+    }
+
     fn not_found(&mut self, what: String, name: &str) -> WitError {
         self.denials.push(what);
         WitError::NotFound(name.to_owned())
@@ -84,7 +107,7 @@ impl wit_host::Host for HostState {
         Ok(self.inputs.keys().map(|n| n.as_str().to_owned()).collect())
     }
 
-    fn read_input(&mut self, name: String) -> wasmtime::Result<Result<Vec<u8>, WitError>> {
+    async fn read_input(&mut self, name: String) -> wasmtime::Result<Result<Vec<u8>, WitError>> {
         let name = match parse_name(&name) {
             Ok(name) => name,
             Err(e) => return Ok(Err(e)),
@@ -94,6 +117,13 @@ impl wit_host::Host for HostState {
         let Some(path) = self.inputs.get(&name).cloned() else {
             return Ok(Err(WitError::NotFound(name.as_str().to_owned())));
         };
+        let what = format!("read of input `{name}`");
+        if let Err(denied) = self
+            .gate(super::GateRequest::ReadInput(name.to_string()), &what)
+            .await
+        {
+            return Ok(Err(denied));
+        }
         let read = || -> std::io::Result<Option<Vec<u8>>> {
             let file = File::open(&path)?;
             if file.metadata()?.len() > self.call_bytes {
@@ -155,13 +185,22 @@ impl wit_host::Host for HostState {
         Ok(Ok(()))
     }
 
-    fn secret(&mut self, name: String) -> wasmtime::Result<Result<String, WitError>> {
+    async fn secret(&mut self, name: String) -> wasmtime::Result<Result<String, WitError>> {
         let name = match parse_name(&name) {
             Ok(name) => name,
             Err(e) => return Ok(Err(e)),
         };
-        match self.secrets.get(&name) {
-            Some(value) => Ok(Ok(value.expose().to_owned())),
+        match self.secrets.get(&name).cloned() {
+            Some(value) => {
+                let what = format!("read of secret `{name}`");
+                if let Err(denied) = self
+                    .gate(super::GateRequest::ReadSecret(name.to_string()), &what)
+                    .await
+                {
+                    return Ok(Err(denied));
+                }
+                Ok(Ok(value.expose().to_owned()))
+            }
             None => {
                 let what = format!("read of undeclared secret `{name}`");
                 Ok(Err(self.not_found(what, name.as_str())))

@@ -10,6 +10,7 @@
 mod cache;
 mod caps;
 mod engine;
+mod gate;
 mod host_api;
 mod limits;
 mod outcome;
@@ -29,6 +30,7 @@ pub use caps::{
     Capabilities, GuestPathError, Mount, MountMode, check_guest_path, guest_paths_overlap,
 };
 pub use engine::EngineSettings;
+pub use gate::{Gate, GateRequest};
 pub use host_api::LogSink;
 pub use limits::{EPOCH_TICK, Limits};
 pub use outcome::{Attempt, Clock, Level, LogLine, Outcome, Output, Resource, bytes};

@@ -41,6 +41,9 @@ pub struct TaskSpec {
     pub outputs_dir: PathBuf,
     /// Called with each log line as it is emitted.
     pub log_sink: Option<LogSink>,
+    /// Asked about each policy-relevant host call; `None` allows whatever
+    /// the capabilities declare (as `cairn exec` does).
+    pub gate: Option<Arc<dyn super::Gate>>,
 }
 
 impl std::fmt::Debug for TaskSpec {
@@ -273,6 +276,7 @@ fn host_state(spec: &TaskSpec, redactor: Arc<Redactor>) -> HostState {
         log_limit: spec.limits.logs,
         redactor,
         sink: spec.log_sink.clone(),
+        gate: spec.gate.clone(),
         written: Vec::new(),
         logs: Vec::new(),
         log_bytes: 0,

@@ -1,0 +1,138 @@
+//! The runtime gate: host calls re-authorized with Cedar while a task runs.
+//!
+//! Built from a [`Preflight`] (same entities, same labels), for one task and
+//! one run. Each check is a fresh Cedar request; every decision is kept for
+//! the audit log.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use cedar_policy::{Entities, RestrictedExpression};
+
+use super::preflight::{Ask, authorize, uid};
+use super::{Decision, Policies, Preflight};
+use crate::plan::{Dependency, Plan};
+use crate::sandbox::{Gate, GateRequest};
+
+/// Authorizes one task's host calls during one run.
+pub struct RuntimeGate {
+    policies: Arc<Policies>,
+    entities: Arc<Entities>,
+    task: String,
+    user: String,
+    /// Input name → the `task.output` data feeding it.
+    inputs: HashMap<String, String>,
+    decisions: Mutex<Vec<Decision>>,
+}
+
+impl std::fmt::Debug for RuntimeGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeGate")
+            .field("task", &self.task)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Preflight {
+    /// The runtime gate for task `task` of `plan`, in a run started by `user`.
+    #[must_use]
+    pub fn gate(
+        &self,
+        plan: &Plan,
+        policies: Arc<Policies>,
+        task: &str,
+        user: &str,
+    ) -> RuntimeGate {
+        let mut inputs = HashMap::new();
+        if let Some(planned) = plan
+            .tasks
+            .iter()
+            .find(|t| t.task.name.value.as_str() == task)
+        {
+            for up in &planned.upstream {
+                if let (Dependency::Data { input, output }, Some(from)) =
+                    (&up.why, plan.tasks.get(up.from))
+                {
+                    inputs.insert(
+                        input.to_string(),
+                        format!("{}.{output}", from.task.name.value),
+                    );
+                }
+            }
+        }
+        RuntimeGate {
+            policies,
+            entities: Arc::clone(&self.entities),
+            task: task.to_owned(),
+            user: user.to_owned(),
+            inputs,
+            decisions: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl RuntimeGate {
+    /// Every decision made so far, in order.
+    #[must_use]
+    pub fn decisions(&self) -> Vec<Decision> {
+        self.decisions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn ask(&self, request: &GateRequest) -> Result<Decision, String> {
+        let task = uid("Task", &self.task).map_err(|e| e.to_string())?;
+        let ask = match request {
+            GateRequest::ReadSecret(name) => Ask {
+                task: &self.task,
+                action: "read_secret",
+                what: format!("secret `{name}`, at run time"),
+                principal: task,
+                resource: uid("Secret", name).map_err(|e| e.to_string())?,
+                context: vec![(
+                    "run_by",
+                    RestrictedExpression::new_entity_uid(
+                        uid("User", &self.user).map_err(|e| e.to_string())?,
+                    ),
+                )],
+            },
+            GateRequest::ReadInput(name) => {
+                let data = self
+                    .inputs
+                    .get(name)
+                    .ok_or_else(|| format!("input `{name}` is not in the plan"))?;
+                Ask {
+                    task: &self.task,
+                    action: "flow",
+                    what: format!("data {data} into input `{name}`, at run time"),
+                    principal: uid("Data", data).map_err(|e| e.to_string())?,
+                    resource: task,
+                    context: vec![("input", RestrictedExpression::new_string(name.to_owned()))],
+                }
+            }
+        };
+        authorize(&self.policies, &self.entities, ask).map_err(|e| e.to_string())
+    }
+}
+
+impl Gate for RuntimeGate {
+    fn check(&self, request: &GateRequest) -> Result<(), String> {
+        let decision = self.ask(request)?;
+        let verdict = if decision.allowed {
+            Ok(())
+        } else if !decision.errors.is_empty() {
+            Err(format!("evaluation error: {}", decision.errors.join("; ")))
+        } else if decision.policies.is_empty() {
+            Err("no policy permits it".to_owned())
+        } else {
+            Err(format!("forbidden by {}", decision.policies.join(", ")))
+        };
+        self.decisions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(decision);
+        verdict
+    }
+}

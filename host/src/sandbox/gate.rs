@@ -1,0 +1,26 @@
+//! The gate every policy-relevant host call passes, at the moment it happens.
+//!
+//! The sandbox checks a host call against the task's declared capabilities
+//! first (undeclared: `not-found`); then, if the attempt has a [`Gate`], asks
+//! it. A refusal reaches the guest as the typed `denied` error and is
+//! recorded in the attempt. The sandbox knows no policy language: the policy
+//! module implements this trait with Cedar.
+
+/// A host call that policy must allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateRequest {
+    /// The task reads the secret of this (declared) name.
+    ReadSecret(String),
+    /// The task reads its (declared) input of this name.
+    ReadInput(String),
+}
+
+/// Decides host calls at run time.
+pub trait Gate: Send + Sync + 'static {
+    /// `Ok(())` to allow; `Err(why)` to deny, `why` naming what decided.
+    ///
+    /// # Errors
+    ///
+    /// The denial, as text for the guest and the attempt's record.
+    fn check(&self, request: &GateRequest) -> Result<(), String>;
+}
