@@ -13,7 +13,10 @@ mod preflight;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use cedar_policy::{Entities, Policy, PolicyId, PolicySet, Schema, ValidationMode, Validator};
+use cedar_policy::{
+    ActionConstraint, Entities, EntityUid, Policy, PolicyId, PolicySet, ResourceConstraint, Schema,
+    ValidationMode, Validator,
+};
 
 use crate::diag::{Diagnostic, Diagnostics};
 
@@ -23,10 +26,96 @@ pub use preflight::{Decision, Preflight, preflight};
 /// Cairn's Cedar schema.
 pub const SCHEMA: &str = include_str!("../../../policies/cairn.cedarschema");
 
+/// Cairn's actions (`policies/cairn.cedarschema`).
+pub const ACTIONS: &[&str] = &[
+    "run",
+    "read_secret",
+    "flow",
+    "declassify",
+    "mount",
+    "connect",
+    "approve",
+];
+
+/// Policies sliced by what their scope can match, so a request is evaluated
+/// against the few policies that could apply to it rather than all. Exact: a
+/// policy whose scope does not match a request can neither decide it nor
+/// raise an error for it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Slices {
+    by_action: HashMap<EntityUid, ActionSlice>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ActionSlice {
+    /// Policies of this action whose resource scope is not `resource == X`.
+    general: PolicySet,
+    /// For each `X` of a `resource == X` scope: those policies and `general`.
+    by_resource: HashMap<EntityUid, PolicySet>,
+}
+
+impl Slices {
+    fn new(set: &PolicySet) -> Result<Self, PolicyError> {
+        let all: Vec<EntityUid> = ACTIONS
+            .iter()
+            .map(|a| preflight::uid("Action", a))
+            .collect::<Result<_, _>>()?;
+        let mut general: HashMap<EntityUid, Vec<Policy>> = HashMap::new();
+        let mut specific: HashMap<EntityUid, HashMap<EntityUid, Vec<Policy>>> = HashMap::new();
+        for policy in set.policies() {
+            let actions = match policy.action_constraint() {
+                ActionConstraint::Any => all.clone(),
+                ActionConstraint::Eq(action) => vec![action],
+                ActionConstraint::In(actions) => actions,
+            };
+            for action in actions {
+                match policy.resource_constraint() {
+                    ResourceConstraint::Eq(resource) => {
+                        specific
+                            .entry(action)
+                            .or_default()
+                            .entry(resource)
+                            .or_default()
+                            .push(policy.clone());
+                    }
+                    _ => general.entry(action).or_default().push(policy.clone()),
+                }
+            }
+        }
+        let to_set = |policies: Vec<Policy>| -> Result<PolicySet, PolicyError> {
+            PolicySet::from_policies(policies).map_err(|e| PolicyError::Schema(e.to_string()))
+        };
+        let mut by_action = HashMap::new();
+        for action in all {
+            let shared = general.remove(&action).unwrap_or_default();
+            let mut by_resource = HashMap::new();
+            for (resource, mut own) in specific.remove(&action).unwrap_or_default() {
+                own.extend(shared.iter().cloned());
+                by_resource.insert(resource, to_set(own)?);
+            }
+            by_action.insert(
+                action,
+                ActionSlice {
+                    general: to_set(shared)?,
+                    by_resource,
+                },
+            );
+        }
+        Ok(Self { by_action })
+    }
+
+    /// The policies that could apply to `action` on `resource`.
+    pub(crate) fn get(&self, action: &EntityUid, resource: &EntityUid) -> Option<&PolicySet> {
+        let slice = self.by_action.get(action)?;
+        Some(slice.by_resource.get(resource).unwrap_or(&slice.general))
+    }
+}
+
 /// A validated policy set with the users and groups it talks about.
 #[derive(Debug, Clone)]
 pub struct Policies {
     pub(crate) set: PolicySet,
+    pub(crate) slices: Slices,
     pub(crate) schema: Schema,
     pub(crate) people: Entities,
     files: Vec<PathBuf>,
@@ -199,8 +288,10 @@ impl Policies {
         if !problems.is_empty() {
             return Err(PolicyError::Invalid(problems));
         }
+        let slices = Slices::new(&set)?;
         Ok(Self {
             set,
+            slices,
             schema,
             people,
             files,

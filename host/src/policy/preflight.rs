@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use cedar_policy::{
     Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName,
-    EntityUid, Request, RestrictedExpression,
+    EntityUid, PolicySet, Request, RestrictedExpression,
 };
 
 use super::{Policies, PolicyError};
@@ -61,9 +61,28 @@ impl Preflight {
     }
 }
 
+/// Cairn's entity type names, parsed once (parsing one costs more than a
+/// whole authorization of a small request).
+static TYPES: std::sync::LazyLock<HashMap<&'static str, EntityTypeName>> =
+    std::sync::LazyLock::new(|| {
+        [
+            "Action", "User", "Group", "Workflow", "Task", "Secret", "Data", "Path", "Host",
+        ]
+        .into_iter()
+        .filter_map(|kind| {
+            Some((
+                kind,
+                EntityTypeName::from_str(&format!("Cairn::{kind}")).ok()?,
+            ))
+        })
+        .collect()
+    });
+
 pub(crate) fn uid(kind: &str, id: &str) -> Result<EntityUid, PolicyError> {
-    let name = EntityTypeName::from_str(&format!("Cairn::{kind}"))
-        .map_err(|e| PolicyError::Schema(e.to_string()))?;
+    let name = TYPES
+        .get(kind)
+        .cloned()
+        .ok_or_else(|| PolicyError::Schema(format!("no entity type `Cairn::{kind}`")))?;
     Ok(EntityUid::from_type_name_and_id(name, EntityId::new(id)))
 }
 
@@ -95,6 +114,11 @@ pub(crate) fn authorize(
     ask: Ask<'_>,
 ) -> Result<Decision, PolicyError> {
     let action_uid = uid("Action", ask.action)?;
+    let empty = PolicySet::new();
+    let slice = policies
+        .slices
+        .get(&action_uid, &ask.resource)
+        .unwrap_or(&empty);
     let request_text = format!("{}, {action_uid}, {}", ask.principal, ask.resource);
     let context = Context::from_pairs(ask.context.into_iter().map(|(k, v)| (k.to_owned(), v)))
         .map_err(|e| PolicyError::Schema(e.to_string()))?;
@@ -106,7 +130,7 @@ pub(crate) fn authorize(
         Some(&policies.schema),
     )
     .map_err(|e| PolicyError::Schema(format!("{request_text}: {e}")))?;
-    let response = AUTHORIZER.is_authorized(&request, &policies.set, entities);
+    let response = AUTHORIZER.is_authorized(&request, slice, entities);
     let errors: Vec<String> = response
         .diagnostics()
         .errors()
