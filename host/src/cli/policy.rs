@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use super::style::Style;
 use super::{CliError, Exit};
 use crate::policy::{Decision, Policies, PolicyError, preflight};
-use crate::workflow::{WorkflowError, load};
+use crate::workflow::Workflow;
 
 /// Show what a run would do, in order, with every authorization decision.
 ///
@@ -48,27 +48,10 @@ pub(crate) enum PolicyCommand {
     Schema,
 }
 
-fn load_policies(
-    path: &std::path::Path,
-) -> Result<(crate::workflow::Workflow, Policies), CliError> {
-    let workflow = match load(path) {
-        Ok(workflow) => workflow,
-        Err(WorkflowError::Invalid {
-            path,
-            source_text,
-            diagnostics,
-        }) => {
-            let file = path.display().to_string();
-            eprint!(
-                "{}",
-                diagnostics.render(&file, &source_text, Style::stderr().color())
-            );
-            return Err(CliError::input(format!(
-                "`{file}` has problems; `cairn validate` shows them"
-            )));
-        }
-        Err(other) => return Err(CliError::input(other)),
-    };
+/// The workflow at `path` and its policies, or their problems printed and
+/// the result to return.
+fn load_policies(path: &std::path::Path) -> Result<(Workflow, Policies), Result<Exit, CliError>> {
+    let workflow = super::workflow::load_or_report(path, false)?;
     let paths: Vec<String> = workflow
         .plan
         .policies
@@ -86,17 +69,20 @@ fn load_policies(
                         .render(&file.path.display().to_string(), &file.source, color)
                 );
             }
-            Err(CliError::input(format!(
+            Err(Err(CliError::input(format!(
                 "the policies have problems in {} file(s); fix them and try again",
                 files.len()
-            )))
+            ))))
         }
-        Err(other) => Err(CliError::input(other)),
+        Err(other) => Err(Err(CliError::input(other))),
     }
 }
 
 pub(crate) fn plan(args: &PlanArgs) -> Result<Exit, CliError> {
-    let (workflow, policies) = load_policies(&args.path)?;
+    let (workflow, policies) = match load_policies(&args.path) {
+        Ok(loaded) => loaded,
+        Err(done) => return done,
+    };
     let result = preflight(&workflow.plan, &policies, &args.user).map_err(CliError::input)?;
     let denied = result.denied().count();
     if args.json {
@@ -207,7 +193,10 @@ fn print_table(workflow: &str, user: &str, decisions: &[Decision], policies: usi
 pub(crate) fn policy(command: &PolicyCommand) -> Result<Exit, CliError> {
     match command {
         PolicyCommand::Validate { path } => {
-            let (_, policies) = load_policies(path)?;
+            let policies = match load_policies(path) {
+                Ok((_, policies)) => policies,
+                Err(done) => return done,
+            };
             eprintln!(
                 "{} {} policies in {} file(s) are valid against Cairn's schema",
                 Style::stderr().good("ok"),

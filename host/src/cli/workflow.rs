@@ -58,7 +58,11 @@ enum Format {
 }
 
 /// The manifest loaded, or its problems printed and the exit code to use.
-fn load_or_report(path: &std::path::Path, json: bool) -> Result<Workflow, Result<Exit, CliError>> {
+/// The workflow at `path`, or its problems printed and the result to return.
+pub(crate) fn load_or_report(
+    path: &std::path::Path,
+    json: bool,
+) -> Result<Workflow, Result<Exit, CliError>> {
     match load(path) {
         Ok(workflow) => Ok(workflow),
         Err(WorkflowError::Invalid {
