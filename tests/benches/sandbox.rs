@@ -160,7 +160,7 @@ fn main() {
     let tempdir_cost = per_iter(hello_iters, || drop(tempfile::tempdir().unwrap()));
 
     let (cold, warm) = cold_and_warm(&settings);
-    let hello_size = std::fs::metadata(cairn_tests::HELLO).unwrap().len();
+    let hello_size = hello.load_stats().size;
 
     println!("sandbox benchmark: per task, one core, median of {BATCHES} batches of {iters}");
     println!("  bare wasmtime loop, Cairn's engine config   {bare_same:>8.2} us");

@@ -21,11 +21,13 @@ use super::limits::EPOCH_TICK;
 pub struct EngineSettings {
     /// Deepest wasm stack a guest may use, in bytes. Default 1 MiB.
     pub max_wasm_stack: usize,
-    /// Largest linear memory any task may be given, in bytes: the per-task
-    /// memory limit cannot exceed it. Default 4 GiB.
+    /// With a pool: the largest linear memory a slot holds, in bytes, so a
+    /// task's memory limit is effectively at most this. Without a pool it is
+    /// unused and `Limits::memory` alone applies. Default 4 GiB.
     pub max_memory: u64,
-    /// Largest table any task may be given, in elements (with a pool, each
-    /// slot reserves room for this many). Default 100,000, the default
+    /// With a pool: the largest table a slot holds, in elements (each slot
+    /// reserves room for this many). Without a pool it is unused and
+    /// `Limits::table_elements` alone applies. Default 100,000, the default
     /// per-task limit.
     pub max_table_elements: usize,
     /// Pre-allocate instance slots (faster instantiation, for many tasks) for
