@@ -76,9 +76,9 @@ impl CliError {
     long_about = "Cairn runs tasks compiled to WebAssembly (wasm32-wasip2 components, or wasm32-wasip1 \
 modules) each in its own sandbox: a task gets only the inputs, outputs, files, env and secrets it is \
 given, and is held to hard limits on time, memory and output.\n\n\
-Today `cairn exec` runs one task on its own, and `cairn validate` and `cairn graph` check and draw \
-workflow manifests, and `cairn plan` authorizes everything a workflow would do against its Cedar \
-policies. Running workflows (`run`, `resume`) and the audit log are not built yet.",
+Today `cairn exec` runs one task on its own, `cairn validate` and `cairn graph` check and draw \
+workflow manifests, `cairn plan` authorizes everything a workflow would do against its Cedar \
+policies, and `cairn policy test` checks policies against expected decisions. Running workflows (`run`, `resume`) and the audit log are not built yet.",
     after_help = "Exit codes: 0 success, 1 the task failed, 2 usage or input error, 3 refused by policy.\n\
 Set NO_COLOR to disable colour. Use -v for details on errors (traps show a wasm backtrace)."
 )]

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 
 use super::style::Style;
 use super::{CliError, Exit};
+use crate::policy::cases::{self, Suite, SuiteError};
 use crate::policy::{Decision, Policies, PolicyError, preflight};
 use crate::workflow::Workflow;
 
@@ -44,8 +45,45 @@ pub(crate) enum PolicyCommand {
         #[arg(value_name = "PATH", default_value = ".")]
         path: PathBuf,
     },
+    /// Run policy tests: requests and the decisions they should get.
+    ///
+    /// Each `*.policytest.toml` file names the policies it tests, the
+    /// entities its requests talk about, and `[[case]]`s: principal, action,
+    /// resource, context, and the expected decision ("allow" or "deny"),
+    /// optionally with the IDs of the policies expected to decide it. Cases
+    /// are decided exactly as `cairn plan` and a run decide them. Exits 0
+    /// when all pass, 1 when any fails, 2 for invalid test files or
+    /// policies. The format is in the README ("Policy tests").
+    #[command(after_help = "Examples:
+  cairn policy test policies/
+  cairn policy test release.policytest.toml --json")]
+    Test {
+        /// Test files, or folders searched for `*.policytest.toml`.
+        #[arg(value_name = "PATH", default_value = ".")]
+        paths: Vec<PathBuf>,
+
+        /// Print the results as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print Cairn's Cedar schema (entities and actions policies can use).
     Schema,
+}
+
+/// Print the problems of a policy set that does not load.
+fn report_invalid(files: &[crate::policy::FileProblems]) -> CliError {
+    let color = Style::stderr().color();
+    for file in files {
+        eprint!(
+            "{}",
+            file.diagnostics
+                .render(&file.path.display().to_string(), &file.source, color)
+        );
+    }
+    CliError::input(format!(
+        "the policies have problems in {} file(s); fix them and try again",
+        files.len()
+    ))
 }
 
 /// The workflow at `path` and its policies, or their problems printed and
@@ -60,20 +98,7 @@ fn load_policies(path: &std::path::Path) -> Result<(Workflow, Policies), Result<
         .collect();
     match Policies::load(&workflow.dir, &paths) {
         Ok(policies) => Ok((workflow, policies)),
-        Err(PolicyError::Invalid(files)) => {
-            let color = Style::stderr().color();
-            for file in &files {
-                eprint!(
-                    "{}",
-                    file.diagnostics
-                        .render(&file.path.display().to_string(), &file.source, color)
-                );
-            }
-            Err(Err(CliError::input(format!(
-                "the policies have problems in {} file(s); fix them and try again",
-                files.len()
-            ))))
-        }
+        Err(PolicyError::Invalid(files)) => Err(Err(report_invalid(&files))),
         Err(other) => Err(Err(CliError::input(other))),
     }
 }
@@ -205,9 +230,147 @@ pub(crate) fn policy(command: &PolicyCommand) -> Result<Exit, CliError> {
             );
             Ok(Exit::Success)
         }
+        PolicyCommand::Test { paths, json } => test(paths, *json),
         PolicyCommand::Schema => {
             print!("{}", crate::policy::SCHEMA);
             Ok(Exit::Success)
         }
     }
+}
+
+fn test(paths: &[PathBuf], json: bool) -> Result<Exit, CliError> {
+    let mut files = Vec::new();
+    for path in paths {
+        let found = cases::find(path)
+            .map_err(|e| CliError::input(format!("cannot read `{}`: {e}", path.display())))?;
+        if found.is_empty() {
+            return Err(CliError::input(format!(
+                "no `*{}` files under `{}`; see the README's \"Policy tests\" for the format",
+                cases::SUFFIX,
+                path.display()
+            )));
+        }
+        files.extend(found);
+    }
+    let mut suites = Vec::new();
+    for file in &files {
+        match Suite::load(file) {
+            Ok(suite) => suites.push(suite),
+            Err(SuiteError::Invalid {
+                path,
+                source_text,
+                diagnostics,
+            }) => {
+                let shown = path.display().to_string();
+                eprint!(
+                    "{}",
+                    diagnostics.render(&shown, &source_text, Style::stderr().color())
+                );
+                return Err(CliError::input(format!(
+                    "`{shown}` has {} problem(s); fix them and try again",
+                    diagnostics.len()
+                )));
+            }
+            Err(SuiteError::Policies {
+                source: PolicyError::Invalid(problems),
+                ..
+            }) => return Err(report_invalid(&problems)),
+            Err(other) => return Err(CliError::input(other)),
+        }
+    }
+
+    let style = Style::stdout();
+    let (mut passed, mut failed) = (0usize, 0usize);
+    let mut results = Vec::new();
+    for suite in &suites {
+        if !json {
+            println!("{}", suite.path.display());
+        }
+        for case in &suite.cases {
+            let verdict = suite.run(case).map_err(|e| {
+                CliError::input(format!(
+                    "{}: case `{}`: {e}",
+                    suite.path.display(),
+                    case.name
+                ))
+            })?;
+            let expected = if case.expect_allow { "allow" } else { "deny" };
+            let got = if verdict.decision.allowed {
+                "allow"
+            } else {
+                "deny"
+            };
+            if verdict.passed {
+                passed += 1;
+            } else {
+                failed += 1;
+            }
+            if json {
+                results.push(serde_json::json!({
+                    "file": suite.path.display().to_string(),
+                    "case": case.name,
+                    "passed": verdict.passed,
+                    "request": verdict.decision.request,
+                    "context": case.context_json,
+                    "expected": { "decision": expected, "decided_by": case.decided_by },
+                    "got": decision_json(&verdict.decision),
+                }));
+                continue;
+            }
+            if verdict.passed {
+                println!("  {}  {}", style.good("ok  "), case.name);
+                continue;
+            }
+            println!("  {}  {}", style.error("FAIL"), case.name);
+            println!("        request:  {}", verdict.decision.request);
+            println!("        context:  {}", case.context_json);
+            let expected_by = case
+                .decided_by
+                .as_ref()
+                .map(|ids| {
+                    format!(
+                        " (decided by {})",
+                        if ids.is_empty() {
+                            "no policy".to_owned()
+                        } else {
+                            ids.join(", ")
+                        }
+                    )
+                })
+                .unwrap_or_default();
+            println!("        expected: {expected}{expected_by}");
+            let how = decided_by(&verdict.decision);
+            let how = if verdict.decision.policies.is_empty() || !verdict.decision.errors.is_empty()
+            {
+                how
+            } else {
+                format!("decided by {how}")
+            };
+            println!("        got:      {got} ({how})");
+        }
+    }
+    if json {
+        let value = serde_json::json!({
+            "passed": passed,
+            "failed": failed,
+            "results": results,
+        });
+        println!("{value:#}");
+    } else {
+        let status = Style::stderr();
+        if failed == 0 {
+            eprintln!("{} {passed} cases passed", status.good("ok"));
+        } else {
+            eprintln!(
+                "{}: {failed} of {} cases failed",
+                status.error("failed"),
+                passed + failed
+            );
+        }
+    }
+    Ok(if failed == 0 {
+        Exit::Success
+    } else {
+        Exit::Failed
+    })
 }

@@ -9,11 +9,20 @@ pub(crate) struct Style {
 }
 
 impl Style {
-    /// Styling for stderr, where all human output goes.
+    /// Styling for stderr, where progress, logs and errors go.
     pub(crate) fn stderr() -> Self {
+        Self::for_terminal(std::io::stderr().is_terminal())
+    }
+
+    /// Styling for stdout, for reports that are the command's result.
+    pub(crate) fn stdout() -> Self {
+        Self::for_terminal(std::io::stdout().is_terminal())
+    }
+
+    fn for_terminal(terminal: bool) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Self {
-            color: !no_color && std::io::stderr().is_terminal(),
+            color: !no_color && terminal,
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use cedar_policy::{Entities, RestrictedExpression};
 
-use super::preflight::{Ask, authorize, uid};
+use super::preflight::{Ask, authorize, context, uid};
 use super::{Decision, Policies, Preflight};
 use crate::plan::{Dependency, Plan};
 use crate::sandbox::{Gate, GateRequest};
@@ -91,12 +91,13 @@ impl RuntimeGate {
                 what: format!("secret `{name}`, at run time"),
                 principal: task,
                 resource: uid("Secret", name).map_err(|e| e.to_string())?,
-                context: vec![(
+                context: context(vec![(
                     "run_by",
                     RestrictedExpression::new_entity_uid(
                         uid("User", &self.user).map_err(|e| e.to_string())?,
                     ),
-                )],
+                )])
+                .map_err(|e| e.to_string())?,
             },
             GateRequest::ReadInput(name) => {
                 let data = self
@@ -109,7 +110,11 @@ impl RuntimeGate {
                     what: format!("data {data} into input `{name}`, at run time"),
                     principal: uid("Data", data).map_err(|e| e.to_string())?,
                     resource: task,
-                    context: vec![("input", RestrictedExpression::new_string(name.to_owned()))],
+                    context: context(vec![(
+                        "input",
+                        RestrictedExpression::new_string(name.to_owned()),
+                    )])
+                    .map_err(|e| e.to_string())?,
                 }
             }
         };

@@ -7,6 +7,7 @@
 //! rendered at the file and line. Each policy is known by its `@id("...")`
 //! annotation, or by `FILE#N`. Deciding is [`preflight`]'s job.
 
+pub mod cases;
 mod gate;
 mod preflight;
 

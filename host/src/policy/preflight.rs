@@ -100,7 +100,17 @@ pub(crate) struct Ask<'a> {
     pub(crate) what: String,
     pub(crate) principal: EntityUid,
     pub(crate) resource: EntityUid,
-    pub(crate) context: Vec<(&'a str, RestrictedExpression)>,
+    pub(crate) context: Context,
+}
+
+/// A request context from name–value pairs.
+///
+/// # Errors
+///
+/// Only for a duplicate name (a bug in Cairn).
+pub(crate) fn context(pairs: Vec<(&str, RestrictedExpression)>) -> Result<Context, PolicyError> {
+    Context::from_pairs(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)))
+        .map_err(|e| PolicyError::Schema(e.to_string()))
 }
 
 /// Authorize one request: default deny, and an evaluation error denies.
@@ -120,13 +130,11 @@ pub(crate) fn authorize(
         .get(&action_uid, &ask.resource)
         .unwrap_or(&empty);
     let request_text = format!("{}, {action_uid}, {}", ask.principal, ask.resource);
-    let context = Context::from_pairs(ask.context.into_iter().map(|(k, v)| (k.to_owned(), v)))
-        .map_err(|e| PolicyError::Schema(e.to_string()))?;
     let request = Request::new(
         ask.principal,
         action_uid,
         ask.resource,
-        context,
+        ask.context,
         Some(&policies.schema),
     )
     .map_err(|e| PolicyError::Schema(format!("{request_text}: {e}")))?;
@@ -233,7 +241,10 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
                         what: format!("drop label `{label}` from {key}"),
                         principal: task_uid.clone(),
                         resource: uid("Data", &key)?,
-                        context: vec![("label", RestrictedExpression::new_string(label.clone()))],
+                        context: context(vec![(
+                            "label",
+                            RestrictedExpression::new_string(label.clone()),
+                        )])?,
                     },
                 )?;
                 if allowed {
@@ -296,7 +307,7 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
                 what: format!("run, started by {user}"),
                 principal: user_uid.clone(),
                 resource: task_uid.clone(),
-                context: vec![("workflow", workflow_name)],
+                context: context(vec![("workflow", workflow_name)])?,
             },
         )?;
         for secret in &task.secrets {
@@ -309,7 +320,7 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
                     what: format!("secret `{}`", secret.value),
                     principal: task_uid.clone(),
                     resource: uid("Secret", secret.value.as_str())?,
-                    context: vec![("run_by", run_by)],
+                    context: context(vec![("run_by", run_by)])?,
                 },
             )?;
         }
@@ -318,7 +329,7 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
                 crate::sandbox::MountMode::Ro => "ro",
                 crate::sandbox::MountMode::Rw => "rw",
             };
-            let context = vec![
+            let pairs = vec![
                 ("mode", RestrictedExpression::new_string(mode.to_owned())),
                 (
                     "guest",
@@ -336,7 +347,7 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
                     ),
                     principal: task_uid.clone(),
                     resource: uid("Path", &mount.host.value)?,
-                    context,
+                    context: context(pairs)?,
                 },
             )?;
         }
@@ -349,7 +360,7 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
                     what: format!("connect to `{}`", host.value),
                     principal: task_uid.clone(),
                     resource: uid("Host", &host.value)?,
-                    context: Vec::new(),
+                    context: Context::empty(),
                 },
             )?;
         }
@@ -369,7 +380,7 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
             } else {
                 format!(" [{carried}]")
             };
-            let context = vec![("input", RestrictedExpression::new_string(input.to_string()))];
+            let pairs = vec![("input", RestrictedExpression::new_string(input.to_string()))];
             checker.check(
                 &all,
                 Ask {
@@ -378,7 +389,7 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
                     what: format!("data {key}{shown} into input `{input}`"),
                     principal: uid("Data", &key)?,
                     resource: task_uid.clone(),
-                    context,
+                    context: context(pairs)?,
                 },
             )?;
         }
