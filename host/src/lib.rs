@@ -5,6 +5,7 @@
 //! `cli` → `sandbox` → {`secrets`, `name`, `digest`}.
 //! See ARCHITECTURE.md for the map and the invariants each module keeps.
 
+pub mod audit;
 pub mod cli;
 pub mod diag;
 pub mod digest;
