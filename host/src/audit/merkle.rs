@@ -290,6 +290,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_range_loop, reason = "indices are what is proven")]
     fn every_inclusion_and_consistency_proof_verifies_and_no_other() {
         let leaves: Vec<Hash> = (0u32..40).map(|i| leaf_hash(&i.to_be_bytes())).collect();
         for n in 1..=leaves.len() {
@@ -297,12 +298,16 @@ mod tests {
             let head = root(tree);
             for i in 0..n {
                 let proof = inclusion_proof(tree, i).unwrap();
-                assert!(verify_inclusion(&leaves[i], i as u64, n as u64, &proof, &head));
+                assert!(verify_inclusion(
+                    &leaves[i], i as u64, n as u64, &proof, &head
+                ));
                 let other = leaf_hash(b"other");
                 assert!(!verify_inclusion(&other, i as u64, n as u64, &proof, &head));
                 if n > 1 {
                     let j = (i + 1) % n;
-                    assert!(!verify_inclusion(&leaves[i], j as u64, n as u64, &proof, &head));
+                    assert!(!verify_inclusion(
+                        &leaves[i], j as u64, n as u64, &proof, &head
+                    ));
                 }
             }
             for m in 1..=n {
@@ -314,8 +319,12 @@ mod tests {
                 );
                 if m < n {
                     let wrong = leaf_hash(b"forged");
-                    assert!(!verify_consistency(m as u64, n as u64, &wrong, &head, &proof));
-                    assert!(!verify_consistency(m as u64, n as u64, &old, &wrong, &proof));
+                    assert!(!verify_consistency(
+                        m as u64, n as u64, &wrong, &head, &proof
+                    ));
+                    assert!(!verify_consistency(
+                        m as u64, n as u64, &old, &wrong, &proof
+                    ));
                 }
             }
         }

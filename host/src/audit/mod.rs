@@ -6,5 +6,8 @@
 //! to the log as records too. [`log`] owns appending (durably, under a file
 //! lock) and [`verify`] checks a log offline with only the public key.
 
+pub mod log;
 pub mod merkle;
 pub mod note;
+pub mod record;
+pub mod verify;

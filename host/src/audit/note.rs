@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::Signer as _;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
@@ -365,9 +365,21 @@ mod tests {
         let signer = peter();
         let note = signer.sign_note(TEXT);
         let changed = note.replacen("cryptography", "cryptographY", 1);
-        assert!(signer.verifier().open_note(&changed).unwrap_err().contains("does not verify"));
+        assert!(
+            signer
+                .verifier()
+                .open_note(&changed)
+                .unwrap_err()
+                .contains("does not verify")
+        );
         let other = Signer::from_seed("PeterNeumann", &[7; 32]);
-        assert!(other.verifier().open_note(&note).unwrap_err().contains("not signed by key"));
+        assert!(
+            other
+                .verifier()
+                .open_note(&note)
+                .unwrap_err()
+                .contains("not signed by key")
+        );
     }
 
     #[test]
@@ -382,11 +394,17 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(dir.path().join("audit.key")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("audit.key"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let before = std::fs::read(dir.path().join("audit.key")).unwrap();
-        assert!(matches!(keygen(dir.path(), "audit"), Err(KeyError::Exists { .. })));
+        assert!(matches!(
+            keygen(dir.path(), "audit"),
+            Err(KeyError::Exists { .. })
+        ));
         assert_eq!(std::fs::read(dir.path().join("audit.key")).unwrap(), before);
         assert!(!format!("{signer:?}").contains("PRIVATE"));
     }

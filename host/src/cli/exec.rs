@@ -123,7 +123,7 @@ fn parse_input(s: &str) -> Result<(Name, PathBuf), String> {
     Ok((parse_name(name)?, PathBuf::from(path)))
 }
 
-fn parse_secret(s: &str) -> Result<(Name, SecretSource), String> {
+pub(crate) fn parse_secret(s: &str) -> Result<(Name, SecretSource), String> {
     let (name, source) = split_pair(s, "NAME=SOURCE")?;
     Ok((
         parse_name(name)?,

@@ -6,8 +6,10 @@
 //! policy. It must never panic on user input and never print a stack trace
 //! unless `-v` asks for details.
 
+mod audit;
 mod exec;
 mod policy;
+mod run;
 mod style;
 mod workflow;
 
@@ -93,6 +95,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Run(run::RunArgs),
     Exec(Box<exec::ExecArgs>),
     Validate(workflow::ValidateArgs),
     Graph(workflow::GraphArgs),
@@ -100,6 +103,10 @@ enum Command {
     /// Work with a workflow's Cedar policies: validate them, print the schema.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    Keygen(audit::KeygenArgs),
+    /// Check and read the audit trail: verify it offline, show a timeline.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Print the JSON Schema of workflow manifests, for editors.
     ///
     /// Save it and point your editor at it, e.g. with Taplo / Even Better
@@ -137,7 +144,10 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Run(args) => run::run(&args).await,
             Command::Exec(args) => exec::exec(*args, cli.verbose).await,
+            Command::Keygen(args) => audit::keygen_command(&args),
+            Command::Audit(command) => audit::audit(&command),
             Command::Validate(args) => workflow::validate(&args),
             Command::Graph(args) => workflow::graph(&args),
             Command::Plan(args) => policy::plan(&args),

@@ -88,7 +88,9 @@ fn report_invalid(files: &[crate::policy::FileProblems]) -> CliError {
 
 /// The workflow at `path` and its policies, or their problems printed and
 /// the result to return.
-fn load_policies(path: &std::path::Path) -> Result<(Workflow, Policies), Result<Exit, CliError>> {
+pub(crate) fn load_policies(
+    path: &std::path::Path,
+) -> Result<(Workflow, Policies), Result<Exit, CliError>> {
     let workflow = super::workflow::load_or_report(path, false)?;
     let paths: Vec<String> = workflow
         .plan
@@ -180,7 +182,7 @@ fn decision_json(d: &Decision) -> serde_json::Value {
     })
 }
 
-fn print_table(workflow: &str, user: &str, decisions: &[Decision], policies: usize) {
+pub(crate) fn print_table(workflow: &str, user: &str, decisions: &[Decision], policies: usize) {
     println!("plan of workflow `{workflow}`, started by `{user}`, against {policies} policies\n");
     let width = decisions
         .iter()

@@ -63,7 +63,6 @@ pub struct Case {
     principal: EntityUid,
     action: &'static str,
     resource: EntityUid,
-    context: Context,
     /// The context as written, for reports.
     pub context_json: serde_json::Value,
     /// Should the request be allowed?
@@ -311,7 +310,7 @@ impl Suite {
                 principal.clone(),
                 action_uid,
                 resource.clone(),
-                context.clone(),
+                context,
                 Some(schema),
             ) {
                 d.push(
@@ -325,7 +324,6 @@ impl Suite {
                 principal,
                 action,
                 resource,
-                context,
                 context_json,
                 expect_allow,
                 decided_by: def.decided_by.clone().map(|mut ids| {
@@ -367,7 +365,7 @@ impl Suite {
                 what: case.name.clone(),
                 principal: case.principal.clone(),
                 resource: case.resource.clone(),
-                context: case.context.clone(),
+                context: case.context_json.clone(),
             },
         )?;
         let passed = decision.allowed == case.expect_allow

@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use cedar_policy::{Entities, RestrictedExpression};
+use cedar_policy::Entities;
 
-use super::preflight::{Ask, authorize, context, uid};
+use super::preflight::{Ask, authorize, entity_json, uid};
 use super::{Decision, Policies, Preflight};
 use crate::plan::{Dependency, Plan};
 use crate::sandbox::{Gate, GateRequest};
@@ -23,7 +23,12 @@ pub struct RuntimeGate {
     /// Input name → the `task.output` data feeding it.
     inputs: HashMap<String, String>,
     decisions: Mutex<Vec<Decision>>,
+    recorder: Option<Recorder>,
 }
+
+/// Called with each runtime decision before it takes effect (the audit
+/// log's hook); an error denies the request.
+pub type Recorder = Arc<dyn Fn(&Decision) -> Result<(), String> + Send + Sync>;
 
 impl std::fmt::Debug for RuntimeGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -68,11 +73,19 @@ impl Preflight {
             user: user.to_owned(),
             inputs,
             decisions: Mutex::new(Vec::new()),
+            recorder: None,
         }
     }
 }
 
 impl RuntimeGate {
+    /// Hand every decision to `recorder` before it takes effect.
+    #[must_use]
+    pub fn with_recorder(mut self, recorder: Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
     /// Every decision made so far, in order.
     #[must_use]
     pub fn decisions(&self) -> Vec<Decision> {
@@ -91,13 +104,9 @@ impl RuntimeGate {
                 what: format!("secret `{name}`, at run time"),
                 principal: task,
                 resource: uid("Secret", name).map_err(|e| e.to_string())?,
-                context: context(vec![(
-                    "run_by",
-                    RestrictedExpression::new_entity_uid(
-                        uid("User", &self.user).map_err(|e| e.to_string())?,
-                    ),
-                )])
-                .map_err(|e| e.to_string())?,
+                context: serde_json::json!({
+                    "run_by": entity_json(&uid("User", &self.user).map_err(|e| e.to_string())?),
+                }),
             },
             GateRequest::ReadInput(name) => {
                 let data = self
@@ -110,11 +119,7 @@ impl RuntimeGate {
                     what: format!("data {data} into input `{name}`, at run time"),
                     principal: uid("Data", data).map_err(|e| e.to_string())?,
                     resource: task,
-                    context: context(vec![(
-                        "input",
-                        RestrictedExpression::new_string(name.to_owned()),
-                    )])
-                    .map_err(|e| e.to_string())?,
+                    context: serde_json::json!({ "input": name }),
                 }
             }
         };
@@ -125,6 +130,9 @@ impl RuntimeGate {
 impl Gate for RuntimeGate {
     fn check(&self, request: &GateRequest) -> Result<(), String> {
         let decision = self.ask(request)?;
+        if let Some(record) = &self.recorder {
+            record(&decision).map_err(|e| format!("cannot record the decision: {e}"))?;
+        }
         let verdict = if decision.allowed {
             Ok(())
         } else if !decision.errors.is_empty() {

@@ -21,8 +21,8 @@ use cedar_policy::{
 
 use crate::diag::{Diagnostic, Diagnostics};
 
-pub use gate::RuntimeGate;
-pub use preflight::{Decision, Preflight, preflight};
+pub use gate::{Recorder, RuntimeGate};
+pub use preflight::{Decision, Preflight, preflight, reevaluate};
 
 /// Cairn's Cedar schema.
 pub const SCHEMA: &str = include_str!("../../../policies/cairn.cedarschema");
@@ -120,6 +120,7 @@ pub struct Policies {
     pub(crate) schema: Schema,
     pub(crate) people: Entities,
     files: Vec<PathBuf>,
+    texts: Vec<String>,
 }
 
 /// Problems in one policy or entities file.
@@ -185,7 +186,6 @@ impl Policies {
     ///
     /// Unreadable files, or every problem in every file.
     pub fn load(dir: &Path, paths: &[String]) -> Result<Self, PolicyError> {
-        let schema = Self::schema()?;
         let mut files = Vec::new();
         for path in paths {
             collect(&dir.join(path), &mut files).map_err(|source| PolicyError::Read {
@@ -195,17 +195,33 @@ impl Policies {
         }
         files.sort();
         files.dedup();
-
-        let mut set = PolicySet::new();
-        let mut problems = Vec::new();
-        let mut origin: HashMap<PolicyId, usize> = HashMap::new();
-        let mut sources = Vec::new();
-        let mut people_json = Vec::new();
-        for (index, path) in files.iter().enumerate() {
-            let source = std::fs::read_to_string(path).map_err(|e| PolicyError::Read {
+        let mut sources = Vec::with_capacity(files.len());
+        for path in files {
+            let text = std::fs::read_to_string(&path).map_err(|e| PolicyError::Read {
                 path: path.clone(),
                 source: e,
             })?;
+            sources.push((path, text));
+        }
+        Self::from_sources(sources)
+    }
+
+    /// The policy set made of these files' texts (`*.cedar` policies and
+    /// `*.entities.json` people, told apart by name), validated as
+    /// [`Policies::load`] does. The audit log records sets this way.
+    ///
+    /// # Errors
+    ///
+    /// Every problem in every file.
+    pub fn from_sources(sources: Vec<(PathBuf, String)>) -> Result<Self, PolicyError> {
+        let schema = Self::schema()?;
+        let (files, sources): (Vec<PathBuf>, Vec<String>) = sources.into_iter().unzip();
+        let mut set = PolicySet::new();
+        let mut problems = Vec::new();
+        let mut origin: HashMap<PolicyId, usize> = HashMap::new();
+        let mut people_json = Vec::new();
+        for (index, (path, source)) in files.iter().zip(&sources).enumerate() {
+            let source = source.clone();
             let mut d = Diagnostics::default();
             if is_entities(path) {
                 people_json.push((index, source.clone()));
@@ -229,7 +245,6 @@ impl Policies {
                     }
                 }
             }
-            sources.push(source);
             problems.push(d);
         }
 
@@ -277,7 +292,7 @@ impl Policies {
 
         let problems: Vec<FileProblems> = files
             .iter()
-            .zip(sources)
+            .zip(sources.iter().cloned())
             .zip(problems)
             .filter(|(_, d)| !d.is_empty())
             .map(|((path, source), diagnostics)| FileProblems {
@@ -296,7 +311,16 @@ impl Policies {
             schema,
             people,
             files,
+            texts: sources,
         })
+    }
+
+    /// Each file the set came from, with its text.
+    pub fn sources(&self) -> impl Iterator<Item = (&Path, &str)> {
+        self.files
+            .iter()
+            .map(PathBuf::as_path)
+            .zip(self.texts.iter().map(String::as_str))
     }
 
     /// The files the policies and people came from.

@@ -31,6 +31,12 @@ pub struct Decision {
     pub what: String,
     /// The request in Cedar terms: `principal, action, resource`.
     pub request: String,
+    /// The request's principal.
+    pub principal: EntityUid,
+    /// The request's resource.
+    pub resource: EntityUid,
+    /// The request's context (Cedar JSON).
+    pub context: serde_json::Value,
     /// Allowed?
     pub allowed: bool,
     /// The IDs of the policies that decided (the permits that allowed it, or
@@ -100,17 +106,14 @@ pub(crate) struct Ask<'a> {
     pub(crate) what: String,
     pub(crate) principal: EntityUid,
     pub(crate) resource: EntityUid,
-    pub(crate) context: Context,
+    /// The request context, in Cedar's JSON value format (kept as is for
+    /// the audit log, which re-evaluates it).
+    pub(crate) context: serde_json::Value,
 }
 
-/// A request context from name–value pairs.
-///
-/// # Errors
-///
-/// Only for a duplicate name (a bug in Cairn).
-pub(crate) fn context(pairs: Vec<(&str, RestrictedExpression)>) -> Result<Context, PolicyError> {
-    Context::from_pairs(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)))
-        .map_err(|e| PolicyError::Schema(e.to_string()))
+/// The JSON form of an entity reference in a context.
+pub(crate) fn entity_json(uid: &EntityUid) -> serde_json::Value {
+    serde_json::json!({ "__entity": { "type": uid.type_name().to_string(), "id": uid.id().unescaped() } })
 }
 
 /// Authorize one request: default deny, and an evaluation error denies.
@@ -130,11 +133,14 @@ pub(crate) fn authorize(
         .get(&action_uid, &ask.resource)
         .unwrap_or(&empty);
     let request_text = format!("{}, {action_uid}, {}", ask.principal, ask.resource);
+    let context =
+        Context::from_json_value(ask.context.clone(), Some((&policies.schema, &action_uid)))
+            .map_err(|e| PolicyError::Schema(format!("{request_text}: {e}")))?;
     let request = Request::new(
-        ask.principal,
+        ask.principal.clone(),
         action_uid,
-        ask.resource,
-        ask.context,
+        ask.resource.clone(),
+        context,
         Some(&policies.schema),
     )
     .map_err(|e| PolicyError::Schema(format!("{request_text}: {e}")))?;
@@ -157,6 +163,9 @@ pub(crate) fn authorize(
         action: ask.action,
         what: ask.what,
         request: request_text,
+        principal: ask.principal,
+        resource: ask.resource,
+        context: ask.context,
         allowed,
         policies: deciding,
         errors,
@@ -241,10 +250,7 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
                         what: format!("drop label `{label}` from {key}"),
                         principal: task_uid.clone(),
                         resource: uid("Data", &key)?,
-                        context: context(vec![(
-                            "label",
-                            RestrictedExpression::new_string(label.clone()),
-                        )])?,
+                        context: serde_json::json!({ "label": label }),
                     },
                 )?;
                 if allowed {
@@ -298,7 +304,6 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
         let task = &planned.task;
         let name = task.name.value.as_str();
         let task_uid = uid("Task", name)?;
-        let workflow_name = RestrictedExpression::new_string(plan.name.to_string());
         checker.check(
             &all,
             Ask {
@@ -307,11 +312,10 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
                 what: format!("run, started by {user}"),
                 principal: user_uid.clone(),
                 resource: task_uid.clone(),
-                context: context(vec![("workflow", workflow_name)])?,
+                context: serde_json::json!({ "workflow": plan.name.as_str() }),
             },
         )?;
         for secret in &task.secrets {
-            let run_by = RestrictedExpression::new_entity_uid(user_uid.clone());
             checker.check(
                 &all,
                 Ask {
@@ -320,7 +324,7 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
                     what: format!("secret `{}`", secret.value),
                     principal: task_uid.clone(),
                     resource: uid("Secret", secret.value.as_str())?,
-                    context: context(vec![("run_by", run_by)])?,
+                    context: serde_json::json!({ "run_by": entity_json(&user_uid) }),
                 },
             )?;
         }
@@ -329,13 +333,6 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
                 crate::sandbox::MountMode::Ro => "ro",
                 crate::sandbox::MountMode::Rw => "rw",
             };
-            let pairs = vec![
-                ("mode", RestrictedExpression::new_string(mode.to_owned())),
-                (
-                    "guest",
-                    RestrictedExpression::new_string(mount.guest.value.clone()),
-                ),
-            ];
             checker.check(
                 &all,
                 Ask {
@@ -347,7 +344,7 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
                     ),
                     principal: task_uid.clone(),
                     resource: uid("Path", &mount.host.value)?,
-                    context: context(pairs)?,
+                    context: serde_json::json!({ "mode": mode, "guest": mount.guest.value }),
                 },
             )?;
         }
@@ -360,7 +357,7 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
                     what: format!("connect to `{}`", host.value),
                     principal: task_uid.clone(),
                     resource: uid("Host", &host.value)?,
-                    context: Context::empty(),
+                    context: serde_json::json!({}),
                 },
             )?;
         }
@@ -380,7 +377,6 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
             } else {
                 format!(" [{carried}]")
             };
-            let pairs = vec![("input", RestrictedExpression::new_string(input.to_string()))];
             checker.check(
                 &all,
                 Ask {
@@ -389,7 +385,7 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
                     what: format!("data {key}{shown} into input `{input}`"),
                     principal: uid("Data", &key)?,
                     resource: task_uid.clone(),
-                    context: context(pairs)?,
+                    context: serde_json::json!({ "input": input.as_str() }),
                 },
             )?;
         }
@@ -470,4 +466,68 @@ fn task_entity(
         HashSet::from([workflow.clone()]),
     )
     .map_err(|e| PolicyError::Schema(e.to_string()))
+}
+
+impl Preflight {
+    /// The entities decisions were made on, in Cedar's JSON format (for the
+    /// audit log, so decisions can be re-evaluated offline).
+    ///
+    /// # Errors
+    ///
+    /// Only if Cedar cannot write its own entities (a bug).
+    pub fn entities_json(&self) -> Result<serde_json::Value, PolicyError> {
+        self.entities
+            .to_json_value()
+            .map_err(|e| PolicyError::Schema(e.to_string()))
+    }
+}
+
+/// A recorded request, decided again: the audit verifier's view of
+/// [`authorize`]. `principal` and `resource` are Cedar JSON entity
+/// references (`{"type": ..., "id": ...}`), `entities` Cedar's JSON format.
+///
+/// # Errors
+///
+/// A request or entities that do not fit Cairn's schema, or an unknown
+/// action.
+pub fn reevaluate(
+    policies: &Policies,
+    entities: &Entities,
+    action: &str,
+    principal: &serde_json::Value,
+    resource: &serde_json::Value,
+    context: &serde_json::Value,
+) -> Result<Decision, PolicyError> {
+    let action = super::ACTIONS
+        .iter()
+        .copied()
+        .find(|a| *a == action)
+        .ok_or_else(|| PolicyError::Schema(format!("`{action}` is not one of Cairn's actions")))?;
+    let entity = |value: &serde_json::Value| {
+        EntityUid::from_json(value.clone()).map_err(|e| PolicyError::Schema(e.to_string()))
+    };
+    authorize(
+        policies,
+        entities,
+        Ask {
+            task: "",
+            action,
+            what: String::new(),
+            principal: entity(principal)?,
+            resource: entity(resource)?,
+            context: context.clone(),
+        },
+    )
+}
+
+impl Policies {
+    /// Entities in Cedar's JSON format, checked against Cairn's schema.
+    ///
+    /// # Errors
+    ///
+    /// Entities that are not valid JSON entities of Cairn's schema.
+    pub fn entities_from_json(&self, json: serde_json::Value) -> Result<Entities, PolicyError> {
+        Entities::from_json_value(json, Some(&self.schema))
+            .map_err(|e| PolicyError::Schema(e.to_string()))
+    }
 }

@@ -8,7 +8,12 @@ struct TestTask;
 
 impl Task for TestTask {
     fn run() -> cairn_guest::Result<()> {
-        let mode = input::string_or("mode", "echo")?;
+        // The mode: the `MODE` variable if the task is given one, else the
+        // `mode` input.
+        let mode = match std::env::var("MODE") {
+            Ok(mode) => mode,
+            Err(_) => input::string_or("mode", "echo")?,
+        };
         match mode.trim() {
             "echo" => {
                 let text = input::string_or("text", "")?;

@@ -1,0 +1,276 @@
+//! Appending to the audit log: one writer at a time (an exclusive file
+//! lock), each record one `write` of a whole line, `sync` (fdatasync) when
+//! the caller is about to act on what it recorded, and signed checkpoints.
+//!
+//! Opening a log re-reads it to rebuild the Merkle tree head and the hash
+//! chain. A log that ends in a partial line (a crash mid-write) is never
+//! silently repaired: the partial bytes are moved to `LOG.torn-OFFSET`
+//! beside it, and a `torn-tail` record says where they went and what they
+//! hashed to. Nothing here judges the log's integrity: that is `verify`'s.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use sha2::{Digest as _, Sha256};
+
+use super::merkle::{Hash, Tree, leaf_hash};
+use super::note::{KeyError, Signer, checkpoint_text};
+use super::record::{Event, Record, VERSION, rfc3339};
+
+/// Sign a checkpoint at least this often during long runs...
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
+/// ...or after this many records, whichever comes first.
+const CHECKPOINT_RECORDS: u64 = 10_000;
+
+/// Why the log could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit log `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("cannot encode an audit record: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// An open audit log.
+pub struct AuditLog {
+    path: PathBuf,
+    file: File,
+    tree: Tree,
+    prev: Hash,
+    origin: String,
+    signer: Signer,
+    last_checkpoint: Instant,
+    records_since_checkpoint: u64,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("path", &self.path)
+            .field("size", &self.tree.size())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hex of a hash.
+#[must_use]
+pub fn hex(hash: &[u8]) -> String {
+    use std::fmt::Write as _;
+    hash.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// A new log id: 16 random hex digits.
+fn new_id() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        bytes = (nanos as u64).to_be_bytes();
+    }
+    hex(&bytes)
+}
+
+impl AuditLog {
+    /// Open (or create) the log at `path`, signing checkpoints with `signer`.
+    /// Waits while another process holds the log.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors on the log or its folder.
+    pub fn open(path: &Path, signer: Signer) -> Result<Self, AuditError> {
+        let io = |source| AuditError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io)?;
+
+        let mut tree = Tree::new();
+        let mut prev = [0u8; 32];
+        let mut origin = None;
+        let mut complete = 0usize;
+        for line in bytes.split_inclusive(|b| *b == b'\n') {
+            let Some(line) = line.strip_suffix(b"\n") else {
+                break;
+            };
+            complete += line.len() + 1;
+            if origin.is_none()
+                && let Ok(Record {
+                    event: Event::LogOpened { origin: o, .. },
+                    ..
+                }) = Record::decode(line)
+            {
+                origin = Some(o);
+            }
+            tree.push(leaf_hash(line));
+            prev = Sha256::digest(line).into();
+        }
+        let torn = bytes.get(complete..).unwrap_or_default().to_vec();
+        drop(bytes);
+
+        let mut log = Self {
+            path: path.to_owned(),
+            file,
+            tree,
+            prev,
+            origin: String::new(),
+            signer,
+            last_checkpoint: Instant::now(),
+            records_since_checkpoint: 0,
+        };
+        if !torn.is_empty() {
+            let saved = PathBuf::from(format!("{}.torn-{complete}", path.display()));
+            std::fs::write(&saved, &torn).map_err(io)?;
+            File::open(&saved).and_then(|f| f.sync_all()).map_err(io)?;
+            log.file.set_len(complete as u64).map_err(io)?;
+            log.file.seek(SeekFrom::End(0)).map_err(io)?;
+            log.file.sync_all().map_err(io)?;
+            log.append(
+                "",
+                Event::TornTail {
+                    offset: complete as u64,
+                    bytes: torn.len() as u64,
+                    sha256: format!("sha256:{}", hex(&Sha256::digest(&torn))),
+                    saved_as: saved
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                },
+            )?;
+            log.sync()?;
+        }
+        match origin {
+            Some(origin) => log.origin = origin,
+            None if log.tree.size() == 0 => {
+                let id = new_id();
+                log.origin = format!("cairn.local/audit/{id}");
+                let origin = log.origin.clone();
+                log.append("", Event::LogOpened { log: id, origin })?;
+                log.sync()?;
+            }
+            // A log whose first record is unreadable: checkpoints still get
+            // an origin, and `verify` reports the first record.
+            None => log.origin = format!("cairn.local/audit/{}", new_id()),
+        }
+        Ok(log)
+    }
+
+    /// The log's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many records.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.tree.size()
+    }
+
+    /// Append one record of run `run` (not yet durable: see [`Self::sync`]).
+    /// Returns its sequence number.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors.
+    pub fn append(&mut self, run: &str, event: Event) -> Result<u64, AuditError> {
+        let seq = self.tree.size();
+        let record = Record {
+            v: VERSION,
+            seq,
+            time: rfc3339(SystemTime::now()),
+            run: run.to_owned(),
+            prev: hex(&self.prev),
+            event,
+        };
+        let mut line = record.encode()?;
+        let hash = leaf_hash(&line);
+        let prev: Hash = Sha256::digest(&line).into();
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .map_err(|source| AuditError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.tree.push(hash);
+        self.prev = prev;
+        self.records_since_checkpoint += 1;
+        Ok(seq)
+    }
+
+    /// Make every appended record durable (fdatasync).
+    ///
+    /// # Errors
+    ///
+    /// I/O errors.
+    pub fn sync(&mut self) -> Result<(), AuditError> {
+        self.file.sync_data().map_err(|source| AuditError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Sign a checkpoint of every record so far, append it and sync.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors.
+    pub fn checkpoint(&mut self, run: &str) -> Result<u64, AuditError> {
+        let size = self.tree.size();
+        let root = self.tree.root();
+        let note = self
+            .signer
+            .sign_note(&checkpoint_text(&self.origin, size, &root));
+        let seq = self.append(
+            run,
+            Event::Checkpoint {
+                size,
+                root: B64.encode(root),
+                note,
+            },
+        )?;
+        self.sync()?;
+        self.last_checkpoint = Instant::now();
+        self.records_since_checkpoint = 0;
+        Ok(seq)
+    }
+
+    /// Sign a checkpoint if the last one is old or many records back.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors.
+    pub fn checkpoint_if_due(&mut self, run: &str) -> Result<(), AuditError> {
+        if self.records_since_checkpoint >= CHECKPOINT_RECORDS
+            || self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY
+        {
+            self.checkpoint(run)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,265 @@
+//! Audit records, version 1: what each event says and how it is encoded.
+//!
+//! A record is one line of JSON (UTF-8, no newline inside, `\n` after),
+//! its fields in a fixed order: `v` (1), `seq` (0, 1, 2... across the whole
+//! log), `time` (RFC 3339, UTC, microseconds), `run` (the run's id, `""`
+//! for records about the log itself), `prev` (hex SHA-256 of the previous
+//! line's bytes, 64 zeros for the first), `kind`, then the kind's fields.
+//! The bytes as written are what is hashed and signed; readers never
+//! re-encode them. This is the only place records are encoded: never the
+//! `Debug` form of an internal type. The README's "Audit log" documents it.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// The record format version.
+pub const VERSION: u32 = 1;
+
+/// A file and its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDigest {
+    /// The path as the manifest names it.
+    pub path: String,
+    /// `sha256:<hex>`.
+    pub sha256: String,
+}
+
+/// A policy file and its text, so decisions can be re-evaluated offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyFile {
+    /// The file name (policy IDs without `@id` are `NAME#N`).
+    pub path: String,
+    /// `sha256:<hex>` of the text.
+    pub sha256: String,
+    /// The text.
+    pub text: String,
+}
+
+/// A task input or output: name, digest, size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// The input or output name.
+    pub name: String,
+    /// `sha256:<hex>`.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// What happened. Field order is the encoding's order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Event {
+    /// The first record of a log: its id and the checkpoint origin.
+    LogOpened { log: String, origin: String },
+    /// On opening, the log ended in a partial record (a crash mid-write).
+    /// Its bytes were moved to `saved_as` beside the log, not dropped.
+    TornTail {
+        offset: u64,
+        bytes: u64,
+        sha256: String,
+        saved_as: String,
+    },
+    /// A run began.
+    RunStarted {
+        user: String,
+        workflow: String,
+        manifest: FileDigest,
+        /// `sha256:` of the policy set (see [`Event::PolicySet`]).
+        policy_set: String,
+        parameters: serde_json::Map<String, serde_json::Value>,
+        cairn: String,
+    },
+    /// The policies and entities the run's decisions were made with.
+    PolicySet {
+        sha256: String,
+        files: Vec<PolicyFile>,
+        /// Cedar's JSON entities format.
+        entities: serde_json::Value,
+    },
+    /// One authorization request and its decision.
+    Decision {
+        /// `preflight` or `runtime`.
+        phase: String,
+        task: String,
+        action: String,
+        principal: serde_json::Value,
+        resource: serde_json::Value,
+        context: serde_json::Value,
+        /// `allow` or `deny`.
+        decision: String,
+        policies: Vec<String>,
+        errors: Vec<String>,
+    },
+    /// A data edge: an upstream output handed to a task's input.
+    DataFlow {
+        from: String,
+        task: String,
+        input: String,
+        sha256: String,
+        labels: Vec<String>,
+    },
+    /// A task attempt began.
+    TaskStarted {
+        task: String,
+        attempt: u32,
+        component: FileDigest,
+        inputs: Vec<Artifact>,
+        /// `success`, `failure` or `always`: why it ran.
+        when: String,
+    },
+    /// A secret was released to a task (its name; never its value).
+    SecretRead {
+        task: String,
+        attempt: u32,
+        name: String,
+    },
+    /// A task attempt ended.
+    TaskFinished {
+        task: String,
+        attempt: u32,
+        /// `Outcome::kind`: `success`, `trap`, `timeout`...
+        outcome: String,
+        detail: String,
+        duration_ms: u64,
+        outputs: Vec<Artifact>,
+    },
+    /// An attempt failed in a way worth retrying; the next follows `delay_ms`.
+    Retry {
+        task: String,
+        attempt: u32,
+        delay_ms: u64,
+        reason: String,
+    },
+    /// A task did not run.
+    TaskSkipped { task: String, reason: String },
+    /// A run ended: `succeeded`, `failed` or `refused` (by policy).
+    RunFinished { status: String, duration_ms: u64 },
+    /// A signed checkpoint of every record before this one.
+    Checkpoint {
+        size: u64,
+        /// Base64 root hash.
+        root: String,
+        /// The C2SP signed note.
+        note: String,
+    },
+}
+
+impl Event {
+    /// The `kind` tag.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::LogOpened { .. } => "log-opened",
+            Self::TornTail { .. } => "torn-tail",
+            Self::RunStarted { .. } => "run-started",
+            Self::PolicySet { .. } => "policy-set",
+            Self::Decision { .. } => "decision",
+            Self::DataFlow { .. } => "data-flow",
+            Self::TaskStarted { .. } => "task-started",
+            Self::SecretRead { .. } => "secret-read",
+            Self::TaskFinished { .. } => "task-finished",
+            Self::Retry { .. } => "retry",
+            Self::TaskSkipped { .. } => "task-skipped",
+            Self::RunFinished { .. } => "run-finished",
+            Self::Checkpoint { .. } => "checkpoint",
+        }
+    }
+}
+
+/// One record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub v: u32,
+    pub seq: u64,
+    pub time: String,
+    pub run: String,
+    pub prev: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl Record {
+    /// The record's line, without the newline.
+    ///
+    /// # Errors
+    ///
+    /// Never in practice (every field is plain data).
+    pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+
+    /// Parse one line.
+    ///
+    /// # Errors
+    ///
+    /// Not JSON, or not a record of a known kind.
+    pub fn decode(line: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(line)
+    }
+}
+
+/// `time` as RFC 3339 in UTC with microseconds: `2026-11-22T19:43:30.123456Z`.
+#[must_use]
+pub fn rfc3339(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days.cast_signed() + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_micros()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn times_are_rfc_3339_utc() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        let t = UNIX_EPOCH + Duration::new(1_795_376_610, 123_456_789);
+        assert_eq!(rfc3339(t), "2026-11-22T19:43:30.123456Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn the_encoding_is_fixed_and_round_trips() {
+        let record = Record {
+            v: VERSION,
+            seq: 7,
+            time: "2026-11-22T19:43:30.123456Z".into(),
+            run: "r1".into(),
+            prev: "00".into(),
+            event: Event::SecretRead {
+                task: "deploy".into(),
+                attempt: 1,
+                name: "token".into(),
+            },
+        };
+        let line = record.encode().unwrap();
+        assert_eq!(
+            String::from_utf8(line.clone()).unwrap(),
+            r#"{"v":1,"seq":7,"time":"2026-11-22T19:43:30.123456Z","run":"r1","prev":"00","kind":"secret-read","task":"deploy","attempt":1,"name":"token"}"#
+        );
+        assert_eq!(Record::decode(&line).unwrap(), record);
+        assert!(Record::decode(br#"{"v":1,"kind":"nonsense"}"#).is_err());
+    }
+}

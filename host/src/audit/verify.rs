@@ -1,0 +1,539 @@
+//! Offline verification of an audit log with only the public key.
+//!
+//! Reads every record once, in order, and checks: each line is a v1 record;
+//! sequence numbers run 0, 1, 2... and each `prev` is the hash of the line
+//! before (so a changed, dropped, duplicated or moved record is named);
+//! every checkpoint's signature, origin, size and Merkle root, and the
+//! consistency of each checkpoint with the one before; that every record is
+//! covered by a signed checkpoint; that every task start follows an allow
+//! of its `run` and every secret read an allow of its `read_secret`; every
+//! recorded digest against the artifacts that are present; and every
+//! recorded Cedar decision, decided again against the run's recorded
+//! policy set and entities. Never writes anything.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use sha2::{Digest as _, Sha256};
+
+use super::log::hex;
+use super::merkle::{Hash, Tree, consistency_proof, leaf_hash, verify_consistency};
+use super::note::{Verifier, parse_checkpoint};
+use super::record::{Artifact, Event, Record, VERSION};
+use crate::policy::{Policies, reevaluate};
+
+/// One thing found wrong, at a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The record's position in the log (0-based; equals its `seq` when
+    /// the log is intact).
+    pub record: u64,
+    /// Which check: `format`, `sequence`, `chain`, `signature`, `root`,
+    /// `consistency`, `coverage`, `authorization`, `decision`, `digest`,
+    /// `policy-set`.
+    pub check: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What verification found.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Records read.
+    pub records: u64,
+    /// Signed checkpoints that verified.
+    pub checkpoints: u64,
+    /// Successive checkpoint pairs shown consistent.
+    pub consistent_pairs: u64,
+    /// Runs seen.
+    pub runs: u64,
+    /// Decisions decided again, and how many agreed.
+    pub decisions: u64,
+    /// Task starts and secret reads matched to an allow.
+    pub authorized: u64,
+    /// Digests checked against artifacts present, and those absent.
+    pub digests_checked: u64,
+    /// Digests whose artifacts were not present (not an error).
+    pub digests_absent: u64,
+    /// Torn tails the log recorded (crashes mid-write; not an error).
+    pub torn_tails: u64,
+    /// Everything wrong, in log order.
+    pub problems: Vec<Problem>,
+}
+
+impl Report {
+    /// Whether everything checked out.
+    #[must_use]
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The first bad record.
+    #[must_use]
+    pub fn first(&self) -> Option<&Problem> {
+        self.problems.first()
+    }
+}
+
+/// Where artifacts may be found, by digest: `DIR/sha256/<hex>`.
+#[derive(Debug, Clone, Default)]
+pub struct Artifacts {
+    dirs: Vec<PathBuf>,
+}
+
+impl Artifacts {
+    /// Look in these content-addressed stores.
+    #[must_use]
+    pub fn new(dirs: Vec<PathBuf>) -> Self {
+        Self { dirs }
+    }
+
+    fn find(&self, digest: &str) -> Option<PathBuf> {
+        let hex = digest.strip_prefix("sha256:")?;
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        self.dirs
+            .iter()
+            .map(|d| d.join("sha256").join(hex))
+            .find(|p| p.is_file())
+    }
+}
+
+/// The digest form used in records.
+#[must_use]
+pub fn sha256_tag(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(bytes)))
+}
+
+struct Run {
+    policy_set: String,
+    policies: Option<(Policies, cedar_policy::Entities)>,
+    /// (task, action, resource id) allowed so far.
+    allowed: HashSet<(String, String, String)>,
+}
+
+struct Checker<'a> {
+    key: &'a Verifier,
+    artifacts: &'a Artifacts,
+    report: Report,
+    origin: Option<String>,
+    runs: HashMap<String, Run>,
+    last_checkpoint: Option<(u64, Hash)>,
+    covered: u64,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, record: u64, check: &'static str, message: impl Into<String>) {
+        self.report.problems.push(Problem {
+            record,
+            check,
+            message: message.into(),
+        });
+    }
+
+    fn artifact(&mut self, at: u64, what: &str, artifact: &Artifact) {
+        let Some(path) = self.artifacts.find(&artifact.sha256) else {
+            self.report.digests_absent += 1;
+            return;
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) if sha256_tag(&bytes) == artifact.sha256 => {
+                self.report.digests_checked += 1;
+            }
+            Ok(bytes) => self.problem(
+                at,
+                "digest",
+                format!(
+                    "{what} `{}`: the artifact `{}` hashes to {}, the record says {}",
+                    artifact.name,
+                    path.display(),
+                    sha256_tag(&bytes),
+                    artifact.sha256
+                ),
+            ),
+            Err(e) => self.problem(
+                at,
+                "digest",
+                format!("cannot read `{}`: {e}", path.display()),
+            ),
+        }
+    }
+
+    fn checkpoint(
+        &mut self,
+        at: u64,
+        size: u64,
+        root: &str,
+        note: &str,
+        tree: &Tree,
+        leaves: &[Hash],
+    ) {
+        let text = match self.key.open_note(note) {
+            Ok(text) => text,
+            Err(why) => {
+                self.problem(at, "signature", format!("checkpoint: {why}"));
+                return;
+            }
+        };
+        let (origin, signed_size, signed_root) = match parse_checkpoint(text) {
+            Ok(parsed) => parsed,
+            Err(why) => {
+                self.problem(at, "signature", format!("checkpoint: {why}"));
+                return;
+            }
+        };
+        if let Some(expected) = &self.origin
+            && origin != expected
+        {
+            let message = format!(
+                "checkpoint is for log `{origin}`, this log is `{expected}` (a checkpoint from another log)"
+            );
+            self.problem(at, "signature", message);
+            return;
+        }
+        if signed_size != at
+            || size != at
+            || B64.decode(root).ok().as_deref() != Some(&signed_root[..])
+        {
+            let message = format!(
+                "checkpoint signs {signed_size} records but stands at position {at} (records were added or removed before it)"
+            );
+            self.problem(at, "root", message);
+            return;
+        }
+        if tree.root() != signed_root {
+            self.problem(
+                at,
+                "root",
+                format!(
+                    "the signed root does not match records 0..{at}: a record before it was changed"
+                ),
+            );
+            return;
+        }
+        self.report.checkpoints += 1;
+        if let Some((old_size, old_root)) = self.last_checkpoint
+            && old_size > 0
+        {
+            let ok = consistency_proof(leaves, usize::try_from(old_size).unwrap_or(usize::MAX))
+                .is_some_and(|proof| {
+                    verify_consistency(old_size, at, &old_root, &signed_root, &proof)
+                });
+            if ok {
+                self.report.consistent_pairs += 1;
+            } else {
+                self.problem(
+                    at,
+                    "consistency",
+                    format!("not consistent with the checkpoint of size {old_size}"),
+                );
+            }
+        }
+        self.last_checkpoint = Some((at, signed_root));
+        self.covered = at;
+    }
+
+    fn event(&mut self, at: u64, run_id: &str, event: &Event) {
+        match event {
+            Event::LogOpened { origin, .. } => {
+                if at == 0 {
+                    self.origin = Some(origin.clone());
+                } else {
+                    self.problem(at, "format", "`log-opened` is only the first record");
+                }
+            }
+            Event::TornTail { .. } => self.report.torn_tails += 1,
+            Event::RunStarted { policy_set, .. } => {
+                self.report.runs += 1;
+                let run = Run {
+                    policy_set: policy_set.clone(),
+                    policies: None,
+                    allowed: HashSet::new(),
+                };
+                if self.runs.insert(run_id.to_owned(), run).is_some() {
+                    self.problem(at, "format", format!("run `{run_id}` started twice"));
+                }
+            }
+            Event::PolicySet {
+                sha256,
+                files,
+                entities,
+            } => self.policy_set(at, run_id, sha256, files, entities),
+            Event::Decision {
+                task,
+                action,
+                principal,
+                resource,
+                context,
+                decision,
+                policies,
+                errors,
+                ..
+            } => {
+                let Some(run) = self.runs.get_mut(run_id) else {
+                    self.problem(
+                        at,
+                        "format",
+                        format!("decision outside a started run `{run_id}`"),
+                    );
+                    return;
+                };
+                let Some((set, entities)) = &run.policies else {
+                    self.problem(
+                        at,
+                        "decision",
+                        "no policy set was recorded before this decision",
+                    );
+                    return;
+                };
+                let allowed = decision == "allow";
+                if allowed {
+                    let id = resource
+                        .get("id")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default();
+                    run.allowed
+                        .insert((task.clone(), action.clone(), id.to_owned()));
+                }
+                self.report.decisions += 1;
+                match reevaluate(set, entities, action, principal, resource, context) {
+                    Ok(again) => {
+                        if again.allowed != allowed
+                            || again.policies != *policies
+                            || again.errors.len() != errors.len()
+                        {
+                            let now = if again.allowed { "allow" } else { "deny" };
+                            let message = format!(
+                                "recorded {decision} by [{}], but the recorded policies decide {now} by [{}]",
+                                policies.join(", "),
+                                again.policies.join(", ")
+                            );
+                            self.problem(at, "decision", message);
+                        }
+                    }
+                    Err(e) => self.problem(at, "decision", format!("cannot re-evaluate: {e}")),
+                }
+            }
+            Event::TaskStarted { task, inputs, .. } => {
+                let authorized = self.runs.get(run_id).is_some_and(|r| {
+                    r.allowed
+                        .contains(&(task.clone(), "run".to_owned(), task.clone()))
+                });
+                if authorized {
+                    self.report.authorized += 1;
+                } else {
+                    self.problem(
+                        at,
+                        "authorization",
+                        format!("task `{task}` started without an allow of its `run` before it"),
+                    );
+                }
+                for input in inputs {
+                    self.artifact(at, "input", input);
+                }
+            }
+            Event::SecretRead { task, name, .. } => {
+                let authorized = self.runs.get(run_id).is_some_and(|r| {
+                    r.allowed
+                        .contains(&(task.clone(), "read_secret".to_owned(), name.clone()))
+                });
+                if authorized {
+                    self.report.authorized += 1;
+                } else {
+                    self.problem(
+                        at,
+                        "authorization",
+                        format!("task `{task}` read secret `{name}` without an allow before it"),
+                    );
+                }
+            }
+            Event::TaskFinished { outputs, .. } => {
+                for output in outputs {
+                    self.artifact(at, "output", output);
+                }
+            }
+            Event::DataFlow { .. }
+            | Event::Retry { .. }
+            | Event::TaskSkipped { .. }
+            | Event::RunFinished { .. }
+            | Event::Checkpoint { .. } => {}
+        }
+    }
+
+    fn policy_set(
+        &mut self,
+        at: u64,
+        run_id: &str,
+        sha256: &str,
+        files: &[super::record::PolicyFile],
+        entities: &serde_json::Value,
+    ) {
+        for file in files {
+            if sha256_tag(file.text.as_bytes()) != file.sha256 {
+                self.problem(
+                    at,
+                    "policy-set",
+                    format!("the text of `{}` does not match its digest", file.path),
+                );
+            }
+        }
+        if policy_set_digest(files) != sha256 {
+            self.problem(at, "policy-set", "the policy set does not match its digest");
+        }
+        let Some(run) = self.runs.get(run_id) else {
+            self.problem(
+                at,
+                "format",
+                format!("policy set outside a started run `{run_id}`"),
+            );
+            return;
+        };
+        if run.policy_set != sha256 {
+            self.problem(
+                at,
+                "policy-set",
+                "the policy set is not the one the run started with",
+            );
+        }
+        let sources = files
+            .iter()
+            .map(|f| (PathBuf::from(&f.path), f.text.clone()))
+            .collect();
+        let loaded = Policies::from_sources(sources)
+            .map_err(|e| e.to_string())
+            .and_then(|p| {
+                let e = p
+                    .entities_from_json(entities.clone())
+                    .map_err(|e| e.to_string())?;
+                Ok((p, e))
+            });
+        match loaded {
+            Ok(pair) => {
+                if let Some(run) = self.runs.get_mut(run_id) {
+                    run.policies = Some(pair);
+                }
+            }
+            Err(e) => self.problem(
+                at,
+                "policy-set",
+                format!("the recorded policies do not load: {e}"),
+            ),
+        }
+    }
+}
+
+/// The digest of a policy set: SHA-256 over `path\0sha256\n` of each file,
+/// in the recorded order.
+#[must_use]
+pub fn policy_set_digest(files: &[super::record::PolicyFile]) -> String {
+    let mut h = Sha256::new();
+    for file in files {
+        h.update(file.path.as_bytes());
+        h.update([0]);
+        h.update(file.sha256.as_bytes());
+        h.update(b"\n");
+    }
+    format!("sha256:{}", hex(&h.finalize()))
+}
+
+/// Verify the log `bytes` with `key`, looking for artifacts in `artifacts`.
+#[must_use]
+pub fn verify(bytes: &[u8], key: &Verifier, artifacts: &Artifacts) -> Report {
+    let mut checker = Checker {
+        key,
+        artifacts,
+        report: Report::default(),
+        origin: None,
+        runs: HashMap::new(),
+        last_checkpoint: None,
+        covered: 0,
+    };
+    let mut tree = Tree::new();
+    let mut leaves: Vec<Hash> = Vec::new();
+    let mut prev = [0u8; 32];
+    let mut at = 0u64;
+    for piece in bytes.split_inclusive(|b| *b == b'\n') {
+        let Some(line) = piece.strip_suffix(b"\n") else {
+            checker.problem(
+                at,
+                "format",
+                format!("record {at} is incomplete: the log ends in the middle of it (truncated)"),
+            );
+            break;
+        };
+        match Record::decode(line) {
+            Err(e) => checker.problem(at, "format", format!("not a v{VERSION} audit record: {e}")),
+            Ok(record) => {
+                if record.v != VERSION {
+                    checker.problem(
+                        at,
+                        "format",
+                        format!("record version {} (this cairn reads v{VERSION})", record.v),
+                    );
+                }
+                if record.seq != at {
+                    checker.problem(
+                        at,
+                        "sequence",
+                        format!("expected seq {at}, found {} (a record was removed, duplicated or moved)", record.seq),
+                    );
+                }
+                if record.prev != hex(&prev) {
+                    let message = if at == 0 {
+                        "the first record's `prev` is not zero".to_owned()
+                    } else {
+                        format!(
+                            "`prev` is not the hash of record {} (record {} or this one was changed)",
+                            at - 1,
+                            at - 1
+                        )
+                    };
+                    checker.problem(at, "chain", message);
+                }
+                if let Event::Checkpoint { size, root, note } = &record.event {
+                    checker.checkpoint(at, *size, root, note, &tree, &leaves);
+                } else {
+                    checker.event(at, &record.run, &record.event);
+                }
+            }
+        }
+        let leaf = leaf_hash(line);
+        tree.push(leaf);
+        leaves.push(leaf);
+        prev = Sha256::digest(line).into();
+        at += 1;
+    }
+    checker.report.records = at;
+    if at == 0 {
+        checker.problem(0, "format", "the log is empty");
+    } else if checker.covered + 1 < at || checker.last_checkpoint.is_none() {
+        let from = if checker.last_checkpoint.is_some() {
+            checker.covered + 1
+        } else {
+            0
+        };
+        checker.problem(
+            from,
+            "coverage",
+            format!(
+                "records {from}..{} are not covered by a signed checkpoint (the log was cut short, or a run is still going or crashed)",
+                at - 1
+            ),
+        );
+    }
+    checker.report.problems.sort_by_key(|p| p.record);
+    checker.report
+}
+
+/// Read the log at `path` and verify it.
+///
+/// # Errors
+///
+/// An unreadable log.
+pub fn verify_file(path: &Path, key: &Verifier, artifacts: &Artifacts) -> std::io::Result<Report> {
+    let bytes = std::fs::read(path)?;
+    Ok(verify(&bytes, key, artifacts))
+}

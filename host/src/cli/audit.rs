@@ -1,0 +1,418 @@
+//! `cairn keygen` and `cairn audit verify|show`: the audit trail, for the
+//! people who check it.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+
+use super::style::{self, Style};
+use super::{CliError, Exit};
+use crate::audit::note::{Verifier, keygen};
+use crate::audit::record::{Event, Record};
+use crate::audit::verify::{Artifacts, Report, verify_file};
+
+/// Make an Ed25519 key pair for signing audit checkpoints.
+///
+/// Writes `DIR/NAME.key` (PKCS#8 PEM, readable only by you) and
+/// `DIR/NAME.pub` (SPKI PEM, for auditors), like `openssl genpkey
+/// -algorithm ed25519`; never overwrites. Prints the public key in the
+/// signed-note form other transparency-log tools take. Use the key with
+/// `cairn run --key DIR/NAME.key`.
+#[derive(Debug, Args)]
+pub(crate) struct KeygenArgs {
+    /// Where to write the pair.
+    #[arg(long, value_name = "DIR", default_value = ".cairn/keys")]
+    out: PathBuf,
+    /// The key's name (file names and the name in signatures).
+    #[arg(long, default_value = "audit")]
+    name: String,
+}
+
+/// Check and read the audit trail.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    Verify(VerifyArgs),
+    Show(ShowArgs),
+}
+
+/// Verify an audit log offline, with only the public key.
+///
+/// Checks every checkpoint's Ed25519 signature; the Merkle root of the
+/// records against each checkpoint and consistency between successive
+/// checkpoints; that sequence numbers and the hash chain are unbroken and
+/// every record is covered by a signed checkpoint; that every task start
+/// and secret read follows an allow decision for it; every recorded digest
+/// against the artifacts present; and it decides every recorded Cedar
+/// decision again against the run's recorded policies and entities. Exits 0
+/// when all hold, 1 naming the first bad record otherwise.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cairn audit verify .cairn/audit/log.jsonl --key .cairn/keys/audit.pub
+  cairn audit verify .cairn --key auditor-copy-of-audit.pub --json")]
+pub(crate) struct VerifyArgs {
+    /// The log, or a state directory holding `audit/log.jsonl`.
+    #[arg(value_name = "LOG", default_value = ".cairn")]
+    log: PathBuf,
+    /// The public key (SPKI PEM) checkpoints must be signed with.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Content-addressed stores to check digests against [default: the
+    /// state directory's `artifacts`].
+    #[arg(long = "artifacts", value_name = "DIR")]
+    artifacts: Vec<PathBuf>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Show the audit log as a timeline.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cairn audit show
+  cairn audit show --run 20261122T194330Z-1a2b --kind decision --json")]
+pub(crate) struct ShowArgs {
+    /// The log, or a state directory holding `audit/log.jsonl`.
+    #[arg(value_name = "LOG", default_value = ".cairn")]
+    log: PathBuf,
+    /// Only this run.
+    #[arg(long, value_name = "RUN")]
+    run: Option<String>,
+    /// Only records about this task.
+    #[arg(long, value_name = "TASK")]
+    task: Option<String>,
+    /// Only records of this kind (e.g. `decision`, `task-finished`).
+    #[arg(long, value_name = "KIND")]
+    kind: Option<String>,
+    /// Print the records as JSON lines on stdout, exactly as logged.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn keygen_command(args: &KeygenArgs) -> Result<Exit, CliError> {
+    let verifier = keygen(&args.out, &args.name).map_err(CliError::input)?;
+    let private = args.out.join(format!("{}.key", args.name));
+    let public = args.out.join(format!("{}.pub", args.name));
+    println!("{}", verifier.note_key());
+    eprintln!(
+        "{} wrote `{}` (private, mode 0600) and `{}` (public: give it to auditors)",
+        Style::stderr().good("ok"),
+        private.display(),
+        public.display()
+    );
+    Ok(Exit::Success)
+}
+
+/// The log file and default artifact store for a LOG argument.
+fn locate(log: &Path) -> (PathBuf, Vec<PathBuf>) {
+    if log.is_dir() || log.extension().is_none_or(|e| e != "jsonl") {
+        let inner = log.join("audit").join("log.jsonl");
+        return (inner, vec![log.join("artifacts")]);
+    }
+    // `STATE/audit/log.jsonl`: artifacts are in `STATE/artifacts`.
+    let store = log
+        .parent()
+        .and_then(Path::parent)
+        .map(|state| state.join("artifacts"))
+        .into_iter()
+        .collect();
+    (log.to_owned(), store)
+}
+
+pub(crate) fn audit(command: &AuditCommand) -> Result<Exit, CliError> {
+    match command {
+        AuditCommand::Verify(args) => verify(args),
+        AuditCommand::Show(args) => show(args),
+    }
+}
+
+fn verify(args: &VerifyArgs) -> Result<Exit, CliError> {
+    let key = Verifier::load(&args.key).map_err(CliError::input)?;
+    let (log, default_store) = locate(&args.log);
+    let stores = if args.artifacts.is_empty() {
+        default_store
+    } else {
+        args.artifacts.clone()
+    };
+    let report = verify_file(&log, &key, &Artifacts::new(stores)).map_err(|e| {
+        CliError::input(format!(
+            "cannot read the audit log `{}`: {e}",
+            log.display()
+        ))
+    })?;
+    if args.json {
+        println!("{:#}", report_json(&report, &log, &key));
+    } else {
+        print_report(&report, &log, &key);
+    }
+    Ok(if report.ok() {
+        Exit::Success
+    } else {
+        Exit::Failed
+    })
+}
+
+fn report_json(report: &Report, log: &Path, key: &Verifier) -> serde_json::Value {
+    serde_json::json!({
+        "log": log,
+        "key": key.note_key(),
+        "ok": report.ok(),
+        "records": report.records,
+        "checkpoints": report.checkpoints,
+        "consistent_pairs": report.consistent_pairs,
+        "runs": report.runs,
+        "decisions_reevaluated": report.decisions,
+        "authorized_steps": report.authorized,
+        "digests_checked": report.digests_checked,
+        "digests_absent": report.digests_absent,
+        "torn_tails": report.torn_tails,
+        "first_bad_record": report.first().map(|p| p.record),
+        "problems": report.problems.iter().map(|p| serde_json::json!({
+            "record": p.record, "check": p.check, "message": p.message,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_report(report: &Report, log: &Path, key: &Verifier) {
+    let style = Style::stdout();
+    println!("audit log `{}`, key {}", log.display(), key.note_key());
+    let failed = |check: &str| report.problems.iter().any(|p| p.check == check);
+    let line = |bad: bool, what: &str, detail: String| {
+        let mark = if bad {
+            style.error("FAIL")
+        } else {
+            style.good("ok  ")
+        };
+        println!("  {mark}  {what:<26} {detail}");
+    };
+    line(
+        failed("format") || failed("sequence") || failed("chain"),
+        "records and hash chain",
+        format!("{} records", report.records),
+    );
+    line(
+        failed("signature"),
+        "checkpoint signatures",
+        format!("{} verified", report.checkpoints),
+    );
+    line(
+        failed("root"),
+        "merkle roots",
+        format!("{} match", report.checkpoints),
+    );
+    line(
+        failed("consistency"),
+        "consistency",
+        format!("{} successive pairs", report.consistent_pairs),
+    );
+    line(
+        failed("coverage"),
+        "coverage",
+        "every record under a signed checkpoint".into(),
+    );
+    line(
+        failed("authorization"),
+        "authorized steps",
+        format!(
+            "{} task starts and secret reads follow an allow",
+            report.authorized
+        ),
+    );
+    line(
+        failed("decision") || failed("policy-set"),
+        "decisions re-evaluated",
+        format!("{} against the recorded policies", report.decisions),
+    );
+    line(
+        failed("digest"),
+        "digests",
+        format!(
+            "{} checked against artifacts, {} not present",
+            report.digests_checked, report.digests_absent
+        ),
+    );
+    if report.torn_tails > 0 {
+        println!(
+            "  note  {} torn tail(s) from crashes mid-write were recorded (see `cairn audit show --kind torn-tail`)",
+            report.torn_tails
+        );
+    }
+    let status = Style::stderr();
+    match report.first() {
+        None => eprintln!("{} the audit log verifies", status.good("ok")),
+        Some(first) => {
+            for p in report.problems.iter().take(10) {
+                println!(
+                    "  record {} ({}): {}",
+                    p.record,
+                    p.check,
+                    style::printable(p.message.as_bytes())
+                );
+            }
+            if report.problems.len() > 10 {
+                println!("  ... and {} more", report.problems.len() - 10);
+            }
+            eprintln!(
+                "{}: the audit log does not verify; the first bad record is {} ({}: {})",
+                status.error("failed"),
+                first.record,
+                first.check,
+                style::printable(first.message.as_bytes())
+            );
+        }
+    }
+}
+
+fn show(args: &ShowArgs) -> Result<Exit, CliError> {
+    let (log, _) = locate(&args.log);
+    let bytes = std::fs::read(&log).map_err(|e| {
+        CliError::input(format!(
+            "cannot read the audit log `{}`: {e}",
+            log.display()
+        ))
+    })?;
+    let mut shown = 0usize;
+    for (at, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let Ok(record) = Record::decode(line) else {
+            eprintln!(
+                "{}: record {at} is not a valid record; run `cairn audit verify`",
+                Style::stderr().warn("warning")
+            );
+            continue;
+        };
+        if args.run.as_ref().is_some_and(|r| *r != record.run)
+            || args.kind.as_ref().is_some_and(|k| k != record.event.kind())
+            || args
+                .task
+                .as_ref()
+                .is_some_and(|t| task_of(&record.event) != Some(t.as_str()))
+        {
+            continue;
+        }
+        shown += 1;
+        if args.json {
+            println!("{}", String::from_utf8_lossy(line));
+        } else {
+            println!(
+                "{:>6}  {}  {:<22}  {:<13}  {}",
+                record.seq,
+                record.time.get(..23).unwrap_or(&record.time),
+                record.run,
+                record.event.kind(),
+                style::printable(describe(&record.event).as_bytes())
+            );
+        }
+    }
+    if shown == 0 && !args.json {
+        eprintln!("no records match");
+    }
+    Ok(Exit::Success)
+}
+
+fn task_of(event: &Event) -> Option<&str> {
+    match event {
+        Event::Decision { task, .. }
+        | Event::DataFlow { task, .. }
+        | Event::TaskStarted { task, .. }
+        | Event::SecretRead { task, .. }
+        | Event::TaskFinished { task, .. }
+        | Event::Retry { task, .. }
+        | Event::TaskSkipped { task, .. } => Some(task),
+        _ => None,
+    }
+}
+
+fn describe(event: &Event) -> String {
+    match event {
+        Event::LogOpened { origin, .. } => format!("log {origin}"),
+        Event::TornTail {
+            offset,
+            bytes,
+            saved_as,
+            ..
+        } => {
+            format!("{bytes} bytes of a partial record at offset {offset}, saved as {saved_as}")
+        }
+        Event::RunStarted {
+            user,
+            workflow,
+            manifest,
+            policy_set,
+            ..
+        } => format!(
+            "{workflow} by {user} (manifest {}, policies {})",
+            short(&manifest.sha256),
+            short(policy_set)
+        ),
+        Event::PolicySet { files, .. } => format!("{} policy file(s)", files.len()),
+        Event::Decision {
+            phase,
+            task,
+            action,
+            resource,
+            decision,
+            policies,
+            ..
+        } => format!(
+            "{decision} {task} {action} {} [{}] ({phase})",
+            resource
+                .get("id")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default(),
+            if policies.is_empty() {
+                "no policy permits".to_owned()
+            } else {
+                policies.join(", ")
+            }
+        ),
+        Event::DataFlow {
+            from,
+            task,
+            input,
+            sha256,
+            labels,
+        } => {
+            format!("{from} -> {task}.{input} {} {labels:?}", short(sha256))
+        }
+        Event::TaskStarted {
+            task,
+            attempt,
+            component,
+            ..
+        } => {
+            format!("{task} attempt {attempt} ({})", short(&component.sha256))
+        }
+        Event::SecretRead { task, name, .. } => format!("{task} read secret {name}"),
+        Event::TaskFinished {
+            task,
+            attempt,
+            outcome,
+            duration_ms,
+            outputs,
+            ..
+        } => format!(
+            "{task} attempt {attempt}: {outcome} in {duration_ms} ms, {} output(s)",
+            outputs.len()
+        ),
+        Event::Retry {
+            task,
+            attempt,
+            delay_ms,
+            reason,
+        } => {
+            format!("{task} after attempt {attempt} in {delay_ms} ms: {reason}")
+        }
+        Event::TaskSkipped { task, reason } => format!("{task}: {reason}"),
+        Event::RunFinished {
+            status,
+            duration_ms,
+        } => format!("{status} in {duration_ms} ms"),
+        Event::Checkpoint { size, root, .. } => format!("signed {size} records, root {root}"),
+    }
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}

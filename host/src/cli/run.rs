@@ -1,0 +1,316 @@
+//! `cairn run`: authorize a workflow, run it, and sign its audit trail.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use clap::Args;
+
+use super::style::{self, Style};
+use super::{CliError, Exit};
+use crate::audit::log::AuditLog;
+use crate::audit::note::{Signer, keygen};
+use crate::name::Name;
+use crate::policy::preflight;
+use crate::runner::{Progress, Setup, Status, Summary, new_run_id};
+use crate::sandbox::{EngineSettings, Sandbox};
+use crate::secrets::SecretSource;
+
+/// Run a workflow: authorize everything, run each task in its sandbox, and
+/// record every event in the signed audit log.
+///
+/// First everything the workflow implies is authorized against its Cedar
+/// policies (as `cairn plan` shows); any denial refuses the whole run (exit
+/// 3, and the refusal is audited). Then tasks run one at a time in plan
+/// order, each in its own sandbox, their outputs kept in a content-addressed
+/// store and handed to the tasks that take them as inputs. A failed task
+/// skips what depends on it; `when = "failure"` tasks run then. The audit
+/// log (`STATE/audit/log.jsonl`) gets every decision, task attempt, data
+/// flow and secret read, and a checkpoint signed with the audit key at the
+/// end: check it with `cairn audit verify`.
+///
+/// Secrets come from `--secret NAME=env:VAR|file:PATH`, or else from the
+/// environment variable `CAIRN_SECRET_<NAME>` (upper case, `-` as `_`).
+///
+/// Not built yet: running tasks in parallel, `cairn resume`, and caching.
+/// Exits 0 when the run succeeded, 1 when a task failed, 2 for invalid
+/// input, 3 when policy refused the run.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cairn run --as alice
+  cairn run examples/hello --as alice --secret greeting=env:GREETING
+  cairn audit verify .cairn/audit/log.jsonl --key .cairn/keys/audit.pub")]
+pub(crate) struct RunArgs {
+    /// The manifest, or a folder holding `workflow.toml`.
+    #[arg(value_name = "PATH", default_value = ".")]
+    path: PathBuf,
+
+    /// Who starts the run (a `Cairn::User` of the entities file).
+    #[arg(long = "as", value_name = "USER", env = "CAIRN_USER")]
+    user: String,
+
+    /// A secret's value: NAME=env:VAR or NAME=file:PATH (repeatable).
+    #[arg(long = "secret", value_name = "NAME=SOURCE", value_parser = super::exec::parse_secret)]
+    secrets: Vec<(Name, SecretSource)>,
+
+    /// Where runs keep their audit log, artifacts and keys [default: `.cairn`
+    /// beside the manifest].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+
+    /// The Ed25519 private key (PKCS#8 PEM) that signs audit checkpoints
+    /// [default: STATE/keys/audit.key, created on first use].
+    #[arg(long, value_name = "FILE", env = "CAIRN_AUDIT_KEY")]
+    key: Option<PathBuf>,
+
+    /// Print the run's summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The environment variable a secret defaults to.
+fn secret_env(name: &Name) -> String {
+    format!(
+        "CAIRN_SECRET_{}",
+        name.as_str().to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+fn signer(args: &RunArgs, state: &Path) -> Result<Signer, CliError> {
+    if let Some(path) = &args.key {
+        return Signer::load(path).map_err(CliError::input);
+    }
+    let path = state.join("keys").join("audit.key");
+    if !path.exists() {
+        let verifier = keygen(&state.join("keys"), "audit").map_err(CliError::input)?;
+        eprintln!(
+            "{} created the audit signing key `{}` (keep it private; give auditors `{}`, key {})",
+            Style::stderr().good("note"),
+            path.display(),
+            state.join("keys").join("audit.pub").display(),
+            verifier.note_key()
+        );
+    }
+    Signer::load(&path).map_err(CliError::input)
+}
+
+pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
+    let (workflow, policies) = match super::policy::load_policies(&args.path) {
+        Ok(loaded) => loaded,
+        Err(done) => return done,
+    };
+    let state = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| workflow.dir.join(".cairn"));
+
+    // Every secret the workflow declares must have a value before anything runs.
+    let mut sources: BTreeMap<Name, SecretSource> = args.secrets.iter().cloned().collect();
+    let mut secrets = BTreeMap::new();
+    for planned in &workflow.plan.tasks {
+        for secret in &planned.task.secrets {
+            let name = &secret.value;
+            if secrets.contains_key(name) {
+                continue;
+            }
+            let source = sources
+                .remove(name)
+                .unwrap_or_else(|| SecretSource::Env(secret_env(name)));
+            let value = source.resolve().map_err(|e| {
+                CliError::input(format!(
+                    "secret `{name}` (task `{}`): {e}; pass --secret {name}=env:VAR or set {}",
+                    planned.task.name.value,
+                    secret_env(name)
+                ))
+            })?;
+            secrets.insert(name.clone(), value);
+        }
+    }
+    if let Some(unused) = sources.keys().next() {
+        return Err(CliError::input(format!(
+            "--secret `{unused}`: no task declares this secret"
+        )));
+    }
+
+    // Every component loads (and matches its pin) before anything is recorded.
+    let sandbox = Sandbox::new(&EngineSettings::default(), Some(&state.join("compiled")))
+        .map_err(|e| CliError::input_with_sources(&e))?;
+    let mut programs = HashMap::new();
+    for planned in &workflow.plan.tasks {
+        let task = &planned.task;
+        let program = sandbox
+            .load(
+                &workflow.dir.join(&task.component.value),
+                task.sha256.as_ref().map(|d| &d.value),
+            )
+            .map_err(|e| CliError::input(format!("task `{}`: {e}", task.name.value)))?;
+        programs.insert(task.name.value.to_string(), program);
+    }
+
+    let result = preflight(&workflow.plan, &policies, &args.user).map_err(CliError::input)?;
+    let signer = signer(args, &state)?;
+    let log_path = state.join("audit").join("log.jsonl");
+    let log = AuditLog::open(&log_path, signer).map_err(CliError::input)?;
+
+    let style = Style::stderr();
+    let progress: Arc<dyn Fn(Progress<'_>) + Send + Sync> = Arc::new(move |p| match p {
+        Progress::Started { task, attempt } => {
+            let again = if attempt > 1 {
+                format!(" (attempt {attempt})")
+            } else {
+                String::new()
+            };
+            eprintln!("{} {task}{again}", style.dim("start"));
+        }
+        Progress::Line { task, text } => {
+            eprintln!("[{task}] {}", style::printable(text.as_bytes()));
+        }
+        Progress::Retrying {
+            task,
+            outcome,
+            delay,
+        } => eprintln!(
+            "{} {task} {}; retrying in {:.1}s",
+            style.warn("retry"),
+            style::printable(outcome.as_bytes()),
+            delay.as_secs_f64()
+        ),
+        Progress::Finished(result) => match &result.status {
+            Status::Succeeded => eprintln!(
+                "{} {} in {:.1} ms",
+                style.good("ok"),
+                result.name,
+                result.duration.as_secs_f64() * 1000.0
+            ),
+            Status::Failed(why) => eprintln!(
+                "{} {} {}",
+                style.error("failed"),
+                result.name,
+                style::printable(why.as_bytes())
+            ),
+            Status::Skipped(why) => {
+                eprintln!("{} {} ({why})", style.warn("skipped"), result.name);
+            }
+        },
+    });
+    let run_id = new_run_id();
+    let policies = Arc::new(policies);
+    let setup = Setup {
+        user: args.user.clone(),
+        policies,
+        preflight: &result,
+        sandbox: &sandbox,
+        programs: &programs,
+        log: Arc::new(Mutex::new(log)),
+        secrets,
+        state_dir: state.clone(),
+        progress,
+    };
+    let summary = crate::runner::run(&workflow, setup, &run_id)
+        .await
+        .map_err(|e| CliError::input_with_sources(&e))?;
+
+    if summary.status == "refused" {
+        super::policy::print_table(
+            &workflow.plan.name.to_string(),
+            &args.user,
+            &result.decisions,
+            result.decisions.len(),
+        );
+        eprintln!(
+            "{}: policy refused the run ({} request(s) denied); see `cairn plan`. The refusal is in the audit log.",
+            style.error("denied"),
+            result.denied().count()
+        );
+        return Ok(Exit::Denied);
+    }
+    if args.json {
+        println!("{:#}", summary_json(&summary, &state));
+    } else {
+        print_summary(&summary, &state, style);
+    }
+    Ok(if summary.status == "succeeded" {
+        Exit::Success
+    } else {
+        Exit::Failed
+    })
+}
+
+fn summary_json(summary: &Summary, state: &Path) -> serde_json::Value {
+    let tasks: Vec<_> = summary
+        .tasks
+        .iter()
+        .map(|t| {
+            let (status, detail) = match &t.status {
+                Status::Succeeded => ("succeeded", None),
+                Status::Failed(why) => ("failed", Some(why.clone())),
+                Status::Skipped(why) => ("skipped", Some(why.clone())),
+            };
+            serde_json::json!({
+                "task": t.name,
+                "status": status,
+                "detail": detail,
+                "attempts": t.attempts,
+                "duration_ms": t.duration.as_secs_f64() * 1000.0,
+                "outputs": t.outputs.iter().map(|o| serde_json::json!({
+                    "name": o.name, "sha256": o.sha256, "bytes": o.bytes,
+                    "path": state.join("artifacts/sha256").join(o.sha256.trim_start_matches("sha256:")),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "run": summary.run,
+        "status": summary.status,
+        "duration_ms": summary.duration.as_secs_f64() * 1000.0,
+        "tasks": tasks,
+        "audit": { "log": summary.log, "checkpoint": summary.checkpoint },
+    })
+}
+
+fn print_summary(summary: &Summary, state: &Path, style: Style) {
+    println!("run {}  {}", summary.run, summary.status);
+    let width = summary
+        .tasks
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    for t in &summary.tasks {
+        let status = match &t.status {
+            Status::Succeeded => "ok".to_owned(),
+            Status::Failed(why) => format!("failed: {}", style::printable(why.as_bytes())),
+            Status::Skipped(why) => format!("skipped: {why}"),
+        };
+        println!(
+            "  {:width$}  {:>9.1} ms  {} attempt(s)  {status}",
+            t.name,
+            t.duration.as_secs_f64() * 1000.0,
+            t.attempts
+        );
+        for o in &t.outputs {
+            println!(
+                "  {:width$}    {} -> {}",
+                "",
+                o.name,
+                state
+                    .join("artifacts/sha256")
+                    .join(o.sha256.trim_start_matches("sha256:"))
+                    .display()
+            );
+        }
+    }
+    eprintln!(
+        "{} audit log `{}` signed at record {}; check it with `cairn audit verify {} --key {}`",
+        if summary.status == "succeeded" {
+            style.good("ok")
+        } else {
+            style.error("failed")
+        },
+        summary.log.display(),
+        summary.checkpoint,
+        summary.log.display(),
+        state.join("keys").join("audit.pub").display()
+    );
+}

@@ -1,0 +1,669 @@
+//! Running a workflow: preflight, then each task in plan order, every event
+//! in the audit log.
+//!
+//! Owns the order of effects: a step's records are durable (synced) before
+//! the step acts on them — decisions before the run starts, `task-started`
+//! before the task runs, each runtime decision before the host call it
+//! allows. Outputs go to a content-addressed store (`STATE/artifacts/
+//! sha256/<hex>`, written to a temporary file, synced, renamed) and reach
+//! downstream tasks from there. Tasks run one at a time in plan order;
+//! `when` decides whether a task runs after a failure.
+//!
+//! Not here yet (the CLI says so): parallel scheduling, durable run state
+//! with resume, and caching.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::audit::log::{AuditError, AuditLog, hex};
+use crate::audit::record::{Artifact, Event, FileDigest, PolicyFile};
+use crate::audit::verify::{policy_set_digest, sha256_tag};
+use crate::manifest::{Backoff, When};
+use crate::name::Name;
+use crate::plan::{Dependency, Plan};
+use crate::policy::{Decision, Policies, Preflight, Recorder};
+use crate::sandbox::{Capabilities, Limits, LogSink, Mount, Program, Sandbox, TaskSpec};
+use crate::secrets::SecretValue;
+use crate::workflow::Workflow;
+
+/// How a task ended up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// It ran and succeeded.
+    Succeeded,
+    /// Its last attempt failed (the outcome, as shown to people).
+    Failed(String),
+    /// It did not run, and why.
+    Skipped(String),
+}
+
+/// One task's result.
+#[derive(Debug, Clone)]
+pub struct TaskResult {
+    /// The task.
+    pub name: String,
+    /// How it ended.
+    pub status: Status,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Time across attempts.
+    pub duration: Duration,
+    /// Outputs, when it succeeded.
+    pub outputs: Vec<Artifact>,
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The run's id.
+    pub run: String,
+    /// `succeeded`, `failed` or `refused`.
+    pub status: &'static str,
+    /// Each task, in plan order.
+    pub tasks: Vec<TaskResult>,
+    /// How long.
+    pub duration: Duration,
+    /// The audit log, and the sequence number of the run's final checkpoint.
+    pub log: PathBuf,
+    /// Sequence number of the final checkpoint.
+    pub checkpoint: u64,
+}
+
+/// What a run needs besides the workflow.
+pub struct Setup<'a> {
+    /// Who starts it.
+    pub user: String,
+    /// The policies, loaded.
+    pub policies: Arc<Policies>,
+    /// The preflight made with them.
+    pub preflight: &'a Preflight,
+    /// The sandbox.
+    pub sandbox: &'a Sandbox,
+    /// Each task's program, loaded (and pin-checked) before the run.
+    pub programs: &'a HashMap<String, Program>,
+    /// The audit log.
+    pub log: Arc<Mutex<AuditLog>>,
+    /// Secret values by name (every secret the workflow declares).
+    pub secrets: BTreeMap<Name, SecretValue>,
+    /// The state directory (artifacts live under it).
+    pub state_dir: PathBuf,
+    /// Called with each task's log lines and progress.
+    pub progress: Arc<dyn Fn(Progress<'_>) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Setup<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setup")
+            .field("user", &self.user)
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Progress to show.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// A task is starting an attempt.
+    Started { task: &'a str, attempt: u32 },
+    /// A log line or captured output of a task.
+    Line { task: &'a str, text: &'a str },
+    /// A task ended.
+    Finished(&'a TaskResult),
+    /// An attempt failed and will be retried after `delay`.
+    Retrying {
+        task: &'a str,
+        outcome: &'a str,
+        delay: Duration,
+    },
+}
+
+/// Why a run could not be carried out (not a task failing: that is a
+/// failed run).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error("artifact store `{}`: {source}", path.display())]
+    Store {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error("task `{task}`: {message}")]
+    Task { task: String, message: String },
+}
+
+/// A new run id: UTC time and 4 random hex digits, sortable.
+#[must_use]
+pub fn new_run_id() -> String {
+    let time = crate::audit::record::rfc3339(SystemTime::now());
+    let compact: String = time
+        .chars()
+        .take(19)
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    let mut bytes = [0u8; 2];
+    let _ = getrandom::fill(&mut bytes);
+    format!("{compact}Z-{}", hex(&bytes))
+}
+
+fn lock(log: &Mutex<AuditLog>) -> std::sync::MutexGuard<'_, AuditLog> {
+    log.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn decision_event(phase: &str, d: &Decision) -> Event {
+    let entity = |uid: &cedar_policy::EntityUid| serde_json::json!({ "type": uid.type_name().to_string(), "id": uid.id().unescaped() });
+    Event::Decision {
+        phase: phase.to_owned(),
+        task: d.task.clone(),
+        action: d.action.to_owned(),
+        principal: entity(&d.principal),
+        resource: entity(&d.resource),
+        context: d.context.clone(),
+        decision: if d.allowed { "allow" } else { "deny" }.to_owned(),
+        policies: d.policies.clone(),
+        errors: d.errors.clone(),
+    }
+}
+
+/// The policy files of `policies` as recorded: paths relative to `dir`.
+fn policy_files(policies: &Policies, dir: &Path) -> Vec<PolicyFile> {
+    policies
+        .sources()
+        .map(|(path, text)| PolicyFile {
+            path: path
+                .strip_prefix(dir)
+                .unwrap_or(path)
+                .to_string_lossy()
+                .into_owned(),
+            sha256: sha256_tag(text.as_bytes()),
+            text: text.to_owned(),
+        })
+        .collect()
+}
+
+/// Put `file` in the store; returns its path there.
+fn store(state_dir: &Path, file: &Path, digest: &str) -> Result<PathBuf, RunError> {
+    let dir = state_dir.join("artifacts").join("sha256");
+    let err = |source| RunError::Store {
+        path: dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    let target = dir.join(hex);
+    if target.is_file() {
+        return Ok(target);
+    }
+    let tmp = dir.join(format!(".{hex}.tmp"));
+    std::fs::copy(file, &tmp).map_err(err)?;
+    let f = std::fs::File::open(&tmp).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    let mut perms = f.metadata().map_err(err)?.permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&tmp, perms).map_err(err)?;
+    std::fs::rename(&tmp, &target).map_err(err)?;
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(err)?;
+    Ok(target)
+}
+
+/// The delay before retry number `retry` (1-based).
+fn backoff(retries: &crate::manifest::Retries, retry: u32) -> Duration {
+    let base = match retries.backoff {
+        Backoff::Fixed => retries.initial.0,
+        Backoff::Exponential => retries.initial.0.saturating_mul(
+            1u32.checked_shl(retry.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        ),
+    };
+    let capped = base.min(retries.max_delay.0);
+    if retries.jitter {
+        let mut byte = [0u8; 1];
+        let _ = getrandom::fill(&mut byte);
+        // Between half and all of the delay.
+        capped / 2 + capped.mul_f64(f64::from(byte[0]) / 510.0)
+    } else {
+        capped
+    }
+}
+
+/// Run `workflow` (already authorized by `setup.preflight`) as run `run`.
+/// If the run cannot go on (the audit log or the artifact store failing),
+/// it is recorded as ended in `error`, with a checkpoint, where possible.
+///
+/// # Errors
+///
+/// The audit log or the artifact store failing; never a task failing.
+pub async fn run(workflow: &Workflow, setup: Setup<'_>, run: &str) -> Result<Summary, RunError> {
+    let log = Arc::clone(&setup.log);
+    let started = Instant::now();
+    let result = run_steps(workflow, setup, run).await;
+    if result.is_err() {
+        let mut log = lock(&log);
+        let ended = Event::RunFinished {
+            status: "error".into(),
+            duration_ms: millis(started.elapsed()),
+        };
+        if log.append(run, ended).is_ok() {
+            let _ = log.checkpoint(run);
+        }
+    }
+    result
+}
+
+#[expect(
+    clippy::too_many_lines,
+    reason = "one pass over the plan, step by step"
+)]
+async fn run_steps(workflow: &Workflow, setup: Setup<'_>, run: &str) -> Result<Summary, RunError> {
+    let started = Instant::now();
+    let plan: &Plan = &workflow.plan;
+    let files = policy_files(&setup.policies, &workflow.dir);
+    let policy_set = policy_set_digest(&files);
+    {
+        let mut log = lock(&setup.log);
+        let manifest_name = workflow
+            .path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        log.append(
+            run,
+            Event::RunStarted {
+                user: setup.user.clone(),
+                workflow: plan.name.to_string(),
+                manifest: FileDigest {
+                    path: manifest_name,
+                    sha256: sha256_tag(workflow.source.as_bytes()),
+                },
+                policy_set: policy_set.clone(),
+                parameters: serde_json::Map::new(),
+                cairn: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+        )?;
+        log.append(
+            run,
+            Event::PolicySet {
+                sha256: policy_set,
+                files,
+                entities: setup.preflight.entities_json()?,
+            },
+        )?;
+        for d in &setup.preflight.decisions {
+            log.append(run, decision_event("preflight", d))?;
+        }
+        log.sync()?;
+    }
+
+    if setup.preflight.denied().next().is_some() {
+        let mut log = lock(&setup.log);
+        log.append(
+            run,
+            Event::RunFinished {
+                status: "refused".into(),
+                duration_ms: millis(started.elapsed()),
+            },
+        )?;
+        let checkpoint = log.checkpoint(run)?;
+        return Ok(Summary {
+            run: run.to_owned(),
+            status: "refused",
+            tasks: Vec::new(),
+            duration: started.elapsed(),
+            log: log.path().to_owned(),
+            checkpoint,
+        });
+    }
+
+    let mut results: Vec<TaskResult> = Vec::with_capacity(plan.tasks.len());
+    // Per task: output name -> (artifact, path in the store).
+    let mut produced: Vec<HashMap<String, (Artifact, PathBuf)>> = Vec::new();
+    // Per task: whether it failed, or was skipped because of a failure.
+    let mut failed_line: Vec<bool> = Vec::new();
+
+    for planned in &plan.tasks {
+        let task = &planned.task;
+        let name = task.name.value.as_str();
+        let ups: Vec<usize> = planned.upstream.iter().map(|u| u.from).collect();
+        let up_failed = ups
+            .iter()
+            .any(|&i| failed_line.get(i).copied().unwrap_or(false));
+        let up_not_ok: Option<&TaskResult> = ups
+            .iter()
+            .filter_map(|&i| results.get(i))
+            .find(|r| r.status != Status::Succeeded);
+        let when = task.when.value;
+        let skip = match when {
+            When::Success => up_not_ok.map(|r| match &r.status {
+                Status::Failed(_) => format!("upstream `{}` failed", r.name),
+                _ => format!("upstream `{}` was skipped", r.name),
+            }),
+            When::Failure if !up_failed => Some("nothing upstream failed".to_owned()),
+            When::Failure | When::Always => None,
+        };
+        // Inputs, from the store.
+        let mut inputs = BTreeMap::new();
+        let mut input_records = Vec::new();
+        let mut flows = Vec::new();
+        let mut missing = None;
+        for up in &planned.upstream {
+            let Dependency::Data { input, output } = &up.why else {
+                continue;
+            };
+            let from = plan
+                .tasks
+                .get(up.from)
+                .map(|t| t.task.name.value.as_str())
+                .unwrap_or_default();
+            match produced.get(up.from).and_then(|m| m.get(output.as_str())) {
+                Some((artifact, path)) => {
+                    inputs.insert(input.clone(), path.clone());
+                    input_records.push(Artifact {
+                        name: input.to_string(),
+                        ..artifact.clone()
+                    });
+                    let key = format!("{from}.{output}");
+                    flows.push(Event::DataFlow {
+                        labels: setup
+                            .preflight
+                            .labels
+                            .get(&key)
+                            .map(|l| l.iter().cloned().collect())
+                            .unwrap_or_default(),
+                        from: key,
+                        task: name.to_owned(),
+                        input: input.to_string(),
+                        sha256: artifact.sha256.clone(),
+                    });
+                }
+                None => {
+                    missing = Some(format!(
+                        "input `{input}` has no data: `{from}` produced no `{output}`"
+                    ))
+                }
+            }
+        }
+        let skip = skip.or(missing);
+        if let Some(reason) = skip {
+            {
+                let mut log = lock(&setup.log);
+                log.append(
+                    run,
+                    Event::TaskSkipped {
+                        task: name.to_owned(),
+                        reason: reason.clone(),
+                    },
+                )?;
+            }
+            let result = TaskResult {
+                name: name.to_owned(),
+                status: Status::Skipped(reason),
+                attempts: 0,
+                duration: Duration::ZERO,
+                outputs: Vec::new(),
+            };
+            (setup.progress)(Progress::Finished(&result));
+            failed_line.push(
+                up_failed || up_not_ok.is_some_and(|r| matches!(r.status, Status::Failed(_))),
+            );
+            results.push(result);
+            produced.push(HashMap::new());
+            continue;
+        }
+
+        let program = setup.programs.get(name).ok_or_else(|| RunError::Task {
+            task: name.to_owned(),
+            message: "its component was not loaded".to_owned(),
+        })?;
+        let caps = Capabilities {
+            args: task.args.clone(),
+            env: task
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            inputs,
+            outputs: Some(task.outputs.keys().cloned().collect()),
+            mounts: task
+                .mounts
+                .iter()
+                .map(|m| Mount {
+                    host: workflow.dir.join(&m.host.value),
+                    guest: m.guest.value.clone(),
+                    mode: m.mode,
+                })
+                .collect(),
+            secrets: task
+                .secrets
+                .iter()
+                .filter_map(|s| Some((s.value.clone(), setup.secrets.get(&s.value)?.clone())))
+                .collect(),
+            stdin: Vec::new(),
+        };
+        let defaults = Limits::default();
+        let settings = &planned.settings;
+        let limits = Limits {
+            timeout: settings
+                .timeout
+                .as_ref()
+                .map_or(defaults.timeout, |t| t.value.0),
+            cpu_time: settings
+                .cpu_time
+                .as_ref()
+                .or(settings.timeout.as_ref())
+                .map_or(defaults.cpu_time, |t| t.value.0),
+            memory: settings
+                .memory
+                .as_ref()
+                .map_or(defaults.memory, |m| m.value.0),
+            ..defaults
+        };
+        let retries = settings.retries.as_ref().map(|r| r.value.clone());
+        let max_attempts = 1 + retries.as_ref().map_or(0, |r| r.max);
+
+        let task_started = Instant::now();
+        let mut attempt_no = 0u32;
+        let result = loop {
+            attempt_no += 1;
+            {
+                let mut log = lock(&setup.log);
+                for flow in &flows {
+                    log.append(run, flow.clone())?;
+                }
+                log.append(
+                    run,
+                    Event::TaskStarted {
+                        task: name.to_owned(),
+                        attempt: attempt_no,
+                        component: FileDigest {
+                            path: task.component.value.clone(),
+                            sha256: format!("sha256:{}", program.digest()),
+                        },
+                        inputs: input_records.clone(),
+                        when: when.as_str().to_owned(),
+                    },
+                )?;
+                log.sync()?;
+            }
+            (setup.progress)(Progress::Started {
+                task: name,
+                attempt: attempt_no,
+            });
+
+            let recorder: Recorder = {
+                let log = Arc::clone(&setup.log);
+                let run = run.to_owned();
+                let task_name = name.to_owned();
+                let attempt = attempt_no;
+                Arc::new(move |d: &Decision| {
+                    let mut log = lock(&log);
+                    log.append(&run, decision_event("runtime", d))
+                        .map_err(|e| e.to_string())?;
+                    if d.allowed && d.action == "read_secret" {
+                        log.append(
+                            &run,
+                            Event::SecretRead {
+                                task: task_name.clone(),
+                                attempt,
+                                name: d.resource.id().unescaped().to_owned(),
+                            },
+                        )
+                        .map_err(|e| e.to_string())?;
+                    }
+                    log.sync().map_err(|e| e.to_string())
+                })
+            };
+            let gate = setup
+                .preflight
+                .gate(plan, Arc::clone(&setup.policies), name, &setup.user)
+                .with_recorder(recorder);
+            let staging_root = setup.state_dir.join("tmp");
+            std::fs::create_dir_all(&staging_root).map_err(|source| RunError::Store {
+                path: staging_root.clone(),
+                source,
+            })?;
+            let staging = tempfile::Builder::new()
+                .prefix("outputs-")
+                .tempdir_in(&staging_root)
+                .map_err(|source| RunError::Store {
+                    path: staging_root.clone(),
+                    source,
+                })?;
+            let progress = Arc::clone(&setup.progress);
+            let sink_task = name.to_owned();
+            let sink: LogSink = Arc::new(move |line: &crate::sandbox::LogLine| {
+                let text = format!("{}: {}", line.level.as_str(), line.message);
+                progress(Progress::Line {
+                    task: &sink_task,
+                    text: &text,
+                });
+            });
+            let spec = TaskSpec {
+                caps: caps.clone(),
+                limits: limits.clone(),
+                outputs_dir: staging.path().to_owned(),
+                log_sink: Some(sink),
+                gate: Some(Arc::new(gate)),
+            };
+            let attempt = setup
+                .sandbox
+                .run(program, &spec)
+                .await
+                .map_err(|e| RunError::Task {
+                    task: name.to_owned(),
+                    message: e.to_string(),
+                })?;
+            for stream in [&attempt.stdout, &attempt.stderr] {
+                let text = String::from_utf8_lossy(stream);
+                for line in text.lines() {
+                    (setup.progress)(Progress::Line {
+                        task: name,
+                        text: line,
+                    });
+                }
+            }
+            let mut outputs = Vec::new();
+            let mut stored = HashMap::new();
+            if attempt.outcome.is_success() {
+                for output in &attempt.outputs {
+                    let digest = format!("sha256:{}", output.digest);
+                    let path = store(&setup.state_dir, &output.path, &digest)?;
+                    let artifact = Artifact {
+                        name: output.name.to_string(),
+                        sha256: digest,
+                        bytes: output.size,
+                    };
+                    stored.insert(output.name.to_string(), (artifact.clone(), path));
+                    outputs.push(artifact);
+                }
+            }
+            drop(staging);
+            {
+                let mut log = lock(&setup.log);
+                log.append(
+                    run,
+                    Event::TaskFinished {
+                        task: name.to_owned(),
+                        attempt: attempt_no,
+                        outcome: attempt.outcome.kind().to_owned(),
+                        detail: attempt.outcome.to_string(),
+                        duration_ms: millis(attempt.duration),
+                        outputs: outputs.clone(),
+                    },
+                )?;
+                log.sync()?;
+                log.checkpoint_if_due(run)?;
+            }
+            let retry = attempt.outcome.is_retriable() && attempt_no < max_attempts;
+            if retry && let Some(retries) = &retries {
+                let delay = backoff(retries, attempt_no);
+                let outcome = attempt.outcome.to_string();
+                {
+                    let mut log = lock(&setup.log);
+                    log.append(
+                        run,
+                        Event::Retry {
+                            task: name.to_owned(),
+                            attempt: attempt_no,
+                            delay_ms: millis(delay),
+                            reason: outcome.clone(),
+                        },
+                    )?;
+                    log.sync()?;
+                }
+                (setup.progress)(Progress::Retrying {
+                    task: name,
+                    outcome: &outcome,
+                    delay,
+                });
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            produced.push(stored);
+            break TaskResult {
+                name: name.to_owned(),
+                status: if attempt.outcome.is_success() {
+                    Status::Succeeded
+                } else {
+                    Status::Failed(attempt.outcome.to_string())
+                },
+                attempts: attempt_no,
+                duration: task_started.elapsed(),
+                outputs,
+            };
+        };
+        (setup.progress)(Progress::Finished(&result));
+        failed_line.push(matches!(result.status, Status::Failed(_)) || up_failed);
+        results.push(result);
+    }
+
+    let failed = results
+        .iter()
+        .any(|r| matches!(r.status, Status::Failed(_)));
+    let status = if failed { "failed" } else { "succeeded" };
+    let mut log = lock(&setup.log);
+    log.append(
+        run,
+        Event::RunFinished {
+            status: status.to_owned(),
+            duration_ms: millis(started.elapsed()),
+        },
+    )?;
+    let checkpoint = log.checkpoint(run)?;
+    Ok(Summary {
+        run: run.to_owned(),
+        status,
+        tasks: results,
+        duration: started.elapsed(),
+        log: log.path().to_owned(),
+        checkpoint,
+    })
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
