@@ -119,10 +119,13 @@ impl AuditLog {
             };
             complete += line.len() + 1;
             if origin.is_none()
-                && let Ok(Record {
-                    event: Event::LogOpened { origin: o, .. },
-                    ..
-                }) = Record::decode(line)
+                && let Ok((
+                    Record {
+                        event: Event::LogOpened { origin: o, .. },
+                        ..
+                    },
+                    _,
+                )) = Record::decode(line)
             {
                 origin = Some(o);
             }
@@ -251,10 +254,21 @@ impl AuditLog {
             Event::Checkpoint {
                 size,
                 root: B64.encode(root),
-                note,
+                note: note.clone(),
             },
         )?;
         self.sync()?;
+        // The latest checkpoint on its own, to publish or hand to auditors
+        // (`cairn audit verify --checkpoint`): written aside, then renamed.
+        let latest = self.path.with_file_name("checkpoint");
+        let aside = self.path.with_file_name(".checkpoint.tmp");
+        std::fs::write(&aside, note.as_bytes())
+            .and_then(|()| File::open(&aside)?.sync_all())
+            .and_then(|()| std::fs::rename(&aside, &latest))
+            .map_err(|source| AuditError::Io {
+                path: latest.clone(),
+                source,
+            })?;
         self.last_checkpoint = Instant::now();
         self.records_since_checkpoint = 0;
         Ok(seq)

@@ -12,6 +12,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 /// The record format version.
 pub const VERSION: u32 = 1;
@@ -181,23 +182,51 @@ pub struct Record {
 }
 
 impl Record {
-    /// The record's line, without the newline.
+    /// The record's line, without the newline: the fields, then `hash`,
+    /// the hex SHA-256 of the line as it would be without `hash`.
     ///
     /// # Errors
     ///
     /// Never in practice (every field is plain data).
     pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json::to_vec(self)
+        let mut line = serde_json::to_vec(self)?;
+        let digest = Sha256::digest(&line);
+        line.pop();
+        line.extend_from_slice(HASH_FIELD);
+        line.extend_from_slice(super::log::hex(&digest).as_bytes());
+        line.extend_from_slice(b"\"}");
+        Ok(line)
     }
 
-    /// Parse one line.
+    /// Parse one line, and tell whether its bytes match its own `hash`.
     ///
     /// # Errors
     ///
     /// Not JSON, or not a record of a known kind.
-    pub fn decode(line: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(line)
+    pub fn decode(line: &[u8]) -> Result<(Self, bool), serde_json::Error> {
+        let record = serde_json::from_slice(line)?;
+        Ok((record, self_hash_matches(line)))
     }
+}
+
+/// The field every record ends with.
+const HASH_FIELD: &[u8] = b",\"hash\":\"";
+
+/// Whether `line` ends with the `hash` of the rest of it.
+fn self_hash_matches(line: &[u8]) -> bool {
+    let Some(body) = line.strip_suffix(b"\"}") else {
+        return false;
+    };
+    let Some(split) = body.len().checked_sub(64 + HASH_FIELD.len()) else {
+        return false;
+    };
+    let (head, tail) = body.split_at(split);
+    let Some(claimed) = tail.strip_prefix(HASH_FIELD) else {
+        return false;
+    };
+    let mut unhashed = head.to_vec();
+    unhashed.push(b'}');
+    super::log::hex(&Sha256::digest(&unhashed)).as_bytes() == claimed
 }
 
 /// `time` as RFC 3339 in UTC with microseconds: `2026-11-22T19:43:30.123456Z`.
@@ -255,11 +284,16 @@ mod tests {
             },
         };
         let line = record.encode().unwrap();
+        let body = r#"{"v":1,"seq":7,"time":"2026-11-22T19:43:30.123456Z","run":"r1","prev":"00","kind":"secret-read","task":"deploy","attempt":1,"name":"token"}"#;
+        let hash = super::super::log::hex(&Sha256::digest(body.as_bytes()));
         assert_eq!(
             String::from_utf8(line.clone()).unwrap(),
-            r#"{"v":1,"seq":7,"time":"2026-11-22T19:43:30.123456Z","run":"r1","prev":"00","kind":"secret-read","task":"deploy","attempt":1,"name":"token"}"#
+            format!("{},\"hash\":\"{hash}\"}}", &body[..body.len() - 1])
         );
-        assert_eq!(Record::decode(&line).unwrap(), record);
+        assert_eq!(Record::decode(&line).unwrap(), (record, true));
+        let mut changed = line.clone();
+        changed[40] ^= 1;
+        assert!(!Record::decode(&changed).map_or(true, |(_, ok)| ok));
         assert!(Record::decode(br#"{"v":1,"kind":"nonsense"}"#).is_err());
     }
 }

@@ -19,7 +19,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use sha2::{Digest as _, Sha256};
 
 use super::log::hex;
-use super::merkle::{Hash, Tree, consistency_proof, leaf_hash, verify_consistency};
+use super::merkle::{self, Hash, Tree, consistency_proof, leaf_hash, verify_consistency};
 use super::note::{Verifier, parse_checkpoint};
 use super::record::{Artifact, Event, Record, VERSION};
 use crate::policy::{Policies, reevaluate};
@@ -30,8 +30,8 @@ pub struct Problem {
     /// The record's position in the log (0-based; equals its `seq` when
     /// the log is intact).
     pub record: u64,
-    /// Which check: `format`, `sequence`, `chain`, `signature`, `root`,
-    /// `consistency`, `coverage`, `authorization`, `decision`, `digest`,
+    /// Which check: `format`, `integrity`, `sequence`, `chain`, `signature`, `root`,
+    /// `consistency`, `coverage`, `truncation`, `authorization`, `decision`, `digest`,
     /// `policy-set`.
     pub check: &'static str,
     /// What is wrong.
@@ -122,7 +122,8 @@ struct Checker<'a> {
     origin: Option<String>,
     runs: HashMap<String, Run>,
     last_checkpoint: Option<(u64, Hash)>,
-    covered: u64,
+    /// Where the last checkpoint record stands.
+    covered: Option<u64>,
 }
 
 impl Checker<'_> {
@@ -171,6 +172,9 @@ impl Checker<'_> {
         tree: &Tree,
         leaves: &[Hash],
     ) {
+        // Whether it verifies or not (that is reported), it ends what a
+        // missing checkpoint would leave uncovered.
+        self.covered = Some(at);
         let text = match self.key.open_note(note) {
             Ok(text) => text,
             Err(why) => {
@@ -233,7 +237,6 @@ impl Checker<'_> {
             }
         }
         self.last_checkpoint = Some((at, signed_root));
-        self.covered = at;
     }
 
     fn event(&mut self, at: u64, run_id: &str, event: &Event) {
@@ -442,6 +445,66 @@ pub fn policy_set_digest(files: &[super::record::PolicyFile]) -> String {
 /// Verify the log `bytes` with `key`, looking for artifacts in `artifacts`.
 #[must_use]
 pub fn verify(bytes: &[u8], key: &Verifier, artifacts: &Artifacts) -> Report {
+    verify_against(bytes, key, artifacts, None)
+}
+
+/// [`verify`], and also check the log against `held`, a signed checkpoint
+/// the auditor got earlier or elsewhere (a bundle, a witness, the last
+/// `STATE/audit/checkpoint`): the log must contain the tree it signs. This
+/// is what catches a log cut back to an older checkpoint, which on its own
+/// is a valid, shorter log.
+#[must_use]
+pub fn verify_against(
+    bytes: &[u8],
+    key: &Verifier,
+    artifacts: &Artifacts,
+    held: Option<&str>,
+) -> Report {
+    let (mut report, leaves, origin) = scan(bytes, key, artifacts);
+    if let Some(note) = held {
+        let end = (leaves.len() as u64).saturating_sub(1);
+        let mut problem = |message: String| {
+            report.problems.push(Problem {
+                record: end,
+                check: "truncation",
+                message,
+            });
+        };
+        match key.open_note(note).and_then(parse_checkpoint) {
+            Err(why) => problem(format!("the checkpoint you hold does not verify: {why}")),
+            Ok((their_origin, size, root)) => {
+                if origin.as_deref().is_some_and(|o| o != their_origin) {
+                    problem(format!(
+                        "the checkpoint you hold is of log `{their_origin}`, not this one"
+                    ));
+                } else if size > leaves.len() as u64 {
+                    problem(format!(
+                        "the checkpoint you hold signs {size} records, the log has {}: it was cut short",
+                        leaves.len()
+                    ));
+                } else if merkle::root(
+                    leaves
+                        .get(..usize::try_from(size).unwrap_or(usize::MAX))
+                        .unwrap_or(&leaves),
+                ) != root
+                {
+                    problem(format!(
+                        "the checkpoint you hold does not match the log's first {size} records: they were changed"
+                    ));
+                }
+            }
+        }
+        report.problems.sort_by_key(|p| p.record);
+    }
+    report
+}
+
+/// One pass over the log: the report, the leaf hashes, the log's origin.
+fn scan(
+    bytes: &[u8],
+    key: &Verifier,
+    artifacts: &Artifacts,
+) -> (Report, Vec<Hash>, Option<String>) {
     let mut checker = Checker {
         key,
         artifacts,
@@ -449,11 +512,12 @@ pub fn verify(bytes: &[u8], key: &Verifier, artifacts: &Artifacts) -> Report {
         origin: None,
         runs: HashMap::new(),
         last_checkpoint: None,
-        covered: 0,
+        covered: None,
     };
     let mut tree = Tree::new();
     let mut leaves: Vec<Hash> = Vec::new();
     let mut prev = [0u8; 32];
+    let mut previous_intact = true;
     let mut at = 0u64;
     for piece in bytes.split_inclusive(|b| *b == b'\n') {
         let Some(line) = piece.strip_suffix(b"\n") else {
@@ -462,11 +526,21 @@ pub fn verify(bytes: &[u8], key: &Verifier, artifacts: &Artifacts) -> Report {
                 "format",
                 format!("record {at} is incomplete: the log ends in the middle of it (truncated)"),
             );
+            at += 1;
             break;
         };
+        let mut intact = false;
         match Record::decode(line) {
             Err(e) => checker.problem(at, "format", format!("not a v{VERSION} audit record: {e}")),
-            Ok(record) => {
+            Ok((record, self_ok)) => {
+                intact = self_ok;
+                if !self_ok {
+                    checker.problem(
+                        at,
+                        "integrity",
+                        "the record's bytes do not match its own `hash`: it was changed",
+                    );
+                }
                 if record.v != VERSION {
                     checker.problem(
                         at,
@@ -481,13 +555,14 @@ pub fn verify(bytes: &[u8], key: &Verifier, artifacts: &Artifacts) -> Report {
                         format!("expected seq {at}, found {} (a record was removed, duplicated or moved)", record.seq),
                     );
                 }
-                if record.prev != hex(&prev) {
+                // A broken link after a changed record is that record's
+                // problem, already reported.
+                if record.prev != hex(&prev) && previous_intact {
                     let message = if at == 0 {
                         "the first record's `prev` is not zero".to_owned()
                     } else {
                         format!(
-                            "`prev` is not the hash of record {} (record {} or this one was changed)",
-                            at - 1,
+                            "`prev` is not the hash of record {}: a record was inserted, removed or replaced here",
                             at - 1
                         )
                     };
@@ -500,6 +575,7 @@ pub fn verify(bytes: &[u8], key: &Verifier, artifacts: &Artifacts) -> Report {
                 }
             }
         }
+        previous_intact = intact;
         let leaf = leaf_hash(line);
         tree.push(leaf);
         leaves.push(leaf);
@@ -509,23 +585,20 @@ pub fn verify(bytes: &[u8], key: &Verifier, artifacts: &Artifacts) -> Report {
     checker.report.records = at;
     if at == 0 {
         checker.problem(0, "format", "the log is empty");
-    } else if checker.covered + 1 < at || checker.last_checkpoint.is_none() {
-        let from = if checker.last_checkpoint.is_some() {
-            checker.covered + 1
-        } else {
-            0
-        };
+    } else if checker.covered.is_none_or(|c| c + 1 < at) {
+        let from = checker.covered.map_or(0, |c| c + 1);
+        // Named at the end of the log: that is where something is missing.
         checker.problem(
-            from,
+            at - 1,
             "coverage",
             format!(
-                "records {from}..{} are not covered by a signed checkpoint (the log was cut short, or a run is still going or crashed)",
+                "the log ends without a signed checkpoint: records {from}..{} are not covered (the log was cut short, or a run is still going or crashed)",
                 at - 1
             ),
         );
     }
     checker.report.problems.sort_by_key(|p| p.record);
-    checker.report
+    (checker.report, leaves, checker.origin)
 }
 
 /// Read the log at `path` and verify it.
@@ -533,7 +606,12 @@ pub fn verify(bytes: &[u8], key: &Verifier, artifacts: &Artifacts) -> Report {
 /// # Errors
 ///
 /// An unreadable log.
-pub fn verify_file(path: &Path, key: &Verifier, artifacts: &Artifacts) -> std::io::Result<Report> {
+pub fn verify_file(
+    path: &Path,
+    key: &Verifier,
+    artifacts: &Artifacts,
+    held: Option<&str>,
+) -> std::io::Result<Report> {
     let bytes = std::fs::read(path)?;
-    Ok(verify(&bytes, key, artifacts))
+    Ok(verify_against(&bytes, key, artifacts, held))
 }

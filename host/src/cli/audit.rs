@@ -60,6 +60,11 @@ pub(crate) struct VerifyArgs {
     /// state directory's `artifacts`].
     #[arg(long = "artifacts", value_name = "DIR")]
     artifacts: Vec<PathBuf>,
+    /// A signed checkpoint you hold (e.g. a copy of `STATE/audit/checkpoint`
+    /// taken earlier, or published): the log must contain what it signs.
+    /// Catches a log cut back to an older checkpoint.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -133,12 +138,22 @@ fn verify(args: &VerifyArgs) -> Result<Exit, CliError> {
     } else {
         args.artifacts.clone()
     };
-    let report = verify_file(&log, &key, &Artifacts::new(stores)).map_err(|e| {
-        CliError::input(format!(
-            "cannot read the audit log `{}`: {e}",
-            log.display()
-        ))
-    })?;
+    let held = match &args.checkpoint {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+            CliError::input(format!(
+                "cannot read the checkpoint `{}`: {e}",
+                path.display()
+            ))
+        })?),
+        None => None,
+    };
+    let report =
+        verify_file(&log, &key, &Artifacts::new(stores), held.as_deref()).map_err(|e| {
+            CliError::input(format!(
+                "cannot read the audit log `{}`: {e}",
+                log.display()
+            ))
+        })?;
     if args.json {
         println!("{:#}", report_json(&report, &log, &key));
     } else {
@@ -185,7 +200,7 @@ fn print_report(report: &Report, log: &Path, key: &Verifier) {
         println!("  {mark}  {what:<26} {detail}");
     };
     line(
-        failed("format") || failed("sequence") || failed("chain"),
+        failed("format") || failed("integrity") || failed("sequence") || failed("chain"),
         "records and hash chain",
         format!("{} records", report.records),
     );
@@ -275,7 +290,7 @@ fn show(args: &ShowArgs) -> Result<Exit, CliError> {
         if line.is_empty() {
             continue;
         }
-        let Ok(record) = Record::decode(line) else {
+        let Ok((record, _)) = Record::decode(line) else {
             eprintln!(
                 "{}: record {at} is not a valid record; run `cairn audit verify`",
                 Style::stderr().warn("warning")

@@ -159,7 +159,7 @@ fn parse_mount(s: &str) -> Result<Mount, String> {
 }
 
 /// The default compile-cache directory, if the environment names a home.
-fn default_cache_dir() -> Option<PathBuf> {
+pub(crate) fn default_cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)

@@ -63,6 +63,11 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "FILE", env = "CAIRN_AUDIT_KEY")]
     key: Option<PathBuf>,
 
+    /// Where compiled tasks are cached [default: the user cache folder,
+    /// as for `cairn exec`].
+    #[arg(long, value_name = "DIR", env = "CAIRN_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+
     /// Print the run's summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -133,7 +138,11 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
     }
 
     // Every component loads (and matches its pin) before anything is recorded.
-    let sandbox = Sandbox::new(&EngineSettings::default(), Some(&state.join("compiled")))
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .or_else(super::exec::default_cache_dir);
+    let sandbox = Sandbox::new(&EngineSettings::default(), cache_dir.as_deref())
         .map_err(|e| CliError::input_with_sources(&e))?;
     let mut programs = HashMap::new();
     for planned in &workflow.plan.tasks {

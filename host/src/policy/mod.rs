@@ -175,9 +175,14 @@ impl Policies {
     ///
     /// Only if the built-in schema is broken (a bug in Cairn).
     pub fn schema() -> Result<Schema, PolicyError> {
-        Schema::from_cedarschema_str(SCHEMA)
-            .map(|(schema, _warnings)| schema)
-            .map_err(|e| PolicyError::Schema(e.to_string()))
+        // Parsed once: parsing costs more than loading a small policy set.
+        static PARSED: std::sync::LazyLock<Result<Schema, String>> =
+            std::sync::LazyLock::new(|| {
+                Schema::from_cedarschema_str(SCHEMA)
+                    .map(|(schema, _warnings)| schema)
+                    .map_err(|e| e.to_string())
+            });
+        PARSED.clone().map_err(PolicyError::Schema)
     }
 
     /// Load the policy paths `paths` (files or folders), relative to `dir`.

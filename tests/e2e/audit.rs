@@ -1,0 +1,559 @@
+//! `cairn run` and the audit trail: a real run's log verifies with only the
+//! public key, other implementations accept its checkpoints, and every
+//! mutation of it — a flipped byte anywhere, a deleted, duplicated, swapped
+//! or forged record, a truncation, a checkpoint from another log, another
+//! key — is detected and the first bad record named.
+
+use std::path::PathBuf;
+
+use cairn::audit::merkle::{self, Hash};
+use cairn::audit::note::{Signer, Verifier};
+use cairn::audit::record::{Event, Record};
+use cairn::audit::verify::{Artifacts, Report, verify, verify_against};
+
+use crate::support::{Scratch, assert_contains, run_in};
+
+const RULES: &str = r#"
+@id("anyone-runs") permit (principal, action == Cairn::Action::"run", resource);
+@id("flows") permit (principal, action == Cairn::Action::"flow", resource);
+@id("declared-secrets") permit (principal, action == Cairn::Action::"read_secret", resource);
+@id("token-alice-only") forbid (principal, action == Cairn::Action::"read_secret", resource == Cairn::Secret::"token")
+unless { context.run_by == Cairn::User::"alice" };
+"#;
+
+const PEOPLE: &str = r#"[
+  { "uid": { "type": "Cairn::User", "id": "alice" }, "attrs": {}, "parents": [] },
+  { "uid": { "type": "Cairn::User", "id": "bob" }, "attrs": {}, "parents": [] }
+]"#;
+
+/// A workflow of four tasks: `first` reads a secret, `second` and `third`
+/// pass its output on, `cleanup` runs only on failure. `mode` is the mode of
+/// `second` (e.g. `permanent` to make it fail).
+fn chain(s: &Scratch, mode: &str) -> PathBuf {
+    s.mkdir("p");
+    s.write("p/rules.cedar", RULES);
+    s.write("p/people.entities.json", PEOPLE);
+    let manifest = format!(
+        r#"[workflow]
+name = "chain"
+policies = ["p"]
+[tasks.first]
+component = {task:?}
+env = {{ MODE = "secret" }}
+secrets = ["token"]
+outputs = ["echo"]
+[tasks.second]
+component = {task:?}
+env = {{ MODE = "{mode}" }}
+inputs = {{ text = "first.echo" }}
+outputs = ["echo"]
+[tasks.third]
+component = {task:?}
+inputs = {{ text = "second.echo" }}
+outputs = ["echo"]
+[tasks.cleanup]
+component = {task:?}
+needs = ["third"]
+when = "failure"
+outputs = ["echo"]
+"#,
+        task = cairn_tests::TASK
+    );
+    s.write("workflow.toml", &manifest)
+}
+
+fn run(s: &Scratch, args: &[&str]) -> crate::support::Run {
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    let out = crate::support::cairn()
+        .current_dir(s.path())
+        .env("CAIRN_SECRET_TOKEN", "tok-123-secret")
+        .args(&all)
+        .output()
+        .expect("run cairn");
+    crate::support::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn log_of(s: &Scratch) -> PathBuf {
+    s.path().join(".cairn/audit/log.jsonl")
+}
+
+fn key_of(s: &Scratch) -> Verifier {
+    Verifier::load(&s.path().join(".cairn/keys/audit.pub")).unwrap()
+}
+
+fn check(s: &Scratch, bytes: &[u8]) -> Report {
+    verify(
+        bytes,
+        &key_of(s),
+        &Artifacts::new(vec![s.path().join(".cairn/artifacts")]),
+    )
+}
+
+/// A log of three runs: a success, a failure with its cleanup, a refusal.
+fn three_runs() -> Scratch {
+    let s = Scratch::new();
+    chain(&s, "echo");
+    let ok = run(&s, &["--as", "alice", "--json"]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    chain(&s, "permanent");
+    let failed = run(&s, &["--as", "alice"]);
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    let refused = run(&s, &["--as", "bob"]);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    s
+}
+
+fn lines(bytes: &[u8]) -> Vec<&[u8]> {
+    bytes.split_inclusive(|b| *b == b'\n').collect::<Vec<_>>()
+}
+
+#[test]
+fn a_run_is_recorded_and_verifies_with_only_the_public_key() {
+    let s = Scratch::new();
+    chain(&s, "echo");
+    let first = run(&s, &["--as", "alice", "--json"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let summary = first.json();
+    assert_eq!(summary["status"], "succeeded");
+    let tasks = summary["tasks"].as_array().unwrap();
+    assert_eq!(tasks[3]["status"], "skipped");
+    assert_eq!(tasks[3]["detail"], "nothing upstream failed");
+    // The secret reached the task, masked in what it printed.
+    assert_contains(&first.stderr, "[first] token is ***");
+    assert!(!first.stderr.contains("tok-123-secret"));
+
+    let second = run(&s, &["--as", "alice"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let verified = run_in(
+        s.path(),
+        &[
+            "audit",
+            "verify",
+            "--key",
+            ".cairn/keys/audit.pub",
+            "--json",
+        ],
+    );
+    assert_eq!(verified.code, 0, "{}\n{}", verified.stdout, verified.stderr);
+    let report = verified.json();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["runs"], 2);
+    assert_eq!(report["checkpoints"], 2);
+    assert_eq!(report["consistent_pairs"], 1);
+    // 3 tasks run per run, and 1 secret read each.
+    assert_eq!(report["authorized_steps"], 8);
+    assert!(report["decisions_reevaluated"].as_u64().unwrap() >= 20);
+    assert!(report["digests_checked"].as_u64().unwrap() >= 6);
+
+    // The record of the secret read names it, never its value.
+    let log = std::fs::read_to_string(log_of(&s)).unwrap();
+    assert!(log.contains(r#""kind":"secret-read","task":"first","attempt":1,"name":"token""#));
+    assert!(!log.contains("tok-123-secret"));
+    let shown = run_in(
+        s.path(),
+        &["audit", "show", "--kind", "secret-read", "--json"],
+    );
+    assert_eq!(shown.stdout.lines().count(), 2, "{}", shown.stdout);
+}
+
+#[test]
+fn failures_skip_dependents_run_cleanup_and_refusals_are_audited() {
+    let s = Scratch::new();
+    chain(&s, "permanent");
+    let failed = run(&s, &["--as", "alice", "--json"]);
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    let json = failed.json();
+    let status: Vec<&str> = json["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(status, ["succeeded", "failed", "skipped", "succeeded"]);
+    assert_eq!(json["tasks"][2]["detail"], "upstream `second` failed");
+
+    // Bob may not have the token: the whole run is refused, and audited.
+    let refused = run(&s, &["--as", "bob"]);
+    assert_eq!(refused.code, 3);
+    assert_contains(&refused.stdout, "DENY      token-alice-only");
+    let shown = run_in(
+        s.path(),
+        &["audit", "show", "--kind", "run-finished", "--json"],
+    );
+    let statuses: Vec<String> = shown
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["status"].to_string())
+        .collect();
+    assert_eq!(statuses, [r#""failed""#, r#""refused""#]);
+    let verified = run_in(
+        s.path(),
+        &["audit", "verify", "--key", ".cairn/keys/audit.pub"],
+    );
+    assert_eq!(verified.code, 0, "{}", verified.stdout);
+}
+
+#[test]
+fn bad_input_leaves_the_audit_log_untouched() {
+    let s = three_runs();
+    let before = std::fs::read(log_of(&s)).unwrap();
+    // A hostile component, a missing secret, an unknown secret flag.
+    std::fs::write(s.path().join("bad.wasm"), b"\0asm\x0d\0\x01\0garbage").unwrap();
+    let manifest = std::fs::read_to_string(s.path().join("workflow.toml")).unwrap();
+    s.write(
+        "workflow.toml",
+        &manifest.replacen(&format!("{:?}", cairn_tests::TASK), "\"bad.wasm\"", 1),
+    );
+    let hostile = run(&s, &["--as", "alice"]);
+    assert_eq!(hostile.code, 2, "{}", hostile.stderr);
+    assert_contains(&hostile.stderr, "task `first`");
+    s.write("workflow.toml", &manifest);
+    let out = crate::support::cairn()
+        .current_dir(s.path())
+        .args(["run", "--as", "alice"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_contains(
+        &String::from_utf8_lossy(&out.stderr),
+        "secret `token` (task `first`)",
+    );
+    let unknown = run(&s, &["--as", "alice", "--secret", "nope=env:X"]);
+    assert_eq!(unknown.code, 2);
+    assert_eq!(std::fs::read(log_of(&s)).unwrap(), before);
+}
+
+/// Position of the first byte of each line.
+fn starts(lines: &[&[u8]]) -> Vec<usize> {
+    let mut at = 0;
+    lines
+        .iter()
+        .map(|l| {
+            let start = at;
+            at += l.len();
+            start
+        })
+        .collect()
+}
+
+#[test]
+fn every_mutation_is_detected_and_the_first_bad_record_named() {
+    let s = three_runs();
+    let bytes = std::fs::read(log_of(&s)).unwrap();
+    assert!(check(&s, &bytes).ok(), "{:?}", check(&s, &bytes).problems);
+    let records = lines(&bytes);
+    let n = records.len();
+    let begins = starts(&records);
+    let latest = std::fs::read_to_string(s.path().join(".cairn/audit/checkpoint")).unwrap();
+    assert!(verify_against(&bytes, &key_of(&s), &Artifacts::default(), Some(&latest)).ok());
+    let record_at = |offset: usize| begins.iter().rposition(|&b| b <= offset).unwrap();
+
+    // A flipped bit in a dense sample of bytes (every byte of the first
+    // records, then a stride), including newlines and the last byte.
+    let stride = (bytes.len() / 600).max(1);
+    let mut offsets: Vec<usize> = (0..begins[2]).collect();
+    offsets.extend((begins[2]..bytes.len()).step_by(stride));
+    offsets.push(bytes.len() - 1);
+    for &offset in &offsets {
+        let mut mutated = bytes.clone();
+        mutated[offset] ^= 0x01;
+        let report = check(&s, &mutated);
+        let first = report
+            .first()
+            .unwrap_or_else(|| panic!("flip at {offset} undetected"));
+        assert_eq!(
+            first.record as usize,
+            record_at(offset),
+            "flip at {offset}: {first:?}"
+        );
+    }
+
+    for i in 0..n {
+        // Deleted.
+        let without: Vec<u8> = records
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .flat_map(|(_, l)| l.iter().copied())
+            .collect();
+        let report = check(&s, &without);
+        assert!(!report.ok(), "deleting record {i} undetected");
+        if i + 1 < n {
+            assert_eq!(report.first().unwrap().record as usize, i, "delete {i}");
+        }
+        // Duplicated.
+        let mut twice = records.clone();
+        twice.insert(i, records[i]);
+        let report = check(&s, &twice.concat());
+        assert_eq!(
+            report.first().map(|p| p.record as usize),
+            Some(i + 1),
+            "duplicate {i}"
+        );
+        // Swapped with the next.
+        if i + 1 < n {
+            let mut swapped = records.clone();
+            swapped.swap(i, i + 1);
+            let report = check(&s, &swapped.concat());
+            assert_eq!(
+                report.first().map(|p| p.record as usize),
+                Some(i),
+                "swap {i}"
+            );
+        }
+        // Truncated after it (a cut back to an older checkpoint is a valid
+        // shorter log on its own: the checkpoint the auditor holds catches
+        // it), or in its middle.
+        if i + 1 < n {
+            let cut = &bytes[..begins[i + 1]];
+            let report = verify_against(cut, &key_of(&s), &Artifacts::default(), Some(&latest));
+            assert_eq!(
+                report.first().map(|p| p.record as usize),
+                Some(i),
+                "cut after {i}"
+            );
+        }
+        let half = begins[i] + records[i].len() / 2;
+        let report = check(&s, &bytes[..half]);
+        assert_eq!(
+            report.first().map(|p| p.record as usize),
+            Some(i),
+            "cut in {i}"
+        );
+    }
+}
+
+/// Re-encode record `i` of `bytes` after `change`, keeping its place in the
+/// chain and its own hash right: a forger's edit.
+fn forge(bytes: &[u8], i: usize, change: impl FnOnce(&mut Record)) -> Vec<u8> {
+    let records = lines(bytes);
+    let line = records[i].strip_suffix(b"\n").unwrap();
+    let (mut record, _) = Record::decode(line).unwrap();
+    change(&mut record);
+    let mut forged = record.encode().unwrap();
+    forged.push(b'\n');
+    let mut out = Vec::new();
+    for (j, l) in records.iter().enumerate() {
+        out.extend_from_slice(if j == i { &forged } else { l });
+    }
+    out
+}
+
+#[test]
+fn forged_decisions_foreign_checkpoints_and_other_keys_are_caught() {
+    let s = three_runs();
+    let bytes = std::fs::read(log_of(&s)).unwrap();
+    let records = lines(&bytes);
+    let position = |pred: &dyn Fn(&Event) -> bool| {
+        records
+            .iter()
+            .position(|l| {
+                pred(
+                    &Record::decode(l.strip_suffix(b"\n").unwrap())
+                        .unwrap()
+                        .0
+                        .event,
+                )
+            })
+            .unwrap()
+    };
+
+    // A deny turned into an allow: re-evaluation disagrees.
+    let denied = position(&|e| matches!(e, Event::Decision { decision, .. } if decision == "deny"));
+    let forged = forge(&bytes, denied, |r| {
+        if let Event::Decision { decision, .. } = &mut r.event {
+            *decision = "allow".into();
+        }
+    });
+    let report = check(&s, &forged);
+    let first = report.first().unwrap();
+    assert_eq!((first.record as usize, first.check), (denied, "decision"));
+    assert_contains(
+        &first.message,
+        "the recorded policies decide deny by [token-alice-only]",
+    );
+
+    // The last checkpoint signed by another key.
+    let last = records.len() - 1;
+    let other = Signer::from_seed("audit", &[9; 32]);
+    let forged = forge(&bytes, last, |r| {
+        if let Event::Checkpoint { note, .. } = &mut r.event {
+            let text = note.split("\n\n").next().unwrap().to_owned() + "\n";
+            *note = other.sign_note(&text);
+        }
+    });
+    let report = check(&s, &forged);
+    let first = report.first().unwrap();
+    assert_eq!((first.record as usize, first.check), (last, "signature"));
+
+    // The whole log verified with another key.
+    let report = verify(&bytes, &other.verifier(), &Artifacts::default());
+    assert_eq!(report.first().unwrap().check, "signature");
+
+    // A checkpoint from another log (same key) in place of this one's.
+    let elsewhere = Scratch::new();
+    chain(&elsewhere, "echo");
+    std::fs::create_dir_all(elsewhere.path().join(".cairn/keys")).unwrap();
+    for f in ["audit.key", "audit.pub"] {
+        std::fs::copy(
+            s.path().join(".cairn/keys").join(f),
+            elsewhere.path().join(".cairn/keys").join(f),
+        )
+        .unwrap();
+    }
+    assert_eq!(run(&elsewhere, &["--as", "alice"]).code, 0);
+    let theirs = std::fs::read(log_of(&elsewhere)).unwrap();
+    let their_checkpoint = *lines(&theirs).last().unwrap();
+    let first_checkpoint = position(&|e| matches!(e, Event::Checkpoint { .. }));
+    let mut swapped = records.clone();
+    swapped[first_checkpoint] = their_checkpoint;
+    let report = check(&s, &swapped.concat());
+    assert_eq!(report.first().unwrap().record as usize, first_checkpoint);
+
+    // A changed artifact is caught by its digest.
+    let store = s.path().join(".cairn/artifacts/sha256");
+    let artifact = std::fs::read_dir(&store)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut perms = std::fs::metadata(&artifact).unwrap().permissions();
+    #[allow(
+        clippy::permissions_set_readonly_false,
+        reason = "the test tampers on purpose"
+    )]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&artifact, perms).unwrap();
+    std::fs::write(&artifact, b"tampered").unwrap();
+    let report = check(&s, &bytes);
+    assert_eq!(report.first().unwrap().check, "digest");
+    let cli = run_in(
+        s.path(),
+        &["audit", "verify", "--key", ".cairn/keys/audit.pub"],
+    );
+    assert_eq!(cli.code, 1);
+    assert_contains(&cli.stderr, "the first bad record is");
+}
+
+struct Stored(Vec<tlog_tiles::Hash>);
+
+impl tlog_tiles::HashReader for Stored {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog_tiles::Hash>, tlog_tiles::Error> {
+        indexes
+            .iter()
+            .map(|&i| {
+                self.0
+                    .get(i as usize)
+                    .copied()
+                    .ok_or(tlog_tiles::Error::IndexesNotInTree)
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn independent_implementations_accept_the_checkpoints_and_proofs() {
+    let s = three_runs();
+    let bytes = std::fs::read(log_of(&s)).unwrap();
+    let key = key_of(&s);
+    let records = lines(&bytes);
+    // The Go-derived signed-note and tlog implementations (Cloudflare's).
+    let verifier = signed_note::StandardVerifier::new(&key.note_key()).unwrap();
+    let list = signed_note::VerifierList::new(vec![Box::new(verifier)]);
+    let mut storage = Stored(Vec::new());
+    let mut leaves: Vec<Hash> = Vec::new();
+    let mut checked = 0;
+    for (i, line) in records.iter().enumerate() {
+        let line = line.strip_suffix(b"\n").unwrap();
+        let (record, _) = Record::decode(line).unwrap();
+        if let Event::Checkpoint { note, size, .. } = &record.event {
+            assert_eq!(*size as usize, i);
+            let parsed = signed_note::Note::from_bytes(note.as_bytes()).unwrap();
+            parsed
+                .verify(&list)
+                .expect("signed_note accepts the checkpoint");
+            let checkpoint = tlog_tiles::Checkpoint::from_bytes(parsed.text()).unwrap();
+            assert_eq!(checkpoint.size(), i as u64);
+            let theirs = tlog_tiles::tree_hash(i as u64, &storage).unwrap();
+            assert_eq!(
+                checkpoint.hash().0,
+                theirs.0,
+                "tlog_tiles root of {i} records"
+            );
+            // Our inclusion proofs check out with theirs.
+            for (index, leaf) in leaves.iter().enumerate().step_by(3) {
+                let proof: Vec<tlog_tiles::Hash> = merkle::inclusion_proof(&leaves, index)
+                    .unwrap()
+                    .into_iter()
+                    .map(tlog_tiles::Hash)
+                    .collect();
+                tlog_tiles::check_record(
+                    &proof,
+                    i as u64,
+                    theirs,
+                    index as u64,
+                    tlog_tiles::Hash(*leaf),
+                )
+                .unwrap();
+            }
+            checked += 1;
+        }
+        let hashes = tlog_tiles::stored_hashes(i as u64, line, &storage).unwrap();
+        storage.0.extend(hashes);
+        leaves.push(merkle::leaf_hash(line));
+    }
+    assert_eq!(checked, 3);
+}
+
+#[test]
+fn keygen_refuses_to_overwrite_and_a_torn_tail_is_recorded() {
+    let s = Scratch::new();
+    let made = run_in(s.path(), &["keygen", "--out", "keys"]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    assert!(made.stdout.starts_with("audit+"));
+    let again = run_in(s.path(), &["keygen", "--out", "keys"]);
+    assert_eq!(again.code, 2);
+    assert_contains(&again.stderr, "already exists");
+    assert!(!again.stderr.contains("PRIVATE"));
+
+    // A crash mid-write leaves a partial record: the next run moves it
+    // aside, records that, and the log verifies.
+    chain(&s, "echo");
+    assert_eq!(
+        run(&s, &["--as", "alice", "--key", "keys/audit.key"]).code,
+        0
+    );
+    let log = log_of(&s);
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.extend_from_slice(br#"{"v":1,"seq":99,"time":"2026"#);
+    std::fs::write(&log, &bytes).unwrap();
+    let torn = run_in(s.path(), &["audit", "verify", "--key", "keys/audit.pub"]);
+    assert_eq!(torn.code, 1);
+    assert_contains(&torn.stderr, "the log ends in the middle of it");
+    assert_eq!(
+        run(&s, &["--as", "alice", "--key", "keys/audit.key"]).code,
+        0
+    );
+    let verified = run_in(
+        s.path(),
+        &["audit", "verify", "--key", "keys/audit.pub", "--json"],
+    );
+    assert_eq!(verified.code, 0, "{}", verified.stdout);
+    assert_eq!(verified.json()["torn_tails"], 1);
+    let saved: Vec<PathBuf> = std::fs::read_dir(log.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".torn-"))
+        .collect();
+    assert_eq!(saved.len(), 1);
+    assert_eq!(
+        std::fs::read(&saved[0]).unwrap(),
+        br#"{"v":1,"seq":99,"time":"2026"#
+    );
+}
