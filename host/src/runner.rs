@@ -280,6 +280,7 @@ async fn run_steps(workflow: &Workflow, setup: Setup<'_>, run: &str) -> Result<S
                     path: manifest_name,
                     sha256: sha256_tag(workflow.source.as_bytes()),
                 },
+                source: workflow.source.clone(),
                 policy_set: policy_set.clone(),
                 parameters: serde_json::Map::new(),
                 cairn: env!("CARGO_PKG_VERSION").to_owned(),

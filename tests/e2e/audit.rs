@@ -557,3 +557,91 @@ fn keygen_refuses_to_overwrite_and_a_torn_tail_is_recorded() {
         br#"{"v":1,"seq":99,"time":"2026"#
     );
 }
+
+#[test]
+fn an_exported_bundle_verifies_alone_and_single_records_are_proven() {
+    let s = three_runs();
+    let shown = run_in(
+        s.path(),
+        &["audit", "show", "--kind", "run-started", "--json"],
+    );
+    let first_run: serde_json::Value =
+        serde_json::from_str(shown.stdout.lines().next().unwrap()).unwrap();
+    let run_id = first_run["run"].as_str().unwrap();
+    let out = run_in(s.path(), &["audit", "export", run_id, "--out", "bundle"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for file in [
+        "log.jsonl",
+        "checkpoint",
+        "key.pub",
+        "workflow.toml",
+        "entities.json",
+        "policies/rules.cedar",
+        "provenance.dsse.json",
+        "SHA256SUMS",
+    ] {
+        assert!(s.path().join("bundle").join(file).is_file(), "{file}");
+    }
+    // An auditor with only the bundle and their copy of the public key.
+    let auditor = Scratch::new();
+    std::fs::copy(
+        s.path().join(".cairn/keys/audit.pub"),
+        auditor.path().join("trusted.pub"),
+    )
+    .unwrap();
+    let bundle = s.path().join("bundle");
+    let verified = run_in(
+        auditor.path(),
+        &[
+            "audit",
+            "verify",
+            bundle.to_str().unwrap(),
+            "--key",
+            "trusted.pub",
+            "--json",
+        ],
+    );
+    assert_eq!(verified.code, 0, "{}", verified.stdout);
+    let report = verified.json();
+    assert_eq!(report["provenance_subjects"], 3);
+    assert_eq!(report["digests_absent"], 0);
+
+    // Provenance naming another output is refused.
+    let path = bundle.join("provenance.dsse.json");
+    let mut envelope: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    envelope["payload"] = serde_json::json!("eyJfdHlwZSI6ICJ4In0=");
+    std::fs::write(&path, envelope.to_string()).unwrap();
+    let tampered = run_in(
+        auditor.path(),
+        &[
+            "audit",
+            "verify",
+            bundle.to_str().unwrap(),
+            "--key",
+            "trusted.pub",
+        ],
+    );
+    assert_eq!(tampered.code, 1);
+    assert_contains(&tampered.stdout, "provenance.dsse.json");
+
+    // One record, proven on its own.
+    let proof = run_in(s.path(), &["audit", "prove", "4"]);
+    assert_eq!(proof.code, 0, "{}", proof.stderr);
+    std::fs::write(auditor.path().join("p.json"), &proof.stdout).unwrap();
+    let checked = run_in(
+        auditor.path(),
+        &["audit", "check-proof", "p.json", "--key", "trusted.pub"],
+    );
+    assert_eq!(checked.code, 0, "{}", checked.stderr);
+    assert_contains(&checked.stdout, r#""seq":4"#);
+    let forged = proof.stdout.replacen(r#"\"seq\":4"#, r#"\"seq\":5"#, 1);
+    assert_ne!(forged, proof.stdout);
+    std::fs::write(auditor.path().join("p.json"), forged).unwrap();
+    let refused = run_in(
+        auditor.path(),
+        &["audit", "check-proof", "p.json", "--key", "trusted.pub"],
+    );
+    assert_eq!(refused.code, 1);
+    assert_contains(&refused.stderr, "is not in the signed tree");
+}

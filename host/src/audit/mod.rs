@@ -6,6 +6,7 @@
 //! to the log as records too. [`log`] owns appending (durably, under a file
 //! lock) and [`verify`] checks a log offline with only the public key.
 
+pub mod bundle;
 pub mod log;
 pub mod merkle;
 pub mod note;

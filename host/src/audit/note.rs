@@ -125,6 +125,12 @@ impl Signer {
         }
     }
 
+    /// A raw Ed25519 signature of `message` (for DSSE envelopes).
+    #[must_use]
+    pub fn sign_raw(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+
     /// Sign `text` (which must end in a newline) as a signed note.
     #[must_use]
     pub fn sign_note(&self, text: &str) -> String {
@@ -197,7 +203,7 @@ impl Verifier {
     }
 
     /// Check a signed note: returns its text when a signature line by this
-    /// key verifies, or why not.
+    /// key (under any name) verifies, or why not.
     ///
     /// # Errors
     ///
@@ -208,7 +214,8 @@ impl Verifier {
         };
         let (text, sigs) = note.split_at(split + 1);
         let sigs = sigs.get(1..).unwrap_or("");
-        let id = key_id(&self.name, &self.key);
+        // The key is what is trusted, not the name a file gave it: a line
+        // is this key's if its id is this key's id under the line's name.
         let mut others = Vec::new();
         for line in sigs.lines() {
             let Some(rest) = line.strip_prefix("\u{2014} ") else {
@@ -223,7 +230,7 @@ impl Verifier {
             let (Some(sig_id), Some(sig)) = (blob.get(..4), blob.get(4..)) else {
                 return Err(format!("signature of `{name}` is too short"));
             };
-            if name != self.name || sig_id != id {
+            if sig_id != key_id(name, &self.key) {
                 others.push(name.to_owned());
                 continue;
             }

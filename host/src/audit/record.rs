@@ -67,6 +67,8 @@ pub enum Event {
         user: String,
         workflow: String,
         manifest: FileDigest,
+        /// The manifest's text, so the log alone says what ran.
+        source: String,
         /// `sha256:` of the policy set (see [`Event::PolicySet`]).
         policy_set: String,
         parameters: serde_json::Map<String, serde_json::Value>,

@@ -249,8 +249,20 @@ impl Checker<'_> {
                 }
             }
             Event::TornTail { .. } => self.report.torn_tails += 1,
-            Event::RunStarted { policy_set, .. } => {
+            Event::RunStarted {
+                policy_set,
+                manifest,
+                source,
+                ..
+            } => {
                 self.report.runs += 1;
+                if sha256_tag(source.as_bytes()) != manifest.sha256 {
+                    self.problem(
+                        at,
+                        "digest",
+                        "the recorded manifest does not match its digest",
+                    );
+                }
                 let run = Run {
                     policy_set: policy_set.clone(),
                     policies: None,

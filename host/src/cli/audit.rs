@@ -7,7 +7,8 @@ use clap::{Args, Subcommand};
 
 use super::style::{self, Style};
 use super::{CliError, Exit};
-use crate::audit::note::{Verifier, keygen};
+use crate::audit::bundle;
+use crate::audit::note::{Signer, Verifier, keygen};
 use crate::audit::record::{Event, Record};
 use crate::audit::verify::{Artifacts, Report, verify_file};
 
@@ -33,6 +34,68 @@ pub(crate) struct KeygenArgs {
 pub(crate) enum AuditCommand {
     Verify(VerifyArgs),
     Show(ShowArgs),
+    Export(ExportArgs),
+    Prove(ProveArgs),
+    CheckProof(CheckProofArgs),
+}
+
+/// Write a self-contained bundle of one run for auditors.
+///
+/// The bundle (a new folder) holds the log up to the checkpoint that ends
+/// the run, that checkpoint, the public key, the workflow manifest, the
+/// policies and entities the run was decided with, the run's input and
+/// output artifacts, SHA256SUMS, and SLSA provenance of the run (an in-toto
+/// statement in a DSSE envelope signed with the audit key). Check it with
+/// `cairn audit verify BUNDLE --key TRUSTED.pub`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cairn audit export 20261122T194330Z-1a2b --out audit-bundle
+  cairn audit verify audit-bundle --key auditor-copy-of-audit.pub")]
+pub(crate) struct ExportArgs {
+    /// The run (`cairn audit show --kind run-started` lists them).
+    #[arg(value_name = "RUN")]
+    run: String,
+    /// The new folder to write.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// The state directory holding the log, artifacts and key.
+    #[arg(long, value_name = "DIR", default_value = ".cairn")]
+    state_dir: PathBuf,
+    /// The private key that signs the provenance [default: STATE/keys/audit.key].
+    #[arg(long, value_name = "FILE", env = "CAIRN_AUDIT_KEY")]
+    key: Option<PathBuf>,
+}
+
+/// Print the proof that one record is in a signed checkpoint.
+///
+/// Shows a single event to an auditor without the whole log: the record,
+/// its Merkle inclusion proof and the signed checkpoint, as JSON. Check it
+/// with `cairn audit check-proof`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cairn audit prove 17 > record-17.proof.json
+  cairn audit check-proof record-17.proof.json --key audit.pub")]
+pub(crate) struct ProveArgs {
+    /// The record's sequence number.
+    #[arg(value_name = "RECORD")]
+    seq: u64,
+    /// The log, or a state directory holding `audit/log.jsonl`.
+    #[arg(value_name = "LOG", default_value = ".cairn")]
+    log: PathBuf,
+    /// Prove it against the log's latest checkpoint, not the first after it.
+    #[arg(long)]
+    latest: bool,
+}
+
+/// Check a proof made by `cairn audit prove` with a public key.
+#[derive(Debug, Args)]
+pub(crate) struct CheckProofArgs {
+    /// The proof (JSON).
+    #[arg(value_name = "PROOF")]
+    proof: PathBuf,
+    /// The public key (SPKI PEM) the checkpoint must be signed with.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
 }
 
 /// Verify an audit log offline, with only the public key.
@@ -109,6 +172,10 @@ pub(crate) fn keygen_command(args: &KeygenArgs) -> Result<Exit, CliError> {
 
 /// The log file and default artifact store for a LOG argument.
 fn locate(log: &Path) -> (PathBuf, Vec<PathBuf>) {
+    if log.join("log.jsonl").is_file() {
+        // A bundle.
+        return (log.join("log.jsonl"), vec![log.join("artifacts")]);
+    }
     if log.is_dir() || log.extension().is_none_or(|e| e != "jsonl") {
         let inner = log.join("audit").join("log.jsonl");
         return (inner, vec![log.join("artifacts")]);
@@ -127,6 +194,9 @@ pub(crate) fn audit(command: &AuditCommand) -> Result<Exit, CliError> {
     match command {
         AuditCommand::Verify(args) => verify(args),
         AuditCommand::Show(args) => show(args),
+        AuditCommand::Export(args) => export(args),
+        AuditCommand::Prove(args) => prove(args),
+        AuditCommand::CheckProof(args) => check_proof(args),
     }
 }
 
@@ -138,7 +208,13 @@ fn verify(args: &VerifyArgs) -> Result<Exit, CliError> {
     } else {
         args.artifacts.clone()
     };
-    let held = match &args.checkpoint {
+    // A bundle brings the checkpoint that ends its run, and provenance.
+    let bundle = args.log.join("log.jsonl").is_file();
+    let held_path = args
+        .checkpoint
+        .clone()
+        .or_else(|| bundle.then(|| args.log.join("checkpoint")));
+    let held = match &held_path {
         Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
             CliError::input(format!(
                 "cannot read the checkpoint `{}`: {e}",
@@ -147,17 +223,35 @@ fn verify(args: &VerifyArgs) -> Result<Exit, CliError> {
         })?),
         None => None,
     };
-    let report =
+    let mut report =
         verify_file(&log, &key, &Artifacts::new(stores), held.as_deref()).map_err(|e| {
             CliError::input(format!(
                 "cannot read the audit log `{}`: {e}",
                 log.display()
             ))
         })?;
+    let provenance = args.log.join("provenance.dsse.json");
+    let mut subjects = None;
+    if bundle && provenance.is_file() {
+        let log_bytes = std::fs::read(&log).unwrap_or_default();
+        let envelope = std::fs::read(&provenance).unwrap_or_default();
+        match bundle::check_provenance(&log_bytes, &envelope, &key) {
+            Ok(n) => subjects = Some(n),
+            Err(why) => report.problems.push(crate::audit::verify::Problem {
+                record: report.records.saturating_sub(1),
+                check: "provenance",
+                message: format!("`provenance.dsse.json`: {why}"),
+            }),
+        }
+    }
     if args.json {
-        println!("{:#}", report_json(&report, &log, &key));
+        let mut value = report_json(&report, &log, &key);
+        if let Some(fields) = value.as_object_mut() {
+            fields.insert("provenance_subjects".into(), serde_json::json!(subjects));
+        }
+        println!("{value:#}");
     } else {
-        print_report(&report, &log, &key);
+        print_report(&report, &log, &key, subjects);
     }
     Ok(if report.ok() {
         Exit::Success
@@ -187,7 +281,7 @@ fn report_json(report: &Report, log: &Path, key: &Verifier) -> serde_json::Value
     })
 }
 
-fn print_report(report: &Report, log: &Path, key: &Verifier) {
+fn print_report(report: &Report, log: &Path, key: &Verifier, subjects: Option<usize>) {
     let style = Style::stdout();
     println!("audit log `{}`, key {}", log.display(), key.note_key());
     let failed = |check: &str| report.problems.iter().any(|p| p.check == check);
@@ -245,6 +339,15 @@ fn print_report(report: &Report, log: &Path, key: &Verifier) {
             report.digests_checked, report.digests_absent
         ),
     );
+    if let Some(n) = subjects {
+        line(
+            false,
+            "provenance",
+            format!("DSSE envelope signed, {n} subjects match the run"),
+        );
+    } else if failed("provenance") {
+        line(true, "provenance", "see below".into());
+    }
     if report.torn_tails > 0 {
         println!(
             "  note  {} torn tail(s) from crashes mid-write were recorded (see `cairn audit show --kind torn-tail`)",
@@ -430,4 +533,72 @@ fn describe(event: &Event) -> String {
 
 fn short(digest: &str) -> &str {
     digest.get(..19).unwrap_or(digest)
+}
+
+fn read_log(log: &Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(log).map_err(|e| {
+        CliError::input(format!(
+            "cannot read the audit log `{}`: {e}",
+            log.display()
+        ))
+    })
+}
+
+fn export(args: &ExportArgs) -> Result<Exit, CliError> {
+    let (log, _) = locate(&args.state_dir);
+    let bytes = read_log(&log)?;
+    let key = args
+        .key
+        .clone()
+        .unwrap_or_else(|| args.state_dir.join("keys").join("audit.key"));
+    let signer = Signer::load(&key).map_err(CliError::input)?;
+    let files = bundle::export(
+        &bytes,
+        &args.run,
+        &args.state_dir.join("artifacts"),
+        &signer,
+        &args.out,
+    )
+    .map_err(CliError::input)?;
+    eprintln!(
+        "{} wrote {} files to `{}`; check it with `cairn audit verify {} --key TRUSTED.pub`",
+        Style::stderr().good("ok"),
+        files.len(),
+        args.out.display(),
+        args.out.display()
+    );
+    Ok(Exit::Success)
+}
+
+fn prove(args: &ProveArgs) -> Result<Exit, CliError> {
+    let (log, _) = locate(&args.log);
+    let bytes = read_log(&log)?;
+    let proof = bundle::prove(&bytes, args.seq, args.latest).map_err(CliError::input)?;
+    println!("{proof:#}");
+    Ok(Exit::Success)
+}
+
+fn check_proof(args: &CheckProofArgs) -> Result<Exit, CliError> {
+    let key = Verifier::load(&args.key).map_err(CliError::input)?;
+    let text = std::fs::read(&args.proof)
+        .map_err(|e| CliError::input(format!("cannot read `{}`: {e}", args.proof.display())))?;
+    let proof: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| CliError::input(format!("`{}` is not a proof: {e}", args.proof.display())))?;
+    match bundle::check_proof(&proof, &key) {
+        Ok(what) => {
+            eprintln!("{} {what}", Style::stderr().good("ok"));
+            println!(
+                "{}",
+                proof
+                    .pointer("/record")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+            );
+            Ok(Exit::Success)
+        }
+        Err(why) => {
+            eprintln!("{}: {why}", Style::stderr().error("failed"));
+            Ok(Exit::Failed)
+        }
+    }
 }

@@ -1,0 +1,437 @@
+//! What auditors take away: a self-contained bundle of one run, its SLSA
+//! provenance in a DSSE envelope, and inclusion proofs of single records.
+//!
+//! A bundle is a folder: `log.jsonl` (the log up to the checkpoint that
+//! ends the run), `checkpoint` (that checkpoint), `key.pub`, `workflow.toml`,
+//! `policies/` and `entities.json` (as recorded), `artifacts/sha256/<hex>`
+//! (the run's inputs and outputs), `provenance.dsse.json`, `SHA256SUMS` and
+//! a `README.txt` saying how to check it. Everything in it is derived from
+//! the log; nothing is trusted because it is in the bundle — the verifier
+//! brings the public key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use super::log::hex;
+use super::merkle::{self, Hash};
+use super::note::{Signer, Verifier, parse_checkpoint};
+use super::record::{Event, Record};
+use super::verify::sha256_tag;
+
+/// The DSSE payload type of in-toto statements.
+pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// Problems exporting or proving.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("no run `{0}` in the audit log; `cairn audit show --kind run-started` lists them")]
+    NoRun(String),
+    #[error("run `{0}` has no checkpoint after it yet (still running, or crashed before the end)")]
+    Unsigned(String),
+    #[error("record {0} is not in the log, or no checkpoint covers it yet")]
+    NoRecord(u64),
+    #[error("the audit log is damaged at record {0}; run `cairn audit verify`")]
+    Damaged(u64),
+    #[error("`{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{}` already exists; choose another --out", .0.display())]
+    Exists(PathBuf),
+}
+
+/// DSSE's pre-authentication encoding.
+#[must_use]
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Sign `statement` into a DSSE envelope.
+#[must_use]
+pub fn envelope(signer: &Signer, statement: &serde_json::Value) -> serde_json::Value {
+    let payload = statement.to_string().into_bytes();
+    let signature = signer.sign_raw(&pae(PAYLOAD_TYPE, &payload));
+    serde_json::json!({
+        "payloadType": PAYLOAD_TYPE,
+        "payload": B64.encode(&payload),
+        "signatures": [{ "keyid": signer.verifier().note_key(), "sig": B64.encode(signature) }],
+    })
+}
+
+/// Open a DSSE envelope signed by `key`: its statement.
+///
+/// # Errors
+///
+/// A malformed envelope or no valid signature by `key`.
+pub fn open_envelope(
+    key: &Verifier,
+    envelope: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let payload_type = envelope["payloadType"].as_str().unwrap_or_default();
+    if payload_type != PAYLOAD_TYPE {
+        return Err(format!(
+            "payload type `{payload_type}` is not an in-toto statement"
+        ));
+    }
+    let payload = envelope["payload"]
+        .as_str()
+        .and_then(|p| B64.decode(p).ok())
+        .ok_or("the payload is not base64")?;
+    let message = pae(payload_type, &payload);
+    let signed = envelope["signatures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| B64.decode(s["sig"].as_str()?).ok())
+        .any(|sig| key.verify_raw(&message, &sig));
+    if !signed {
+        return Err("no signature by this key verifies".into());
+    }
+    serde_json::from_slice(&payload).map_err(|e| format!("the statement is not JSON: {e}"))
+}
+
+struct Line<'a> {
+    bytes: &'a [u8],
+    record: Record,
+}
+
+fn parse(log: &[u8]) -> Result<Vec<Line<'_>>, BundleError> {
+    let mut lines = Vec::new();
+    for (i, piece) in log.split_inclusive(|b| *b == b'\n').enumerate() {
+        let Some(bytes) = piece.strip_suffix(b"\n") else {
+            break;
+        };
+        let record = Record::decode(bytes)
+            .map(|(r, _)| r)
+            .map_err(|_| BundleError::Damaged(i as u64))?;
+        lines.push(Line { bytes, record });
+    }
+    Ok(lines)
+}
+
+/// The SLSA provenance statement of run `run` from its records.
+fn statement(lines: &[Line<'_>], run: &str) -> serde_json::Value {
+    let mut subjects = BTreeMap::new();
+    let mut components = BTreeMap::new();
+    let mut inputs = BTreeMap::new();
+    let (mut user, mut workflow, mut manifest, mut policy_set) = ("", "", "", "");
+    let (mut started, mut finished, mut status) = ("", "", "");
+    for line in lines.iter().filter(|l| l.record.run == run) {
+        match &line.record.event {
+            Event::RunStarted {
+                user: u,
+                workflow: w,
+                manifest: m,
+                policy_set: p,
+                ..
+            } => {
+                (user, workflow, manifest, policy_set) = (u, w, &m.sha256, p);
+                started = &line.record.time;
+            }
+            Event::TaskStarted {
+                task,
+                component,
+                inputs: ins,
+                ..
+            } => {
+                components.insert(
+                    format!("{task}:{}", component.path),
+                    component.sha256.clone(),
+                );
+                for input in ins {
+                    inputs.insert(format!("{task}.{}", input.name), input.sha256.clone());
+                }
+            }
+            Event::TaskFinished { task, outputs, .. } => {
+                for output in outputs {
+                    subjects.insert(format!("{task}.{}", output.name), output.sha256.clone());
+                }
+            }
+            Event::RunFinished { status: s, .. } => {
+                status = s;
+                finished = &line.record.time;
+            }
+            _ => {}
+        }
+    }
+    let digest = |d: &str| serde_json::json!({ "sha256": d.trim_start_matches("sha256:") });
+    serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": subjects.iter().map(|(name, d)| serde_json::json!({ "name": name, "digest": digest(d) })).collect::<Vec<_>>(),
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {
+            "buildDefinition": {
+                "buildType": "https://cairn.dev/workflow-run/v1",
+                "externalParameters": { "workflow": workflow, "manifest": digest(manifest), "user": user },
+                "internalParameters": { "policySet": digest(policy_set), "cairn": env!("CARGO_PKG_VERSION") },
+                "resolvedDependencies": components.iter().chain(inputs.iter())
+                    .map(|(name, d)| serde_json::json!({ "name": name, "digest": digest(d) }))
+                    .collect::<Vec<_>>(),
+            },
+            "runDetails": {
+                "builder": { "id": format!("https://cairn.dev/cairn@{}", env!("CARGO_PKG_VERSION")) },
+                "metadata": { "invocationId": run, "startedOn": started, "finishedOn": finished },
+                "byproducts": [{ "name": "status", "content": B64.encode(status) }],
+            },
+        },
+    })
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| BundleError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    std::fs::write(path, bytes).map_err(|source| BundleError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Write the bundle of run `run` of `log` into the new folder `out`,
+/// copying artifacts from `store` and signing provenance with `signer`.
+///
+/// # Errors
+///
+/// No such run, a run without a final checkpoint, a damaged log, I/O.
+pub fn export(
+    log: &[u8],
+    run: &str,
+    store: &Path,
+    signer: &Signer,
+    out: &Path,
+) -> Result<Vec<PathBuf>, BundleError> {
+    if out.exists() {
+        return Err(BundleError::Exists(out.to_owned()));
+    }
+    let lines = parse(log)?;
+    let last = lines
+        .iter()
+        .rposition(|l| l.record.run == run)
+        .ok_or_else(|| BundleError::NoRun(run.to_owned()))?;
+    let Some(end) = lines.get(last..).and_then(|rest| {
+        rest.iter()
+            .position(|l| matches!(l.record.event, Event::Checkpoint { .. }))
+            .map(|p| last + p)
+    }) else {
+        return Err(BundleError::Unsigned(run.to_owned()));
+    };
+    let mut files = Vec::new();
+    let mut put = |name: &str, bytes: &[u8]| -> Result<(), BundleError> {
+        write(&out.join(name), bytes)?;
+        files.push(PathBuf::from(name));
+        Ok(())
+    };
+    let kept: Vec<u8> = lines
+        .iter()
+        .take(end + 1)
+        .flat_map(|l| l.bytes.iter().copied().chain(std::iter::once(b'\n')))
+        .collect();
+    put("log.jsonl", &kept)?;
+    if let Some(Event::Checkpoint { note, .. }) = lines.get(end).map(|l| &l.record.event) {
+        put("checkpoint", note.as_bytes())?;
+    }
+    put("key.pub", signer.verifier().pem().as_bytes())?;
+    let mut artifacts = std::collections::BTreeSet::new();
+    for line in lines.iter().filter(|l| l.record.run == run) {
+        match &line.record.event {
+            Event::RunStarted { source, .. } => put("workflow.toml", source.as_bytes())?,
+            Event::PolicySet {
+                files: policies,
+                entities,
+                ..
+            } => {
+                for file in policies {
+                    let name = Path::new(&file.path)
+                        .file_name()
+                        .map_or_else(|| file.path.clone(), |n| n.to_string_lossy().into_owned());
+                    put(&format!("policies/{name}"), file.text.as_bytes())?;
+                }
+                put("entities.json", format!("{entities:#}\n").as_bytes())?;
+            }
+            Event::TaskStarted { inputs, .. } => {
+                artifacts.extend(inputs.iter().map(|a| a.sha256.clone()))
+            }
+            Event::TaskFinished { outputs, .. } => {
+                artifacts.extend(outputs.iter().map(|a| a.sha256.clone()))
+            }
+            _ => {}
+        }
+    }
+    for digest in &artifacts {
+        let hex = digest.trim_start_matches("sha256:");
+        let from = store.join("sha256").join(hex);
+        if let Ok(bytes) = std::fs::read(&from) {
+            put(&format!("artifacts/sha256/{hex}"), &bytes)?;
+        }
+    }
+    let envelope = envelope(signer, &statement(&lines, run));
+    put("provenance.dsse.json", format!("{envelope:#}\n").as_bytes())?;
+    put(
+        "README.txt",
+        format!(
+            "Audit bundle of Cairn run {run}.\n\n\
+             Verify it with a public key you trust (key.pub is a copy, for convenience):\n\n  \
+             cairn audit verify {} --key TRUSTED.pub\n\n\
+             This checks the signatures of every checkpoint, the Merkle tree, the hash chain,\n\
+             that every step was authorized, every artifact digest, the provenance envelope,\n\
+             and decides every recorded policy decision again against policies/ and entities.json.\n",
+            out.display()
+        )
+        .as_bytes(),
+    )?;
+    let mut sums = String::new();
+    for name in &files {
+        let bytes = std::fs::read(out.join(name)).map_err(|source| BundleError::Io {
+            path: out.join(name),
+            source,
+        })?;
+        sums.push_str(&format!(
+            "{}  {}\n",
+            sha256_tag(&bytes).trim_start_matches("sha256:"),
+            name.display()
+        ));
+    }
+    write(&out.join("SHA256SUMS"), sums.as_bytes())?;
+    files.push(PathBuf::from("SHA256SUMS"));
+    Ok(files)
+}
+
+/// Check a bundle's provenance envelope: signed by `key`, and naming
+/// exactly the outputs its run recorded. Returns how many subjects.
+///
+/// # Errors
+///
+/// What is wrong with it.
+pub fn check_provenance(log: &[u8], envelope_json: &[u8], key: &Verifier) -> Result<usize, String> {
+    let envelope: serde_json::Value =
+        serde_json::from_slice(envelope_json).map_err(|e| format!("not JSON: {e}"))?;
+    let statement = open_envelope(key, &envelope)?;
+    let run = statement
+        .pointer("/predicate/runDetails/metadata/invocationId")
+        .and_then(serde_json::Value::as_str)
+        .ok_or("the statement names no run")?;
+    let lines = parse(log).map_err(|e| e.to_string())?;
+    let expected = self::statement(&lines, run);
+    if expected.pointer("/subject") != statement.pointer("/subject") {
+        return Err(format!(
+            "its subjects are not the outputs run `{run}` recorded"
+        ));
+    }
+    if expected.pointer("/predicate/buildDefinition")
+        != statement.pointer("/predicate/buildDefinition")
+    {
+        return Err(format!(
+            "its build definition is not what run `{run}` recorded"
+        ));
+    }
+    Ok(statement
+        .pointer("/subject")
+        .and_then(serde_json::Value::as_array)
+        .map_or(0, Vec::len))
+}
+
+/// The proof that record `seq` is in a signed checkpoint: the first one
+/// after it, or the last one in the log with `latest`.
+///
+/// # Errors
+///
+/// A record no checkpoint covers, or a damaged log.
+pub fn prove(log: &[u8], seq: u64, latest: bool) -> Result<serde_json::Value, BundleError> {
+    let lines = parse(log)?;
+    let index = usize::try_from(seq).map_err(|_| BundleError::NoRecord(seq))?;
+    let mut checkpoints = lines
+        .iter()
+        .enumerate()
+        .skip(index + 1)
+        .filter(|(_, l)| matches!(l.record.event, Event::Checkpoint { .. }));
+    let found = if latest {
+        checkpoints.next_back()
+    } else {
+        checkpoints.next()
+    };
+    let Some((
+        size,
+        Line {
+            record:
+                Record {
+                    event: Event::Checkpoint { note, .. },
+                    ..
+                },
+            ..
+        },
+    )) = found
+    else {
+        return Err(BundleError::NoRecord(seq));
+    };
+    let leaves: Vec<Hash> = lines
+        .iter()
+        .take(size)
+        .map(|l| merkle::leaf_hash(l.bytes))
+        .collect();
+    let proof = merkle::inclusion_proof(&leaves, index).ok_or(BundleError::NoRecord(seq))?;
+    let record = lines.get(index).ok_or(BundleError::NoRecord(seq))?;
+    Ok(serde_json::json!({
+        "record": String::from_utf8_lossy(record.bytes),
+        "index": seq,
+        "tree_size": size,
+        "proof": proof.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
+        "checkpoint": note,
+    }))
+}
+
+/// Check a proof made by [`prove`] with `key`: the record it shows.
+///
+/// # Errors
+///
+/// What is wrong with it.
+pub fn check_proof(proof: &serde_json::Value, key: &Verifier) -> Result<String, String> {
+    let note = proof["checkpoint"].as_str().ok_or("no checkpoint")?;
+    let (_, size, root) = parse_checkpoint(key.open_note(note)?)?;
+    let record = proof["record"].as_str().ok_or("no record")?;
+    let index = proof["index"].as_u64().ok_or("no index")?;
+    if proof["tree_size"].as_u64() != Some(size) {
+        return Err("the tree size is not the checkpoint's".into());
+    }
+    let path: Vec<Hash> = proof["proof"]
+        .as_array()
+        .ok_or("no proof")?
+        .iter()
+        .map(|h| {
+            h.as_str()
+                .and_then(|h| B64.decode(h).ok())
+                .and_then(|b| Hash::try_from(b.as_slice()).ok())
+                .ok_or_else(|| "a proof hash is not base64 SHA-256".to_owned())
+        })
+        .collect::<Result<_, _>>()?;
+    if merkle::verify_inclusion(
+        &merkle::leaf_hash(record.as_bytes()),
+        index,
+        size,
+        &path,
+        &root,
+    ) {
+        Ok(format!(
+            "record {index} is in the tree of {size} records signed by {} (root {})",
+            key.name(),
+            hex(&root)
+        ))
+    } else {
+        Err(format!(
+            "record {index} is not in the signed tree of {size} records"
+        ))
+    }
+}
