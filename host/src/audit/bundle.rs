@@ -382,7 +382,9 @@ pub fn prove(log: &[u8], seq: u64, latest: bool) -> Result<serde_json::Value, Bu
         .take(size)
         .map(|l| merkle::leaf_hash(l.bytes))
         .collect();
-    let proof = merkle::inclusion_proof(&leaves, index).ok_or(BundleError::NoRecord(seq))?;
+    let proof = merkle::Stored::of(&leaves)
+        .inclusion_proof(seq, size as u64)
+        .ok_or(BundleError::NoRecord(seq))?;
     let record = lines.get(index).ok_or(BundleError::NoRecord(seq))?;
     Ok(serde_json::json!({
         "record": String::from_utf8_lossy(record.bytes),

@@ -96,7 +96,7 @@ pub fn root(leaves: &[Hash]) -> Hash {
 }
 
 /// The largest power of two smaller than `n` (n > 1).
-fn split(n: usize) -> usize {
+fn split(n: u64) -> u64 {
     let mut k = 1;
     while k << 1 < n {
         k <<= 1;
@@ -104,30 +104,171 @@ fn split(n: usize) -> usize {
     k
 }
 
-/// The inclusion proof of leaf `index` in the tree of `leaves`
-/// (RFC 9162 §2.1.3.1), or `None` if the index is out of range.
+/// Every perfect subtree's hash of a growing log (2n hashes), so the root
+/// of any prefix, inclusion proofs and consistency proofs cost O(log² n)
+/// instead of rehashing the leaves.
+#[derive(Debug, Clone, Default)]
+pub struct Stored {
+    /// `levels[h][i]`: the subtree of leaves `i·2^h .. (i+1)·2^h`.
+    levels: Vec<Vec<Hash>>,
+}
+
+impl Stored {
+    /// No leaves yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stored hashes of these leaves.
+    #[must_use]
+    pub fn of(leaves: &[Hash]) -> Self {
+        let mut stored = Self::new();
+        for leaf in leaves {
+            stored.push(*leaf);
+        }
+        stored
+    }
+
+    /// How many leaves.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.levels.first().map_or(0, |l| l.len() as u64)
+    }
+
+    /// The hash of leaf `index`.
+    #[must_use]
+    pub fn leaf(&self, index: u64) -> Option<Hash> {
+        self.levels
+            .first()?
+            .get(usize::try_from(index).ok()?)
+            .copied()
+    }
+
+    /// Append a leaf hash.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut node = leaf;
+        let mut height = 0;
+        loop {
+            if self.levels.len() <= height {
+                self.levels.push(Vec::new());
+            }
+            let Some(level) = self.levels.get_mut(height) else {
+                return;
+            };
+            level.push(node);
+            if level.len() % 2 == 1 {
+                return;
+            }
+            let pair = level.get(level.len() - 2..).unwrap_or_default();
+            let (Some(left), Some(right)) = (pair.first(), pair.get(1)) else {
+                return;
+            };
+            node = node_hash(left, right);
+            height += 1;
+        }
+    }
+
+    /// The root of leaves `lo..hi` (`lo < hi <= size`, `lo` aligned as RFC
+    /// 9162's recursion aligns it).
+    fn range(&self, lo: u64, hi: u64) -> Hash {
+        let n = hi - lo;
+        if n.is_power_of_two() && lo % n == 0 {
+            let height = n.trailing_zeros() as usize;
+            let index = usize::try_from(lo / n).unwrap_or(usize::MAX);
+            if let Some(hash) = self.levels.get(height).and_then(|l| l.get(index)) {
+                return *hash;
+            }
+        }
+        if n == 1 {
+            return self.leaf(lo).unwrap_or_else(empty_root);
+        }
+        let k = split(n);
+        node_hash(&self.range(lo, lo + k), &self.range(lo + k, hi))
+    }
+
+    /// The root of the first `size` leaves.
+    #[must_use]
+    pub fn root(&self, size: u64) -> Hash {
+        if size == 0 || size > self.size() {
+            return empty_root();
+        }
+        self.range(0, size)
+    }
+
+    /// The inclusion proof of leaf `index` in the tree of the first `size`
+    /// leaves (RFC 9162 §2.1.3.1), or `None` if out of range.
+    #[must_use]
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Option<Vec<Hash>> {
+        if index >= size || size > self.size() {
+            return None;
+        }
+        let mut out = Vec::new();
+        let (mut lo, mut hi, mut m) = (0, size, index);
+        let mut stack = Vec::new();
+        while hi - lo > 1 {
+            let k = split(hi - lo);
+            if m < k {
+                stack.push(self.range(lo + k, hi));
+                hi = lo + k;
+            } else {
+                stack.push(self.range(lo, lo + k));
+                lo += k;
+                m -= k;
+            }
+        }
+        while let Some(hash) = stack.pop() {
+            out.push(hash);
+        }
+        Some(out)
+    }
+
+    /// The consistency proof from the first `old` leaves to the first `new`
+    /// (RFC 9162 §2.1.4.1), or `None` unless `0 < old <= new <= size`.
+    #[must_use]
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Option<Vec<Hash>> {
+        if old == 0 || old > new || new > self.size() {
+            return None;
+        }
+        let mut stack = Vec::new();
+        let (mut lo, mut hi, mut m, mut whole) = (0, new, old, true);
+        loop {
+            let n = hi - lo;
+            if m == n {
+                if !whole {
+                    stack.push(self.range(lo, hi));
+                }
+                break;
+            }
+            let k = split(n);
+            if m <= k {
+                stack.push(self.range(lo + k, hi));
+                hi = lo + k;
+            } else {
+                stack.push(self.range(lo, lo + k));
+                lo += k;
+                m -= k;
+                whole = false;
+            }
+        }
+        let mut out = Vec::with_capacity(stack.len());
+        while let Some(hash) = stack.pop() {
+            out.push(hash);
+        }
+        Some(out)
+    }
+}
+
+/// The inclusion proof of leaf `index` in the tree of `leaves`.
 #[must_use]
 pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
-    fn path(leaves: &[Hash], index: usize, out: &mut Vec<Hash>) {
-        if leaves.len() <= 1 {
-            return;
-        }
-        let k = split(leaves.len());
-        let (left, right) = leaves.split_at(k);
-        if index < k {
-            path(left, index, out);
-            out.push(root(right));
-        } else {
-            path(right, index - k, out);
-            out.push(root(left));
-        }
-    }
-    if index >= leaves.len() {
-        return None;
-    }
-    let mut out = Vec::new();
-    path(leaves, index, &mut out);
-    Some(out)
+    Stored::of(leaves).inclusion_proof(index as u64, leaves.len() as u64)
+}
+
+/// The consistency proof from the first `old` leaves to all of `leaves`.
+#[must_use]
+pub fn consistency_proof(leaves: &[Hash], old: usize) -> Option<Vec<Hash>> {
+    Stored::of(leaves).consistency_proof(old as u64, leaves.len() as u64)
 }
 
 /// Check an inclusion proof (RFC 9162 §2.1.3.2).
@@ -157,36 +298,6 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root
         s_n >>= 1;
     }
     s_n == 0 && r == *root
-}
-
-/// The consistency proof from the first `old` leaves to all of `leaves`
-/// (RFC 9162 §2.1.4.1), or `None` unless `0 < old <= leaves.len()`.
-#[must_use]
-pub fn consistency_proof(leaves: &[Hash], old: usize) -> Option<Vec<Hash>> {
-    fn subproof(m: usize, leaves: &[Hash], whole: bool, out: &mut Vec<Hash>) {
-        let n = leaves.len();
-        if m == n {
-            if !whole {
-                out.push(root(leaves));
-            }
-            return;
-        }
-        let k = split(n);
-        let (left, right) = leaves.split_at(k);
-        if m <= k {
-            subproof(m, left, whole, out);
-            out.push(root(right));
-        } else {
-            subproof(m - k, right, false, out);
-            out.push(root(left));
-        }
-    }
-    if old == 0 || old > leaves.len() {
-        return None;
-    }
-    let mut out = Vec::new();
-    subproof(old, leaves, true, &mut out);
-    Some(out)
 }
 
 /// Check a consistency proof between two tree heads (RFC 9162 §2.1.4.2).
@@ -286,6 +397,15 @@ mod tests {
         ];
         for (n, want) in roots.iter().enumerate() {
             assert_eq!(hex(&root(&leaves[..=n])), *want, "root of {} leaves", n + 1);
+        }
+    }
+
+    #[test]
+    fn stored_roots_of_every_prefix_match() {
+        let leaves: Vec<Hash> = (0u32..70).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let stored = Stored::of(&leaves);
+        for n in 0..=leaves.len() {
+            assert_eq!(stored.root(n as u64), root(&leaves[..n]), "{n}");
         }
     }
 

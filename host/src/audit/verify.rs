@@ -13,13 +13,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use sha2::{Digest as _, Sha256};
 
 use super::log::hex;
-use super::merkle::{self, Hash, Tree, consistency_proof, leaf_hash, verify_consistency};
+use super::merkle::{Hash, Stored, Tree, leaf_hash, verify_consistency};
 use super::note::{Verifier, parse_checkpoint};
 use super::record::{Artifact, Event, Record, VERSION};
 use crate::policy::{Policies, reevaluate};
@@ -110,9 +111,77 @@ pub fn sha256_tag(bytes: &[u8]) -> String {
 
 struct Run {
     policy_set: String,
-    policies: Option<(Policies, cedar_policy::Entities)>,
+    policies: Option<Arc<(Policies, cedar_policy::Entities)>>,
     /// (task, action, resource id) allowed so far.
     allowed: HashSet<(String, String, String)>,
+}
+
+/// A recorded decision to decide again.
+struct Pending {
+    at: u64,
+    set: Arc<(Policies, cedar_policy::Entities)>,
+    action: String,
+    principal: serde_json::Value,
+    resource: serde_json::Value,
+    context: serde_json::Value,
+    decision: String,
+    policies: Vec<String>,
+    errors: usize,
+}
+
+impl Pending {
+    fn check(&self) -> Option<Problem> {
+        let (set, entities) = &*self.set;
+        let message = match reevaluate(
+            set,
+            entities,
+            &self.action,
+            &self.principal,
+            &self.resource,
+            &self.context,
+        ) {
+            Ok(again) => {
+                let allowed = self.decision == "allow";
+                if again.allowed == allowed
+                    && again.policies == self.policies
+                    && again.errors.len() == self.errors
+                {
+                    return None;
+                }
+                let now = if again.allowed { "allow" } else { "deny" };
+                format!(
+                    "recorded {} by [{}], but the recorded policies decide {now} by [{}]",
+                    self.decision,
+                    self.policies.join(", "),
+                    again.policies.join(", ")
+                )
+            }
+            Err(e) => format!("cannot re-evaluate: {e}"),
+        };
+        Some(Problem {
+            record: self.at,
+            check: "decision",
+            message,
+        })
+    }
+}
+
+/// Decide every pending decision again, on every core.
+fn decide_again(pending: &[Pending]) -> Vec<Problem> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let chunk = pending.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = pending
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || part.iter().filter_map(Pending::check).collect::<Vec<_>>())
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    })
 }
 
 struct Checker<'a> {
@@ -122,6 +191,7 @@ struct Checker<'a> {
     origin: Option<String>,
     runs: HashMap<String, Run>,
     last_checkpoint: Option<(u64, Hash)>,
+    pending: Vec<Pending>,
     /// Where the last checkpoint record stands.
     covered: Option<u64>,
 }
@@ -170,7 +240,7 @@ impl Checker<'_> {
         root: &str,
         note: &str,
         tree: &Tree,
-        leaves: &[Hash],
+        leaves: &Stored,
     ) {
         // Whether it verifies or not (that is reported), it ends what a
         // missing checkpoint would leave uncovered.
@@ -222,10 +292,9 @@ impl Checker<'_> {
         if let Some((old_size, old_root)) = self.last_checkpoint
             && old_size > 0
         {
-            let ok = consistency_proof(leaves, usize::try_from(old_size).unwrap_or(usize::MAX))
-                .is_some_and(|proof| {
-                    verify_consistency(old_size, at, &old_root, &signed_root, &proof)
-                });
+            let ok = leaves.consistency_proof(old_size, at).is_some_and(|proof| {
+                verify_consistency(old_size, at, &old_root, &signed_root, &proof)
+            });
             if ok {
                 self.report.consistent_pairs += 1;
             } else {
@@ -296,7 +365,7 @@ impl Checker<'_> {
                     );
                     return;
                 };
-                let Some((set, entities)) = &run.policies else {
+                let Some(set) = &run.policies else {
                     self.problem(
                         at,
                         "decision",
@@ -314,23 +383,18 @@ impl Checker<'_> {
                         .insert((task.clone(), action.clone(), id.to_owned()));
                 }
                 self.report.decisions += 1;
-                match reevaluate(set, entities, action, principal, resource, context) {
-                    Ok(again) => {
-                        if again.allowed != allowed
-                            || again.policies != *policies
-                            || again.errors.len() != errors.len()
-                        {
-                            let now = if again.allowed { "allow" } else { "deny" };
-                            let message = format!(
-                                "recorded {decision} by [{}], but the recorded policies decide {now} by [{}]",
-                                policies.join(", "),
-                                again.policies.join(", ")
-                            );
-                            self.problem(at, "decision", message);
-                        }
-                    }
-                    Err(e) => self.problem(at, "decision", format!("cannot re-evaluate: {e}")),
-                }
+                // Decided again later, in parallel (see `decide_again`).
+                self.pending.push(Pending {
+                    at,
+                    set: Arc::clone(set),
+                    action: action.clone(),
+                    principal: principal.clone(),
+                    resource: resource.clone(),
+                    context: context.clone(),
+                    decision: decision.clone(),
+                    policies: policies.clone(),
+                    errors: errors.len(),
+                });
             }
             Event::TaskStarted { task, inputs, .. } => {
                 let authorized = self.runs.get(run_id).is_some_and(|r| {
@@ -428,7 +492,7 @@ impl Checker<'_> {
         match loaded {
             Ok(pair) => {
                 if let Some(run) = self.runs.get_mut(run_id) {
-                    run.policies = Some(pair);
+                    run.policies = Some(Arc::new(pair));
                 }
             }
             Err(e) => self.problem(
@@ -474,7 +538,7 @@ pub fn verify_against(
 ) -> Report {
     let (mut report, leaves, origin) = scan(bytes, key, artifacts);
     if let Some(note) = held {
-        let end = (leaves.len() as u64).saturating_sub(1);
+        let end = leaves.size().saturating_sub(1);
         let mut problem = |message: String| {
             report.problems.push(Problem {
                 record: end,
@@ -489,17 +553,12 @@ pub fn verify_against(
                     problem(format!(
                         "the checkpoint you hold is of log `{their_origin}`, not this one"
                     ));
-                } else if size > leaves.len() as u64 {
+                } else if size > leaves.size() {
                     problem(format!(
                         "the checkpoint you hold signs {size} records, the log has {}: it was cut short",
-                        leaves.len()
+                        leaves.size()
                     ));
-                } else if merkle::root(
-                    leaves
-                        .get(..usize::try_from(size).unwrap_or(usize::MAX))
-                        .unwrap_or(&leaves),
-                ) != root
-                {
+                } else if leaves.root(size) != root {
                     problem(format!(
                         "the checkpoint you hold does not match the log's first {size} records: they were changed"
                     ));
@@ -512,11 +571,7 @@ pub fn verify_against(
 }
 
 /// One pass over the log: the report, the leaf hashes, the log's origin.
-fn scan(
-    bytes: &[u8],
-    key: &Verifier,
-    artifacts: &Artifacts,
-) -> (Report, Vec<Hash>, Option<String>) {
+fn scan(bytes: &[u8], key: &Verifier, artifacts: &Artifacts) -> (Report, Stored, Option<String>) {
     let mut checker = Checker {
         key,
         artifacts,
@@ -524,10 +579,11 @@ fn scan(
         origin: None,
         runs: HashMap::new(),
         last_checkpoint: None,
+        pending: Vec::new(),
         covered: None,
     };
     let mut tree = Tree::new();
-    let mut leaves: Vec<Hash> = Vec::new();
+    let mut leaves = Stored::new();
     let mut prev = [0u8; 32];
     let mut previous_intact = true;
     let mut at = 0u64;
@@ -609,6 +665,8 @@ fn scan(
             ),
         );
     }
+    let problems = decide_again(&checker.pending);
+    checker.report.problems.extend(problems);
     checker.report.problems.sort_by_key(|p| p.record);
     (checker.report, leaves, checker.origin)
 }

@@ -1,0 +1,218 @@
+//! `cargo bench -p cairn-tests --bench audit`: what the audit log costs.
+//!
+//! - Append throughput: records per second, buffered; durable with one
+//!   fdatasync per record; durable with group commit (one per 100).
+//! - Verification of a 1,000,000-record log (a third of them Cedar
+//!   decisions that are decided again, the rest task records, a signed
+//!   checkpoint every 10,000): total time and records per second.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a benchmark fails loudly"
+)]
+
+use std::time::Instant;
+
+use cairn::audit::log::AuditLog;
+use cairn::audit::note::Signer;
+use cairn::audit::record::{Artifact, Event, FileDigest, PolicyFile};
+use cairn::audit::verify::{Artifacts, policy_set_digest, sha256_tag, verify};
+
+const RULES: &str = r#"@id("anyone-runs") permit (principal, action == Cairn::Action::"run", resource);
+@id("declared-secrets") permit (principal, action == Cairn::Action::"read_secret", resource);
+@id("token-alice-only") forbid (principal, action == Cairn::Action::"read_secret", resource == Cairn::Secret::"token")
+unless { context.run_by == Cairn::User::"alice" };
+"#;
+
+fn signer() -> Signer {
+    Signer::from_seed("bench", &[5; 32])
+}
+
+fn task_records(i: u64) -> [Event; 2] {
+    let digest = sha256_tag(&i.to_le_bytes());
+    [
+        Event::TaskStarted {
+            task: format!("t{i}"),
+            attempt: 1,
+            component: FileDigest {
+                path: "tasks/transform.wasm".into(),
+                sha256: sha256_tag(b"component"),
+            },
+            inputs: vec![Artifact {
+                name: "rows".into(),
+                sha256: digest.clone(),
+                bytes: 4096,
+            }],
+            when: "success".into(),
+        },
+        Event::TaskFinished {
+            task: format!("t{i}"),
+            attempt: 1,
+            outcome: "success".into(),
+            detail: "succeeded".into(),
+            duration_ms: 3,
+            outputs: vec![Artifact {
+                name: "rows".into(),
+                sha256: digest,
+                bytes: 4096,
+            }],
+        },
+    ]
+}
+
+fn decision(i: u64) -> Event {
+    Event::Decision {
+        phase: "preflight".into(),
+        task: format!("t{i}"),
+        action: "run".into(),
+        principal: serde_json::json!({ "type": "Cairn::User", "id": "alice" }),
+        resource: serde_json::json!({ "type": "Cairn::Task", "id": format!("t{i}") }),
+        context: serde_json::json!({ "workflow": "big" }),
+        decision: "allow".into(),
+        policies: vec!["anyone-runs".into()],
+        errors: vec![],
+    }
+}
+
+fn appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = AuditLog::open(&dir.path().join("log.jsonl"), signer()).unwrap();
+    let n = 200_000u64;
+    let start = Instant::now();
+    for i in 0..n {
+        log.append("r", task_records(i)[1].clone()).unwrap();
+    }
+    log.sync().unwrap();
+    let buffered = start.elapsed();
+
+    let durable_n = 2_000u64;
+    let start = Instant::now();
+    for i in 0..durable_n {
+        log.append("r", task_records(i)[1].clone()).unwrap();
+        log.sync().unwrap();
+    }
+    let durable = start.elapsed();
+
+    let start = Instant::now();
+    for i in 0..n / 10 {
+        log.append("r", task_records(i)[1].clone()).unwrap();
+        if i % 100 == 99 {
+            log.sync().unwrap();
+        }
+    }
+    log.sync().unwrap();
+    let grouped = start.elapsed();
+    let start = Instant::now();
+    let checkpoints = 200;
+    for _ in 0..checkpoints {
+        log.checkpoint("r").unwrap();
+    }
+    let signing = start.elapsed();
+    let rate = |count: u64, d: std::time::Duration| count as f64 / d.as_secs_f64();
+    println!(
+        "append, buffered:                      {:>10.0} records/s ({:.2} µs each)",
+        rate(n, buffered),
+        buffered.as_secs_f64() * 1e6 / n as f64
+    );
+    println!(
+        "append, fdatasync per record:          {:>10.0} records/s ({:.0} µs each)",
+        rate(durable_n, durable),
+        durable.as_secs_f64() * 1e6 / durable_n as f64
+    );
+    println!(
+        "append, group commit of 100:           {:>10.0} records/s",
+        rate(n / 10, grouped)
+    );
+    println!(
+        "signed checkpoint (sign + append + fsync): {:.0} µs each",
+        signing.as_secs_f64() * 1e6 / f64::from(checkpoints)
+    );
+}
+
+fn verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.jsonl");
+    let total = 1_000_000u64;
+    let start = Instant::now();
+    {
+        let mut log = AuditLog::open(&path, signer()).unwrap();
+        let files = vec![PolicyFile {
+            path: "rules.cedar".into(),
+            sha256: sha256_tag(RULES.as_bytes()),
+            text: RULES.into(),
+        }];
+        let source = "[workflow]\nname = \"big\"\n".to_owned();
+        log.append(
+            "r",
+            Event::RunStarted {
+                user: "alice".into(),
+                workflow: "big".into(),
+                manifest: FileDigest {
+                    path: "workflow.toml".into(),
+                    sha256: sha256_tag(source.as_bytes()),
+                },
+                source,
+                policy_set: policy_set_digest(&files),
+                parameters: serde_json::Map::new(),
+                cairn: "bench".into(),
+            },
+        )
+        .unwrap();
+        log.append(
+            "r",
+            Event::PolicySet {
+                sha256: policy_set_digest(&files),
+                files,
+                entities: serde_json::json!([]),
+            },
+        )
+        .unwrap();
+        let mut i = 0u64;
+        while log.size() < total - 1 {
+            log.append("r", decision(i)).unwrap();
+            for event in task_records(i) {
+                log.append("r", event).unwrap();
+            }
+            if log.size() % 10_000 < 3 {
+                log.checkpoint("r").unwrap();
+            }
+            i += 1;
+        }
+        log.checkpoint("r").unwrap();
+    }
+    let written = start.elapsed();
+    let bytes = std::fs::read(&path).unwrap();
+    let start = Instant::now();
+    let mut parsed = 0usize;
+    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        parsed += usize::from(cairn::audit::record::Record::decode(line).is_ok());
+    }
+    println!(
+        "decoding the records alone: {:.2} s ({parsed})",
+        start.elapsed().as_secs_f64()
+    );
+    let start = Instant::now();
+    let report = verify(&bytes, &signer().verifier(), &Artifacts::default());
+    let took = start.elapsed();
+    assert!(report.ok(), "{:?}", report.problems.first());
+    println!(
+        "wrote a {}-record log ({} MB) in {:.1} s",
+        report.records,
+        bytes.len() / 1_000_000,
+        written.as_secs_f64()
+    );
+    println!(
+        "verified it in {:.2} s: {:.0} records/s; {} checkpoints, {} decisions decided again, {} task starts authorized",
+        took.as_secs_f64(),
+        report.records as f64 / took.as_secs_f64(),
+        report.checkpoints,
+        report.decisions,
+        report.authorized
+    );
+}
+
+fn main() {
+    appends();
+    verification();
+}
