@@ -157,7 +157,7 @@ impl Stored {
                 return;
             };
             level.push(node);
-            if level.len() % 2 == 1 {
+            if !level.len().is_multiple_of(2) {
                 return;
             }
             let pair = level.get(level.len() - 2..).unwrap_or_default();
@@ -173,7 +173,7 @@ impl Stored {
     /// 9162's recursion aligns it).
     fn range(&self, lo: u64, hi: u64) -> Hash {
         let n = hi - lo;
-        if n.is_power_of_two() && lo % n == 0 {
+        if n.is_power_of_two() && lo.is_multiple_of(n) {
             let height = n.trailing_zeros() as usize;
             let index = usize::try_from(lo / n).unwrap_or(usize::MAX);
             if let Some(hash) = self.levels.get(height).and_then(|l| l.get(index)) {
