@@ -645,3 +645,21 @@ fn an_exported_bundle_verifies_alone_and_single_records_are_proven() {
     assert_eq!(refused.code, 1);
     assert_contains(&refused.stderr, "is not in the signed tree");
 }
+
+#[test]
+fn a_reader_that_stops_early_does_not_crash_show() {
+    let s = three_runs();
+    let mut child = crate::support::cairn()
+        .current_dir(s.path())
+        .args(["audit", "show", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like `| head -n 0`: the reader goes away before cairn writes.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -1,6 +1,7 @@
 //! `cairn keygen` and `cairn audit verify|show`: the audit trail, for the
 //! people who check it.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
@@ -389,6 +390,7 @@ fn show(args: &ShowArgs) -> Result<Exit, CliError> {
         ))
     })?;
     let mut shown = 0usize;
+    let mut out = std::io::stdout().lock();
     for (at, line) in bytes.split(|b| *b == b'\n').enumerate() {
         if line.is_empty() {
             continue;
@@ -410,17 +412,22 @@ fn show(args: &ShowArgs) -> Result<Exit, CliError> {
             continue;
         }
         shown += 1;
-        if args.json {
-            println!("{}", String::from_utf8_lossy(line));
+        // A reader that stops early (`| head`) ends the listing, quietly.
+        let written = if args.json {
+            writeln!(out, "{}", String::from_utf8_lossy(line))
         } else {
-            println!(
+            writeln!(
+                out,
                 "{:>6}  {}  {:<22}  {:<13}  {}",
                 record.seq,
                 record.time.get(..23).unwrap_or(&record.time),
                 record.run,
                 record.event.kind(),
                 style::printable(describe(&record.event).as_bytes())
-            );
+            )
+        };
+        if written.is_err() {
+            return Ok(Exit::Success);
         }
     }
     if shown == 0 && !args.json {

@@ -203,6 +203,7 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
         },
     });
     let run_id = new_run_id();
+    let policy_count = policies.len();
     let policies = Arc::new(policies);
     let setup = Setup {
         user: args.user.clone(),
@@ -224,7 +225,7 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
             &workflow.plan.name.to_string(),
             &args.user,
             &result.decisions,
-            result.decisions.len(),
+            policy_count,
         );
         eprintln!(
             "{}: policy refused the run ({} request(s) denied); see `cairn plan`. The refusal is in the audit log.",
