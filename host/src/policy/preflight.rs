@@ -111,6 +111,34 @@ pub(crate) struct Ask<'a> {
     pub(crate) context: serde_json::Value,
 }
 
+/// The context Cairn itself builds (strings, booleans and entity
+/// references) without Cedar's schema-driven JSON parser, which costs more
+/// than deciding the request; `None` for anything else. `Request::new`
+/// checks the result against the schema either way.
+fn simple_context(json: &serde_json::Value) -> Option<Context> {
+    let fields = json.as_object()?;
+    let mut pairs = Vec::with_capacity(fields.len());
+    for (name, value) in fields {
+        let value = match value {
+            serde_json::Value::String(s) => RestrictedExpression::new_string(s.clone()),
+            serde_json::Value::Bool(b) => RestrictedExpression::new_bool(*b),
+            serde_json::Value::Object(o) => {
+                let entity = o.get("__entity")?;
+                let kind = entity.get("type")?.as_str()?;
+                let id = entity.get("id")?.as_str()?;
+                let kind = TYPES.get(kind.strip_prefix("Cairn::")?)?.clone();
+                RestrictedExpression::new_entity_uid(EntityUid::from_type_name_and_id(
+                    kind,
+                    EntityId::new(id),
+                ))
+            }
+            _ => return None,
+        };
+        pairs.push((name.clone(), value));
+    }
+    Context::from_pairs(pairs).ok()
+}
+
 /// The JSON form of an entity reference in a context.
 pub(crate) fn entity_json(uid: &EntityUid) -> serde_json::Value {
     serde_json::json!({ "__entity": { "type": uid.type_name().to_string(), "id": uid.id().unescaped() } })
@@ -133,9 +161,13 @@ pub(crate) fn authorize(
         .get(&action_uid, &ask.resource)
         .unwrap_or(&empty);
     let request_text = format!("{}, {action_uid}, {}", ask.principal, ask.resource);
-    let context =
-        Context::from_json_value(ask.context.clone(), Some((&policies.schema, &action_uid)))
-            .map_err(|e| PolicyError::Schema(format!("{request_text}: {e}")))?;
+    let context = match simple_context(&ask.context) {
+        Some(context) => context,
+        None => {
+            Context::from_json_value(ask.context.clone(), Some((&policies.schema, &action_uid)))
+                .map_err(|e| PolicyError::Schema(format!("{request_text}: {e}")))?
+        }
+    };
     let request = Request::new(
         ask.principal.clone(),
         action_uid,
