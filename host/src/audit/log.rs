@@ -105,7 +105,17 @@ impl AuditLog {
             .create(true)
             .open(path)
             .map_err(io)?;
-        file.lock().map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tracing::warn!(
+                    "another cairn process is writing the audit log `{}`; waiting for it",
+                    path.display()
+                );
+                file.lock().map_err(io)?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
 
@@ -286,5 +296,46 @@ impl AuditLog {
             self.checkpoint(run)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer() -> Signer {
+        Signer::from_seed("test", &[3; 32])
+    }
+
+    #[test]
+    fn a_second_writer_waits_and_continues_the_same_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let mut first = AuditLog::open(&path, signer()).unwrap();
+        first
+            .append(
+                "r",
+                Event::TaskSkipped {
+                    task: "a".into(),
+                    reason: "x".into(),
+                },
+            )
+            .unwrap();
+        let waiting = {
+            let path = path.clone();
+            std::thread::spawn(move || AuditLog::open(&path, signer()).unwrap().size())
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!waiting.is_finished(), "the second writer did not wait");
+        first.checkpoint("r").unwrap();
+        let size = first.size();
+        drop(first);
+        assert_eq!(waiting.join().unwrap(), size);
+        let report = crate::audit::verify::verify(
+            &std::fs::read(&path).unwrap(),
+            &signer().verifier(),
+            &crate::audit::verify::Artifacts::default(),
+        );
+        assert!(report.ok(), "{:?}", report.problems);
     }
 }

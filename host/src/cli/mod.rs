@@ -78,10 +78,13 @@ impl CliError {
     long_about = "Cairn runs tasks compiled to WebAssembly (wasm32-wasip2 components, or wasm32-wasip1 \
 modules) each in its own sandbox: a task gets only the inputs, outputs, files, env and secrets it is \
 given, and is held to hard limits on time, memory and output.\n\n\
-Today `cairn exec` runs one task on its own, `cairn validate` and `cairn graph` check and draw \
-workflow manifests, `cairn plan` authorizes everything a workflow would do against its Cedar \
-policies, and `cairn policy test` checks policies against expected decisions. Running workflows (`run`, `resume`) and the audit log are not built yet.",
-    after_help = "Exit codes: 0 success, 1 the task failed, 2 usage or input error, 3 refused by policy.\n\
+`cairn run` runs a workflow: everything it would do is authorized by its Cedar policies first \
+(`cairn plan` shows the decisions), then each task runs in its sandbox, and every event goes to a \
+signed, tamper-evident audit log that `cairn audit verify` checks offline with only the public key. \
+`cairn exec` runs one task on its own; `cairn validate` and `cairn graph` check and draw manifests; \
+`cairn policy test` checks policies against expected decisions.\n\n\
+Not built yet: running tasks in parallel, `cairn resume`, caching, network access for tasks.",
+    after_help = "Exit codes: 0 success, 1 the run, task or check failed, 2 usage or input error, 3 refused by policy.\n\
 Set NO_COLOR to disable colour. Use -v for details on errors (traps show a wasm backtrace)."
 )]
 struct Cli {
@@ -100,11 +103,11 @@ enum Command {
     Validate(workflow::ValidateArgs),
     Graph(workflow::GraphArgs),
     Plan(policy::PlanArgs),
-    /// Work with a workflow's Cedar policies: validate them, print the schema.
+    /// Work with a workflow's Cedar policies: validate, test, print the schema.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
     Keygen(audit::KeygenArgs),
-    /// Check and read the audit trail: verify it offline, show a timeline.
+    /// The audit trail: verify it offline, show it, export a bundle, prove a record.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Print the JSON Schema of workflow manifests, for editors.
