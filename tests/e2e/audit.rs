@@ -663,3 +663,34 @@ fn a_reader_that_stops_early_does_not_crash_show() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+#[test]
+fn the_hello_example_runs_under_its_policies() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello");
+    let s = Scratch::new();
+    s.mkdir("policies");
+    for file in ["policies/hello.cedar", "policies/people.entities.json"] {
+        std::fs::copy(example.join(file), s.path().join(file)).unwrap();
+    }
+    let manifest = std::fs::read_to_string(example.join("workflow.toml"))
+        .unwrap()
+        .replace(
+            "\"../../target/wasm32-wasip2/release/hello.wasm\"",
+            &format!("{:?}", cairn_tests::HELLO),
+        );
+    s.write("workflow.toml", &manifest);
+    let ok = run_in(s.path(), &["run", "--as", "demo", "--json"]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert_eq!(ok.json()["tasks"][0]["outputs"][0]["name"], "greeting");
+    let refused = run_in(s.path(), &["run", "--as", "eve"]);
+    assert_eq!(refused.code, 3);
+    assert_contains(
+        &refused.stdout,
+        "run, started by eve      DENY      no policy permits",
+    );
+    let verified = run_in(
+        s.path(),
+        &["audit", "verify", "--key", ".cairn/keys/audit.pub"],
+    );
+    assert_eq!(verified.code, 0, "{}", verified.stdout);
+}
