@@ -647,7 +647,7 @@ fn an_exported_bundle_verifies_alone_and_single_records_are_proven() {
 }
 
 #[test]
-fn a_reader_that_stops_early_does_not_crash_show() {
+fn a_reader_that_stops_early_does_not_crash_cairn() {
     let s = three_runs();
     let mut child = crate::support::cairn()
         .current_dir(s.path())
@@ -661,7 +661,22 @@ fn a_reader_that_stops_early_does_not_crash_show() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // As a shell reports a reader gone (SIGPIPE).
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+
+    // The same for every command's output, e.g. a plan.
+    let mut child = crate::support::cairn()
+        .current_dir(s.path())
+        .args(["plan", "--as", "alice", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
 }
 
 #[test]

@@ -161,7 +161,7 @@ pub(crate) fn keygen_command(args: &KeygenArgs) -> Result<Exit, CliError> {
     let verifier = keygen(&args.out, &args.name).map_err(CliError::input)?;
     let private = args.out.join(format!("{}.key", args.name));
     let public = args.out.join(format!("{}.pub", args.name));
-    println!("{}", verifier.note_key());
+    outln!("{}", verifier.note_key());
     eprintln!(
         "{} wrote `{}` (private, mode 0600) and `{}` (public: give it to auditors)",
         Style::stderr().good("ok"),
@@ -250,7 +250,7 @@ fn verify(args: &VerifyArgs) -> Result<Exit, CliError> {
         if let Some(fields) = value.as_object_mut() {
             fields.insert("provenance_subjects".into(), serde_json::json!(subjects));
         }
-        println!("{value:#}");
+        outln!("{value:#}");
     } else {
         print_report(&report, &log, &key, subjects);
     }
@@ -284,7 +284,7 @@ fn report_json(report: &Report, log: &Path, key: &Verifier) -> serde_json::Value
 
 fn print_report(report: &Report, log: &Path, key: &Verifier, subjects: Option<usize>) {
     let style = Style::stdout();
-    println!("audit log `{}`, key {}", log.display(), key.note_key());
+    outln!("audit log `{}`, key {}", log.display(), key.note_key());
     let failed = |check: &str| report.problems.iter().any(|p| p.check == check);
     let line = |bad: bool, what: &str, detail: String| {
         let mark = if bad {
@@ -292,7 +292,7 @@ fn print_report(report: &Report, log: &Path, key: &Verifier, subjects: Option<us
         } else {
             style.good("ok  ")
         };
-        println!("  {mark}  {what:<26} {detail}");
+        outln!("  {mark}  {what:<26} {detail}");
     };
     line(
         failed("format") || failed("integrity") || failed("sequence") || failed("chain"),
@@ -350,7 +350,7 @@ fn print_report(report: &Report, log: &Path, key: &Verifier, subjects: Option<us
         line(true, "provenance", "see below".into());
     }
     if report.torn_tails > 0 {
-        println!(
+        outln!(
             "  note  {} torn tail(s) from crashes mid-write were recorded (see `cairn audit show --kind torn-tail`)",
             report.torn_tails
         );
@@ -360,7 +360,7 @@ fn print_report(report: &Report, log: &Path, key: &Verifier, subjects: Option<us
         None => eprintln!("{} the audit log verifies", status.good("ok")),
         Some(first) => {
             for p in report.problems.iter().take(10) {
-                println!(
+                outln!(
                     "  record {} ({}): {}",
                     p.record,
                     p.check,
@@ -368,7 +368,7 @@ fn print_report(report: &Report, log: &Path, key: &Verifier, subjects: Option<us
                 );
             }
             if report.problems.len() > 10 {
-                println!("  ... and {} more", report.problems.len() - 10);
+                outln!("  ... and {} more", report.problems.len() - 10);
             }
             eprintln!(
                 "{}: the audit log does not verify; the first bad record is {} ({}: {})",
@@ -427,7 +427,7 @@ fn show(args: &ShowArgs) -> Result<Exit, CliError> {
             )
         };
         if written.is_err() {
-            return Ok(Exit::Success);
+            std::process::exit(141);
         }
     }
     if shown == 0 && !args.json {
@@ -581,7 +581,7 @@ fn prove(args: &ProveArgs) -> Result<Exit, CliError> {
     let (log, _) = locate(&args.log);
     let bytes = read_log(&log)?;
     let proof = bundle::prove(&bytes, args.seq, args.latest).map_err(CliError::input)?;
-    println!("{proof:#}");
+    outln!("{proof:#}");
     Ok(Exit::Success)
 }
 
@@ -594,7 +594,7 @@ fn check_proof(args: &CheckProofArgs) -> Result<Exit, CliError> {
     match bundle::check_proof(&proof, &key) {
         Ok(what) => {
             eprintln!("{} {what}", Style::stderr().good("ok"));
-            println!(
+            outln!(
                 "{}",
                 proof
                     .pointer("/record")

@@ -433,7 +433,7 @@ fn print_json(args: &ExecArgs, program: &Program, attempt: &Attempt) {
         "stdout": String::from_utf8_lossy(&attempt.stdout),
         "stderr": String::from_utf8_lossy(&attempt.stderr),
     });
-    println!("{value:#}");
+    outln!("{value:#}");
 }
 
 /// The outcome for machines: its kind, message, and the limit or reason

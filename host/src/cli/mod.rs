@@ -6,6 +6,29 @@
 //! policy. It must never panic on user input and never print a stack trace
 //! unless `-v` asks for details.
 
+/// `println!` for a command's output on stdout. A reader that went away
+/// (`cairn audit show | head`) ends the command quietly with exit code 141,
+/// as a shell reports SIGPIPE, instead of a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+
+/// `print!` for a command's output on stdout, as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        if write!(stdout, $($arg)*).and_then(|()| stdout.flush()).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+
 mod audit;
 mod exec;
 mod policy;

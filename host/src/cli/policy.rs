@@ -123,7 +123,7 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<Exit, CliError> {
             "order": workflow.plan.tasks.iter().map(|t| t.task.name.value.as_str()).collect::<Vec<_>>(),
             "decisions": decisions,
         });
-        println!("{value:#}");
+        outln!("{value:#}");
     } else {
         print_table(
             &workflow.plan.name.to_string(),
@@ -183,7 +183,7 @@ fn decision_json(d: &Decision) -> serde_json::Value {
 }
 
 pub(crate) fn print_table(workflow: &str, user: &str, decisions: &[Decision], policies: usize) {
-    println!("plan of workflow `{workflow}`, started by `{user}`, against {policies} policies\n");
+    outln!("plan of workflow `{workflow}`, started by `{user}`, against {policies} policies\n");
     let width = decisions
         .iter()
         .map(|d| d.task.len())
@@ -196,9 +196,11 @@ pub(crate) fn print_table(workflow: &str, user: &str, decisions: &[Decision], po
         .max()
         .unwrap_or(7)
         .clamp(7, 60);
-    println!(
+    outln!(
         "{:width$}  {:what_width$}  {:8}  decided by",
-        "task", "request", "decision"
+        "task",
+        "request",
+        "decision"
     );
     for d in decisions {
         let decision = match (d.allowed, d.action) {
@@ -206,7 +208,7 @@ pub(crate) fn print_table(workflow: &str, user: &str, decisions: &[Decision], po
             (false, "declassify") => "kept",
             (false, _) => "DENY",
         };
-        println!(
+        outln!(
             "{:width$}  {:what_width$}  {:8}  {}",
             d.task,
             d.what,
@@ -214,7 +216,7 @@ pub(crate) fn print_table(workflow: &str, user: &str, decisions: &[Decision], po
             decided_by(d)
         );
     }
-    println!();
+    outln!();
 }
 
 pub(crate) fn policy(command: &PolicyCommand) -> Result<Exit, CliError> {
@@ -234,7 +236,7 @@ pub(crate) fn policy(command: &PolicyCommand) -> Result<Exit, CliError> {
         }
         PolicyCommand::Test { paths, json } => test(paths, *json),
         PolicyCommand::Schema => {
-            print!("{}", crate::policy::SCHEMA);
+            out!("{}", crate::policy::SCHEMA);
             Ok(Exit::Success)
         }
     }
@@ -286,7 +288,7 @@ fn test(paths: &[PathBuf], json: bool) -> Result<Exit, CliError> {
     let mut results = Vec::new();
     for suite in &suites {
         if !json {
-            println!("{}", suite.path.display());
+            outln!("{}", suite.path.display());
         }
         for case in &suite.cases {
             let verdict = suite.run(case).map_err(|e| {
@@ -320,12 +322,12 @@ fn test(paths: &[PathBuf], json: bool) -> Result<Exit, CliError> {
                 continue;
             }
             if verdict.passed {
-                println!("  {}  {}", style.good("ok  "), case.name);
+                outln!("  {}  {}", style.good("ok  "), case.name);
                 continue;
             }
-            println!("  {}  {}", style.error("FAIL"), case.name);
-            println!("        request:  {}", verdict.decision.request);
-            println!("        context:  {}", case.context_json);
+            outln!("  {}  {}", style.error("FAIL"), case.name);
+            outln!("        request:  {}", verdict.decision.request);
+            outln!("        context:  {}", case.context_json);
             let expected_by = case
                 .decided_by
                 .as_ref()
@@ -340,7 +342,7 @@ fn test(paths: &[PathBuf], json: bool) -> Result<Exit, CliError> {
                     )
                 })
                 .unwrap_or_default();
-            println!("        expected: {expected}{expected_by}");
+            outln!("        expected: {expected}{expected_by}");
             let how = decided_by(&verdict.decision);
             let how = if verdict.decision.policies.is_empty() || !verdict.decision.errors.is_empty()
             {
@@ -348,7 +350,7 @@ fn test(paths: &[PathBuf], json: bool) -> Result<Exit, CliError> {
             } else {
                 format!("decided by {how}")
             };
-            println!("        got:      {got} ({how})");
+            outln!("        got:      {got} ({how})");
         }
     }
     if json {
@@ -357,7 +359,7 @@ fn test(paths: &[PathBuf], json: bool) -> Result<Exit, CliError> {
             "failed": failed,
             "results": results,
         });
-        println!("{value:#}");
+        outln!("{value:#}");
     } else {
         let status = Style::stderr();
         if failed == 0 {

@@ -235,7 +235,7 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
         return Ok(Exit::Denied);
     }
     if args.json {
-        println!("{:#}", summary_json(&summary, &state));
+        outln!("{:#}", summary_json(&summary, &state));
     } else {
         print_summary(&summary, &state, style);
     }
@@ -279,7 +279,7 @@ fn summary_json(summary: &Summary, state: &Path) -> serde_json::Value {
 }
 
 fn print_summary(summary: &Summary, state: &Path, style: Style) {
-    println!("run {}  {}", summary.run, summary.status);
+    outln!("run {}  {}", summary.run, summary.status);
     let width = summary
         .tasks
         .iter()
@@ -293,14 +293,14 @@ fn print_summary(summary: &Summary, state: &Path, style: Style) {
             Status::Failed(why) => format!("failed: {}", style::printable(why.as_bytes())),
             Status::Skipped(why) => format!("skipped: {why}"),
         };
-        println!(
+        outln!(
             "  {:width$}  {:>9.1} ms  {} attempt(s)  {status}",
             t.name,
             t.duration.as_secs_f64() * 1000.0,
             t.attempts
         );
         for o in &t.outputs {
-            println!(
+            outln!(
                 "  {:width$}    {} -> {}",
                 "",
                 o.name,

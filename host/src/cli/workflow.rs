@@ -77,7 +77,7 @@ pub(crate) fn load_or_report(
                     "valid": false,
                     "diagnostics": diagnostics.to_json(&file, &source_text),
                 });
-                println!("{value:#}");
+                outln!("{value:#}");
             } else {
                 let style = Style::stderr();
                 eprint!("{}", diagnostics.render(&file, &source_text, style.color()));
@@ -97,7 +97,7 @@ pub(crate) fn load_or_report(
                     "valid": false,
                     "diagnostics": [{ "message": other.to_string() }],
                 });
-                println!("{value:#}");
+                outln!("{value:#}");
                 return Err(Ok(Exit::Input));
             }
             Err(Err(CliError::input(other)))
@@ -125,7 +125,7 @@ pub(crate) fn validate(args: &ValidateArgs) -> Result<Exit, CliError> {
             "diagnostics": [],
             "order": order,
         });
-        println!("{value:#}");
+        outln!("{value:#}");
     } else {
         let shown: Vec<&str> = order.iter().take(12).copied().collect();
         let more = if order.len() > shown.len() {
@@ -155,11 +155,11 @@ pub(crate) fn graph(args: &GraphArgs) -> Result<Exit, CliError> {
         Format::Dot => GraphFormat::Dot,
         Format::Mermaid => GraphFormat::Mermaid,
     };
-    print!("{}", render_graph(&workflow.plan, format));
+    out!("{}", render_graph(&workflow.plan, format));
     Ok(Exit::Success)
 }
 
 pub(crate) fn schema() -> Exit {
-    println!("{:#}", crate::manifest::schema());
+    outln!("{:#}", crate::manifest::schema());
     Exit::Success
 }
