@@ -181,6 +181,20 @@ fn failures_skip_dependents_run_cleanup_and_refusals_are_audited() {
     let refused = run(&s, &["--as", "bob"]);
     assert_eq!(refused.code, 3);
     assert_contains(&refused.stdout, "DENY      token-alice-only");
+    let refused = run(&s, &["--as", "bob", "--json"]);
+    assert_eq!(refused.code, 3);
+    let json = refused.json();
+    assert_eq!(json["status"], "refused");
+    let denied: Vec<&serde_json::Value> = json["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["decision"] == "deny")
+        .collect();
+    assert_eq!(
+        denied[0]["policies"],
+        serde_json::json!(["token-alice-only"])
+    );
     let shown = run_in(
         s.path(),
         &["audit", "show", "--kind", "run-finished", "--json"],
@@ -190,7 +204,7 @@ fn failures_skip_dependents_run_cleanup_and_refusals_are_audited() {
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["status"].to_string())
         .collect();
-    assert_eq!(statuses, [r#""failed""#, r#""refused""#]);
+    assert_eq!(statuses, [r#""failed""#, r#""refused""#, r#""refused""#]);
     let verified = run_in(
         s.path(),
         &["audit", "verify", "--key", ".cairn/keys/audit.pub"],

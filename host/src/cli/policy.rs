@@ -170,7 +170,7 @@ fn decided_by(d: &Decision) -> String {
     }
 }
 
-fn decision_json(d: &Decision) -> serde_json::Value {
+pub(crate) fn decision_json(d: &Decision) -> serde_json::Value {
     serde_json::json!({
         "task": d.task,
         "action": d.action,

@@ -220,6 +220,23 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
         .await
         .map_err(|e| CliError::input_with_sources(&e))?;
 
+    if summary.status == "refused" && args.json {
+        let decisions: Vec<serde_json::Value> = result
+            .decisions
+            .iter()
+            .map(super::policy::decision_json)
+            .collect();
+        outln!(
+            "{:#}",
+            serde_json::json!({
+                "run": summary.run,
+                "status": "refused",
+                "decisions": decisions,
+                "audit": { "log": summary.log, "checkpoint": summary.checkpoint },
+            })
+        );
+        return Ok(Exit::Denied);
+    }
     if summary.status == "refused" {
         super::policy::print_table(
             &workflow.plan.name.to_string(),
