@@ -6,16 +6,19 @@
 //! before the task runs, each runtime decision before the host call it
 //! allows. Outputs go to a content-addressed store (`STATE/artifacts/
 //! sha256/<hex>`, written to a temporary file, synced, renamed) and reach
-//! downstream tasks from there. Tasks run one at a time in plan order;
-//! `when` decides whether a task runs after a failure.
+//! downstream tasks from there. A task starts when everything upstream of
+//! it is done, up to `jobs` at once, each on its own tokio task; ready tasks
+//! start in plan order. `when` decides whether a task runs after a failure.
 //!
-//! Not here yet (the CLI says so): parallel scheduling, durable run state
-//! with resume, and caching.
+//! Not here yet (the CLI says so): durable run state with resume, and
+//! caching.
 
 use std::collections::{BTreeMap, HashMap};
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
+use tokio::task::JoinSet;
 
 use crate::audit::log::{AuditError, AuditLog, hex};
 use crate::audit::record::{Artifact, Event, FileDigest, PolicyFile};
@@ -72,17 +75,17 @@ pub struct Summary {
 }
 
 /// What a run needs besides the workflow.
-pub struct Setup<'a> {
+pub struct Setup {
     /// Who starts it.
     pub user: String,
     /// The policies, loaded.
     pub policies: Arc<Policies>,
     /// The preflight made with them.
-    pub preflight: &'a Preflight,
+    pub preflight: Arc<Preflight>,
     /// The sandbox.
-    pub sandbox: &'a Sandbox,
+    pub sandbox: Arc<Sandbox>,
     /// Each task's program, loaded (and pin-checked) before the run.
-    pub programs: &'a HashMap<String, Program>,
+    pub programs: HashMap<String, Arc<Program>>,
     /// The audit log.
     pub log: Arc<Mutex<AuditLog>>,
     /// Secret values by name (every secret the workflow declares).
@@ -91,9 +94,11 @@ pub struct Setup<'a> {
     pub state_dir: PathBuf,
     /// Called with each task's log lines and progress.
     pub progress: Arc<dyn Fn(Progress<'_>) + Send + Sync>,
+    /// How many tasks may run at once.
+    pub jobs: usize,
 }
 
-impl std::fmt::Debug for Setup<'_> {
+impl std::fmt::Debug for Setup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Setup")
             .field("user", &self.user)
@@ -198,14 +203,19 @@ fn store(state_dir: &Path, file: &Path, digest: &str) -> Result<PathBuf, RunErro
     if target.is_file() {
         return Ok(target);
     }
-    let tmp = dir.join(format!(".{hex}.tmp"));
-    std::fs::copy(file, &tmp).map_err(err)?;
-    let f = std::fs::File::open(&tmp).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    let mut perms = f.metadata().map_err(err)?.permissions();
+    // A temporary file of its own: tasks running at once may store the
+    // same bytes.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".incoming-")
+        .tempfile_in(&dir)
+        .map_err(err)?;
+    let mut source = std::fs::File::open(file).map_err(err)?;
+    std::io::copy(&mut source, tmp.as_file_mut()).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    let mut perms = tmp.as_file().metadata().map_err(err)?.permissions();
     perms.set_readonly(true);
-    std::fs::set_permissions(&tmp, perms).map_err(err)?;
-    std::fs::rename(&tmp, &target).map_err(err)?;
+    tmp.as_file().set_permissions(perms).map_err(err)?;
+    tmp.persist(&target).map_err(|e| err(e.error))?;
     std::fs::File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(err)?;
@@ -239,7 +249,7 @@ fn backoff(retries: &crate::manifest::Retries, retry: u32) -> Duration {
 /// # Errors
 ///
 /// The audit log or the artifact store failing; never a task failing.
-pub async fn run(workflow: &Workflow, setup: Setup<'_>, run: &str) -> Result<Summary, RunError> {
+pub async fn run(workflow: Arc<Workflow>, setup: Setup, run: &str) -> Result<Summary, RunError> {
     let log = Arc::clone(&setup.log);
     let started = Instant::now();
     let result = run_steps(workflow, setup, run).await;
@@ -260,7 +270,7 @@ pub async fn run(workflow: &Workflow, setup: Setup<'_>, run: &str) -> Result<Sum
     clippy::too_many_lines,
     reason = "one pass over the plan, step by step"
 )]
-async fn run_steps(workflow: &Workflow, setup: Setup<'_>, run: &str) -> Result<Summary, RunError> {
+async fn run_steps(workflow: Arc<Workflow>, setup: Setup, run: &str) -> Result<Summary, RunError> {
     let started = Instant::now();
     let plan: &Plan = &workflow.plan;
     let files = policy_files(&setup.policies, &workflow.dir);
@@ -320,328 +330,111 @@ async fn run_steps(workflow: &Workflow, setup: Setup<'_>, run: &str) -> Result<S
         });
     }
 
-    let mut results: Vec<TaskResult> = Vec::with_capacity(plan.tasks.len());
+    let n = plan.tasks.len();
+    let mut results: Vec<Option<TaskResult>> = vec![None; n];
     // Per task: output name -> (artifact, path in the store).
-    let mut produced: Vec<HashMap<String, (Artifact, PathBuf)>> = Vec::new();
+    let mut produced: Vec<HashMap<String, (Artifact, PathBuf)>> = vec![HashMap::new(); n];
     // Per task: whether it failed, or was skipped because of a failure.
-    let mut failed_line: Vec<bool> = Vec::new();
+    let mut failed_line = vec![false; n];
+    let mut up_failed_of = vec![false; n];
+    let mut scheduled = vec![false; n];
+    let mut running: JoinSet<Result<Finished, RunError>> = JoinSet::new();
+    let jobs = setup.jobs.max(1);
+    let shared = Arc::new(Shared {
+        workflow: Arc::clone(&workflow),
+        setup,
+        run: run.to_owned(),
+    });
+    let setup = &shared.setup;
 
-    for planned in &plan.tasks {
-        let task = &planned.task;
-        let name = task.name.value.as_str();
-        let ups: Vec<usize> = planned.upstream.iter().map(|u| u.from).collect();
-        let up_failed = ups
-            .iter()
-            .any(|&i| failed_line.get(i).copied().unwrap_or(false));
-        let up_not_ok: Option<&TaskResult> = ups
-            .iter()
-            .filter_map(|&i| results.get(i))
-            .find(|r| r.status != Status::Succeeded);
-        let when = task.when.value;
-        let skip = match when {
-            When::Success => up_not_ok.map(|r| match &r.status {
-                Status::Failed(_) => format!("upstream `{}` failed", r.name),
-                _ => format!("upstream `{}` was skipped", r.name),
-            }),
-            When::Failure if !up_failed => Some("nothing upstream failed".to_owned()),
-            When::Failure | When::Always => None,
-        };
-        // Inputs, from the store.
-        let mut inputs = BTreeMap::new();
-        let mut input_records = Vec::new();
-        let mut flows = Vec::new();
-        let mut missing = None;
-        for up in &planned.upstream {
-            let Dependency::Data { input, output } = &up.why else {
-                continue;
-            };
-            let from = plan
-                .tasks
-                .get(up.from)
-                .map(|t| t.task.name.value.as_str())
-                .unwrap_or_default();
-            match produced.get(up.from).and_then(|m| m.get(output.as_str())) {
-                Some((artifact, path)) => {
-                    inputs.insert(input.clone(), path.clone());
-                    input_records.push(Artifact {
-                        name: input.to_string(),
-                        ..artifact.clone()
-                    });
-                    let key = format!("{from}.{output}");
-                    flows.push(Event::DataFlow {
-                        labels: setup
-                            .preflight
-                            .labels
-                            .get(&key)
-                            .map(|l| l.iter().cloned().collect())
-                            .unwrap_or_default(),
-                        from: key,
-                        task: name.to_owned(),
-                        input: input.to_string(),
-                        sha256: artifact.sha256.clone(),
-                    });
-                }
-                None => {
-                    missing = Some(format!(
-                        "input `{input}` has no data: `{from}` produced no `{output}`"
-                    ))
-                }
-            }
-        }
-        let skip = skip.or(missing);
-        if let Some(reason) = skip {
-            {
-                let mut log = lock(&setup.log);
-                log.append(
-                    run,
-                    Event::TaskSkipped {
-                        task: name.to_owned(),
-                        reason: reason.clone(),
-                    },
-                )?;
-            }
-            let result = TaskResult {
-                name: name.to_owned(),
-                status: Status::Skipped(reason),
-                attempts: 0,
-                duration: Duration::ZERO,
-                outputs: Vec::new(),
-            };
-            (setup.progress)(Progress::Finished(&result));
-            failed_line.push(
-                up_failed || up_not_ok.is_some_and(|r| matches!(r.status, Status::Failed(_))),
-            );
-            results.push(result);
-            produced.push(HashMap::new());
-            continue;
-        }
-
-        let program = setup.programs.get(name).ok_or_else(|| RunError::Task {
-            task: name.to_owned(),
-            message: "its component was not loaded".to_owned(),
-        })?;
-        let caps = Capabilities {
-            args: task.args.clone(),
-            env: task
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            inputs,
-            outputs: Some(task.outputs.keys().cloned().collect()),
-            mounts: task
-                .mounts
-                .iter()
-                .map(|m| Mount {
-                    host: workflow.dir.join(&m.host.value),
-                    guest: m.guest.value.clone(),
-                    mode: m.mode,
-                })
-                .collect(),
-            secrets: task
-                .secrets
-                .iter()
-                .filter_map(|s| Some((s.value.clone(), setup.secrets.get(&s.value)?.clone())))
-                .collect(),
-            stdin: Vec::new(),
-        };
-        let defaults = Limits::default();
-        let settings = &planned.settings;
-        let limits = Limits {
-            timeout: settings
-                .timeout
-                .as_ref()
-                .map_or(defaults.timeout, |t| t.value.0),
-            cpu_time: settings
-                .cpu_time
-                .as_ref()
-                .or(settings.timeout.as_ref())
-                .map_or(defaults.cpu_time, |t| t.value.0),
-            memory: settings
-                .memory
-                .as_ref()
-                .map_or(defaults.memory, |m| m.value.0),
-            ..defaults
-        };
-        let retries = settings.retries.as_ref().map(|r| r.value.clone());
-        let max_attempts = 1 + retries.as_ref().map_or(0, |r| r.max);
-
-        let task_started = Instant::now();
-        let mut attempt_no = 0u32;
-        let result = loop {
-            attempt_no += 1;
-            {
-                let mut log = lock(&setup.log);
-                for flow in &flows {
-                    log.append(run, flow.clone())?;
-                }
-                log.append(
-                    run,
-                    Event::TaskStarted {
-                        task: name.to_owned(),
-                        attempt: attempt_no,
-                        component: FileDigest {
-                            path: task.component.value.clone(),
-                            sha256: format!("sha256:{}", program.digest()),
-                        },
-                        inputs: input_records.clone(),
-                        when: when.as_str().to_owned(),
-                    },
-                )?;
-                log.sync()?;
-            }
-            (setup.progress)(Progress::Started {
-                task: name,
-                attempt: attempt_no,
-            });
-
-            let recorder: Recorder = {
-                let log = Arc::clone(&setup.log);
-                let run = run.to_owned();
-                let task_name = name.to_owned();
-                let attempt = attempt_no;
-                Arc::new(move |d: &Decision| {
-                    let mut log = lock(&log);
-                    log.append(&run, decision_event("runtime", d))
-                        .map_err(|e| e.to_string())?;
-                    if d.allowed && d.action == "read_secret" {
-                        log.append(
-                            &run,
-                            Event::SecretRead {
-                                task: task_name.clone(),
-                                attempt,
-                                name: d.resource.id().unescaped().to_owned(),
-                            },
-                        )
-                        .map_err(|e| e.to_string())?;
-                    }
-                    log.sync().map_err(|e| e.to_string())
-                })
-            };
-            let gate = setup
-                .preflight
-                .gate(plan, Arc::clone(&setup.policies), name, &setup.user)
-                .with_recorder(recorder);
-            let staging_root = setup.state_dir.join("tmp");
-            std::fs::create_dir_all(&staging_root).map_err(|source| RunError::Store {
-                path: staging_root.clone(),
-                source,
-            })?;
-            let staging = tempfile::Builder::new()
-                .prefix("outputs-")
-                .tempdir_in(&staging_root)
-                .map_err(|source| RunError::Store {
-                    path: staging_root.clone(),
-                    source,
-                })?;
-            let progress = Arc::clone(&setup.progress);
-            let sink_task = name.to_owned();
-            let sink: LogSink = Arc::new(move |line: &crate::sandbox::LogLine| {
-                let text = format!("{}: {}", line.level.as_str(), line.message);
-                progress(Progress::Line {
-                    task: &sink_task,
-                    text: &text,
-                });
-            });
-            let spec = TaskSpec {
-                caps: caps.clone(),
-                limits: limits.clone(),
-                outputs_dir: staging.path().to_owned(),
-                log_sink: Some(sink),
-                gate: Some(Arc::new(gate)),
-            };
-            let attempt = setup
-                .sandbox
-                .run(program, &spec)
-                .await
-                .map_err(|e| RunError::Task {
-                    task: name.to_owned(),
-                    message: e.to_string(),
-                })?;
-            for stream in [&attempt.stdout, &attempt.stderr] {
-                let text = String::from_utf8_lossy(stream);
-                for line in text.lines() {
-                    (setup.progress)(Progress::Line {
-                        task: name,
-                        text: line,
-                    });
-                }
-            }
-            let mut outputs = Vec::new();
-            let mut stored = HashMap::new();
-            if attempt.outcome.is_success() {
-                for output in &attempt.outputs {
-                    let digest = format!("sha256:{}", output.digest);
-                    let path = store(&setup.state_dir, &output.path, &digest)?;
-                    let artifact = Artifact {
-                        name: output.name.to_string(),
-                        sha256: digest,
-                        bytes: output.size,
-                    };
-                    stored.insert(output.name.to_string(), (artifact.clone(), path));
-                    outputs.push(artifact);
-                }
-            }
-            drop(staging);
-            {
-                let mut log = lock(&setup.log);
-                log.append(
-                    run,
-                    Event::TaskFinished {
-                        task: name.to_owned(),
-                        attempt: attempt_no,
-                        outcome: attempt.outcome.kind().to_owned(),
-                        detail: attempt.outcome.to_string(),
-                        duration_ms: millis(attempt.duration),
-                        outputs: outputs.clone(),
-                    },
-                )?;
-                log.sync()?;
-                log.checkpoint_if_due(run)?;
-            }
-            let retry = attempt.outcome.is_retriable() && attempt_no < max_attempts;
-            if retry && let Some(retries) = &retries {
-                let delay = backoff(retries, attempt_no);
-                let outcome = attempt.outcome.to_string();
+    loop {
+        // Schedule, in plan order, every task whose upstream is done: skip
+        // it, or start it while there is a free slot.
+        let mut progressed = true;
+        while progressed {
+            progressed = false;
+            for (i, planned) in plan.tasks.iter().enumerate() {
+                if scheduled.get(i).copied().unwrap_or(true)
+                    || !planned
+                        .upstream
+                        .iter()
+                        .all(|u| results.get(u.from).is_some_and(Option::is_some))
                 {
-                    let mut log = lock(&setup.log);
-                    log.append(
+                    continue;
+                }
+                let task = &planned.task;
+                let name = task.name.value.as_str();
+                let ups: Vec<&TaskResult> = planned
+                    .upstream
+                    .iter()
+                    .filter_map(|u| results.get(u.from).and_then(Option::as_ref))
+                    .collect();
+                let up_failed = planned
+                    .upstream
+                    .iter()
+                    .any(|u| failed_line.get(u.from).copied().unwrap_or(false));
+                let up_not_ok = ups.iter().find(|r| r.status != Status::Succeeded);
+                let skip = match task.when.value {
+                    When::Success => up_not_ok.map(|r| match &r.status {
+                        Status::Failed(_) => format!("upstream `{}` failed", r.name),
+                        _ => format!("upstream `{}` was skipped", r.name),
+                    }),
+                    When::Failure if !up_failed => Some("nothing upstream failed".to_owned()),
+                    When::Failure | When::Always => None,
+                };
+                let prepared = prepare(&shared, i, &produced);
+                let skip = skip.or_else(|| prepared.as_ref().err().cloned());
+                if let Some(reason) = skip {
+                    lock(&setup.log).append(
                         run,
-                        Event::Retry {
+                        Event::TaskSkipped {
                             task: name.to_owned(),
-                            attempt: attempt_no,
-                            delay_ms: millis(delay),
-                            reason: outcome.clone(),
+                            reason: reason.clone(),
                         },
                     )?;
-                    log.sync()?;
+                    let result = TaskResult {
+                        name: name.to_owned(),
+                        status: Status::Skipped(reason),
+                        attempts: 0,
+                        duration: Duration::ZERO,
+                        outputs: Vec::new(),
+                    };
+                    (setup.progress)(Progress::Finished(&result));
+                    let failed = up_failed
+                        || up_not_ok.is_some_and(|r| matches!(r.status, Status::Failed(_)));
+                    set(&mut failed_line, i, failed);
+                    set(&mut results, i, Some(result));
+                    set(&mut scheduled, i, true);
+                    progressed = true;
+                    continue;
                 }
-                (setup.progress)(Progress::Retrying {
-                    task: name,
-                    outcome: &outcome,
-                    delay,
-                });
-                tokio::time::sleep(delay).await;
-                continue;
+                if running.len() >= jobs {
+                    continue;
+                }
+                if let Ok(prepared) = prepared {
+                    set(&mut up_failed_of, i, up_failed);
+                    set(&mut scheduled, i, true);
+                    running.spawn(attempts(Arc::clone(&shared), i, prepared));
+                }
             }
-            produced.push(stored);
-            break TaskResult {
-                name: name.to_owned(),
-                status: if attempt.outcome.is_success() {
-                    Status::Succeeded
-                } else {
-                    Status::Failed(attempt.outcome.to_string())
-                },
-                attempts: attempt_no,
-                duration: task_started.elapsed(),
-                outputs,
-            };
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
         };
-        (setup.progress)(Progress::Finished(&result));
-        failed_line.push(matches!(result.status, Status::Failed(_)) || up_failed);
-        results.push(result);
+        let finished = joined.map_err(|e| RunError::Task {
+            task: "?".to_owned(),
+            message: format!("the task's worker ended abnormally: {e}"),
+        })??;
+        let i = finished.index;
+        (setup.progress)(Progress::Finished(&finished.result));
+        let failed = matches!(finished.result.status, Status::Failed(_))
+            || up_failed_of.get(i).copied().unwrap_or(false);
+        set(&mut failed_line, i, failed);
+        set(&mut produced, i, finished.stored);
+        set(&mut results, i, Some(finished.result));
     }
 
+    let results: Vec<TaskResult> = results.into_iter().flatten().collect();
     let failed = results
         .iter()
         .any(|r| matches!(r.status, Status::Failed(_)));
@@ -663,6 +456,341 @@ async fn run_steps(workflow: &Workflow, setup: Setup<'_>, run: &str) -> Result<S
         log: log.path().to_owned(),
         checkpoint,
     })
+}
+
+fn set<T>(items: &mut [T], index: usize, value: T) {
+    if let Some(slot) = items.get_mut(index) {
+        *slot = value;
+    }
+}
+
+/// What a running task needs, shared with its worker.
+struct Shared {
+    workflow: Arc<Workflow>,
+    setup: Setup,
+    run: String,
+}
+
+/// A task's inputs, resolved from the store.
+struct Prepared {
+    inputs: BTreeMap<Name, PathBuf>,
+    records: Vec<Artifact>,
+    flows: Vec<Event>,
+}
+
+/// A task's inputs from what its upstream produced, or why it has none.
+fn prepare(
+    shared: &Shared,
+    index: usize,
+    produced: &[HashMap<String, (Artifact, PathBuf)>],
+) -> Result<Prepared, String> {
+    let plan = &shared.workflow.plan;
+    let Some(planned) = plan.tasks.get(index) else {
+        return Err("not in the plan".to_owned());
+    };
+    let name = planned.task.name.value.as_str();
+    let mut prepared = Prepared {
+        inputs: BTreeMap::new(),
+        records: Vec::new(),
+        flows: Vec::new(),
+    };
+    for up in &planned.upstream {
+        let Dependency::Data { input, output } = &up.why else {
+            continue;
+        };
+        let from = plan
+            .tasks
+            .get(up.from)
+            .map(|t| t.task.name.value.as_str())
+            .unwrap_or_default();
+        let Some((artifact, path)) = produced.get(up.from).and_then(|m| m.get(output.as_str()))
+        else {
+            return Err(format!(
+                "input `{input}` has no data: `{from}` produced no `{output}`"
+            ));
+        };
+        prepared.inputs.insert(input.clone(), path.clone());
+        prepared.records.push(Artifact {
+            name: input.to_string(),
+            ..artifact.clone()
+        });
+        let key = format!("{from}.{output}");
+        prepared.flows.push(Event::DataFlow {
+            labels: shared
+                .setup
+                .preflight
+                .labels
+                .get(&key)
+                .map(|l| l.iter().cloned().collect())
+                .unwrap_or_default(),
+            from: key,
+            task: name.to_owned(),
+            input: input.to_string(),
+            sha256: artifact.sha256.clone(),
+        });
+    }
+    Ok(prepared)
+}
+
+/// What a task's worker hands back.
+struct Finished {
+    index: usize,
+    result: TaskResult,
+    stored: HashMap<String, (Artifact, PathBuf)>,
+}
+
+/// Run task `index`'s attempts (retrying as its settings say) on a worker.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one attempt, step by step, in the order its effects must happen"
+)]
+async fn attempts(
+    shared: Arc<Shared>,
+    index: usize,
+    prepared: Prepared,
+) -> Result<Finished, RunError> {
+    let setup = &shared.setup;
+    let workflow = &shared.workflow;
+    let run = shared.run.as_str();
+    let plan = &workflow.plan;
+    let planned = plan.tasks.get(index).ok_or_else(|| RunError::Task {
+        task: format!("#{index}"),
+        message: "not in the plan".to_owned(),
+    })?;
+    let task = &planned.task;
+    let name = task.name.value.as_str();
+    let when = task.when.value;
+    let Prepared {
+        inputs,
+        records: input_records,
+        flows,
+    } = prepared;
+    let program = setup.programs.get(name).ok_or_else(|| RunError::Task {
+        task: name.to_owned(),
+        message: "its component was not loaded".to_owned(),
+    })?;
+    let caps = Capabilities {
+        args: task.args.clone(),
+        env: task
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        inputs,
+        outputs: Some(task.outputs.keys().cloned().collect()),
+        mounts: task
+            .mounts
+            .iter()
+            .map(|m| Mount {
+                host: workflow.dir.join(&m.host.value),
+                guest: m.guest.value.clone(),
+                mode: m.mode,
+            })
+            .collect(),
+        secrets: task
+            .secrets
+            .iter()
+            .filter_map(|s| Some((s.value.clone(), setup.secrets.get(&s.value)?.clone())))
+            .collect(),
+        stdin: Vec::new(),
+    };
+    let defaults = Limits::default();
+    let settings = &planned.settings;
+    let limits = Limits {
+        timeout: settings
+            .timeout
+            .as_ref()
+            .map_or(defaults.timeout, |t| t.value.0),
+        cpu_time: settings
+            .cpu_time
+            .as_ref()
+            .or(settings.timeout.as_ref())
+            .map_or(defaults.cpu_time, |t| t.value.0),
+        memory: settings
+            .memory
+            .as_ref()
+            .map_or(defaults.memory, |m| m.value.0),
+        ..defaults
+    };
+    let retries = settings.retries.as_ref().map(|r| r.value.clone());
+    let max_attempts = 1 + retries.as_ref().map_or(0, |r| r.max);
+
+    let task_started = Instant::now();
+    let mut attempt_no = 0u32;
+    let finished = loop {
+        attempt_no += 1;
+        {
+            let mut log = lock(&setup.log);
+            for flow in &flows {
+                log.append(run, flow.clone())?;
+            }
+            log.append(
+                run,
+                Event::TaskStarted {
+                    task: name.to_owned(),
+                    attempt: attempt_no,
+                    component: FileDigest {
+                        path: task.component.value.clone(),
+                        sha256: format!("sha256:{}", program.digest()),
+                    },
+                    inputs: input_records.clone(),
+                    when: when.as_str().to_owned(),
+                },
+            )?;
+            log.sync()?;
+        }
+        (setup.progress)(Progress::Started {
+            task: name,
+            attempt: attempt_no,
+        });
+
+        let recorder: Recorder = {
+            let log = Arc::clone(&setup.log);
+            let run = run.to_owned();
+            let task_name = name.to_owned();
+            let attempt = attempt_no;
+            Arc::new(move |d: &Decision| {
+                let mut log = lock(&log);
+                log.append(&run, decision_event("runtime", d))
+                    .map_err(|e| e.to_string())?;
+                if d.allowed && d.action == "read_secret" {
+                    log.append(
+                        &run,
+                        Event::SecretRead {
+                            task: task_name.clone(),
+                            attempt,
+                            name: d.resource.id().unescaped().to_owned(),
+                        },
+                    )
+                    .map_err(|e| e.to_string())?;
+                }
+                log.sync().map_err(|e| e.to_string())
+            })
+        };
+        let gate = setup
+            .preflight
+            .gate(plan, Arc::clone(&setup.policies), name, &setup.user)
+            .with_recorder(recorder);
+        let staging_root = setup.state_dir.join("tmp");
+        std::fs::create_dir_all(&staging_root).map_err(|source| RunError::Store {
+            path: staging_root.clone(),
+            source,
+        })?;
+        let staging = tempfile::Builder::new()
+            .prefix("outputs-")
+            .tempdir_in(&staging_root)
+            .map_err(|source| RunError::Store {
+                path: staging_root.clone(),
+                source,
+            })?;
+        let progress = Arc::clone(&setup.progress);
+        let sink_task = name.to_owned();
+        let sink: LogSink = Arc::new(move |line: &crate::sandbox::LogLine| {
+            let text = format!("{}: {}", line.level.as_str(), line.message);
+            progress(Progress::Line {
+                task: &sink_task,
+                text: &text,
+            });
+        });
+        let spec = TaskSpec {
+            caps: caps.clone(),
+            limits: limits.clone(),
+            outputs_dir: staging.path().to_owned(),
+            log_sink: Some(sink),
+            gate: Some(Arc::new(gate)),
+        };
+        let attempt = setup
+            .sandbox
+            .run(program, &spec)
+            .await
+            .map_err(|e| RunError::Task {
+                task: name.to_owned(),
+                message: e.to_string(),
+            })?;
+        for stream in [&attempt.stdout, &attempt.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            for line in text.lines() {
+                (setup.progress)(Progress::Line {
+                    task: name,
+                    text: line,
+                });
+            }
+        }
+        let mut outputs = Vec::new();
+        let mut stored = HashMap::new();
+        if attempt.outcome.is_success() {
+            for output in &attempt.outputs {
+                let digest = format!("sha256:{}", output.digest);
+                let path = store(&setup.state_dir, &output.path, &digest)?;
+                let artifact = Artifact {
+                    name: output.name.to_string(),
+                    sha256: digest,
+                    bytes: output.size,
+                };
+                stored.insert(output.name.to_string(), (artifact.clone(), path));
+                outputs.push(artifact);
+            }
+        }
+        drop(staging);
+        {
+            let mut log = lock(&setup.log);
+            log.append(
+                run,
+                Event::TaskFinished {
+                    task: name.to_owned(),
+                    attempt: attempt_no,
+                    outcome: attempt.outcome.kind().to_owned(),
+                    detail: attempt.outcome.to_string(),
+                    duration_ms: millis(attempt.duration),
+                    outputs: outputs.clone(),
+                },
+            )?;
+            log.sync()?;
+            log.checkpoint_if_due(run)?;
+        }
+        let retry = attempt.outcome.is_retriable() && attempt_no < max_attempts;
+        if retry && let Some(retries) = &retries {
+            let delay = backoff(retries, attempt_no);
+            let outcome = attempt.outcome.to_string();
+            {
+                let mut log = lock(&setup.log);
+                log.append(
+                    run,
+                    Event::Retry {
+                        task: name.to_owned(),
+                        attempt: attempt_no,
+                        delay_ms: millis(delay),
+                        reason: outcome.clone(),
+                    },
+                )?;
+                log.sync()?;
+            }
+            (setup.progress)(Progress::Retrying {
+                task: name,
+                outcome: &outcome,
+                delay,
+            });
+            tokio::time::sleep(delay).await;
+            continue;
+        }
+        let result = TaskResult {
+            name: name.to_owned(),
+            status: if attempt.outcome.is_success() {
+                Status::Succeeded
+            } else {
+                Status::Failed(attempt.outcome.to_string())
+            },
+            attempts: attempt_no,
+            duration: task_started.elapsed(),
+            outputs,
+        };
+        break Finished {
+            index,
+            result,
+            stored,
+        };
+    };
+    Ok(finished)
 }
 
 fn millis(d: Duration) -> u64 {

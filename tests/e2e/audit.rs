@@ -723,3 +723,43 @@ fn the_hello_example_runs_under_its_policies() {
     );
     assert_eq!(verified.code, 0, "{}", verified.stdout);
 }
+
+#[test]
+fn independent_tasks_run_in_parallel_up_to_jobs() {
+    let s = Scratch::new();
+    s.mkdir("p");
+    s.write("p/rules.cedar", RULES);
+    s.write("p/people.entities.json", PEOPLE);
+    let sleeper = |name: &str| {
+        format!(
+            "[tasks.{name}]\ncomponent = {:?}\nenv = {{ MODE = \"sleep\", SLEEP_MS = \"1000\" }}\noutputs = [\"echo\"]\n",
+            cairn_tests::TASK
+        )
+    };
+    s.write(
+        "workflow.toml",
+        &format!(
+            "[workflow]\nname = \"naps\"\npolicies = [\"p\"]\n{}{}",
+            sleeper("a"),
+            sleeper("b")
+        ),
+    );
+    let took = |jobs: &str| {
+        let run = run_in(
+            s.path(),
+            &["run", "--as", "alice", "--jobs", jobs, "--json"],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.json()["duration_ms"].as_f64().unwrap()
+    };
+    // Two one-second sleeps: about one second side by side, two in a row.
+    let parallel = took("2");
+    let serial = took("1");
+    assert!(parallel < 1800.0, "--jobs 2 took {parallel} ms");
+    assert!(serial >= 2000.0, "--jobs 1 took {serial} ms");
+    let verified = run_in(
+        s.path(),
+        &["audit", "verify", "--key", ".cairn/keys/audit.pub"],
+    );
+    assert_eq!(verified.code, 0, "{}", verified.stdout);
+}

@@ -106,7 +106,7 @@ given, and is held to hard limits on time, memory and output.\n\n\
 signed, tamper-evident audit log that `cairn audit verify` checks offline with only the public key. \
 `cairn exec` runs one task on its own; `cairn validate` and `cairn graph` check and draw manifests; \
 `cairn policy test` checks policies against expected decisions.\n\n\
-Not built yet: running tasks in parallel, `cairn resume`, caching, network access for tasks.",
+Not built yet: `cairn resume` after a crash, caching, network access for tasks.",
     after_help = "Exit codes: 0 success, 1 the run, task or check failed, 2 usage or input error, 3 refused by policy.\n\
 Set NO_COLOR to disable colour. Use -v for details on errors (traps show a wasm backtrace)."
 )]

@@ -21,9 +21,10 @@ use crate::secrets::SecretSource;
 ///
 /// First everything the workflow implies is authorized against its Cedar
 /// policies (as `cairn plan` shows); any denial refuses the whole run (exit
-/// 3, and the refusal is audited). Then tasks run one at a time in plan
-/// order, each in its own sandbox, their outputs kept in a content-addressed
-/// store and handed to the tasks that take them as inputs. A failed task
+/// 3, and the refusal is audited). Then each task runs, in its own sandbox,
+/// as soon as everything upstream of it is done (up to `--jobs` at once);
+/// outputs are kept in a content-addressed store and handed to the tasks
+/// that take them as inputs. A failed task
 /// skips what depends on it; `when = "failure"` tasks run then. The audit
 /// log (`STATE/audit/log.jsonl`) gets every decision, task attempt, data
 /// flow and secret read, and a checkpoint signed with the audit key at the
@@ -32,7 +33,7 @@ use crate::secrets::SecretSource;
 /// Secrets come from `--secret NAME=env:VAR|file:PATH`, or else from the
 /// environment variable `CAIRN_SECRET_<NAME>` (upper case, `-` as `_`).
 ///
-/// Not built yet: running tasks in parallel, `cairn resume`, and caching.
+/// Not built yet: `cairn resume` after a crash, and caching.
 /// Exits 0 when the run succeeded, 1 when a task failed, 2 for invalid
 /// input, 3 when policy refused the run.
 #[derive(Debug, Args)]
@@ -62,6 +63,10 @@ pub(crate) struct RunArgs {
     /// [default: STATE/keys/audit.key, created on first use].
     #[arg(long, value_name = "FILE", env = "CAIRN_AUDIT_KEY")]
     key: Option<PathBuf>,
+
+    /// How many tasks may run at once [default: the machine's cores].
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
 
     /// Where compiled tasks are cached [default: the user cache folder,
     /// as for `cairn exec`].
@@ -153,10 +158,11 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
                 task.sha256.as_ref().map(|d| &d.value),
             )
             .map_err(|e| CliError::input(format!("task `{}`: {e}", task.name.value)))?;
-        programs.insert(task.name.value.to_string(), program);
+        programs.insert(task.name.value.to_string(), Arc::new(program));
     }
 
-    let result = preflight(&workflow.plan, &policies, &args.user).map_err(CliError::input)?;
+    let result =
+        Arc::new(preflight(&workflow.plan, &policies, &args.user).map_err(CliError::input)?);
     let signer = signer(args, &state)?;
     let log_path = state.join("audit").join("log.jsonl");
     let log = AuditLog::open(&log_path, signer).map_err(CliError::input)?;
@@ -208,15 +214,19 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
     let setup = Setup {
         user: args.user.clone(),
         policies,
-        preflight: &result,
-        sandbox: &sandbox,
-        programs: &programs,
+        preflight: Arc::clone(&result),
+        sandbox: Arc::new(sandbox),
+        programs,
         log: Arc::new(Mutex::new(log)),
         secrets,
         state_dir: state.clone(),
         progress,
+        jobs: args.jobs.map(usize::from).unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        }),
     };
-    let summary = crate::runner::run(&workflow, setup, &run_id)
+    let workflow = Arc::new(workflow);
+    let summary = crate::runner::run(Arc::clone(&workflow), setup, &run_id)
         .await
         .map_err(|e| CliError::input_with_sources(&e))?;
 

@@ -59,6 +59,11 @@ impl Task for TestTask {
                 info!("clearing your screen\x1b[2J\x1b[H");
                 return Err(Error::permanent("ok hello succeeded\x1b[1A\x1b[2K"));
             }
+                        "sleep" => {
+                let ms = std::env::var("SLEEP_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                output::write("echo", "slept")?;
+            }
             "transient" => return Err(Error::transient("upstream unavailable")),
             "permanent" => return Err(Error::permanent("bad data in row 7")),
             "panic" => panic!("task panicked on purpose"),
