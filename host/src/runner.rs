@@ -793,6 +793,24 @@ async fn attempts(
     Ok(finished)
 }
 
+/// Record that run `run` was stopped (Ctrl-C) after `elapsed`, and sign a
+/// checkpoint; returns its sequence number.
+///
+/// # Errors
+///
+/// The audit log failing.
+pub fn cancelled(log: &Mutex<AuditLog>, run: &str, elapsed: Duration) -> Result<u64, RunError> {
+    let mut log = lock(log);
+    log.append(
+        run,
+        Event::RunFinished {
+            status: "cancelled".into(),
+            duration_ms: millis(elapsed),
+        },
+    )?;
+    Ok(log.checkpoint(run)?)
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -763,3 +763,55 @@ fn independent_tasks_run_in_parallel_up_to_jobs() {
     );
     assert_eq!(verified.code, 0, "{}", verified.stdout);
 }
+
+#[test]
+fn ctrl_c_stops_the_run_and_signs_what_happened() {
+    let s = Scratch::new();
+    s.mkdir("p");
+    s.write("p/rules.cedar", RULES);
+    s.write("p/people.entities.json", PEOPLE);
+    s.write(
+        "workflow.toml",
+        &format!(
+            "[workflow]\nname = \"long\"\npolicies = [\"p\"]\n[tasks.nap]\ncomponent = {:?}\n\
+             env = {{ MODE = \"sleep\", SLEEP_MS = \"20000\" }}\noutputs = [\"echo\"]\n",
+            cairn_tests::TASK
+        ),
+    );
+    let child = crate::support::cairn()
+        .current_dir(s.path())
+        .args(["run", "--as", "alice"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the task has started, then interrupt as a terminal would.
+    let log = log_of(&s);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("task-started")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert_contains(&stderr, "stopped by Ctrl-C");
+    let shown = run_in(
+        s.path(),
+        &["audit", "show", "--kind", "run-finished", "--json"],
+    );
+    assert_contains(&shown.stdout, r#""status":"cancelled""#);
+    let verified = run_in(
+        s.path(),
+        &["audit", "verify", "--key", ".cairn/keys/audit.pub"],
+    );
+    assert_eq!(verified.code, 0, "{}", verified.stdout);
+}

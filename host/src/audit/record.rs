@@ -137,7 +137,8 @@ pub enum Event {
     },
     /// A task did not run.
     TaskSkipped { task: String, reason: String },
-    /// A run ended: `succeeded`, `failed` or `refused` (by policy).
+    /// A run ended: `succeeded`, `failed`, `refused` (by policy),
+    /// `cancelled` (Ctrl-C) or `error` (Cairn could not go on).
     RunFinished { status: String, duration_ms: u64 },
     /// A signed checkpoint of every record before this one.
     Checkpoint {

@@ -51,6 +51,8 @@ pub enum Exit {
     Input = 2,
     /// Policy refused.
     Denied = 3,
+    /// Stopped by Ctrl-C (as a shell reports SIGINT).
+    Interrupted = 130,
 }
 
 impl From<Exit> for ExitCode {

@@ -209,6 +209,8 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
         },
     });
     let run_id = new_run_id();
+    let log = Arc::new(Mutex::new(log));
+    let started = std::time::Instant::now();
     let policy_count = policies.len();
     let policies = Arc::new(policies);
     let setup = Setup {
@@ -217,7 +219,7 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
         preflight: Arc::clone(&result),
         sandbox: Arc::new(sandbox),
         programs,
-        log: Arc::new(Mutex::new(log)),
+        log: Arc::clone(&log),
         secrets,
         state_dir: state.clone(),
         progress,
@@ -226,9 +228,20 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
         }),
     };
     let workflow = Arc::new(workflow);
-    let summary = crate::runner::run(Arc::clone(&workflow), setup, &run_id)
-        .await
-        .map_err(|e| CliError::input_with_sources(&e))?;
+    let work = crate::runner::run(Arc::clone(&workflow), setup, &run_id);
+    let summary = tokio::select! {
+        summary = work => summary.map_err(|e| CliError::input_with_sources(&e))?,
+        _ = tokio::signal::ctrl_c() => {
+            // Dropping the run stops its tasks; what they did is recorded.
+            let checkpoint = crate::runner::cancelled(&log, &run_id, started.elapsed())
+                .map_err(|e| CliError::input_with_sources(&e))?;
+            eprintln!(
+                "{}: run {run_id} stopped by Ctrl-C; what it did is in the audit log, signed at record {checkpoint}",
+                style.warn("cancelled")
+            );
+            return Ok(Exit::Interrupted);
+        }
+    };
 
     if summary.status == "refused" && args.json {
         let decisions: Vec<serde_json::Value> = result
