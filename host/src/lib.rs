@@ -16,5 +16,6 @@ pub mod policy;
 pub mod runner;
 pub mod sandbox;
 pub mod secrets;
+pub mod state;
 pub mod units;
 pub mod workflow;

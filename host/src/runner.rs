@@ -29,6 +29,7 @@ use crate::plan::{Dependency, Plan};
 use crate::policy::{Decision, Policies, Preflight, Recorder};
 use crate::sandbox::{Capabilities, Limits, LogSink, Mount, Program, Sandbox, TaskSpec};
 use crate::secrets::SecretValue;
+use crate::state::{AttemptRow, RunRow, State, TaskRow};
 use crate::workflow::Workflow;
 
 /// How a task ended up.
@@ -96,6 +97,8 @@ pub struct Setup {
     pub progress: Arc<dyn Fn(Progress<'_>) + Send + Sync>,
     /// How many tasks may run at once.
     pub jobs: usize,
+    /// The run state (`cairn runs`).
+    pub state: Arc<Mutex<State>>,
 }
 
 impl std::fmt::Debug for Setup {
@@ -130,6 +133,8 @@ pub enum Progress<'a> {
 pub enum RunError {
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     #[error("artifact store `{}`: {source}", path.display())]
     Store {
         path: PathBuf,
@@ -251,17 +256,11 @@ fn backoff(retries: &crate::manifest::Retries, retry: u32) -> Duration {
 /// The audit log or the artifact store failing; never a task failing.
 pub async fn run(workflow: Arc<Workflow>, setup: Setup, run: &str) -> Result<Summary, RunError> {
     let log = Arc::clone(&setup.log);
+    let state = Arc::clone(&setup.state);
     let started = Instant::now();
     let result = run_steps(workflow, setup, run).await;
     if result.is_err() {
-        let mut log = lock(&log);
-        let ended = Event::RunFinished {
-            status: "error".into(),
-            duration_ms: millis(started.elapsed()),
-        };
-        if log.append(run, ended).is_ok() {
-            let _ = log.checkpoint(run);
-        }
+        let _ = ended(&log, &state, run, "error", started.elapsed());
     }
     result
 }
@@ -309,23 +308,26 @@ async fn run_steps(workflow: Arc<Workflow>, setup: Setup, run: &str) -> Result<S
         }
         log.sync()?;
     }
+    lock_state(&setup.state).start_run(&RunRow {
+        id: run.to_owned(),
+        workflow: plan.name.to_string(),
+        manifest: workflow.path.display().to_string(),
+        manifest_sha256: sha256_tag(workflow.source.as_bytes()),
+        policy_set: policy_set_digest(&policy_files(&setup.policies, &workflow.dir)),
+        user: setup.user.clone(),
+        status: "running".to_owned(),
+        started: crate::audit::record::rfc3339(SystemTime::now()),
+        duration_ms: None,
+    })?;
 
     if setup.preflight.denied().next().is_some() {
-        let mut log = lock(&setup.log);
-        log.append(
-            run,
-            Event::RunFinished {
-                status: "refused".into(),
-                duration_ms: millis(started.elapsed()),
-            },
-        )?;
-        let checkpoint = log.checkpoint(run)?;
+        let checkpoint = ended(&setup.log, &setup.state, run, "refused", started.elapsed())?;
         return Ok(Summary {
             run: run.to_owned(),
             status: "refused",
             tasks: Vec::new(),
             duration: started.elapsed(),
-            log: log.path().to_owned(),
+            log: lock(&setup.log).path().to_owned(),
             checkpoint,
         });
     }
@@ -399,6 +401,7 @@ async fn run_steps(workflow: Arc<Workflow>, setup: Setup, run: &str) -> Result<S
                         duration: Duration::ZERO,
                         outputs: Vec::new(),
                     };
+                    lock_state(&setup.state).task(run, &task_row(&result))?;
                     (setup.progress)(Progress::Finished(&result));
                     let failed = up_failed
                         || up_not_ok.is_some_and(|r| matches!(r.status, Status::Failed(_)));
@@ -426,6 +429,7 @@ async fn run_steps(workflow: Arc<Workflow>, setup: Setup, run: &str) -> Result<S
             message: format!("the task's worker ended abnormally: {e}"),
         })??;
         let i = finished.index;
+        lock_state(&setup.state).task(run, &task_row(&finished.result))?;
         (setup.progress)(Progress::Finished(&finished.result));
         let failed = matches!(finished.result.status, Status::Failed(_))
             || up_failed_of.get(i).copied().unwrap_or(false);
@@ -439,21 +443,13 @@ async fn run_steps(workflow: Arc<Workflow>, setup: Setup, run: &str) -> Result<S
         .iter()
         .any(|r| matches!(r.status, Status::Failed(_)));
     let status = if failed { "failed" } else { "succeeded" };
-    let mut log = lock(&setup.log);
-    log.append(
-        run,
-        Event::RunFinished {
-            status: status.to_owned(),
-            duration_ms: millis(started.elapsed()),
-        },
-    )?;
-    let checkpoint = log.checkpoint(run)?;
+    let checkpoint = ended(&setup.log, &setup.state, run, status, started.elapsed())?;
     Ok(Summary {
         run: run.to_owned(),
         status,
         tasks: results,
         duration: started.elapsed(),
-        log: log.path().to_owned(),
+        log: lock(&setup.log).path().to_owned(),
         checkpoint,
     })
 }
@@ -748,6 +744,23 @@ async fn attempts(
             log.sync()?;
             log.checkpoint_if_due(run)?;
         }
+        lock_state(&setup.state).attempt(
+            run,
+            &AttemptRow {
+                task: name.to_owned(),
+                attempt: i64::from(attempt_no),
+                outcome: attempt.outcome.kind().to_owned(),
+                detail: attempt.outcome.to_string(),
+                duration_ms: i64::try_from(millis(attempt.duration)).unwrap_or(i64::MAX),
+                stdout: attempt.stdout.clone(),
+                stderr: attempt.stderr.clone(),
+                logs: attempt
+                    .logs
+                    .iter()
+                    .map(|l| serde_json::json!({ "level": l.level.as_str(), "message": l.message }))
+                    .collect(),
+            },
+        )?;
         let retry = attempt.outcome.is_retriable() && attempt_no < max_attempts;
         if retry && let Some(retries) = &retries {
             let delay = backoff(retries, attempt_no);
@@ -799,16 +812,58 @@ async fn attempts(
 /// # Errors
 ///
 /// The audit log failing.
-pub fn cancelled(log: &Mutex<AuditLog>, run: &str, elapsed: Duration) -> Result<u64, RunError> {
-    let mut log = lock(log);
-    log.append(
-        run,
-        Event::RunFinished {
-            status: "cancelled".into(),
-            duration_ms: millis(elapsed),
-        },
-    )?;
-    Ok(log.checkpoint(run)?)
+pub fn cancelled(
+    log: &Mutex<AuditLog>,
+    state: &Mutex<State>,
+    run: &str,
+    elapsed: Duration,
+) -> Result<u64, RunError> {
+    ended(log, state, run, "cancelled", elapsed)
+}
+
+/// Record how run `run` ended, in the log (with a checkpoint: its sequence
+/// number is returned) and in the run state.
+fn ended(
+    log: &Mutex<AuditLog>,
+    state: &Mutex<State>,
+    run: &str,
+    status: &str,
+    elapsed: Duration,
+) -> Result<u64, RunError> {
+    let checkpoint = {
+        let mut log = lock(log);
+        log.append(
+            run,
+            Event::RunFinished {
+                status: status.to_owned(),
+                duration_ms: millis(elapsed),
+            },
+        )?;
+        log.checkpoint(run)?
+    };
+    lock_state(state).finish_run(run, status, millis(elapsed))?;
+    Ok(checkpoint)
+}
+
+fn lock_state(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A task's row in the run state.
+fn task_row(result: &TaskResult) -> TaskRow {
+    let (status, detail) = match &result.status {
+        Status::Succeeded => ("succeeded", String::new()),
+        Status::Failed(why) => ("failed", why.clone()),
+        Status::Skipped(why) => ("skipped", why.clone()),
+    };
+    TaskRow {
+        task: result.name.clone(),
+        status: status.to_owned(),
+        detail,
+        attempts: i64::from(result.attempts),
+        duration_ms: i64::try_from(millis(result.duration)).unwrap_or(i64::MAX),
+        outputs: serde_json::to_value(&result.outputs).unwrap_or_default(),
+    }
 }
 
 fn millis(d: Duration) -> u64 {

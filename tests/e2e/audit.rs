@@ -815,3 +815,38 @@ fn ctrl_c_stops_the_run_and_signs_what_happened() {
     );
     assert_eq!(verified.code, 0, "{}", verified.stdout);
 }
+
+#[test]
+fn runs_lists_shows_and_prints_logs_of_past_runs() {
+    let s = three_runs();
+    let list = run_in(s.path(), &["runs", "list", "--json"]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    let runs = list.json();
+    let statuses: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    // Newest first.
+    assert_eq!(statuses, ["refused", "failed", "succeeded"]);
+    let failed = runs[1]["id"].as_str().unwrap();
+    let show = run_in(s.path(), &["runs", "show", failed, "--json"]);
+    let tasks = &show.json()["tasks"];
+    assert_eq!(tasks[1]["task"], "second");
+    assert_eq!(tasks[1]["status"], "failed");
+    assert_eq!(tasks[2]["detail"], "upstream `second` failed");
+    let logs = run_in(s.path(), &["runs", "logs", failed, "first"]);
+    assert_eq!(logs.code, 0, "{}", logs.stderr);
+    assert_contains(&logs.stdout, "stdout: token is ***");
+    assert!(!logs.stdout.contains("tok-123-secret"));
+    let missing = run_in(s.path(), &["runs", "show", "nope"]);
+    assert_eq!(missing.code, 2);
+    assert_contains(
+        &missing.stderr,
+        "`cairn runs list` shows the runs there are",
+    );
+    let nowhere = run_in(s.path(), &["runs", "list", "--state-dir", "elsewhere"]);
+    assert_eq!(nowhere.code, 2);
+    assert!(!s.path().join("elsewhere").exists());
+}

@@ -33,6 +33,7 @@ mod audit;
 mod exec;
 mod policy;
 mod run;
+mod runs;
 mod style;
 mod workflow;
 
@@ -124,6 +125,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    /// Look at past runs: list them, show one, print its tasks' logs.
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
     Exec(Box<exec::ExecArgs>),
     Validate(workflow::ValidateArgs),
     Graph(workflow::GraphArgs),
@@ -173,6 +177,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(&args).await,
+            Command::Runs(command) => runs::runs(&command),
             Command::Exec(args) => exec::exec(*args, cli.verbose).await,
             Command::Keygen(args) => audit::keygen_command(&args),
             Command::Audit(command) => audit::audit(&command),

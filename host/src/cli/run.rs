@@ -166,6 +166,9 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
     let signer = signer(args, &state)?;
     let log_path = state.join("audit").join("log.jsonl");
     let log = AuditLog::open(&log_path, signer).map_err(CliError::input)?;
+    let state_db = Arc::new(Mutex::new(
+        crate::state::State::open(&state).map_err(CliError::input)?,
+    ));
 
     let style = Style::stderr();
     let progress: Arc<dyn Fn(Progress<'_>) + Send + Sync> = Arc::new(move |p| match p {
@@ -220,6 +223,7 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
         sandbox: Arc::new(sandbox),
         programs,
         log: Arc::clone(&log),
+        state: Arc::clone(&state_db),
         secrets,
         state_dir: state.clone(),
         progress,
@@ -233,7 +237,7 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
         summary = work => summary.map_err(|e| CliError::input_with_sources(&e))?,
         _ = tokio::signal::ctrl_c() => {
             // Dropping the run stops its tasks; what they did is recorded.
-            let checkpoint = crate::runner::cancelled(&log, &run_id, started.elapsed())
+            let checkpoint = crate::runner::cancelled(&log, &state_db, &run_id, started.elapsed())
                 .map_err(|e| CliError::input_with_sources(&e))?;
             eprintln!(
                 "{}: run {run_id} stopped by Ctrl-C; what it did is in the audit log, signed at record {checkpoint}",

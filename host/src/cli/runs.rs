@@ -1,0 +1,174 @@
+//! `cairn runs list|show|logs`: what ran, from the run state.
+
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+
+use super::style::{self, Style};
+use super::{CliError, Exit};
+use crate::state::State;
+
+/// Look at past runs (from `STATE/state.db`).
+#[derive(Debug, Subcommand)]
+pub(crate) enum RunsCommand {
+    /// List runs, newest first.
+    List {
+        /// The state directory.
+        #[arg(long, value_name = "DIR", default_value = ".cairn")]
+        state_dir: PathBuf,
+        /// Print the runs as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run: each task's status, attempts, duration and outputs.
+    Show {
+        /// The run's id (`cairn runs list`).
+        #[arg(value_name = "RUN")]
+        run: String,
+        /// The state directory.
+        #[arg(long, value_name = "DIR", default_value = ".cairn")]
+        state_dir: PathBuf,
+        /// Print the run as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print what a run's tasks logged and wrote to stdout and stderr.
+    Logs {
+        /// The run's id.
+        #[arg(value_name = "RUN")]
+        run: String,
+        /// Only this task.
+        #[arg(value_name = "TASK")]
+        task: Option<String>,
+        /// The state directory.
+        #[arg(long, value_name = "DIR", default_value = ".cairn")]
+        state_dir: PathBuf,
+    },
+}
+
+fn open(state_dir: &Path) -> Result<State, CliError> {
+    if !state_dir.join("state.db").is_file() {
+        return Err(CliError::input(format!(
+            "no runs in `{}`: `cairn run` records them there (or pass --state-dir)",
+            state_dir.display()
+        )));
+    }
+    State::open(state_dir).map_err(CliError::input)
+}
+
+fn known(state: &State, run: &str) -> Result<crate::state::RunRow, CliError> {
+    state.run(run).map_err(CliError::input)?.ok_or_else(|| {
+        CliError::input(format!(
+            "no run `{run}`; `cairn runs list` shows the runs there are"
+        ))
+    })
+}
+
+pub(crate) fn runs(command: &RunsCommand) -> Result<Exit, CliError> {
+    match command {
+        RunsCommand::List { state_dir, json } => {
+            let state = open(state_dir)?;
+            let runs = state.runs().map_err(CliError::input)?;
+            if *json {
+                outln!("{:#}", serde_json::json!(runs));
+            } else {
+                for r in &runs {
+                    let took = r
+                        .duration_ms
+                        .map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms"));
+                    outln!(
+                        "{:<22}  {:<10}  {:<20}  by {:<12}  {took}",
+                        r.id,
+                        r.status,
+                        r.workflow,
+                        r.user
+                    );
+                }
+                if runs.is_empty() {
+                    eprintln!("no runs yet");
+                }
+            }
+            Ok(Exit::Success)
+        }
+        RunsCommand::Show {
+            run,
+            state_dir,
+            json,
+        } => {
+            let state = open(state_dir)?;
+            let row = known(&state, run)?;
+            let tasks = state.tasks(run).map_err(CliError::input)?;
+            if *json {
+                outln!("{:#}", serde_json::json!({ "run": row, "tasks": tasks }));
+            } else {
+                outln!(
+                    "run {}  {}  workflow {} ({}), by {}, started {}",
+                    row.id,
+                    row.status,
+                    row.workflow,
+                    row.manifest,
+                    row.user,
+                    row.started
+                );
+                for t in &tasks {
+                    let detail = if t.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", style::printable(t.detail.as_bytes()))
+                    };
+                    outln!(
+                        "  {:<20} {}{detail}; {} attempt(s), {} ms",
+                        t.task,
+                        t.status,
+                        t.attempts,
+                        t.duration_ms
+                    );
+                    for o in t.outputs.as_array().into_iter().flatten() {
+                        outln!(
+                            "  {:<20}   {} {}",
+                            "",
+                            o.get("name").and_then(|v| v.as_str()).unwrap_or_default(),
+                            o.get("sha256").and_then(|v| v.as_str()).unwrap_or_default()
+                        );
+                    }
+                }
+            }
+            Ok(Exit::Success)
+        }
+        RunsCommand::Logs {
+            run,
+            task,
+            state_dir,
+        } => {
+            let state = open(state_dir)?;
+            known(&state, run)?;
+            let attempts = state
+                .attempts(run, task.as_deref())
+                .map_err(CliError::input)?;
+            let style = Style::stdout();
+            for a in &attempts {
+                outln!(
+                    "{}",
+                    style.dim(&format!(
+                        "== {} attempt {}: {}",
+                        a.task, a.attempt, a.outcome
+                    ))
+                );
+                for line in a.logs.as_array().into_iter().flatten() {
+                    let level = line.get("level").and_then(|v| v.as_str()).unwrap_or("info");
+                    let message = line.get("message").and_then(|v| v.as_str()).unwrap_or("");
+                    outln!("{level}: {}", style::printable(message.as_bytes()));
+                }
+                for (stream, bytes) in [("stdout", &a.stdout), ("stderr", &a.stderr)] {
+                    for line in String::from_utf8_lossy(bytes).lines() {
+                        outln!("{stream}: {}", style::printable(line.as_bytes()));
+                    }
+                }
+            }
+            if attempts.is_empty() {
+                eprintln!("no attempts recorded for that run or task");
+            }
+            Ok(Exit::Success)
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! Run state: runs, tasks and attempts in SQLite (`STATE/state.db`, WAL,
+//! `synchronous = FULL`), for `cairn runs` and, later, `cairn resume`.
+//!
+//! The audit log is the record of truth for auditors; this is the
+//! operator's index of it, plus what the log never holds (captured output
+//! and log lines). One writer: the runner, through a mutex.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+/// The schema version (`PRAGMA user_version`).
+const VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    manifest_sha256 TEXT NOT NULL,
+    policy_set TEXT NOT NULL,
+    user TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started TEXT NOT NULL,
+    duration_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    run TEXT NOT NULL REFERENCES runs(id),
+    task TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    outputs TEXT NOT NULL,
+    PRIMARY KEY (run, task)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    run TEXT NOT NULL REFERENCES runs(id),
+    task TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    stdout BLOB NOT NULL,
+    stderr BLOB NOT NULL,
+    logs TEXT NOT NULL,
+    PRIMARY KEY (run, task, attempt)
+);
+";
+
+/// Why the state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot create `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("run state `{}`: {source}", path.display())]
+    Db {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("run state `{}` was written by a newer cairn (schema {found}, this one reads {VERSION})", path.display())]
+    Newer { path: PathBuf, found: i64 },
+}
+
+/// A run as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RunRow {
+    pub id: String,
+    pub workflow: String,
+    pub manifest: String,
+    pub manifest_sha256: String,
+    pub policy_set: String,
+    pub user: String,
+    pub status: String,
+    pub started: String,
+    pub duration_ms: Option<i64>,
+}
+
+/// A task of a run as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TaskRow {
+    pub task: String,
+    pub status: String,
+    pub detail: String,
+    pub attempts: i64,
+    pub duration_ms: i64,
+    /// JSON: `[{name, sha256, bytes}]`.
+    pub outputs: serde_json::Value,
+}
+
+/// One attempt's captured output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRow {
+    pub task: String,
+    pub attempt: i64,
+    pub outcome: String,
+    pub detail: String,
+    pub duration_ms: i64,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// JSON: `[{level, message}]`.
+    pub logs: serde_json::Value,
+}
+
+/// The open state database.
+#[derive(Debug)]
+pub struct State {
+    path: PathBuf,
+    db: Connection,
+}
+
+impl State {
+    /// Open (or create) `STATE/state.db`.
+    ///
+    /// # Errors
+    ///
+    /// A database that cannot be opened, or one from a newer cairn.
+    pub fn open(state_dir: &Path) -> Result<Self, StateError> {
+        let path = state_dir.join("state.db");
+        let err = |source| StateError::Db {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(state_dir).map_err(|source| StateError::Io {
+            path: state_dir.to_owned(),
+            source,
+        })?;
+        let db = Connection::open(&path).map_err(err)?;
+        db.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        db.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        db.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        let found: i64 = db
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        if found > VERSION {
+            return Err(StateError::Newer { path, found });
+        }
+        db.execute_batch(SCHEMA).map_err(err)?;
+        db.pragma_update(None, "user_version", VERSION)
+            .map_err(err)?;
+        Ok(Self { path, db })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StateError {
+        StateError::Db {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Record a run's start.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn start_run(&self, run: &RunRow) -> Result<(), StateError> {
+        self.db
+            .execute(
+                "INSERT INTO runs (id, workflow, manifest, manifest_sha256, policy_set, user, status, started)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    run.id,
+                    run.workflow,
+                    run.manifest,
+                    run.manifest_sha256,
+                    run.policy_set,
+                    run.user,
+                    run.status,
+                    run.started
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Record how a run ended.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn finish_run(&self, run: &str, status: &str, duration_ms: u64) -> Result<(), StateError> {
+        self.db
+            .execute(
+                "UPDATE runs SET status = ?2, duration_ms = ?3 WHERE id = ?1",
+                params![run, status, i64::try_from(duration_ms).unwrap_or(i64::MAX)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Record one attempt.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn attempt(&self, run: &str, row: &AttemptRow) -> Result<(), StateError> {
+        self.db
+            .execute(
+                "INSERT OR REPLACE INTO attempts (run, task, attempt, outcome, detail, duration_ms, stdout, stderr, logs)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    run,
+                    row.task,
+                    row.attempt,
+                    row.outcome,
+                    row.detail,
+                    row.duration_ms,
+                    row.stdout,
+                    row.stderr,
+                    row.logs.to_string()
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Record how a task ended.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn task(&self, run: &str, row: &TaskRow) -> Result<(), StateError> {
+        self.db
+            .execute(
+                "INSERT OR REPLACE INTO tasks (run, task, status, detail, attempts, duration_ms, outputs)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    run,
+                    row.task,
+                    row.status,
+                    row.detail,
+                    row.attempts,
+                    row.duration_ms,
+                    row.outputs.to_string()
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Every run, newest first.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn runs(&self) -> Result<Vec<RunRow>, StateError> {
+        let mut query = self
+            .db
+            .prepare(
+                "SELECT id, workflow, manifest, manifest_sha256, policy_set, user, status, started, duration_ms
+                 FROM runs ORDER BY started DESC, id DESC",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = query
+            .query_map([], |r| {
+                Ok(RunRow {
+                    id: r.get(0)?,
+                    workflow: r.get(1)?,
+                    manifest: r.get(2)?,
+                    manifest_sha256: r.get(3)?,
+                    policy_set: r.get(4)?,
+                    user: r.get(5)?,
+                    status: r.get(6)?,
+                    started: r.get(7)?,
+                    duration_ms: r.get(8)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// One run, if recorded.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn run(&self, id: &str) -> Result<Option<RunRow>, StateError> {
+        Ok(self.runs()?.into_iter().find(|r| r.id == id))
+    }
+
+    /// A run's tasks, in the order they ended.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn tasks(&self, run: &str) -> Result<Vec<TaskRow>, StateError> {
+        let mut query = self
+            .db
+            .prepare(
+                "SELECT task, status, detail, attempts, duration_ms, outputs FROM tasks
+                 WHERE run = ?1 ORDER BY rowid",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = query
+            .query_map([run], |r| {
+                let outputs: String = r.get(5)?;
+                Ok(TaskRow {
+                    task: r.get(0)?,
+                    status: r.get(1)?,
+                    detail: r.get(2)?,
+                    attempts: r.get(3)?,
+                    duration_ms: r.get(4)?,
+                    outputs: serde_json::from_str(&outputs).unwrap_or_default(),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// A run's attempts (of one task, or all), in order.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn attempts(&self, run: &str, task: Option<&str>) -> Result<Vec<AttemptRow>, StateError> {
+        let mut query = self
+            .db
+            .prepare(
+                "SELECT task, attempt, outcome, detail, duration_ms, stdout, stderr, logs FROM attempts
+                 WHERE run = ?1 AND (?2 IS NULL OR task = ?2) ORDER BY rowid",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = query
+            .query_map(params![run, task], |r| {
+                let logs: String = r.get(7)?;
+                Ok(AttemptRow {
+                    task: r.get(0)?,
+                    attempt: r.get(1)?,
+                    outcome: r.get(2)?,
+                    detail: r.get(3)?,
+                    duration_ms: r.get(4)?,
+                    stdout: r.get(5)?,
+                    stderr: r.get(6)?,
+                    logs: serde_json::from_str(&logs).unwrap_or_default(),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Whether the database has a run of this id.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn has_run(&self, id: &str) -> Result<bool, StateError> {
+        self.db
+            .query_row("SELECT 1 FROM runs WHERE id = ?1", [id], |_| Ok(()))
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_tasks_and_attempts_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path()).unwrap();
+        let run = RunRow {
+            id: "r1".into(),
+            workflow: "w".into(),
+            manifest: "workflow.toml".into(),
+            manifest_sha256: "sha256:00".into(),
+            policy_set: "sha256:11".into(),
+            user: "alice".into(),
+            status: "running".into(),
+            started: "2026-11-22T00:00:00.000000Z".into(),
+            duration_ms: None,
+        };
+        state.start_run(&run).unwrap();
+        state
+            .attempt(
+                "r1",
+                &AttemptRow {
+                    task: "a".into(),
+                    attempt: 1,
+                    outcome: "success".into(),
+                    detail: "succeeded".into(),
+                    duration_ms: 3,
+                    stdout: b"out".to_vec(),
+                    stderr: Vec::new(),
+                    logs: serde_json::json!([{ "level": "info", "message": "hi" }]),
+                },
+            )
+            .unwrap();
+        state
+            .task(
+                "r1",
+                &TaskRow {
+                    task: "a".into(),
+                    status: "succeeded".into(),
+                    detail: String::new(),
+                    attempts: 1,
+                    duration_ms: 3,
+                    outputs: serde_json::json!([]),
+                },
+            )
+            .unwrap();
+        state.finish_run("r1", "succeeded", 9).unwrap();
+        drop(state);
+        let state = State::open(dir.path()).unwrap();
+        let runs = state.runs().unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].status, "succeeded");
+        assert_eq!(runs[0].duration_ms, Some(9));
+        assert_eq!(state.tasks("r1").unwrap()[0].attempts, 1);
+        assert_eq!(state.attempts("r1", Some("a")).unwrap()[0].stdout, b"out");
+        assert!(state.attempts("r1", Some("b")).unwrap().is_empty());
+        assert!(state.has_run("r1").unwrap());
+    }
+}
