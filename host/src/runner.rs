@@ -609,7 +609,7 @@ async fn attempts(
         ..defaults
     };
     let retries = settings.retries.as_ref().map(|r| r.value.clone());
-    let max_attempts = 1 + retries.as_ref().map_or(0, |r| r.max);
+    let max_attempts = retries.as_ref().map_or(0, |r| r.max).saturating_add(1);
 
     let task_started = Instant::now();
     let mut attempt_no = 0u32;

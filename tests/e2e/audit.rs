@@ -850,3 +850,39 @@ fn runs_lists_shows_and_prints_logs_of_past_runs() {
     assert_eq!(nowhere.code, 2);
     assert!(!s.path().join("elsewhere").exists());
 }
+
+#[test]
+fn retriable_failures_are_retried_and_permanent_ones_are_not() {
+    let s = Scratch::new();
+    s.mkdir("p");
+    s.write("p/rules.cedar", RULES);
+    s.write("p/people.entities.json", PEOPLE);
+    let task = |name: &str, mode: &str| {
+        format!(
+            "[tasks.{name}]\ncomponent = {:?}\nenv = {{ MODE = \"{mode}\" }}\n\
+             retries = {{ max = 2, backoff = \"fixed\", initial = \"10ms\", jitter = false }}\n",
+            cairn_tests::TASK
+        )
+    };
+    s.write(
+        "workflow.toml",
+        &format!(
+            "[workflow]\nname = \"flaky\"\npolicies = [\"p\"]\n{}{}",
+            task("flaky", "transient"),
+            task("broken", "permanent")
+        ),
+    );
+    let run = run_in(s.path(), &["run", "--as", "alice", "--json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let json = run.json();
+    assert_eq!(json["tasks"][0]["attempts"], 3);
+    assert_eq!(json["tasks"][1]["attempts"], 1);
+    let retries = run_in(s.path(), &["audit", "show", "--kind", "retry", "--json"]);
+    assert_eq!(retries.stdout.lines().count(), 2, "{}", retries.stdout);
+    assert_contains(&retries.stdout, r#""delay_ms":10"#);
+    let verified = run_in(
+        s.path(),
+        &["audit", "verify", "--key", ".cairn/keys/audit.pub"],
+    );
+    assert_eq!(verified.code, 0, "{}", verified.stdout);
+}
