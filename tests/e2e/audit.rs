@@ -639,6 +639,13 @@ fn an_exported_bundle_verifies_alone_and_single_records_are_proven() {
     assert_eq!(tampered.code, 1);
     assert_contains(&tampered.stdout, "provenance.dsse.json");
 
+    // No such record: a plain error, whatever the number.
+    for seq in ["18446744073709551615", "100000"] {
+        let none = run_in(s.path(), &["audit", "prove", seq]);
+        assert_eq!(none.code, 2, "{}", none.stderr);
+        assert_contains(&none.stderr, "no checkpoint covers it yet");
+    }
+
     // One record, proven on its own.
     let proof = run_in(s.path(), &["audit", "prove", "4"]);
     assert_eq!(proof.code, 0, "{}", proof.stderr);

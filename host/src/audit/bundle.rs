@@ -356,7 +356,7 @@ pub fn prove(log: &[u8], seq: u64, latest: bool) -> Result<serde_json::Value, Bu
     let mut checkpoints = lines
         .iter()
         .enumerate()
-        .skip(index + 1)
+        .skip(index.saturating_add(1))
         .filter(|(_, l)| matches!(l.record.event, Event::Checkpoint { .. }));
     let found = if latest {
         checkpoints.next_back()
