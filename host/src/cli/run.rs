@@ -33,7 +33,9 @@ use crate::secrets::SecretSource;
 /// Secrets come from `--secret NAME=env:VAR|file:PATH`, or else from the
 /// environment variable `CAIRN_SECRET_<NAME>` (upper case, `-` as `_`).
 ///
-/// Not built yet: `cairn resume` after a crash, and caching.
+/// Ctrl-C stops the tasks, records the run as cancelled and signs a
+/// checkpoint (exit 130). Not built yet: `cairn resume` after a crash, and
+/// caching.
 /// Exits 0 when the run succeeded, 1 when a task failed, 2 for invalid
 /// input, 3 when policy refused the run.
 #[derive(Debug, Args)]
