@@ -298,7 +298,7 @@ async fn run_steps(workflow: Arc<Workflow>, setup: Setup, run: &str) -> Result<S
         log.append(
             run,
             Event::PolicySet {
-                sha256: policy_set,
+                sha256: policy_set.clone(),
                 files,
                 entities: setup.preflight.entities_json()?,
             },
@@ -313,7 +313,7 @@ async fn run_steps(workflow: Arc<Workflow>, setup: Setup, run: &str) -> Result<S
         workflow: plan.name.to_string(),
         manifest: workflow.path.display().to_string(),
         manifest_sha256: sha256_tag(workflow.source.as_bytes()),
-        policy_set: policy_set_digest(&policy_files(&setup.policies, &workflow.dir)),
+        policy_set,
         user: setup.user.clone(),
         status: "running".to_owned(),
         started: crate::audit::record::rfc3339(SystemTime::now()),

@@ -13,26 +13,11 @@ use cairn::audit::verify::{Artifacts, Report, verify, verify_against};
 
 use crate::support::{Scratch, assert_contains, run_in};
 
-const RULES: &str = r#"
-@id("anyone-runs") permit (principal, action == Cairn::Action::"run", resource);
-@id("flows") permit (principal, action == Cairn::Action::"flow", resource);
-@id("declared-secrets") permit (principal, action == Cairn::Action::"read_secret", resource);
-@id("token-alice-only") forbid (principal, action == Cairn::Action::"read_secret", resource == Cairn::Secret::"token")
-unless { context.run_by == Cairn::User::"alice" };
-"#;
-
-const PEOPLE: &str = r#"[
-  { "uid": { "type": "Cairn::User", "id": "alice" }, "attrs": {}, "parents": [] },
-  { "uid": { "type": "Cairn::User", "id": "bob" }, "attrs": {}, "parents": [] }
-]"#;
-
 /// A workflow of four tasks: `first` reads a secret, `second` and `third`
 /// pass its output on, `cleanup` runs only on failure. `mode` is the mode of
 /// `second` (e.g. `permanent` to make it fail).
 fn chain(s: &Scratch, mode: &str) -> PathBuf {
-    s.mkdir("p");
-    s.write("p/rules.cedar", RULES);
-    s.write("p/people.entities.json", PEOPLE);
+    s.policies();
     let manifest = format!(
         r#"[workflow]
 name = "chain"
@@ -76,6 +61,15 @@ fn run(s: &Scratch, args: &[&str]) -> crate::support::Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// `cairn audit verify` of the scratch's state directory passes.
+fn assert_verifies(s: &Scratch) {
+    let verified = run_in(
+        s.path(),
+        &["audit", "verify", "--key", ".cairn/keys/audit.pub"],
+    );
+    assert_eq!(verified.code, 0, "{}", verified.stdout);
 }
 
 fn log_of(s: &Scratch) -> PathBuf {
@@ -205,11 +199,7 @@ fn failures_skip_dependents_run_cleanup_and_refusals_are_audited() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["status"].to_string())
         .collect();
     assert_eq!(statuses, [r#""failed""#, r#""refused""#, r#""refused""#]);
-    let verified = run_in(
-        s.path(),
-        &["audit", "verify", "--key", ".cairn/keys/audit.pub"],
-    );
-    assert_eq!(verified.code, 0, "{}", verified.stdout);
+    assert_verifies(&s);
 }
 
 #[test]
@@ -724,19 +714,13 @@ fn the_hello_example_runs_under_its_policies() {
         &refused.stdout,
         "run, started by eve      DENY      no policy permits",
     );
-    let verified = run_in(
-        s.path(),
-        &["audit", "verify", "--key", ".cairn/keys/audit.pub"],
-    );
-    assert_eq!(verified.code, 0, "{}", verified.stdout);
+    assert_verifies(&s);
 }
 
 #[test]
 fn independent_tasks_run_in_parallel_up_to_jobs() {
     let s = Scratch::new();
-    s.mkdir("p");
-    s.write("p/rules.cedar", RULES);
-    s.write("p/people.entities.json", PEOPLE);
+    s.policies();
     let sleeper = |name: &str| {
         format!(
             "[tasks.{name}]\ncomponent = {:?}\nenv = {{ MODE = \"sleep\", SLEEP_MS = \"1000\" }}\noutputs = [\"echo\"]\n",
@@ -764,19 +748,13 @@ fn independent_tasks_run_in_parallel_up_to_jobs() {
     let serial = took("1");
     assert!(parallel < 1800.0, "--jobs 2 took {parallel} ms");
     assert!(serial >= 2000.0, "--jobs 1 took {serial} ms");
-    let verified = run_in(
-        s.path(),
-        &["audit", "verify", "--key", ".cairn/keys/audit.pub"],
-    );
-    assert_eq!(verified.code, 0, "{}", verified.stdout);
+    assert_verifies(&s);
 }
 
 #[test]
 fn ctrl_c_stops_the_run_and_signs_what_happened() {
     let s = Scratch::new();
-    s.mkdir("p");
-    s.write("p/rules.cedar", RULES);
-    s.write("p/people.entities.json", PEOPLE);
+    s.policies();
     s.write(
         "workflow.toml",
         &format!(
@@ -816,11 +794,7 @@ fn ctrl_c_stops_the_run_and_signs_what_happened() {
         &["audit", "show", "--kind", "run-finished", "--json"],
     );
     assert_contains(&shown.stdout, r#""status":"cancelled""#);
-    let verified = run_in(
-        s.path(),
-        &["audit", "verify", "--key", ".cairn/keys/audit.pub"],
-    );
-    assert_eq!(verified.code, 0, "{}", verified.stdout);
+    assert_verifies(&s);
 }
 
 #[test]
@@ -861,9 +835,7 @@ fn runs_lists_shows_and_prints_logs_of_past_runs() {
 #[test]
 fn retriable_failures_are_retried_and_permanent_ones_are_not() {
     let s = Scratch::new();
-    s.mkdir("p");
-    s.write("p/rules.cedar", RULES);
-    s.write("p/people.entities.json", PEOPLE);
+    s.policies();
     let task = |name: &str, mode: &str| {
         format!(
             "[tasks.{name}]\ncomponent = {:?}\nenv = {{ MODE = \"{mode}\" }}\n\
@@ -887,9 +859,5 @@ fn retriable_failures_are_retried_and_permanent_ones_are_not() {
     let retries = run_in(s.path(), &["audit", "show", "--kind", "retry", "--json"]);
     assert_eq!(retries.stdout.lines().count(), 2, "{}", retries.stdout);
     assert_contains(&retries.stdout, r#""delay_ms":10"#);
-    let verified = run_in(
-        s.path(),
-        &["audit", "verify", "--key", ".cairn/keys/audit.pub"],
-    );
-    assert_eq!(verified.code, 0, "{}", verified.stdout);
+    assert_verifies(&s);
 }

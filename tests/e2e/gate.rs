@@ -11,24 +11,9 @@ use cairn::secrets::SecretValue;
 
 use crate::support::Scratch;
 
-const RULES: &str = r#"
-@id("anyone-runs") permit (principal, action == Cairn::Action::"run", resource);
-@id("flows") permit (principal, action == Cairn::Action::"flow", resource);
-@id("declared-secrets") permit (principal, action == Cairn::Action::"read_secret", resource);
-@id("token-alice-only") forbid (principal, action == Cairn::Action::"read_secret", resource == Cairn::Secret::"token")
-unless { context.run_by == Cairn::User::"alice" };
-"#;
-
-const PEOPLE: &str = r#"[
-  { "uid": { "type": "Cairn::User", "id": "alice" }, "attrs": {}, "parents": [] },
-  { "uid": { "type": "Cairn::User", "id": "bob" }, "attrs": {}, "parents": [] }
-]"#;
-
 async fn run_as(user: &str) -> (cairn::sandbox::Attempt, Vec<cairn::policy::Decision>) {
     let s = Scratch::new();
-    s.mkdir("p");
-    s.write("p/rules.cedar", RULES);
-    s.write("p/people.entities.json", PEOPLE);
+    s.policies();
     s.write("mode", "secret");
     let manifest = format!(
         "[workflow]\nname = \"w\"\npolicies = [\"p\"]\n[tasks.m]\ncomponent = {task:?}\noutputs = [\"mode\"]\n\

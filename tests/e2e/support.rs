@@ -85,6 +85,23 @@ pub struct Scratch {
     pub dir: tempfile::TempDir,
 }
 
+/// Policies of the test workflows (`p/` of a scratch folder): anyone runs,
+/// data flows, tasks read the secrets they declare, but `token` only in
+/// runs Alice starts.
+pub const RULES: &str = r#"
+@id("anyone-runs") permit (principal, action == Cairn::Action::"run", resource);
+@id("flows") permit (principal, action == Cairn::Action::"flow", resource);
+@id("declared-secrets") permit (principal, action == Cairn::Action::"read_secret", resource);
+@id("token-alice-only") forbid (principal, action == Cairn::Action::"read_secret", resource == Cairn::Secret::"token")
+unless { context.run_by == Cairn::User::"alice" };
+"#;
+
+/// Alice and Bob.
+pub const PEOPLE: &str = r#"[
+  { "uid": { "type": "Cairn::User", "id": "alice" }, "attrs": {}, "parents": [] },
+  { "uid": { "type": "Cairn::User", "id": "bob" }, "attrs": {}, "parents": [] }
+]"#;
+
 pub const OUTSIDE: &str = "outside.txt";
 pub const OUTSIDE_TEXT: &str = "must never be read or changed by a guest\n";
 
@@ -112,6 +129,13 @@ impl Scratch {
     }
 
     /// Panic unless the file outside every mount is exactly as created.
+    /// Write [`RULES`] and [`PEOPLE`] into `p/`.
+    pub fn policies(&self) {
+        self.mkdir("p");
+        self.write("p/rules.cedar", RULES);
+        self.write("p/people.entities.json", PEOPLE);
+    }
+
     pub fn assert_outside_untouched(&self) {
         let text =
             std::fs::read_to_string(self.path().join(OUTSIDE)).expect("outside file still exists");

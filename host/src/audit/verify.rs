@@ -12,7 +12,7 @@
 //! policy set and entities. Never writes anything.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -203,6 +203,27 @@ impl Checker<'_> {
             check,
             message: message.into(),
         });
+    }
+
+    /// Count a step that an earlier allow of (task, action, resource id) in
+    /// the same run authorized, or report it.
+    fn authorized(
+        &mut self,
+        at: u64,
+        run_id: &str,
+        (task, action, resource): (&str, &str, &str),
+        why: impl FnOnce() -> String,
+    ) {
+        let key = (task.to_owned(), action.to_owned(), resource.to_owned());
+        if self
+            .runs
+            .get(run_id)
+            .is_some_and(|r| r.allowed.contains(&key))
+        {
+            self.report.authorized += 1;
+        } else {
+            self.problem(at, "authorization", why());
+        }
     }
 
     fn artifact(&mut self, at: u64, what: &str, artifact: &Artifact) {
@@ -397,37 +418,17 @@ impl Checker<'_> {
                 });
             }
             Event::TaskStarted { task, inputs, .. } => {
-                let authorized = self.runs.get(run_id).is_some_and(|r| {
-                    r.allowed
-                        .contains(&(task.clone(), "run".to_owned(), task.clone()))
+                self.authorized(at, run_id, (task, "run", task), || {
+                    format!("task `{task}` started without an allow of its `run` before it")
                 });
-                if authorized {
-                    self.report.authorized += 1;
-                } else {
-                    self.problem(
-                        at,
-                        "authorization",
-                        format!("task `{task}` started without an allow of its `run` before it"),
-                    );
-                }
                 for input in inputs {
                     self.artifact(at, "input", input);
                 }
             }
             Event::SecretRead { task, name, .. } => {
-                let authorized = self.runs.get(run_id).is_some_and(|r| {
-                    r.allowed
-                        .contains(&(task.clone(), "read_secret".to_owned(), name.clone()))
+                self.authorized(at, run_id, (task, "read_secret", name), || {
+                    format!("task `{task}` read secret `{name}` without an allow before it")
                 });
-                if authorized {
-                    self.report.authorized += 1;
-                } else {
-                    self.problem(
-                        at,
-                        "authorization",
-                        format!("task `{task}` read secret `{name}` without an allow before it"),
-                    );
-                }
             }
             Event::TaskFinished { outputs, .. } => {
                 for output in outputs {
@@ -669,19 +670,4 @@ fn scan(bytes: &[u8], key: &Verifier, artifacts: &Artifacts) -> (Report, Stored,
     checker.report.problems.extend(problems);
     checker.report.problems.sort_by_key(|p| p.record);
     (checker.report, leaves, checker.origin)
-}
-
-/// Read the log at `path` and verify it.
-///
-/// # Errors
-///
-/// An unreadable log.
-pub fn verify_file(
-    path: &Path,
-    key: &Verifier,
-    artifacts: &Artifacts,
-    held: Option<&str>,
-) -> std::io::Result<Report> {
-    let bytes = std::fs::read(path)?;
-    Ok(verify_against(&bytes, key, artifacts, held))
 }

@@ -11,7 +11,7 @@ use super::{CliError, Exit};
 use crate::audit::bundle;
 use crate::audit::note::{Signer, Verifier, keygen};
 use crate::audit::record::{Event, Record};
-use crate::audit::verify::{Artifacts, Report, verify_file};
+use crate::audit::verify::{Artifacts, Report, verify_against};
 
 /// Make an Ed25519 key pair for signing audit checkpoints.
 ///
@@ -224,19 +224,13 @@ fn verify(args: &VerifyArgs) -> Result<Exit, CliError> {
         })?),
         None => None,
     };
-    let mut report =
-        verify_file(&log, &key, &Artifacts::new(stores), held.as_deref()).map_err(|e| {
-            CliError::input(format!(
-                "cannot read the audit log `{}`: {e}",
-                log.display()
-            ))
-        })?;
+    let bytes = read_log(&log)?;
+    let mut report = verify_against(&bytes, &key, &Artifacts::new(stores), held.as_deref());
     let provenance = args.log.join("provenance.dsse.json");
     let mut subjects = None;
     if bundle && provenance.is_file() {
-        let log_bytes = std::fs::read(&log).unwrap_or_default();
         let envelope = std::fs::read(&provenance).unwrap_or_default();
-        match bundle::check_provenance(&log_bytes, &envelope, &key) {
+        match bundle::check_provenance(&bytes, &envelope, &key) {
             Ok(n) => subjects = Some(n),
             Err(why) => report.problems.push(crate::audit::verify::Problem {
                 record: report.records.saturating_sub(1),
@@ -383,12 +377,7 @@ fn print_report(report: &Report, log: &Path, key: &Verifier, subjects: Option<us
 
 fn show(args: &ShowArgs) -> Result<Exit, CliError> {
     let (log, _) = locate(&args.log);
-    let bytes = std::fs::read(&log).map_err(|e| {
-        CliError::input(format!(
-            "cannot read the audit log `{}`: {e}",
-            log.display()
-        ))
-    })?;
+    let bytes = read_log(&log)?;
     let mut shown = 0usize;
     let mut out = std::io::stdout().lock();
     for (at, line) in bytes.split(|b| *b == b'\n').enumerate() {
