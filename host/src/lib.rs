@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod name;
 pub mod plan;
 pub mod policy;
+pub mod resume;
 pub mod runner;
 pub mod sandbox;
 pub mod secrets;

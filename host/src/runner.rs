@@ -10,15 +10,22 @@
 //! it is done, up to `jobs` at once, each on its own tokio task; ready tasks
 //! start in plan order. `when` decides whether a task runs after a failure.
 //!
-//! Not here yet (the CLI says so): durable run state with resume, and
-//! caching.
+//! A resumed run ([`Start::Resume`]) starts from what the audit log says
+//! was done: tasks recorded complete keep their results and outputs, the
+//! rest run. A `cache = true` task whose cache key matches an earlier
+//! successful attempt reuses its outputs (`cache-hit`).
+//!
+//! Time is tokio's clock (`tokio::time`): backoff delays, timeouts and
+//! durations all read it, so tests pause and advance it instead of
+//! sleeping.
 
 use std::collections::{BTreeMap, HashMap};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::audit::log::{AuditError, AuditLog, hex};
 use crate::audit::record::{Artifact, Event, FileDigest, PolicyFile};
@@ -27,6 +34,7 @@ use crate::manifest::{Backoff, When};
 use crate::name::Name;
 use crate::plan::{Dependency, Plan};
 use crate::policy::{Decision, Policies, Preflight, Recorder};
+use crate::resume::{Prior, Resumption};
 use crate::sandbox::{Capabilities, Limits, LogSink, Mount, Program, Sandbox, TaskSpec};
 use crate::secrets::SecretValue;
 use crate::state::{AttemptRow, RunRow, State, TaskRow};
@@ -127,6 +135,15 @@ pub enum Progress<'a> {
     },
 }
 
+/// How a run begins.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// From nothing.
+    New,
+    /// Going on from where an interrupted run stopped.
+    Resume(Resumption),
+}
+
 /// Why a run could not be carried out (not a task failing: that is a
 /// failed run).
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +212,12 @@ fn policy_files(policies: &Policies, dir: &Path) -> Vec<PolicyFile> {
         .collect()
 }
 
+/// The digest of `policies` as a run records it (files relative to `dir`).
+#[must_use]
+pub fn policy_set_of(policies: &Policies, dir: &Path) -> String {
+    policy_set_digest(&policy_files(policies, dir))
+}
+
 /// Put `file` in the store; returns its path there.
 fn store(state_dir: &Path, file: &Path, digest: &str) -> Result<PathBuf, RunError> {
     let dir = state_dir.join("artifacts").join("sha256");
@@ -254,71 +277,113 @@ fn backoff(retries: &crate::manifest::Retries, retry: u32) -> Duration {
 /// # Errors
 ///
 /// The audit log or the artifact store failing; never a task failing.
-pub async fn run(workflow: Arc<Workflow>, setup: Setup, run: &str) -> Result<Summary, RunError> {
+pub async fn run(
+    workflow: Arc<Workflow>,
+    setup: Setup,
+    run: &str,
+    start: Start,
+) -> Result<Summary, RunError> {
     let log = Arc::clone(&setup.log);
     let state = Arc::clone(&setup.state);
     let started = Instant::now();
-    let result = run_steps(workflow, setup, run).await;
+    let result = run_steps(workflow, setup, run, start).await;
     if result.is_err() {
         let _ = ended(&log, &state, run, "error", started.elapsed());
     }
     result
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "one pass over the plan, step by step"
-)]
-async fn run_steps(workflow: Arc<Workflow>, setup: Setup, run: &str) -> Result<Summary, RunError> {
-    let started = Instant::now();
+/// Record how the run begins (`run-started`, or `run-resumed`), the policy
+/// set and the preflight decisions, durably, before anything runs.
+fn begin(
+    workflow: &Workflow,
+    setup: &Setup,
+    run: &str,
+    start: &Start,
+) -> Result<(), RunError> {
     let plan: &Plan = &workflow.plan;
     let files = policy_files(&setup.policies, &workflow.dir);
     let policy_set = policy_set_digest(&files);
-    {
-        let mut log = lock(&setup.log);
-        let manifest_name = workflow
+    let manifest = FileDigest {
+        path: workflow
             .path
             .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        log.append(
-            run,
-            Event::RunStarted {
-                user: setup.user.clone(),
-                workflow: plan.name.to_string(),
-                manifest: FileDigest {
-                    path: manifest_name,
-                    sha256: sha256_tag(workflow.source.as_bytes()),
-                },
-                source: workflow.source.clone(),
-                policy_set: policy_set.clone(),
-                parameters: serde_json::Map::new(),
-                cairn: env!("CARGO_PKG_VERSION").to_owned(),
-            },
-        )?;
-        log.append(
-            run,
-            Event::PolicySet {
-                sha256: policy_set.clone(),
-                files,
-                entities: setup.preflight.entities_json()?,
-            },
-        )?;
-        for d in &setup.preflight.decisions {
-            log.append(run, decision_event("preflight", d))?;
-        }
-        log.sync()?;
-    }
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        sha256: sha256_tag(workflow.source.as_bytes()),
+    };
+    let components: BTreeMap<String, String> = setup
+        .programs
+        .iter()
+        .map(|(task, p)| (task.clone(), format!("sha256:{}", p.digest())))
+        .collect();
+    // The run state first: `cairn resume` finds the manifest there even
+    // when the process dies before the log says anything.
     lock_state(&setup.state).start_run(&RunRow {
         id: run.to_owned(),
         workflow: plan.name.to_string(),
-        manifest: workflow.path.display().to_string(),
-        manifest_sha256: sha256_tag(workflow.source.as_bytes()),
-        policy_set,
+        manifest: std::path::absolute(&workflow.path)
+            .unwrap_or_else(|_| workflow.path.clone())
+            .display()
+            .to_string(),
+        manifest_sha256: manifest.sha256.clone(),
+        policy_set: policy_set.clone(),
         user: setup.user.clone(),
         status: "running".to_owned(),
         started: crate::audit::record::rfc3339(SystemTime::now()),
         duration_ms: None,
     })?;
+    let mut log = lock(&setup.log);
+    let first = match start {
+        Start::New => Event::RunStarted {
+            user: setup.user.clone(),
+            workflow: plan.name.to_string(),
+            manifest,
+            source: workflow.source.clone(),
+            policy_set: policy_set.clone(),
+            parameters: serde_json::Map::new(),
+            components,
+            cairn: env!("CARGO_PKG_VERSION").to_owned(),
+        },
+        Start::Resume(resumption) => Event::RunResumed {
+            after: resumption.after.clone(),
+            manifest,
+            source: resumption.source.clone(),
+            policy_set: policy_set.clone(),
+            components,
+            changed: resumption.changed.clone(),
+            kept: resumption.kept(plan),
+            cairn: env!("CARGO_PKG_VERSION").to_owned(),
+        },
+    };
+    log.append(run, first)?;
+    log.append(
+        run,
+        Event::PolicySet {
+            sha256: policy_set,
+            files,
+            entities: setup.preflight.entities_json()?,
+        },
+    )?;
+    for d in &setup.preflight.decisions {
+        log.append(run, decision_event("preflight", d))?;
+    }
+    log.sync()?;
+    Ok(())
+}
+
+#[expect(
+    clippy::too_many_lines,
+    reason = "one pass over the plan, step by step"
+)]
+async fn run_steps(
+    workflow: Arc<Workflow>,
+    setup: Setup,
+    run: &str,
+    start: Start,
+) -> Result<Summary, RunError> {
+    let started = Instant::now();
+    let plan: &Plan = &workflow.plan;
+    begin(&workflow, &setup, run, &start)?;
 
     if setup.preflight.denied().next().is_some() {
         let checkpoint = ended(&setup.log, &setup.state, run, "refused", started.elapsed())?;
@@ -336,10 +401,32 @@ async fn run_steps(workflow: Arc<Workflow>, setup: Setup, run: &str) -> Result<S
     let mut results: Vec<Option<TaskResult>> = vec![None; n];
     // Per task: output name -> (artifact, path in the store).
     let mut produced: Vec<HashMap<String, (Artifact, PathBuf)>> = vec![HashMap::new(); n];
-    // Per task: whether it failed, or was skipped because of a failure.
+    // Per task: whether it or anything upstream of it failed.
     let mut failed_line = vec![false; n];
-    let mut up_failed_of = vec![false; n];
     let mut scheduled = vec![false; n];
+    let mut priors: HashMap<String, Prior> = match start {
+        Start::New => HashMap::new(),
+        Start::Resume(resumption) => resumption.tasks,
+    };
+    // A resumed run keeps what was recorded complete.
+    for (i, planned) in plan.tasks.iter().enumerate() {
+        let name = planned.task.name.value.as_str();
+        let Some((result, paths)) = priors.get_mut(name).and_then(|p| p.done.take()) else {
+            continue;
+        };
+        lock_state(&setup.state).task(run, &task_row(&result))?;
+        let stored = result
+            .outputs
+            .iter()
+            .cloned()
+            .zip(paths)
+            .map(|(a, path)| (a.name.clone(), (a, path)))
+            .collect();
+        settle(planned, i, &mut failed_line, &result);
+        set(&mut produced, i, stored);
+        set(&mut results, i, Some(result));
+        set(&mut scheduled, i, true);
+    }
     let mut running: JoinSet<Result<Finished, RunError>> = JoinSet::new();
     let jobs = setup.jobs.max(1);
     let shared = Arc::new(Shared {
@@ -366,16 +453,15 @@ async fn run_steps(workflow: Arc<Workflow>, setup: Setup, run: &str) -> Result<S
                 }
                 let task = &planned.task;
                 let name = task.name.value.as_str();
-                let ups: Vec<&TaskResult> = planned
-                    .upstream
-                    .iter()
-                    .filter_map(|u| results.get(u.from).and_then(Option::as_ref))
-                    .collect();
                 let up_failed = planned
                     .upstream
                     .iter()
                     .any(|u| failed_line.get(u.from).copied().unwrap_or(false));
-                let up_not_ok = ups.iter().find(|r| r.status != Status::Succeeded);
+                let up_not_ok = planned
+                    .upstream
+                    .iter()
+                    .filter_map(|u| results.get(u.from).and_then(Option::as_ref))
+                    .find(|r| r.status != Status::Succeeded);
                 let skip = match task.when.value {
                     When::Success => up_not_ok.map(|r| match &r.status {
                         Status::Failed(_) => format!("upstream `{}` failed", r.name),
@@ -403,9 +489,7 @@ async fn run_steps(workflow: Arc<Workflow>, setup: Setup, run: &str) -> Result<S
                     };
                     lock_state(&setup.state).task(run, &task_row(&result))?;
                     (setup.progress)(Progress::Finished(&result));
-                    let failed = up_failed
-                        || up_not_ok.is_some_and(|r| matches!(r.status, Status::Failed(_)));
-                    set(&mut failed_line, i, failed);
+                    settle(planned, i, &mut failed_line, &result);
                     set(&mut results, i, Some(result));
                     set(&mut scheduled, i, true);
                     progressed = true;
@@ -415,9 +499,13 @@ async fn run_steps(workflow: Arc<Workflow>, setup: Setup, run: &str) -> Result<S
                     continue;
                 }
                 if let Ok(prepared) = prepared {
-                    set(&mut up_failed_of, i, up_failed);
                     set(&mut scheduled, i, true);
-                    running.spawn(attempts(Arc::clone(&shared), i, prepared));
+                    let prior = priors.remove(name).unwrap_or(Prior {
+                        done: None,
+                        next_attempt: 1,
+                        failures: 0,
+                    });
+                    running.spawn(attempts(Arc::clone(&shared), i, prepared, prior));
                 }
             }
         }
@@ -431,9 +519,9 @@ async fn run_steps(workflow: Arc<Workflow>, setup: Setup, run: &str) -> Result<S
         let i = finished.index;
         lock_state(&setup.state).task(run, &task_row(&finished.result))?;
         (setup.progress)(Progress::Finished(&finished.result));
-        let failed = matches!(finished.result.status, Status::Failed(_))
-            || up_failed_of.get(i).copied().unwrap_or(false);
-        set(&mut failed_line, i, failed);
+        if let Some(planned) = plan.tasks.get(i) {
+            settle(planned, i, &mut failed_line, &finished.result);
+        }
         set(&mut produced, i, finished.stored);
         set(&mut results, i, Some(finished.result));
     }
@@ -452,6 +540,24 @@ async fn run_steps(workflow: Arc<Workflow>, setup: Setup, run: &str) -> Result<S
         log: lock(&setup.log).path().to_owned(),
         checkpoint,
     })
+}
+
+/// Note whether `planned` (ended as `result`) or anything upstream of it
+/// failed: what `when = "failure"` tasks downstream go by.
+fn settle(
+    planned: &crate::plan::PlannedTask,
+    index: usize,
+    failed_line: &mut [bool],
+    result: &TaskResult,
+) {
+    let failed = matches!(result.status, Status::Failed(_))
+        || planned
+            .upstream
+            .iter()
+            .any(|u| failed_line.get(u.from).copied().unwrap_or(false));
+    if let Some(slot) = failed_line.get_mut(index) {
+        *slot = failed;
+    }
 }
 
 fn set<T>(items: &mut [T], index: usize, value: T) {
@@ -544,6 +650,7 @@ async fn attempts(
     shared: Arc<Shared>,
     index: usize,
     prepared: Prepared,
+    prior: Prior,
 ) -> Result<Finished, RunError> {
     let setup = &shared.setup;
     let workflow = &shared.workflow;
@@ -611,8 +718,23 @@ async fn attempts(
     let retries = settings.retries.as_ref().map(|r| r.value.clone());
     let max_attempts = retries.as_ref().map_or(0, |r| r.max).saturating_add(1);
 
+    let key = task
+        .cache
+        .value
+        .then(|| cache_key(&program.digest().to_string(), &input_records, &caps));
+    if let Some(key) = &key
+        && let Some(hit) = cached(setup, run, name, key, &flows)?
+    {
+        return Ok(Finished {
+            index,
+            result: hit.0,
+            stored: hit.1,
+        });
+    }
+
     let task_started = Instant::now();
-    let mut attempt_no = 0u32;
+    let mut attempt_no = prior.next_attempt.saturating_sub(1);
+    let mut failures = prior.failures;
     let finished = loop {
         attempt_no += 1;
         {
@@ -761,9 +883,16 @@ async fn attempts(
                     .collect(),
             },
         )?;
-        let retry = attempt.outcome.is_retriable() && attempt_no < max_attempts;
+        if attempt.outcome.is_success() {
+            if let Some(key) = &key {
+                lock_state(&setup.state).remember(key, name, run, attempt_no, &outputs)?;
+            }
+        } else {
+            failures += 1;
+        }
+        let retry = attempt.outcome.is_retriable() && failures < max_attempts;
         if retry && let Some(retries) = &retries {
-            let delay = backoff(retries, attempt_no);
+            let delay = backoff(retries, failures);
             let outcome = attempt.outcome.to_string();
             {
                 let mut log = lock(&setup.log);
@@ -804,6 +933,110 @@ async fn attempts(
         };
     };
     Ok(finished)
+}
+
+/// The cache key of a task: `sha256:` of the canonical JSON of everything
+/// its outputs may depend on: its component, its inputs' digests, and the
+/// capabilities it runs with (args, env, declared outputs and secrets).
+/// Tasks with mounts or network cannot be cached (the manifest refuses it).
+fn cache_key(component: &str, inputs: &[Artifact], caps: &Capabilities) -> String {
+    let inputs: BTreeMap<&str, &str> = inputs
+        .iter()
+        .map(|a| (a.name.as_str(), a.sha256.as_str()))
+        .collect();
+    let env: BTreeMap<&str, &str> = caps
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut outputs: Vec<&str> = caps
+        .outputs
+        .iter()
+        .flatten()
+        .map(Name::as_str)
+        .collect();
+    outputs.sort_unstable();
+    let secrets: Vec<&str> = caps.secrets.keys().map(Name::as_str).collect();
+    let key = serde_json::json!({
+        "v": 1,
+        "component": format!("sha256:{component}"),
+        "inputs": inputs,
+        "args": caps.args,
+        "env": env,
+        "outputs": outputs,
+        "secrets": secrets,
+    });
+    sha256_tag(key.to_string().as_bytes())
+}
+
+/// A cached result for `key`, recorded as a `cache-hit` (after the data
+/// flows into the task), if an earlier successful attempt made one whose
+/// outputs are all still in the store.
+fn cached(
+    setup: &Setup,
+    run: &str,
+    name: &str,
+    key: &str,
+    flows: &[Event],
+) -> Result<Option<(TaskResult, HashMap<String, (Artifact, PathBuf)>)>, RunError> {
+    let Some(hit) = lock_state(&setup.state).cached(key)? else {
+        return Ok(None);
+    };
+    let mut stored = HashMap::new();
+    for output in &hit.outputs {
+        let hex = output.sha256.trim_start_matches("sha256:");
+        let path = setup.state_dir.join("artifacts").join("sha256").join(hex);
+        let intact = std::fs::read(&path).is_ok_and(|bytes| sha256_tag(&bytes) == output.sha256);
+        if !intact {
+            // Gone from the store (or changed): run the task instead.
+            return Ok(None);
+        }
+        stored.insert(output.name.clone(), (output.clone(), path));
+    }
+    {
+        let mut log = lock(&setup.log);
+        for flow in flows {
+            log.append(run, flow.clone())?;
+        }
+        log.append(
+            run,
+            Event::CacheHit {
+                task: name.to_owned(),
+                key: key.to_owned(),
+                from_run: hit.run.clone(),
+                from_attempt: hit.attempt,
+                outputs: hit.outputs.clone(),
+            },
+        )?;
+        log.sync()?;
+    }
+    let text = format!(
+        "cache hit: outputs of run {} attempt {}",
+        hit.run, hit.attempt
+    );
+    (setup.progress)(Progress::Line { task: name, text: &text });
+    let result = TaskResult {
+        name: name.to_owned(),
+        status: Status::Succeeded,
+        attempts: 0,
+        duration: Duration::ZERO,
+        outputs: hit.outputs,
+    };
+    Ok(Some((result, stored)))
+}
+
+/// Whether a task that failed `failures` times so far may run again, after
+/// a failure of outcome `kind` with `detail` (as recorded): the outcome is
+/// retriable and the task's retries are not used up.
+#[must_use]
+pub fn may_retry(plan: &Plan, task: &str, kind: &str, detail: &str, failures: u32) -> bool {
+    let max = plan
+        .tasks
+        .iter()
+        .find(|t| t.task.name.value.as_str() == task)
+        .and_then(|t| t.settings.retries.as_ref())
+        .map_or(0, |r| r.value.max);
+    crate::sandbox::Outcome::recorded_is_retriable(kind, detail) && failures <= max
 }
 
 /// Record that run `run` was stopped (Ctrl-C) after `elapsed`, and sign a

@@ -1,5 +1,6 @@
 //! Run state: runs, tasks and attempts in SQLite (`STATE/state.db`, WAL,
-//! `synchronous = FULL`), for `cairn runs` and, later, `cairn resume`.
+//! `synchronous = FULL`), for `cairn runs` and `cairn resume`, and the
+//! cache of `cache = true` tasks' results.
 //!
 //! The audit log is the record of truth for auditors; this is the
 //! operator's index of it, plus what the log never holds (captured output
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 /// The schema version (`PRAGMA user_version`).
-const VERSION: i64 = 1;
+const VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
@@ -45,6 +46,13 @@ CREATE TABLE IF NOT EXISTS attempts (
     stderr BLOB NOT NULL,
     logs TEXT NOT NULL,
     PRIMARY KEY (run, task, attempt)
+);
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    run TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    outputs TEXT NOT NULL
 );
 ";
 
@@ -105,6 +113,14 @@ pub struct AttemptRow {
     pub logs: serde_json::Value,
 }
 
+/// A cached result: the attempt that made it and its outputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheHit {
+    pub run: String,
+    pub attempt: u32,
+    pub outputs: Vec<crate::audit::record::Artifact>,
+}
+
 /// The open state database.
 #[derive(Debug)]
 pub struct State {
@@ -152,7 +168,7 @@ impl State {
         }
     }
 
-    /// Record a run's start.
+    /// Record a run's start (or, for a resumed run, that it runs again).
     ///
     /// # Errors
     ///
@@ -161,7 +177,9 @@ impl State {
         self.db
             .execute(
                 "INSERT INTO runs (id, workflow, manifest, manifest_sha256, policy_set, user, status, started)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (id) DO UPDATE SET manifest = ?3, manifest_sha256 = ?4,
+                     policy_set = ?5, status = ?7, duration_ms = NULL",
                 params![
                     run.id,
                     run.workflow,
@@ -340,6 +358,54 @@ impl State {
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Remember that attempt `attempt` of `task` in `run` succeeded with
+    /// `outputs` for cache key `key`.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn remember(
+        &self,
+        key: &str,
+        task: &str,
+        run: &str,
+        attempt: u32,
+        outputs: &[crate::audit::record::Artifact],
+    ) -> Result<(), StateError> {
+        let outputs = serde_json::to_string(outputs).unwrap_or_default();
+        self.db
+            .execute(
+                "INSERT OR REPLACE INTO cache (key, task, run, attempt, outputs) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![key, task, run, attempt, outputs],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The result cached for `key`, if any.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn cached(&self, key: &str) -> Result<Option<CacheHit>, StateError> {
+        let row: Option<(String, u32, String)> = self
+            .db
+            .query_row(
+                "SELECT run, attempt, outputs FROM cache WHERE key = ?1",
+                [key],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(row.and_then(|(run, attempt, outputs)| {
+            Some(CacheHit {
+                run,
+                attempt,
+                outputs: serde_json::from_str(&outputs).ok()?,
+            })
+        }))
     }
 
     /// Whether the database has a run of this id.

@@ -139,6 +139,11 @@ fn statement(lines: &[Line<'_>], run: &str) -> serde_json::Value {
                 (user, workflow, manifest, policy_set) = (u, w, &m.sha256, p);
                 started = &line.record.time;
             }
+            Event::RunResumed {
+                manifest: m,
+                policy_set: p,
+                ..
+            } => (manifest, policy_set) = (&m.sha256, p),
             Event::TaskStarted {
                 task,
                 component,
@@ -153,7 +158,7 @@ fn statement(lines: &[Line<'_>], run: &str) -> serde_json::Value {
                     inputs.insert(format!("{task}.{}", input.name), input.sha256.clone());
                 }
             }
-            Event::TaskFinished { task, outputs, .. } => {
+            Event::TaskFinished { task, outputs, .. } | Event::CacheHit { task, outputs, .. } => {
                 for output in outputs {
                     subjects.insert(format!("{task}.{}", output.name), output.sha256.clone());
                 }

@@ -9,6 +9,7 @@
 //! re-encode them. This is the only place records are encoded: never the
 //! `Debug` form of an internal type. The README's "Audit log" documents it.
 
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -72,6 +73,27 @@ pub enum Event {
         /// `sha256:` of the policy set (see [`Event::PolicySet`]).
         policy_set: String,
         parameters: serde_json::Map<String, serde_json::Value>,
+        /// Each task's component digest (`sha256:<hex>`), by task name.
+        components: BTreeMap<String, String>,
+        cairn: String,
+    },
+    /// An interrupted run (killed, cancelled, or ended in `error`) goes on
+    /// (`cairn resume`). A `policy-set` and the preflight decisions the
+    /// rest of the run is authorized by follow; tasks in `kept` were
+    /// recorded complete before and do not run again.
+    RunResumed {
+        /// How the run had ended: `interrupted` (no `run-finished`:
+        /// killed or crashed), `cancelled` or `error`.
+        after: String,
+        manifest: FileDigest,
+        /// The manifest's text, when it changed since the run started.
+        source: Option<String>,
+        policy_set: String,
+        components: BTreeMap<String, String>,
+        /// What changed since the run started (resumed anyway, as told).
+        changed: Vec<String>,
+        /// Tasks recorded complete, not run again.
+        kept: Vec<String>,
         cairn: String,
     },
     /// The policies and entities the run's decisions were made with.
@@ -137,6 +159,18 @@ pub enum Event {
     },
     /// A task did not run.
     TaskSkipped { task: String, reason: String },
+    /// A `cache = true` task did not run: an earlier successful attempt
+    /// with the same cache key (component, inputs, args, env and declared
+    /// capabilities) made these outputs, which it reuses.
+    CacheHit {
+        task: String,
+        /// `sha256:` of the key's canonical JSON.
+        key: String,
+        /// The run and attempt that made the outputs.
+        from_run: String,
+        from_attempt: u32,
+        outputs: Vec<Artifact>,
+    },
     /// A run ended: `succeeded`, `failed`, `refused` (by policy),
     /// `cancelled` (Ctrl-C) or `error` (Cairn could not go on).
     RunFinished { status: String, duration_ms: u64 },
@@ -158,6 +192,7 @@ impl Event {
             Self::LogOpened { .. } => "log-opened",
             Self::TornTail { .. } => "torn-tail",
             Self::RunStarted { .. } => "run-started",
+            Self::RunResumed { .. } => "run-resumed",
             Self::PolicySet { .. } => "policy-set",
             Self::Decision { .. } => "decision",
             Self::DataFlow { .. } => "data-flow",
@@ -166,6 +201,7 @@ impl Event {
             Self::TaskFinished { .. } => "task-finished",
             Self::Retry { .. } => "retry",
             Self::TaskSkipped { .. } => "task-skipped",
+            Self::CacheHit { .. } => "cache-hit",
             Self::RunFinished { .. } => "run-finished",
             Self::Checkpoint { .. } => "checkpoint",
         }

@@ -362,6 +362,35 @@ impl Checker<'_> {
                     self.problem(at, "format", format!("run `{run_id}` started twice"));
                 }
             }
+            Event::RunResumed {
+                policy_set,
+                manifest,
+                source,
+                ..
+            } => {
+                if let Some(source) = source
+                    && sha256_tag(source.as_bytes()) != manifest.sha256
+                {
+                    self.problem(
+                        at,
+                        "digest",
+                        "the recorded manifest does not match its digest",
+                    );
+                }
+                // What follows is authorized by the decisions recorded
+                // after this, with the policy set recorded after this.
+                let Some(run) = self.runs.get_mut(run_id) else {
+                    self.problem(
+                        at,
+                        "format",
+                        format!("run `{run_id}` resumed but never started"),
+                    );
+                    return;
+                };
+                run.policy_set.clone_from(policy_set);
+                run.policies = None;
+                run.allowed.clear();
+            }
             Event::PolicySet {
                 sha256,
                 files,
@@ -431,6 +460,14 @@ impl Checker<'_> {
                 });
             }
             Event::TaskFinished { outputs, .. } => {
+                for output in outputs {
+                    self.artifact(at, "output", output);
+                }
+            }
+            Event::CacheHit { task, outputs, .. } => {
+                self.authorized(at, run_id, (task, "run", task), || {
+                    format!("task `{task}` reused cached outputs without an allow of its `run` before it")
+                });
                 for output in outputs {
                     self.artifact(at, "output", output);
                 }

@@ -460,6 +460,22 @@ fn describe(event: &Event) -> String {
             short(&manifest.sha256),
             short(policy_set)
         ),
+        Event::RunResumed {
+            after,
+            policy_set,
+            changed,
+            kept,
+            ..
+        } => format!(
+            "after {after}, policies {}, {} task(s) kept{}",
+            short(policy_set),
+            kept.len(),
+            if changed.is_empty() {
+                String::new()
+            } else {
+                format!(", changed: {}", changed.join("; "))
+            }
+        ),
         Event::PolicySet { files, .. } => format!("{} policy file(s)", files.len()),
         Event::Decision {
             phase,
@@ -519,6 +535,16 @@ fn describe(event: &Event) -> String {
             format!("{task} after attempt {attempt} in {delay_ms} ms: {reason}")
         }
         Event::TaskSkipped { task, reason } => format!("{task}: {reason}"),
+        Event::CacheHit {
+            task,
+            from_run,
+            from_attempt,
+            outputs,
+            ..
+        } => format!(
+            "{task}: reused {} output(s) of run {from_run} attempt {from_attempt}",
+            outputs.len()
+        ),
         Event::RunFinished {
             status,
             duration_ms,

@@ -109,7 +109,8 @@ given, and is held to hard limits on time, memory and output.\n\n\
 signed, tamper-evident audit log that `cairn audit verify` checks offline with only the public key. \
 `cairn exec` runs one task on its own; `cairn validate` and `cairn graph` check and draw manifests; \
 `cairn policy test` checks policies against expected decisions.\n\n\
-Not built yet: `cairn resume` after a crash, caching, network access for tasks.",
+`cairn resume` finishes a run that was killed or stopped.\n\n\
+Not built yet: network access for tasks.",
     after_help = "Exit codes: 0 success, 1 the run, task or check failed, 2 usage or input error, 3 refused by policy.\n\
 Set NO_COLOR to disable colour. Use -v for details on errors (traps show a wasm backtrace)."
 )]
@@ -125,6 +126,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    Resume(run::ResumeArgs),
     /// Look at past runs: list them, show one, print its tasks' logs.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
@@ -177,6 +179,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(&args).await,
+            Command::Resume(args) => run::resume(&args).await,
             Command::Runs(command) => runs::runs(&command),
             Command::Exec(args) => exec::exec(*args, cli.verbose).await,
             Command::Keygen(args) => audit::keygen_command(&args),

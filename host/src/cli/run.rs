@@ -12,7 +12,11 @@ use crate::audit::log::AuditLog;
 use crate::audit::note::{Signer, keygen};
 use crate::name::Name;
 use crate::policy::preflight;
-use crate::runner::{Progress, Setup, Status, Summary, new_run_id};
+use crate::audit::verify::sha256_tag;
+use crate::policy::Policies;
+use crate::resume::{History, Resumption};
+use crate::runner::{Progress, Setup, Start, Status, Summary, may_retry, new_run_id};
+use crate::workflow::Workflow;
 use crate::sandbox::{EngineSettings, Sandbox};
 use crate::secrets::SecretSource;
 
@@ -33,9 +37,15 @@ use crate::secrets::SecretSource;
 /// Secrets come from `--secret NAME=env:VAR|file:PATH`, or else from the
 /// environment variable `CAIRN_SECRET_<NAME>` (upper case, `-` as `_`).
 ///
+/// A task with `cache = true` whose component, inputs, args, env and
+/// declared capabilities match an earlier successful attempt in this state
+/// directory reuses its outputs instead of running (recorded as a
+/// `cache-hit`).
+///
 /// Ctrl-C stops the tasks, records the run as cancelled and signs a
-/// checkpoint (exit 130). Not built yet: `cairn resume` after a crash, and
-/// caching.
+/// checkpoint (exit 130); `cairn resume RUN` goes on with it, as after a
+/// crash.
+///
 /// Exits 0 when the run succeeded, 1 when a task failed, 2 for invalid
 /// input, 3 when policy refused the run.
 #[derive(Debug, Args)]
@@ -52,14 +62,59 @@ pub(crate) struct RunArgs {
     #[arg(long = "as", value_name = "USER", env = "CAIRN_USER")]
     user: String,
 
-    /// A secret's value: NAME=env:VAR or NAME=file:PATH (repeatable).
-    #[arg(long = "secret", value_name = "NAME=SOURCE", value_parser = super::exec::parse_secret)]
-    secrets: Vec<(Name, SecretSource)>,
-
     /// Where runs keep their audit log, artifacts and keys [default: `.cairn`
     /// beside the manifest].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    options: RunOptions,
+}
+
+/// Go on with a run that was killed, crashed or stopped with Ctrl-C.
+///
+/// Reads what the run did from its audit log: tasks recorded complete
+/// (succeeded, failed for good, skipped, or served from the cache) keep
+/// their results and outputs and do not run again; a task whose attempt
+/// was cut off runs again as its next attempt; everything downstream runs
+/// as usual. The rest of the run is authorized again (preflight) and the
+/// resumption is recorded in the audit log (`run-resumed`), which verifies
+/// as one run.
+///
+/// A run whose manifest, policies or components changed since it started
+/// is refused, naming each change, unless --allow-changes (the changes are
+/// then recorded). Runs that succeeded, failed or were refused are over:
+/// start a new one with `cairn run`. Secrets are given as for `cairn run`.
+/// Exits as `cairn run` does.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cairn runs list
+  cairn resume 20261122T101500Z-3f2a
+  cairn resume 20261122T101500Z-3f2a --state-dir out/state --allow-changes")]
+pub(crate) struct ResumeArgs {
+    /// The run's id (`cairn runs list`).
+    #[arg(value_name = "RUN")]
+    run: String,
+
+    /// The state directory the run keeps its audit log and state in.
+    #[arg(long, value_name = "DIR", default_value = ".cairn")]
+    state_dir: PathBuf,
+
+    /// Resume even if the manifest, policies or components changed since
+    /// the run started (the changes are recorded in the audit log).
+    #[arg(long)]
+    allow_changes: bool,
+
+    #[command(flatten)]
+    options: RunOptions,
+}
+
+/// What `cairn run` and `cairn resume` share.
+#[derive(Debug, Args)]
+pub(crate) struct RunOptions {
+    /// A secret's value: NAME=env:VAR or NAME=file:PATH (repeatable).
+    #[arg(long = "secret", value_name = "NAME=SOURCE", value_parser = super::exec::parse_secret)]
+    secrets: Vec<(Name, SecretSource)>,
 
     /// The Ed25519 private key (PKCS#8 PEM) that signs audit checkpoints
     /// [default: STATE/keys/audit.key, created on first use].
@@ -88,7 +143,7 @@ fn secret_env(name: &Name) -> String {
     )
 }
 
-fn signer(args: &RunArgs, state: &Path) -> Result<Signer, CliError> {
+fn signer(args: &RunOptions, state: &Path) -> Result<Signer, CliError> {
     if let Some(path) = &args.key {
         return Signer::load(path).map_err(CliError::input);
     }
@@ -115,7 +170,186 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
         .state_dir
         .clone()
         .unwrap_or_else(|| workflow.dir.join(".cairn"));
+    let ready = ready(&workflow, &policies, &args.user, &args.options)?;
+    execute(
+        workflow,
+        policies,
+        ready,
+        &state,
+        &args.options,
+        new_run_id(),
+        Start::New,
+    )
+    .await
+}
 
+pub(crate) async fn resume(args: &ResumeArgs) -> Result<Exit, CliError> {
+    let state = &args.state_dir;
+    if !state.join("state.db").is_file() {
+        return Err(CliError::input(format!(
+            "no runs in `{}`: pass the state directory of the run with --state-dir",
+            state.display()
+        )));
+    }
+    let row = crate::state::State::open(state)
+        .and_then(|db| db.run(&args.run))
+        .map_err(CliError::input)?
+        .ok_or_else(|| {
+            CliError::input(format!(
+                "no run `{}` in `{}`; `cairn runs list --state-dir {}` shows the runs there",
+                args.run,
+                state.display(),
+                state.display()
+            ))
+        })?;
+    let (workflow, policies) = match super::policy::load_policies(Path::new(&row.manifest)) {
+        Ok(loaded) => loaded,
+        Err(done) => return done,
+    };
+    let log_path = state.join("audit").join("log.jsonl");
+    let bytes = match std::fs::read(&log_path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            return Err(CliError::input(format!(
+                "cannot read the audit log `{}`: {e}",
+                log_path.display()
+            )));
+        }
+    };
+    let plan = &workflow.plan;
+    let history = History::read(&bytes, &args.run, &|task, kind, detail, failures| {
+        may_retry(plan, task, kind, detail, failures)
+    })
+    .map_err(CliError::input)?;
+    let ready = ready(&workflow, &policies, &row.user, &args.options)?;
+    let style = Style::stderr();
+    let Some(history) = history else {
+        // Killed before its first record: nothing ran, so it starts over.
+        eprintln!(
+            "{} run {} was stopped before it recorded anything; running it from the start",
+            style.warn("note"),
+            args.run
+        );
+        return execute(
+            workflow,
+            policies,
+            ready,
+            state,
+            &args.options,
+            args.run.clone(),
+            Start::New,
+        )
+        .await;
+    };
+    if !history.resumable() {
+        return Err(CliError::input(format!(
+            "run {} already ended ({}); there is nothing to resume. Start a new run with `cairn run`",
+            args.run,
+            history.standing()
+        )));
+    }
+    let changed = changes(&history, &workflow, &policies, &ready);
+    if !changed.is_empty() && !args.allow_changes {
+        return Err(CliError::input(format!(
+            "run {} changed since it started: {}. Resume anyway with --allow-changes (the changes are recorded in the audit log), or start a new run with `cairn run`",
+            args.run,
+            changed.join("; ")
+        )));
+    }
+    let manifest_changed = sha256_tag(workflow.source.as_bytes()) != history.manifest;
+    let source = manifest_changed.then(|| workflow.source.clone());
+    let resumption = Resumption::new(&history, plan, state, changed, source).map_err(|e| {
+        CliError::input(format!("run {} cannot resume: {e}", args.run))
+    })?;
+    let kept = resumption.kept(plan);
+    eprintln!(
+        "{} run {} ({}): {} of {} task(s) recorded complete{}",
+        style.good("resuming"),
+        args.run,
+        resumption.after,
+        kept.len(),
+        plan.tasks.len(),
+        if kept.is_empty() {
+            String::new()
+        } else {
+            format!(" and kept ({})", kept.join(", "))
+        }
+    );
+    execute(
+        workflow,
+        policies,
+        ready,
+        state,
+        &args.options,
+        args.run.clone(),
+        Start::Resume(resumption),
+    )
+    .await
+}
+
+/// What changed since `history`'s run started (or last resumed): the
+/// manifest, the policy set, each task's component.
+fn changes(history: &History, workflow: &Workflow, policies: &Policies, ready: &Ready) -> Vec<String> {
+    let mut changed = Vec::new();
+    let short = |d: &str| d.get(..19).unwrap_or(d).to_owned();
+    let manifest = sha256_tag(workflow.source.as_bytes());
+    if manifest != history.manifest {
+        changed.push(format!(
+            "the manifest `{}` ({} is now {})",
+            workflow.path.display(),
+            short(&history.manifest),
+            short(&manifest)
+        ));
+    }
+    let policy_set = crate::runner::policy_set_of(policies, &workflow.dir);
+    if policy_set != history.policy_set {
+        changed.push(format!(
+            "the policies or entities ({} are now {})",
+            short(&history.policy_set),
+            short(&policy_set)
+        ));
+    }
+    let now: BTreeMap<&String, String> = ready
+        .programs
+        .iter()
+        .map(|(task, p)| (task, format!("sha256:{}", p.digest())))
+        .collect();
+    for (task, digest) in &now {
+        match history.components.get(*task) {
+            Some(was) if was == digest => {}
+            Some(was) => changed.push(format!(
+                "the component of task `{task}` ({} is now {})",
+                short(was),
+                short(digest)
+            )),
+            None => changed.push(format!("task `{task}` is new")),
+        }
+    }
+    for task in history.components.keys() {
+        if !now.contains_key(task) {
+            changed.push(format!("task `{task}` was removed"));
+        }
+    }
+    changed
+}
+
+/// What a run needs, ready before anything is recorded: secrets, the
+/// sandbox with every component loaded, the preflight.
+struct Ready {
+    user: String,
+    secrets: BTreeMap<Name, crate::secrets::SecretValue>,
+    sandbox: Sandbox,
+    programs: HashMap<String, Arc<crate::sandbox::Program>>,
+    preflight: Arc<crate::policy::Preflight>,
+}
+
+fn ready(
+    workflow: &Workflow,
+    policies: &Policies,
+    user: &str,
+    args: &RunOptions,
+) -> Result<Ready, CliError> {
     // Every secret the workflow declares must have a value before anything runs.
     let mut sources: BTreeMap<Name, SecretSource> = args.secrets.iter().cloned().collect();
     let mut secrets = BTreeMap::new();
@@ -163,8 +397,35 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
         programs.insert(task.name.value.to_string(), Arc::new(program));
     }
 
-    let result =
-        Arc::new(preflight(&workflow.plan, &policies, &args.user).map_err(CliError::input)?);
+    let preflight = Arc::new(preflight(&workflow.plan, policies, user).map_err(CliError::input)?);
+    Ok(Ready {
+        user: user.to_owned(),
+        secrets,
+        sandbox,
+        programs,
+        preflight,
+    })
+}
+
+/// Open the audit log and run state under `state` and run `workflow` as
+/// run `run_id`, from `start`; print the summary.
+async fn execute(
+    workflow: Workflow,
+    policies: Policies,
+    ready: Ready,
+    state: &Path,
+    args: &RunOptions,
+    run_id: String,
+    start: Start,
+) -> Result<Exit, CliError> {
+    let Ready {
+        user,
+        secrets,
+        sandbox,
+        programs,
+        preflight: result,
+    } = ready;
+    let state = state.to_owned();
     let signer = signer(args, &state)?;
     let log_path = state.join("audit").join("log.jsonl");
     let log = AuditLog::open(&log_path, signer).map_err(CliError::input)?;
@@ -213,13 +474,12 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
             }
         },
     });
-    let run_id = new_run_id();
     let log = Arc::new(Mutex::new(log));
     let started = std::time::Instant::now();
     let policy_count = policies.len();
     let policies = Arc::new(policies);
     let setup = Setup {
-        user: args.user.clone(),
+        user: user.clone(),
         policies,
         preflight: Arc::clone(&result),
         sandbox: Arc::new(sandbox),
@@ -234,7 +494,7 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
         }),
     };
     let workflow = Arc::new(workflow);
-    let work = crate::runner::run(Arc::clone(&workflow), setup, &run_id);
+    let work = crate::runner::run(Arc::clone(&workflow), setup, &run_id, start);
     let summary = tokio::select! {
         summary = work => summary.map_err(|e| CliError::input_with_sources(&e))?,
         _ = tokio::signal::ctrl_c() => {
@@ -242,8 +502,9 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
             let checkpoint = crate::runner::cancelled(&log, &state_db, &run_id, started.elapsed())
                 .map_err(|e| CliError::input_with_sources(&e))?;
             eprintln!(
-                "{}: run {run_id} stopped by Ctrl-C; what it did is in the audit log, signed at record {checkpoint}",
-                style.warn("cancelled")
+                "{}: run {run_id} stopped by Ctrl-C; what it did is in the audit log, signed at record {checkpoint}. Go on with `cairn resume {run_id} --state-dir {}`",
+                style.warn("cancelled"),
+                state.display()
             );
             return Ok(Exit::Interrupted);
         }
@@ -269,7 +530,7 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
     if summary.status == "refused" {
         super::policy::print_table(
             &workflow.plan.name.to_string(),
-            &args.user,
+            &user,
             &result.decisions,
             policy_count,
         );

@@ -168,6 +168,9 @@ pub struct Task {
     pub needs: Vec<At<Name>>,
     /// When the task runs.
     pub when: At<When>,
+    /// Reuse the outputs of an earlier successful attempt with the same
+    /// component, inputs, args, env and declared capabilities.
+    pub cache: At<bool>,
     /// Limits and retries, over `[defaults]`.
     pub settings: Settings,
 }

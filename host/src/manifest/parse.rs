@@ -39,6 +39,7 @@ pub const FIELDS_TASK: &[&str] = &[
     "outputs",
     "needs",
     "when",
+    "cache",
     "timeout",
     "cpu_time",
     "memory",
@@ -525,6 +526,7 @@ impl Cx {
             outputs: IndexMap::new(),
             needs: Vec::new(),
             when: At::new(When::Success, name.span.clone()),
+            cache: At::new(false, name.span.clone()),
             settings: self.settings(table),
         };
         let mut component = None;
@@ -560,6 +562,11 @@ impl Cx {
                 "inputs" => task.inputs = self.inputs(value),
                 "outputs" => task.outputs = self.outputs(value),
                 "needs" => task.needs = self.names(value, "`needs`", "the task name"),
+                "cache" => {
+                    if let Some(cache) = self.boolean(value, "`cache`") {
+                        task.cache = At::new(cache, value.span());
+                    }
+                }
                 "when" => {
                     if let Some(s) = self.choice(value, "`when`", &["success", "failure", "always"])
                     {
@@ -583,6 +590,21 @@ impl Cx {
                 );
             }
             None => {}
+        }
+        if task.cache.value {
+            let reason = if !task.mounts.is_empty() {
+                Some("it mounts host folders, whose contents are not part of the cache key")
+            } else if !task.network.is_empty() {
+                Some("it reaches the network, and a cache hit would not make its requests")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                self.d.push(
+                    Diagnostic::at(task.cache.span.clone(), format!("{what} cannot be cached: {reason}"))
+                        .help("remove `cache = true`, or pass the data in as an input from an upstream task"),
+                );
+            }
         }
         Some(task)
     }

@@ -90,7 +90,8 @@ pub fn schema() -> Value {
             ]
         },
         "needs": { "type": "array", "items": { "type": "string", "pattern": NAME }, "uniqueItems": true },
-        "when": { "enum": ["success", "failure", "always"], "default": "success" }
+        "when": { "enum": ["success", "failure", "always"], "default": "success" },
+        "cache": { "type": "boolean", "default": false, "description": "Reuse the outputs of an earlier successful attempt with the same component, inputs, args, env and declared capabilities. Not for tasks with mounts or network." }
     });
     if let Value::Object(fields) = task_fields {
         task.extend(fields);

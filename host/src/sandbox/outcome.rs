@@ -91,6 +91,17 @@ impl Outcome {
             _ => false,
         }
     }
+
+    /// [`Outcome::is_retriable`] for an outcome as the audit log records
+    /// it: its [`Outcome::kind`] and its display text.
+    #[must_use]
+    pub fn recorded_is_retriable(kind: &str, detail: &str) -> bool {
+        match kind {
+            "trap" | "timeout" => true,
+            "guest-error" => detail.starts_with("failed (transient)"),
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for Outcome {

@@ -1,0 +1,303 @@
+//! What an interrupted run already did, read back from the audit log, so
+//! `cairn resume` can finish it without doing anything twice.
+//!
+//! The audit log is the record of truth: a task is complete when its end
+//! (`task-finished` that is not followed by a `retry`, `task-skipped`, or
+//! `cache-hit`) is in the log. The runner syncs a task's outputs into the
+//! artifact store before it records `task-finished`, so a recorded output
+//! is in the store; [`Resumption::new`] checks that anyway, byte for byte.
+//! An attempt that started but has no end (the process was killed) runs
+//! again, as the next attempt; it does not count against the retries.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::audit::record::{Artifact, Event, Record};
+use crate::audit::verify::sha256_tag;
+use crate::plan::Plan;
+use crate::runner::{Status, TaskResult};
+
+/// A run as its records tell it.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// Who started it.
+    pub user: String,
+    /// `sha256:` of the manifest it runs now (as started or last resumed).
+    pub manifest: String,
+    /// `sha256:` of its policy set now.
+    pub policy_set: String,
+    /// Each task's component digest now.
+    pub components: BTreeMap<String, String>,
+    /// How it last ended (`run-finished`), if it did.
+    pub ended: Option<String>,
+    /// Each task that started or ended.
+    pub tasks: BTreeMap<String, TaskHistory>,
+}
+
+/// One task's records.
+#[derive(Debug, Clone, Default)]
+pub struct TaskHistory {
+    /// The highest attempt number started.
+    pub last_attempt: u32,
+    /// Attempts that ended in failure.
+    pub failures: u32,
+    /// Time the ended attempts took.
+    pub duration: Duration,
+    /// How it ended, if it did.
+    pub end: Option<TaskResult>,
+}
+
+/// Why the log cannot be read back.
+#[derive(Debug, thiserror::Error)]
+#[error("audit log record {seq}: {message}; check the log with `cairn audit verify`")]
+pub struct HistoryError {
+    seq: usize,
+    message: String,
+}
+
+impl History {
+    /// Read run `run`'s records from the log `bytes`; `None` when the log
+    /// has no `run-started` for it. `retriable` tells whether a failed
+    /// attempt (its outcome kind and detail) of a task may be retried, for
+    /// a failure recorded without the `retry` that would have followed it.
+    ///
+    /// # Errors
+    ///
+    /// A line that is not a record.
+    pub fn read(
+        bytes: &[u8],
+        run: &str,
+        retriable: &dyn Fn(&str, &str, &str, u32) -> bool,
+    ) -> Result<Option<Self>, HistoryError> {
+        let mut history: Option<Self> = None;
+        for (seq, line) in bytes.split(|b| *b == b'\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let (record, _) = Record::decode(line).map_err(|e| HistoryError {
+                seq,
+                message: e.to_string(),
+            })?;
+            if record.run != run {
+                continue;
+            }
+            if let Event::RunStarted {
+                user,
+                manifest,
+                policy_set,
+                components,
+                ..
+            } = &record.event
+            {
+                history = Some(Self {
+                    user: user.clone(),
+                    manifest: manifest.sha256.clone(),
+                    policy_set: policy_set.clone(),
+                    components: components.clone(),
+                    ..Self::default()
+                });
+                continue;
+            }
+            let Some(h) = history.as_mut() else {
+                continue;
+            };
+            h.event(record.event, retriable);
+        }
+        Ok(history)
+    }
+
+    fn event(&mut self, event: Event, retriable: &dyn Fn(&str, &str, &str, u32) -> bool) {
+        match event {
+            Event::RunResumed {
+                manifest,
+                policy_set,
+                components,
+                ..
+            } => {
+                self.manifest = manifest.sha256;
+                self.policy_set = policy_set;
+                self.components = components;
+                self.ended = None;
+            }
+            Event::RunFinished { status, .. } => self.ended = Some(status),
+            Event::TaskStarted { task, attempt, .. } => {
+                let t = self.tasks.entry(task).or_default();
+                t.last_attempt = t.last_attempt.max(attempt);
+                t.end = None;
+            }
+            Event::TaskFinished {
+                task,
+                attempt,
+                outcome,
+                detail,
+                duration_ms,
+                outputs,
+            } => {
+                let t = self.tasks.entry(task.clone()).or_default();
+                t.last_attempt = t.last_attempt.max(attempt);
+                t.duration += Duration::from_millis(duration_ms);
+                let status = if outcome == "success" {
+                    Status::Succeeded
+                } else {
+                    t.failures += 1;
+                    if retriable(&task, &outcome, &detail, t.failures) {
+                        // Killed before the `retry` was recorded: retry.
+                        t.end = None;
+                        return;
+                    }
+                    Status::Failed(detail)
+                };
+                t.end = Some(TaskResult {
+                    name: task,
+                    status,
+                    attempts: attempt,
+                    duration: t.duration,
+                    outputs,
+                });
+            }
+            Event::Retry { task, .. } => {
+                if let Some(t) = self.tasks.get_mut(&task) {
+                    t.end = None;
+                }
+            }
+            Event::TaskSkipped { task, reason } => {
+                let t = self.tasks.entry(task.clone()).or_default();
+                t.end = Some(TaskResult {
+                    name: task,
+                    status: Status::Skipped(reason),
+                    attempts: 0,
+                    duration: Duration::ZERO,
+                    outputs: Vec::new(),
+                });
+            }
+            Event::CacheHit { task, outputs, .. } => {
+                let t = self.tasks.entry(task.clone()).or_default();
+                t.end = Some(TaskResult {
+                    name: task,
+                    status: Status::Succeeded,
+                    attempts: 0,
+                    duration: Duration::ZERO,
+                    outputs,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// How the run stands, for people: `interrupted` when it never
+    /// recorded an end, else the status it ended with.
+    #[must_use]
+    pub fn standing(&self) -> &str {
+        self.ended.as_deref().unwrap_or("interrupted")
+    }
+
+    /// Whether `cairn resume` can go on with it: it was killed, cancelled,
+    /// or could not go on (`error`).
+    #[must_use]
+    pub fn resumable(&self) -> bool {
+        matches!(self.ended.as_deref(), None | Some("cancelled" | "error"))
+    }
+}
+
+/// What a resumed run starts from.
+#[derive(Debug, Clone, Default)]
+pub struct Resumption {
+    /// How the run had ended: `interrupted`, `cancelled` or `error`.
+    pub after: String,
+    /// What changed since it started (resuming anyway).
+    pub changed: Vec<String>,
+    /// The manifest's text, when it changed.
+    pub source: Option<String>,
+    /// Per task in the plan: where it stands.
+    pub tasks: HashMap<String, Prior>,
+}
+
+/// Where one task stands when the run goes on.
+#[derive(Debug, Clone)]
+pub struct Prior {
+    /// Its recorded end, with each output's path in the store.
+    pub done: Option<(TaskResult, Vec<PathBuf>)>,
+    /// The number of its next attempt.
+    pub next_attempt: u32,
+    /// Failed attempts so far (they count against its retries).
+    pub failures: u32,
+}
+
+impl Resumption {
+    /// Where each task of `plan` stands after `history`, each recorded
+    /// output checked in the store under `state_dir`.
+    ///
+    /// # Errors
+    ///
+    /// A recorded output missing from the store, or not what was recorded.
+    pub fn new(
+        history: &History,
+        plan: &Plan,
+        state_dir: &Path,
+        changed: Vec<String>,
+        source: Option<String>,
+    ) -> Result<Self, String> {
+        let mut tasks = HashMap::new();
+        for planned in &plan.tasks {
+            let name = planned.task.name.value.as_str();
+            let Some(past) = history.tasks.get(name) else {
+                continue;
+            };
+            let done = match &past.end {
+                Some(result) => {
+                    let paths = result
+                        .outputs
+                        .iter()
+                        .map(|o| stored(state_dir, name, o))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Some((result.clone(), paths))
+                }
+                None => None,
+            };
+            tasks.insert(
+                name.to_owned(),
+                Prior {
+                    done,
+                    next_attempt: past.last_attempt.saturating_add(1),
+                    failures: past.failures,
+                },
+            );
+        }
+        Ok(Self {
+            after: history.standing().to_owned(),
+            changed,
+            source,
+            tasks,
+        })
+    }
+
+    /// The tasks recorded complete, in `plan` order.
+    #[must_use]
+    pub fn kept(&self, plan: &Plan) -> Vec<String> {
+        plan.tasks
+            .iter()
+            .map(|t| t.task.name.value.to_string())
+            .filter(|n| self.tasks.get(n).is_some_and(|p| p.done.is_some()))
+            .collect()
+    }
+}
+
+/// The path of a recorded output in the store, checked against its digest.
+fn stored(state_dir: &Path, task: &str, output: &Artifact) -> Result<PathBuf, String> {
+    let hex = output.sha256.trim_start_matches("sha256:");
+    let path = state_dir.join("artifacts").join("sha256").join(hex);
+    match std::fs::read(&path) {
+        Ok(bytes) if sha256_tag(&bytes) == output.sha256 => Ok(path),
+        Ok(_) => Err(format!(
+            "output `{}` of task `{task}` (`{}`) no longer has the digest the run recorded; the store was changed",
+            output.name,
+            path.display()
+        )),
+        Err(e) => Err(format!(
+            "output `{}` of task `{task}` is missing from the store (`{}`: {e})",
+            output.name,
+            path.display()
+        )),
+    }
+}
