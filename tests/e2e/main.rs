@@ -15,4 +15,5 @@ mod hostile;
 mod isolation;
 mod manifests;
 mod policy;
+mod resume;
 mod support;

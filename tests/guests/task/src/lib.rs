@@ -59,7 +59,20 @@ impl Task for TestTask {
                 info!("clearing your screen\x1b[2J\x1b[H");
                 return Err(Error::permanent("ok hello succeeded\x1b[1A\x1b[2K"));
             }
-                        "sleep" => {
+            "work" => {
+                // Sleep, then name what came in: `NAME(input=text,...)`.
+                let ms = std::env::var("SLEEP_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                let mut names = input::names();
+                names.sort();
+                let mut parts = Vec::new();
+                for name in names {
+                    parts.push(format!("{name}={}", input::string_or(&name, "")?));
+                }
+                let me = std::env::var("NAME").unwrap_or_default();
+                output::write("echo", format!("{me}({})", parts.join(",")))?;
+            }
+            "sleep" => {
                 let ms = std::env::var("SLEEP_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
                 std::thread::sleep(std::time::Duration::from_millis(ms));
                 output::write("echo", "slept")?;
