@@ -1102,3 +1102,37 @@ fn task_row(result: &TaskResult) -> TaskRow {
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::HumanDuration;
+
+    fn retries(backoff: Backoff, jitter: bool) -> crate::manifest::Retries {
+        crate::manifest::Retries {
+            max: 10,
+            backoff,
+            initial: HumanDuration(Duration::from_millis(100)),
+            max_delay: HumanDuration(Duration::from_millis(1000)),
+            jitter,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_jitter_stays_within_half_to_all() {
+        let exp = retries(Backoff::Exponential, false);
+        let delays: Vec<u128> = (1..=6).map(|n| backoff(&exp, n).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(backoff(&exp, u32::MAX), Duration::from_millis(1000));
+        let fixed = retries(Backoff::Fixed, false);
+        assert_eq!(backoff(&fixed, 5), Duration::from_millis(100));
+        let jittered = retries(Backoff::Exponential, true);
+        for n in 1..=6 {
+            let full = backoff(&exp, n);
+            for _ in 0..50 {
+                let d = backoff(&jittered, n);
+                assert!(d >= full / 2 && d <= full, "retry {n}: {d:?} of {full:?}");
+            }
+        }
+    }
+}

@@ -9,6 +9,7 @@
 
 mod audit;
 mod bad_input;
+mod clock;
 mod exec;
 mod gate;
 mod hostile;
