@@ -35,7 +35,7 @@ use crate::name::Name;
 use crate::plan::{Dependency, Plan};
 use crate::policy::{Decision, Policies, Preflight, Recorder};
 use crate::resume::{Prior, Resumption};
-use crate::sandbox::{Capabilities, Limits, LogSink, Mount, Program, Sandbox, TaskSpec};
+use crate::sandbox::{Capabilities, Limits, LogSink, Mount, MountMode, Program, Sandbox, TaskSpec};
 use crate::secrets::SecretValue;
 use crate::state::{AttemptRow, RunRow, State, TaskRow};
 use crate::workflow::Workflow;
@@ -295,12 +295,7 @@ pub async fn run(
 
 /// Record how the run begins (`run-started`, or `run-resumed`), the policy
 /// set and the preflight decisions, durably, before anything runs.
-fn begin(
-    workflow: &Workflow,
-    setup: &Setup,
-    run: &str,
-    start: &Start,
-) -> Result<(), RunError> {
+fn begin(workflow: &Workflow, setup: &Setup, run: &str, start: &Start) -> Result<(), RunError> {
     let plan: &Plan = &workflow.plan;
     let files = policy_files(&setup.policies, &workflow.dir);
     let policy_set = policy_set_digest(&files);
@@ -414,7 +409,7 @@ async fn run_steps(
         let Some((result, paths)) = priors.get_mut(name).and_then(|p| p.done.take()) else {
             continue;
         };
-        lock_state(&setup.state).task(run, &task_row(&result))?;
+        lock_state(&setup.state).finish_task(run, None, &task_row(&result))?;
         let stored = result
             .outputs
             .iter()
@@ -487,7 +482,7 @@ async fn run_steps(
                         duration: Duration::ZERO,
                         outputs: Vec::new(),
                     };
-                    lock_state(&setup.state).task(run, &task_row(&result))?;
+                    lock_state(&setup.state).finish_task(run, None, &task_row(&result))?;
                     (setup.progress)(Progress::Finished(&result));
                     settle(planned, i, &mut failed_line, &result);
                     set(&mut results, i, Some(result));
@@ -517,7 +512,11 @@ async fn run_steps(
             message: format!("the task's worker ended abnormally: {e}"),
         })??;
         let i = finished.index;
-        lock_state(&setup.state).task(run, &task_row(&finished.result))?;
+        lock_state(&setup.state).finish_task(
+            run,
+            finished.last.as_ref(),
+            &task_row(&finished.result),
+        )?;
         (setup.progress)(Progress::Finished(&finished.result));
         if let Some(planned) = plan.tasks.get(i) {
             settle(planned, i, &mut failed_line, &finished.result);
@@ -639,6 +638,8 @@ struct Finished {
     index: usize,
     result: TaskResult,
     stored: HashMap<String, (Artifact, PathBuf)>,
+    /// The last attempt, recorded in the run state with the task's end.
+    last: Option<AttemptRow>,
 }
 
 /// Run task `index`'s attempts (retrying as its settings say) on a worker.
@@ -723,15 +724,12 @@ async fn attempts(
         .value
         .then(|| cache_key(&program.digest().to_string(), &input_records, &caps));
     if let Some(key) = &key
-        && let Some(hit) = cached(setup, run, name, key, &flows)?
+        && let Some(hit) = cached(setup, (run, index, name), key, &flows)?
     {
-        return Ok(Finished {
-            index,
-            result: hit.0,
-            stored: hit.1,
-        });
+        return Ok(hit);
     }
 
+    let writes_outside = task.mounts.iter().any(|m| m.mode == MountMode::Rw);
     let task_started = Instant::now();
     let mut attempt_no = prior.next_attempt.saturating_sub(1);
     let mut failures = prior.failures;
@@ -755,7 +753,14 @@ async fn attempts(
                     when: when.as_str().to_owned(),
                 },
             )?;
-            log.sync()?;
+            // A task that can change the world outside its sandbox as it
+            // runs (a writable mount) starts only once its start is on
+            // disk. Secrets are synced as they are released (the gate's
+            // recorder); other tasks only touch the sandbox and the store,
+            // which a resume after a crash redoes.
+            if writes_outside {
+                log.sync()?;
+            }
         }
         (setup.progress)(Progress::Started {
             task: name,
@@ -863,26 +868,22 @@ async fn attempts(
                     outputs: outputs.clone(),
                 },
             )?;
-            log.sync()?;
             log.checkpoint_if_due(run)?;
         }
-        lock_state(&setup.state).attempt(
-            run,
-            &AttemptRow {
-                task: name.to_owned(),
-                attempt: i64::from(attempt_no),
-                outcome: attempt.outcome.kind().to_owned(),
-                detail: attempt.outcome.to_string(),
-                duration_ms: i64::try_from(millis(attempt.duration)).unwrap_or(i64::MAX),
-                stdout: attempt.stdout.clone(),
-                stderr: attempt.stderr.clone(),
-                logs: attempt
-                    .logs
-                    .iter()
-                    .map(|l| serde_json::json!({ "level": l.level.as_str(), "message": l.message }))
-                    .collect(),
-            },
-        )?;
+        let row = AttemptRow {
+            task: name.to_owned(),
+            attempt: i64::from(attempt_no),
+            outcome: attempt.outcome.kind().to_owned(),
+            detail: attempt.outcome.to_string(),
+            duration_ms: i64::try_from(millis(attempt.duration)).unwrap_or(i64::MAX),
+            stdout: attempt.stdout.clone(),
+            stderr: attempt.stderr.clone(),
+            logs: attempt
+                .logs
+                .iter()
+                .map(|l| serde_json::json!({ "level": l.level.as_str(), "message": l.message }))
+                .collect(),
+        };
         if attempt.outcome.is_success() {
             if let Some(key) = &key {
                 lock_state(&setup.state).remember(key, name, run, attempt_no, &outputs)?;
@@ -892,6 +893,7 @@ async fn attempts(
         }
         let retry = attempt.outcome.is_retriable() && failures < max_attempts;
         if retry && let Some(retries) = &retries {
+            lock_state(&setup.state).attempt(run, &row)?;
             let delay = backoff(retries, failures);
             let outcome = attempt.outcome.to_string();
             {
@@ -905,7 +907,6 @@ async fn attempts(
                         reason: outcome.clone(),
                     },
                 )?;
-                log.sync()?;
             }
             (setup.progress)(Progress::Retrying {
                 task: name,
@@ -930,6 +931,7 @@ async fn attempts(
             index,
             result,
             stored,
+            last: Some(row),
         };
     };
     Ok(finished)
@@ -949,12 +951,7 @@ fn cache_key(component: &str, inputs: &[Artifact], caps: &Capabilities) -> Strin
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let mut outputs: Vec<&str> = caps
-        .outputs
-        .iter()
-        .flatten()
-        .map(Name::as_str)
-        .collect();
+    let mut outputs: Vec<&str> = caps.outputs.iter().flatten().map(Name::as_str).collect();
     outputs.sort_unstable();
     let secrets: Vec<&str> = caps.secrets.keys().map(Name::as_str).collect();
     let key = serde_json::json!({
@@ -974,11 +971,10 @@ fn cache_key(component: &str, inputs: &[Artifact], caps: &Capabilities) -> Strin
 /// outputs are all still in the store.
 fn cached(
     setup: &Setup,
-    run: &str,
-    name: &str,
+    (run, index, name): (&str, usize, &str),
     key: &str,
     flows: &[Event],
-) -> Result<Option<(TaskResult, HashMap<String, (Artifact, PathBuf)>)>, RunError> {
+) -> Result<Option<Finished>, RunError> {
     let Some(hit) = lock_state(&setup.state).cached(key)? else {
         return Ok(None);
     };
@@ -1008,13 +1004,15 @@ fn cached(
                 outputs: hit.outputs.clone(),
             },
         )?;
-        log.sync()?;
     }
     let text = format!(
         "cache hit: outputs of run {} attempt {}",
         hit.run, hit.attempt
     );
-    (setup.progress)(Progress::Line { task: name, text: &text });
+    (setup.progress)(Progress::Line {
+        task: name,
+        text: &text,
+    });
     let result = TaskResult {
         name: name.to_owned(),
         status: Status::Succeeded,
@@ -1022,7 +1020,12 @@ fn cached(
         duration: Duration::ZERO,
         outputs: hit.outputs,
     };
-    Ok(Some((result, stored)))
+    Ok(Some(Finished {
+        index,
+        result,
+        stored,
+        last: None,
+    }))
 }
 
 /// Whether a task that failed `failures` times so far may run again, after

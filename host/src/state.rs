@@ -5,10 +5,19 @@
 //! The audit log is the record of truth for auditors; this is the
 //! operator's index of it, plus what the log never holds (captured output
 //! and log lines). One writer: the runner, through a mutex.
+//!
+//! Group commit: a task's rows go into a transaction that stays open for
+//! up to [`COMMIT_EVERY`], so a run of many short tasks syncs the database
+//! a few times a second rather than once per task. A run's start and end
+//! commit at once ([`State::commit`]); a crash loses at most the last
+//! moment's rows, which `cairn resume` rewrites from the audit log.
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension as _, params};
+
+/// How long task rows may wait in an open transaction.
+pub const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The schema version (`PRAGMA user_version`).
 const VERSION: i64 = 2;
@@ -126,6 +135,8 @@ pub struct CacheHit {
 pub struct State {
     path: PathBuf,
     db: Connection,
+    /// When the open transaction began, if one is open.
+    open_since: Option<std::time::Instant>,
 }
 
 impl State {
@@ -158,7 +169,41 @@ impl State {
         db.execute_batch(SCHEMA).map_err(err)?;
         db.pragma_update(None, "user_version", VERSION)
             .map_err(err)?;
-        Ok(Self { path, db })
+        Ok(Self {
+            path,
+            db,
+            open_since: None,
+        })
+    }
+
+    /// Commit the open transaction, if any (a sync, as `synchronous =
+    /// FULL` says).
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn commit(&mut self) -> Result<(), StateError> {
+        if self.open_since.take().is_some() {
+            self.db.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Run `write` inside the group transaction; commit when it has been
+    /// open long enough.
+    fn grouped(
+        &mut self,
+        write: impl FnOnce(&Self) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        if self.open_since.is_none() {
+            self.db.execute_batch("BEGIN").map_err(|e| self.err(e))?;
+            self.open_since = Some(std::time::Instant::now());
+        }
+        write(self)?;
+        if self.open_since.is_some_and(|t| t.elapsed() >= COMMIT_EVERY) {
+            self.commit()?;
+        }
+        Ok(())
     }
 
     fn err(&self, source: rusqlite::Error) -> StateError {
@@ -173,7 +218,8 @@ impl State {
     /// # Errors
     ///
     /// Database errors.
-    pub fn start_run(&self, run: &RunRow) -> Result<(), StateError> {
+    pub fn start_run(&mut self, run: &RunRow) -> Result<(), StateError> {
+        self.commit()?;
         self.db
             .execute(
                 "INSERT INTO runs (id, workflow, manifest, manifest_sha256, policy_set, user, status, started)
@@ -200,7 +246,13 @@ impl State {
     /// # Errors
     ///
     /// Database errors.
-    pub fn finish_run(&self, run: &str, status: &str, duration_ms: u64) -> Result<(), StateError> {
+    pub fn finish_run(
+        &mut self,
+        run: &str,
+        status: &str,
+        duration_ms: u64,
+    ) -> Result<(), StateError> {
+        self.commit()?;
         self.db
             .execute(
                 "UPDATE runs SET status = ?2, duration_ms = ?3 WHERE id = ?1",
@@ -234,6 +286,26 @@ impl State {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Record a task's last attempt (if it ran) and how it ended, in the
+    /// group transaction.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn finish_task(
+        &mut self,
+        run: &str,
+        last: Option<&AttemptRow>,
+        task: &TaskRow,
+    ) -> Result<(), StateError> {
+        self.grouped(|state| {
+            if let Some(attempt) = last {
+                state.attempt(run, attempt)?;
+            }
+            state.task(run, task)
+        })
     }
 
     /// Record how a task ended.
@@ -422,6 +494,13 @@ impl State {
     }
 }
 
+impl Drop for State {
+    fn drop(&mut self) {
+        // Rows still in the group transaction are kept, not rolled back.
+        let _ = self.commit();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,7 +508,7 @@ mod tests {
     #[test]
     fn runs_tasks_and_attempts_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let state = State::open(dir.path()).unwrap();
+        let mut state = State::open(dir.path()).unwrap();
         let run = RunRow {
             id: "r1".into(),
             workflow: "w".into(),

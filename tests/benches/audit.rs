@@ -155,6 +155,7 @@ fn verification() {
                 source,
                 policy_set: policy_set_digest(&files),
                 parameters: serde_json::Map::new(),
+                components: std::collections::BTreeMap::new(),
                 cairn: "bench".into(),
             },
         )

@@ -2,17 +2,10 @@
 //! hours and a task's wall-clock timeout play out in virtual time, so the
 //! schedules are tested exactly and without sleeping.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cairn::audit::log::AuditLog;
-use cairn::audit::note::Signer;
-use cairn::policy::{Policies, preflight};
-use cairn::runner::{Setup, Start, Status, Summary};
-use cairn::sandbox::{EngineSettings, Sandbox};
-use cairn::state::State;
+use cairn::runner::{Start, Status, Summary};
 
 use crate::support::Scratch;
 
@@ -21,40 +14,9 @@ use crate::support::Scratch;
 async fn run(s: &Scratch, manifest: &str) -> Summary {
     s.policies();
     let path = s.write("workflow.toml", manifest);
-    let workflow = cairn::workflow::load(&path).unwrap();
-    let paths: Vec<String> = workflow
-        .plan
-        .policies
-        .iter()
-        .map(|p| p.value.clone())
-        .collect();
-    let policies = Policies::load(&workflow.dir, &paths).unwrap();
-    let preflight = preflight(&workflow.plan, &policies, "alice").unwrap();
-    let sandbox = Sandbox::new(&EngineSettings::default(), Some(&cache_dir())).unwrap();
-    let mut programs = HashMap::new();
-    for planned in &workflow.plan.tasks {
-        let program = sandbox
-            .load(&workflow.dir.join(&planned.task.component.value), None)
-            .unwrap();
-        programs.insert(planned.task.name.value.to_string(), Arc::new(program));
-    }
-    let state = s.path().join(".cairn");
-    let signer = Signer::from_seed("clock-test", &[7; 32]);
-    let log = AuditLog::open(&state.join("audit/log.jsonl"), signer).unwrap();
-    let setup = Setup {
-        user: "alice".to_owned(),
-        policies: Arc::new(policies),
-        preflight: Arc::new(preflight),
-        sandbox: Arc::new(sandbox),
-        programs,
-        log: Arc::new(Mutex::new(log)),
-        secrets: BTreeMap::new(),
-        state_dir: state.clone(),
-        progress: Arc::new(|_| {}),
-        jobs: 2,
-        state: Arc::new(Mutex::new(State::open(&state).unwrap())),
-    };
-    cairn::runner::run(Arc::new(workflow), setup, "r1", Start::New)
+    let (workflow, setup) =
+        cairn_tests::runner_setup(&path, "alice", &s.path().join(".cairn"), &cache_dir(), 2);
+    cairn::runner::run(workflow, setup, "r1", Start::New)
         .await
         .unwrap()
 }

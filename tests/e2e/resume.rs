@@ -89,7 +89,13 @@ fn runs(dir: &Path) -> Vec<String> {
 fn assert_verifies(dir: &Path) {
     let verified = run_in(
         dir,
-        &["audit", "verify", "--key", ".cairn/keys/audit.pub", "--json"],
+        &[
+            "audit",
+            "verify",
+            "--key",
+            ".cairn/keys/audit.pub",
+            "--json",
+        ],
     );
     assert_eq!(verified.code, 0, "{}", verified.stdout);
 }
@@ -171,7 +177,10 @@ fn a_run_killed_at_random_moments_resumes_to_the_same_result() {
             .iter()
             .any(|r| r["kind"] == "run-finished");
         let resumed = run_in(s.path(), &["resume", run, "--json"]);
-        assert!(ended || !status.success(), "{context}: exit 0 without an end");
+        assert!(
+            ended || !status.success(),
+            "{context}: exit 0 without an end"
+        );
         if ended {
             // It ended before the kill: there is nothing to resume.
             after += 1;
@@ -195,7 +204,10 @@ fn a_run_killed_at_random_moments_resumes_to_the_same_result() {
                     r["kind"] == "task-finished" && r["task"] == task && r["outcome"] == "success"
                 })
                 .count();
-            assert_eq!(completions, 1, "{context}: task {task} completed {completions} times");
+            assert_eq!(
+                completions, 1,
+                "{context}: task {task} completed {completions} times"
+            );
         }
         if let Some(resumption) = records.iter().find(|r| r["kind"] == "run-resumed") {
             let kept = resumption["kept"].as_array().unwrap().len();
@@ -254,7 +266,11 @@ fn resume_refuses_a_changed_run_unless_told_and_records_the_changes() {
     assert_contains(&refused.stderr, "the manifest");
     assert_contains(&refused.stderr, "the policies or entities");
     assert_contains(&refused.stderr, "--allow-changes");
-    assert_eq!(std::fs::read(&log).unwrap(), before, "a refused resume wrote to the log");
+    assert_eq!(
+        std::fs::read(&log).unwrap(),
+        before,
+        "a refused resume wrote to the log"
+    );
 
     // Told to: it goes on, keeps what was done, and records what changed.
     let resumed = run_in(s.path(), &["resume", &run, "--allow-changes", "--json"]);
@@ -264,7 +280,12 @@ fn resume_refuses_a_changed_run_unless_told_and_records_the_changes() {
     let resumption = records.iter().find(|r| r["kind"] == "run-resumed").unwrap();
     assert_eq!(resumption["after"], "interrupted");
     assert_eq!(resumption["changed"].as_array().unwrap().len(), 2);
-    assert!(resumption["source"].as_str().unwrap().ends_with("# touched\n"));
+    assert!(
+        resumption["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("# touched\n")
+    );
     assert!(!resumption["kept"].as_array().unwrap().is_empty());
     assert_verifies(s.path());
 
@@ -285,7 +306,10 @@ fn a_missing_artifact_stops_a_resume_before_it_records_anything() {
     for entry in std::fs::read_dir(&store).unwrap() {
         let path = entry.unwrap().path();
         let mut perms = std::fs::metadata(&path).unwrap().permissions();
-        #[expect(clippy::permissions_set_readonly_false, reason = "a test removing the file")]
+        #[expect(
+            clippy::permissions_set_readonly_false,
+            reason = "a test removing the file"
+        )]
         perms.set_readonly(false);
         std::fs::set_permissions(&path, perms).unwrap();
         std::fs::remove_file(path).unwrap();
@@ -335,9 +359,23 @@ fn cached_tasks_reuse_earlier_outputs_and_the_hit_is_audited() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| (t["task"].as_str().unwrap().to_owned(), t["attempts"].as_u64().unwrap()))
+        .map(|t| {
+            (
+                t["task"].as_str().unwrap().to_owned(),
+                t["attempts"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    for (task, ran) in [("a", 0), ("b", 1), ("c", 0), ("f", 0), ("d", 1), ("e", 1), ("g", 1), ("h", 1)] {
+    for (task, ran) in [
+        ("a", 0),
+        ("b", 1),
+        ("c", 0),
+        ("f", 0),
+        ("d", 1),
+        ("e", 1),
+        ("g", 1),
+        ("h", 1),
+    ] {
         assert_eq!(attempts[task], ran, "task {task}: {attempts:?}");
     }
     assert_verifies(s.path());
@@ -356,6 +394,9 @@ fn a_cached_task_with_mounts_or_network_is_refused_at_its_line() {
     );
     let checked = run_in(s.path(), &["validate"]);
     assert_eq!(checked.code, 2, "{}", checked.stderr);
-    assert_contains(&checked.stderr, "task `a` cannot be cached: it mounts host folders");
+    assert_contains(
+        &checked.stderr,
+        "task `a` cannot be cached: it mounts host folders",
+    );
     assert_contains(&checked.stderr, "workflow.toml:6:9");
 }

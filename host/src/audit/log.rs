@@ -50,6 +50,8 @@ pub struct AuditLog {
     signer: Signer,
     last_checkpoint: Instant,
     records_since_checkpoint: u64,
+    /// Records appended since the last sync.
+    unsynced: bool,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -154,6 +156,8 @@ impl AuditLog {
             signer,
             last_checkpoint: Instant::now(),
             records_since_checkpoint: 0,
+            // What an earlier process wrote may not be on disk yet.
+            unsynced: true,
         };
         if !torn.is_empty() {
             let saved = PathBuf::from(format!("{}.torn-{complete}", path.display()));
@@ -233,19 +237,27 @@ impl AuditLog {
         self.tree.push(hash);
         self.prev = prev;
         self.records_since_checkpoint += 1;
+        self.unsynced = true;
         Ok(seq)
     }
 
-    /// Make every appended record durable (fdatasync).
+    /// Make every appended record durable (fdatasync); nothing to do when
+    /// nothing was appended since the last sync, so callers sync whenever
+    /// they are about to act and records written in between share one.
     ///
     /// # Errors
     ///
     /// I/O errors.
     pub fn sync(&mut self) -> Result<(), AuditError> {
+        if !self.unsynced {
+            return Ok(());
+        }
         self.file.sync_data().map_err(|source| AuditError::Io {
             path: self.path.clone(),
             source,
-        })
+        })?;
+        self.unsynced = false;
+        Ok(())
     }
 
     /// Sign a checkpoint of every record so far, append it and sync.

@@ -10,15 +10,15 @@ use super::style::{self, Style};
 use super::{CliError, Exit};
 use crate::audit::log::AuditLog;
 use crate::audit::note::{Signer, keygen};
-use crate::name::Name;
-use crate::policy::preflight;
 use crate::audit::verify::sha256_tag;
+use crate::name::Name;
 use crate::policy::Policies;
+use crate::policy::preflight;
 use crate::resume::{History, Resumption};
 use crate::runner::{Progress, Setup, Start, Status, Summary, may_retry, new_run_id};
-use crate::workflow::Workflow;
 use crate::sandbox::{EngineSettings, Sandbox};
 use crate::secrets::SecretSource;
+use crate::workflow::Workflow;
 
 /// Run a workflow: authorize everything, run each task in its sandbox, and
 /// record every event in the signed audit log.
@@ -259,9 +259,8 @@ pub(crate) async fn resume(args: &ResumeArgs) -> Result<Exit, CliError> {
     }
     let manifest_changed = sha256_tag(workflow.source.as_bytes()) != history.manifest;
     let source = manifest_changed.then(|| workflow.source.clone());
-    let resumption = Resumption::new(&history, plan, state, changed, source).map_err(|e| {
-        CliError::input(format!("run {} cannot resume: {e}", args.run))
-    })?;
+    let resumption = Resumption::new(&history, plan, state, changed, source)
+        .map_err(|e| CliError::input(format!("run {} cannot resume: {e}", args.run)))?;
     let kept = resumption.kept(plan);
     eprintln!(
         "{} run {} ({}): {} of {} task(s) recorded complete{}",
@@ -290,7 +289,12 @@ pub(crate) async fn resume(args: &ResumeArgs) -> Result<Exit, CliError> {
 
 /// What changed since `history`'s run started (or last resumed): the
 /// manifest, the policy set, each task's component.
-fn changes(history: &History, workflow: &Workflow, policies: &Policies, ready: &Ready) -> Vec<String> {
+fn changes(
+    history: &History,
+    workflow: &Workflow,
+    policies: &Policies,
+    ready: &Ready,
+) -> Vec<String> {
     let mut changed = Vec::new();
     let short = |d: &str| d.get(..19).unwrap_or(d).to_owned();
     let manifest = sha256_tag(workflow.source.as_bytes());
