@@ -33,6 +33,8 @@ pub struct History {
     pub ended: Option<String>,
     /// Each task that started or ended.
     pub tasks: BTreeMap<String, TaskHistory>,
+    /// How many records the run has after its `run-started`.
+    pub records: usize,
 }
 
 /// One task's records.
@@ -71,16 +73,21 @@ impl History {
         retriable: &dyn Fn(&str, &str, &str, u32) -> bool,
     ) -> Result<Option<Self>, HistoryError> {
         let mut history: Option<Self> = None;
-        for (seq, line) in bytes.split(|b| *b == b'\n').enumerate() {
-            if line.is_empty() {
-                continue;
-            }
+        for (seq, piece) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+            // A last line without its newline is a torn tail (the process
+            // died writing it): opening the log moves it aside.
+            let Some(line) = piece.strip_suffix(b"\n") else {
+                break;
+            };
             let (record, _) = Record::decode(line).map_err(|e| HistoryError {
                 seq,
                 message: e.to_string(),
             })?;
             if record.run != run {
                 continue;
+            }
+            if let Some(h) = history.as_mut() {
+                h.records += 1;
             }
             if let Event::RunStarted {
                 user,
@@ -211,6 +218,10 @@ pub struct Resumption {
     pub source: Option<String>,
     /// Per task in the plan: where it stands.
     pub tasks: HashMap<String, Prior>,
+    /// The run's records it was read from (see [`History::records`]): if
+    /// the log has more by the time the run goes on, someone else resumed
+    /// it meanwhile.
+    pub records: usize,
 }
 
 /// Where one task stands when the run goes on.
@@ -269,6 +280,7 @@ impl Resumption {
             changed,
             source,
             tasks,
+            records: history.records,
         })
     }
 
@@ -299,5 +311,109 @@ fn stored(state_dir: &Path, task: &str, output: &Artifact) -> Result<PathBuf, St
             output.name,
             path.display()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::record::FileDigest;
+
+    fn line(seq: u64, run: &str, event: Event) -> Vec<u8> {
+        let record = Record {
+            v: 1,
+            seq,
+            time: "2026-11-22T00:00:00.000000Z".into(),
+            run: run.into(),
+            prev: "00".into(),
+            event,
+        };
+        let mut bytes = record.encode().unwrap();
+        bytes.push(b'\n');
+        bytes
+    }
+
+    fn started(task: &str, attempt: u32) -> Event {
+        Event::TaskStarted {
+            task: task.into(),
+            attempt,
+            component: FileDigest {
+                path: "t.wasm".into(),
+                sha256: "sha256:00".into(),
+            },
+            inputs: Vec::new(),
+            when: "success".into(),
+        }
+    }
+
+    fn finished(task: &str, attempt: u32, outcome: &str) -> Event {
+        Event::TaskFinished {
+            task: task.into(),
+            attempt,
+            outcome: outcome.into(),
+            detail: outcome.into(),
+            duration_ms: 5,
+            outputs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ends_attempts_and_a_torn_tail_are_read_back() {
+        let mut log = line(
+            0,
+            "r",
+            Event::RunStarted {
+                user: "alice".into(),
+                workflow: "w".into(),
+                manifest: FileDigest {
+                    path: "workflow.toml".into(),
+                    sha256: "sha256:11".into(),
+                },
+                source: String::new(),
+                policy_set: "sha256:22".into(),
+                parameters: serde_json::Map::new(),
+                components: BTreeMap::new(),
+                cairn: "test".into(),
+            },
+        );
+        for (seq, event) in [
+            started("a", 1),
+            finished("a", 1, "success"),
+            started("b", 1),
+            finished("b", 1, "trap"),
+            started("c", 1),
+            finished("c", 1, "trap"),
+            started("d", 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            log.extend(line(seq as u64 + 1, "r", event));
+        }
+        log.extend(line(9, "other", started("a", 1)));
+        // A torn last line.
+        log.extend_from_slice(br#"{"v":1,"seq":10,"ti"#);
+        // `b` may be retried (its `retry` record was lost), `c` may not.
+        let retriable = |task: &str, _: &str, _: &str, _: u32| task == "b";
+        let h = History::read(&log, "r", &retriable).unwrap().unwrap();
+        assert_eq!(h.user, "alice");
+        assert_eq!(h.standing(), "interrupted");
+        assert!(h.resumable());
+        assert_eq!(h.records, 7);
+        let a = &h.tasks["a"];
+        assert_eq!(a.end.as_ref().unwrap().status, Status::Succeeded);
+        let b = &h.tasks["b"];
+        assert!(b.end.is_none());
+        assert_eq!((b.last_attempt, b.failures), (1, 1));
+        assert!(matches!(
+            h.tasks["c"].end.as_ref().unwrap().status,
+            Status::Failed(_)
+        ));
+        assert!(h.tasks["d"].end.is_none());
+        assert!(History::read(&log, "nope", &retriable).unwrap().is_none());
+        // A damaged record in the middle is an error, not skipped.
+        let mut damaged = log.clone();
+        damaged.splice(0..0, b"not json\n".iter().copied());
+        assert!(History::read(&damaged, "r", &retriable).is_err());
     }
 }

@@ -433,6 +433,20 @@ async fn execute(
     let signer = signer(args, &state)?;
     let log_path = state.join("audit").join("log.jsonl");
     let log = AuditLog::open(&log_path, signer).map_err(CliError::input)?;
+    if let Start::Resume(resumption) = &start {
+        // Another `cairn resume` of this run may have held the log.
+        let bytes = std::fs::read(&log_path).unwrap_or_default();
+        let plan = &workflow.plan;
+        let now = History::read(&bytes, &run_id, &|task, kind, detail, failures| {
+            may_retry(plan, task, kind, detail, failures)
+        })
+        .map_err(CliError::input)?;
+        if now.is_none_or(|h| h.records != resumption.records) {
+            return Err(CliError::input(format!(
+                "run {run_id} went on while this resume waited for the audit log; see `cairn runs show {run_id}`"
+            )));
+        }
+    }
     let state_db = Arc::new(Mutex::new(
         crate::state::State::open(&state).map_err(CliError::input)?,
     ));
