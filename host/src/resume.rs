@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::audit::record::{Artifact, Event, Record};
-use crate::audit::verify::sha256_tag;
+use crate::audit::verify::{Artifacts, sha256_tag};
 use crate::plan::Plan;
 use crate::runner::{Status, TaskResult};
 
@@ -143,11 +143,13 @@ impl History {
             } => {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.last_attempt = t.last_attempt.max(attempt);
-                t.duration += Duration::from_millis(duration_ms);
+                t.duration = t
+                    .duration
+                    .saturating_add(Duration::from_millis(duration_ms));
                 let status = if outcome == "success" {
                     Status::Succeeded
                 } else {
-                    t.failures += 1;
+                    t.failures = t.failures.saturating_add(1);
                     if retriable(&task, &outcome, &detail, t.failures) {
                         // Killed before the `retry` was recorded: retry.
                         t.end = None;
@@ -297,8 +299,14 @@ impl Resumption {
 
 /// The path of a recorded output in the store, checked against its digest.
 fn stored(state_dir: &Path, task: &str, output: &Artifact) -> Result<PathBuf, String> {
-    let hex = output.sha256.trim_start_matches("sha256:");
-    let path = state_dir.join("artifacts").join("sha256").join(hex);
+    let Some(path) = Artifacts::new(vec![state_dir.join("artifacts")]).find(&output.sha256) else {
+        return Err(format!(
+            "output `{}` of task `{task}` ({}) is missing from the store `{}`",
+            output.name,
+            output.sha256,
+            state_dir.join("artifacts").display()
+        ));
+    };
     match std::fs::read(&path) {
         Ok(bytes) if sha256_tag(&bytes) == output.sha256 => Ok(path),
         Ok(_) => Err(format!(

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 use crate::audit::log::{AuditError, AuditLog, hex};
 use crate::audit::record::{Artifact, Event, FileDigest, PolicyFile};
-use crate::audit::verify::{policy_set_digest, sha256_tag};
+use crate::audit::verify::{Artifacts, policy_set_digest, sha256_tag};
 use crate::manifest::{Backoff, When};
 use crate::name::Name;
 use crate::plan::{Dependency, Plan};
@@ -734,7 +734,7 @@ async fn attempts(
     let mut attempt_no = prior.next_attempt.saturating_sub(1);
     let mut failures = prior.failures;
     let finished = loop {
-        attempt_no += 1;
+        attempt_no = attempt_no.saturating_add(1);
         {
             let mut log = lock(&setup.log);
             for flow in &flows {
@@ -889,7 +889,7 @@ async fn attempts(
                 lock_state(&setup.state).remember(key, name, run, attempt_no, &outputs)?;
             }
         } else {
-            failures += 1;
+            failures = failures.saturating_add(1);
         }
         let retry = attempt.outcome.is_retriable() && failures < max_attempts;
         if retry && let Some(retries) = &retries {
@@ -979,14 +979,15 @@ fn cached(
         return Ok(None);
     };
     let mut stored = HashMap::new();
+    let store = Artifacts::new(vec![setup.state_dir.join("artifacts")]);
     for output in &hit.outputs {
-        let hex = output.sha256.trim_start_matches("sha256:");
-        let path = setup.state_dir.join("artifacts").join("sha256").join(hex);
-        let intact = std::fs::read(&path).is_ok_and(|bytes| sha256_tag(&bytes) == output.sha256);
-        if !intact {
+        let intact = store
+            .find(&output.sha256)
+            .filter(|p| std::fs::read(p).is_ok_and(|b| sha256_tag(&b) == output.sha256));
+        let Some(path) = intact else {
             // Gone from the store (or changed): run the task instead.
             return Ok(None);
-        }
+        };
         stored.insert(output.name.clone(), (output.clone(), path));
     }
     {

@@ -91,7 +91,10 @@ impl Artifacts {
         Self { dirs }
     }
 
-    fn find(&self, digest: &str) -> Option<PathBuf> {
+    /// Where the artifact of `digest` (`sha256:<hex>`) is, if in a store;
+    /// `None` for anything that is not such a digest.
+    #[must_use]
+    pub fn find(&self, digest: &str) -> Option<PathBuf> {
         let hex = digest.strip_prefix("sha256:")?;
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;

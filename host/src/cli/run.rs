@@ -218,38 +218,61 @@ pub(crate) async fn resume(args: &ResumeArgs) -> Result<Exit, CliError> {
         }
     };
     let plan = &workflow.plan;
-    let history = History::read(&bytes, &args.run, &|task, kind, detail, failures| {
-        may_retry(plan, task, kind, detail, failures)
-    })
-    .map_err(CliError::input)?;
-    let ready = ready(&workflow, &policies, &row.user, &args.options)?;
-    let style = Style::stderr();
-    let Some(history) = history else {
-        // Killed before its first record: nothing ran, so it starts over.
-        eprintln!(
-            "{} run {} was stopped before it recorded anything; running it from the start",
-            style.warn("note"),
-            args.run
-        );
-        return execute(
-            workflow,
-            policies,
-            ready,
-            state,
-            &args.options,
-            args.run.clone(),
-            Start::New,
-        )
-        .await;
-    };
-    if !history.resumable() {
+    let history = read_history(&bytes, &args.run, plan)?;
+    if let Some(history) = history.as_ref().filter(|h| !h.resumable()) {
         return Err(CliError::input(format!(
             "run {} already ended ({}); there is nothing to resume. Start a new run with `cairn run`",
             args.run,
             history.standing()
         )));
     }
-    let changed = changes(&history, &workflow, &policies, &ready);
+    let ready = ready(&workflow, &policies, &row.user, &args.options)?;
+    let start = match history {
+        Some(history) => Start::Resume(resumption(args, &history, &workflow, &policies, &ready)?),
+        None => {
+            // Killed before its first record: nothing ran, so it starts over.
+            eprintln!(
+                "{} run {} was stopped before it recorded anything; running it from the start",
+                Style::stderr().warn("note"),
+                args.run
+            );
+            Start::New
+        }
+    };
+    execute(
+        workflow,
+        policies,
+        ready,
+        state,
+        &args.options,
+        args.run.clone(),
+        start,
+    )
+    .await
+}
+
+/// Run `run`'s records in the log `bytes`, read back.
+fn read_history(
+    bytes: &[u8],
+    run: &str,
+    plan: &crate::plan::Plan,
+) -> Result<Option<History>, CliError> {
+    History::read(bytes, run, &|task, kind, detail, failures| {
+        may_retry(plan, task, kind, detail, failures)
+    })
+    .map_err(CliError::input)
+}
+
+/// Where the run of `history` goes on from, or why it cannot.
+fn resumption(
+    args: &ResumeArgs,
+    history: &History,
+    workflow: &Workflow,
+    policies: &Policies,
+    ready: &Ready,
+) -> Result<Resumption, CliError> {
+    let plan = &workflow.plan;
+    let changed = changes(history, workflow, policies, ready);
     if !changed.is_empty() && !args.allow_changes {
         return Err(CliError::input(format!(
             "run {} changed since it started: {}. Resume anyway with --allow-changes (the changes are recorded in the audit log), or start a new run with `cairn run`",
@@ -259,12 +282,12 @@ pub(crate) async fn resume(args: &ResumeArgs) -> Result<Exit, CliError> {
     }
     let manifest_changed = sha256_tag(workflow.source.as_bytes()) != history.manifest;
     let source = manifest_changed.then(|| workflow.source.clone());
-    let resumption = Resumption::new(&history, plan, state, changed, source)
+    let resumption = Resumption::new(history, plan, &args.state_dir, changed, source)
         .map_err(|e| CliError::input(format!("run {} cannot resume: {e}", args.run)))?;
     let kept = resumption.kept(plan);
     eprintln!(
         "{} run {} ({}): {} of {} task(s) recorded complete{}",
-        style.good("resuming"),
+        Style::stderr().good("resuming"),
         args.run,
         resumption.after,
         kept.len(),
@@ -275,16 +298,7 @@ pub(crate) async fn resume(args: &ResumeArgs) -> Result<Exit, CliError> {
             format!(" and kept ({})", kept.join(", "))
         }
     );
-    execute(
-        workflow,
-        policies,
-        ready,
-        state,
-        &args.options,
-        args.run.clone(),
-        Start::Resume(resumption),
-    )
-    .await
+    Ok(resumption)
 }
 
 /// What changed since `history`'s run started (or last resumed): the
@@ -436,11 +450,7 @@ async fn execute(
     if let Start::Resume(resumption) = &start {
         // Another `cairn resume` of this run may have held the log.
         let bytes = std::fs::read(&log_path).unwrap_or_default();
-        let plan = &workflow.plan;
-        let now = History::read(&bytes, &run_id, &|task, kind, detail, failures| {
-            may_retry(plan, task, kind, detail, failures)
-        })
-        .map_err(CliError::input)?;
+        let now = read_history(&bytes, &run_id, &workflow.plan)?;
         if now.is_none_or(|h| h.records != resumption.records) {
             return Err(CliError::input(format!(
                 "run {run_id} went on while this resume waited for the audit log; see `cairn runs show {run_id}`"
