@@ -35,7 +35,11 @@ use crate::name::Name;
 use crate::plan::{Dependency, Plan};
 use crate::policy::{Decision, Policies, Preflight, Recorder};
 use crate::resume::{Prior, Resumption};
-use crate::sandbox::{Capabilities, Limits, LogSink, Mount, MountMode, Program, Sandbox, TaskSpec};
+use crate::manifest::Inject;
+use crate::sandbox::{
+    Capabilities, Exchange, ExchangeSink, HttpLimits, Injection, Limits, LogSink, Mount,
+    MountMode, Program, Sandbox, TaskSpec,
+};
 use crate::secrets::SecretValue;
 use crate::state::{AttemptRow, RunRow, State, TaskRow};
 use crate::workflow::Workflow;
@@ -696,6 +700,24 @@ async fn attempts(
             .iter()
             .filter_map(|s| Some((s.value.clone(), setup.secrets.get(&s.value)?.clone())))
             .collect(),
+        network: task
+            .network
+            .iter()
+            .filter_map(|h| h.value.parse().ok())
+            .collect(),
+        inject: task
+            .inject
+            .iter()
+            .filter_map(|(name, how)| {
+                Some((
+                    name.clone(),
+                    Injection {
+                        value: setup.secrets.get(name)?.clone(),
+                        body: how.value == Inject::HeadersAndBody,
+                    },
+                ))
+            })
+            .collect(),
         stdin: Vec::new(),
     };
     let defaults = Limits::default();
@@ -714,7 +736,25 @@ async fn attempts(
             .memory
             .as_ref()
             .map_or(defaults.memory, |m| m.value.0),
-        ..defaults
+        http: HttpLimits {
+            requests: settings
+                .http_requests
+                .as_ref()
+                .map_or(defaults.http.requests, |n| n.value),
+            request_bytes: settings
+                .http_request_size
+                .as_ref()
+                .map_or(defaults.http.request_bytes, |s| s.value.0),
+            response_bytes: settings
+                .http_response_size
+                .as_ref()
+                .map_or(defaults.http.response_bytes, |s| s.value.0),
+            timeout: settings
+                .http_timeout
+                .as_ref()
+                .map_or(defaults.http.timeout, |t| t.value.0),
+        },
+        ..defaults.clone()
     };
     let retries = settings.retries.as_ref().map(|r| r.value.clone());
     let max_attempts = retries.as_ref().map_or(0, |r| r.max).saturating_add(1);
@@ -815,11 +855,30 @@ async fn attempts(
                 text: &text,
             });
         });
+        let exchange_sink: ExchangeSink = {
+            let log = Arc::clone(&setup.log);
+            let progress = Arc::clone(&setup.progress);
+            let run = run.to_owned();
+            let task_name = name.to_owned();
+            let attempt = attempt_no;
+            Arc::new(move |e: &Exchange| {
+                let text = exchange_line(e);
+                progress(Progress::Line {
+                    task: &task_name,
+                    text: &text,
+                });
+                // A failure to record surfaces at the attempt's next record.
+                if let Err(error) = lock(&log).append(&run, exchange_event(&task_name, attempt, e)) {
+                    tracing::error!(%error, "cannot record an HTTP request");
+                }
+            })
+        };
         let spec = TaskSpec {
             caps: caps.clone(),
             limits: limits.clone(),
             outputs_dir: staging.path().to_owned(),
             log_sink: Some(sink),
+            exchange_sink: Some(exchange_sink),
             gate: Some(Arc::new(gate)),
         };
         let attempt = setup
@@ -935,6 +994,53 @@ async fn attempts(
         };
     };
     Ok(finished)
+}
+
+/// An HTTP request as its audit record.
+fn exchange_event(task: &str, attempt: u32, e: &Exchange) -> Event {
+    Event::HttpRequest {
+        task: task.to_owned(),
+        attempt,
+        method: e.method.clone(),
+        scheme: e.scheme.clone(),
+        host: e.host.clone(),
+        port: e.port,
+        path: e.path.clone(),
+        allowed: e.allowed,
+        reason: e.reason.clone(),
+        status: e.status,
+        sent_bytes: e.sent,
+        received_bytes: e.received,
+        injected: e.injected.clone(),
+        withheld: e.withheld.clone(),
+        duration_ms: millis(e.duration),
+    }
+}
+
+/// An HTTP request as a progress line: `http: GET http://h:80/p -> 200 (12 bytes)`.
+#[must_use]
+pub fn exchange_line(e: &Exchange) -> String {
+    let target = format!("{} {}://{}:{}{}", e.method, e.scheme, e.host, e.port, e.path);
+    let mut line = match (e.allowed, e.status, &e.reason) {
+        (true, Some(status), _) => {
+            format!("http: {target} -> {status} ({} bytes)", e.received)
+        }
+        (true, None, reason) => format!(
+            "http: {target} failed: {}",
+            reason.as_deref().unwrap_or("no response")
+        ),
+        (false, _, reason) => format!(
+            "http: {target} DENIED: {}",
+            reason.as_deref().unwrap_or("refused")
+        ),
+    };
+    if !e.injected.is_empty() {
+        line.push_str(&format!(" [injected: {}]", e.injected.join(", ")));
+    }
+    if !e.withheld.is_empty() {
+        line.push_str(&format!(" [not injected, policy: {}]", e.withheld.join(", ")));
+    }
+    line
 }
 
 /// The cache key of a task: `sha256:` of the canonical JSON of everything

@@ -140,6 +140,33 @@ pub enum Event {
         attempt: u32,
         name: String,
     },
+    /// An HTTP request a task made, allowed or denied, once it ended. Never
+    /// headers or bodies; secrets the task read are masked in `path`. A sent
+    /// request follows the runtime `connect` decision that allowed it.
+    HttpRequest {
+        task: String,
+        attempt: u32,
+        method: String,
+        scheme: String,
+        host: String,
+        port: u16,
+        /// Path and query.
+        path: String,
+        /// Whether it was sent.
+        allowed: bool,
+        /// Why it was denied, or why it failed after it was sent.
+        reason: Option<String>,
+        /// The response status, if one arrived.
+        status: Option<u16>,
+        /// Body bytes sent and received.
+        sent_bytes: u64,
+        received_bytes: u64,
+        /// Secrets the host wrote into the request (names).
+        injected: Vec<String>,
+        /// Secrets whose placeholder went out as is (policy did not allow them).
+        withheld: Vec<String>,
+        duration_ms: u64,
+    },
     /// A task attempt ended.
     TaskFinished {
         task: String,
@@ -198,6 +225,7 @@ impl Event {
             Self::DataFlow { .. } => "data-flow",
             Self::TaskStarted { .. } => "task-started",
             Self::SecretRead { .. } => "secret-read",
+            Self::HttpRequest { .. } => "http-request",
             Self::TaskFinished { .. } => "task-finished",
             Self::Retry { .. } => "retry",
             Self::TaskSkipped { .. } => "task-skipped",

@@ -169,6 +169,11 @@ impl Pending {
     }
 }
 
+/// How an HTTP request is named among a run's allowed steps.
+fn http_key(method: &str, scheme: &str, endpoint: &str, path: &str) -> String {
+    format!("{method} {scheme}://{endpoint}{path}")
+}
+
 /// Decide every pending decision again, on every core.
 fn decide_again(pending: &[Pending]) -> Vec<Problem> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
@@ -432,8 +437,27 @@ impl Checker<'_> {
                         .get("id")
                         .and_then(|v| v.as_str())
                         .unwrap_or_default();
-                    run.allowed
-                        .insert((task.clone(), action.clone(), id.to_owned()));
+                    // An HTTP request is authorized for its method and path.
+                    let text = |key: &str| {
+                        context
+                            .get(key)
+                            .and_then(|v| v.as_str())
+                            .unwrap_or_default()
+                    };
+                    let request = || {
+                        http_key(
+                            text("method"),
+                            text("scheme"),
+                            text("endpoint"),
+                            text("path"),
+                        )
+                    };
+                    let id = match action.as_str() {
+                        "connect" => request(),
+                        "inject_secret" => format!("{id} {}", request()),
+                        _ => id.to_owned(),
+                    };
+                    run.allowed.insert((task.clone(), action.clone(), id));
                 }
                 self.report.decisions += 1;
                 // Decided again later, in parallel (see `decide_again`).
@@ -462,6 +486,29 @@ impl Checker<'_> {
                     format!("task `{task}` read secret `{name}` without an allow before it")
                 });
             }
+            Event::HttpRequest {
+                task,
+                method,
+                scheme,
+                host,
+                port,
+                path,
+                allowed: true,
+                injected,
+                ..
+            } => {
+                let path = path.split_once('?').map_or(path.as_str(), |(p, _)| p);
+                let key = http_key(method, scheme, &format!("{host}:{port}"), path);
+                self.authorized(at, run_id, (task, "connect", &key), || {
+                    format!("task `{task}` sent {key} without an allow of its `connect` before it")
+                });
+                for name in injected {
+                    let id = format!("{name} {key}");
+                    self.authorized(at, run_id, (task, "inject_secret", &id), || {
+                        format!("secret `{name}` was injected into {key} without an allow before it")
+                    });
+                }
+            }
             Event::TaskFinished { outputs, .. } => {
                 for output in outputs {
                     self.artifact(at, "output", output);
@@ -476,6 +523,7 @@ impl Checker<'_> {
                 }
             }
             Event::DataFlow { .. }
+            | Event::HttpRequest { allowed: false, .. }
             | Event::Retry { .. }
             | Event::TaskSkipped { .. }
             | Event::RunFinished { .. }

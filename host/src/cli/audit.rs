@@ -431,6 +431,7 @@ fn task_of(event: &Event) -> Option<&str> {
         | Event::DataFlow { task, .. }
         | Event::TaskStarted { task, .. }
         | Event::SecretRead { task, .. }
+        | Event::HttpRequest { task, .. }
         | Event::TaskFinished { task, .. }
         | Event::Retry { task, .. }
         | Event::TaskSkipped { task, .. } => Some(task),
@@ -515,6 +516,33 @@ fn describe(event: &Event) -> String {
             format!("{task} attempt {attempt} ({})", short(&component.sha256))
         }
         Event::SecretRead { task, name, .. } => format!("{task} read secret {name}"),
+        Event::HttpRequest {
+            task,
+            method,
+            scheme,
+            host,
+            port,
+            path,
+            allowed,
+            reason,
+            status,
+            received_bytes,
+            injected,
+            ..
+        } => {
+            let target = format!("{method} {scheme}://{host}:{port}{path}");
+            let result = match (allowed, status) {
+                (true, Some(status)) => format!("-> {status}, {received_bytes} bytes"),
+                (true, None) => format!("failed: {}", reason.as_deref().unwrap_or_default()),
+                (false, _) => format!("DENIED: {}", reason.as_deref().unwrap_or_default()),
+            };
+            let injected = if injected.is_empty() {
+                String::new()
+            } else {
+                format!(" [injected {}]", injected.join(", "))
+            };
+            format!("{task} {target} {result}{injected}")
+        }
         Event::TaskFinished {
             task,
             attempt,

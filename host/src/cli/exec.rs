@@ -16,7 +16,7 @@ use super::{CliError, Exit};
 use crate::digest::Digest;
 use crate::name::Name;
 use crate::sandbox::{
-    Attempt, Capabilities, Clock, EngineSettings, Limits, LogLine, Mount, MountMode, Outcome,
+    Endpoint, Attempt, Capabilities, Clock, EngineSettings, Limits, LogLine, Mount, MountMode, Outcome,
     Program, Resource, Sandbox, TaskSpec,
 };
 use crate::secrets::SecretSource;
@@ -27,13 +27,16 @@ use crate::units::{HumanDuration, Size};
 /// The task is a Cairn task (a component built with the cairn-guest SDK), a
 /// WASI command component (wasm32-wasip2 `fn main`), or a WASI core module
 /// (wasm32-wasip1 `fn main`). It gets nothing that is not given here: no env,
-/// no files, no network, no secrets. Command tasks see their inputs as
+/// no files, no network, no secrets. With `--net`, it may send HTTP requests
+/// to those endpoints and no others (no policy is asked: the flags are the
+/// whole grant). Command tasks see their inputs as
 /// read-only files under `/inputs/NAME` and write outputs to `/outputs/NAME`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   cairn exec hello.wasm --input name=name.txt --output-dir out/
   cairn exec report.wasm --secret api-token=env:API_TOKEN --timeout 10s
-  cairn exec tool.wasm --mount data:/data:ro -- --verbose /data/in.csv")]
+  cairn exec tool.wasm --mount data:/data:ro -- --verbose /data/in.csv
+  cairn exec fetch.wasm --net api.example.com:443 --env URL=https://api.example.com/v1/status")]
 pub(crate) struct ExecArgs {
     /// The task's .wasm file.
     #[arg(value_name = "TASK.wasm")]
@@ -63,6 +66,11 @@ pub(crate) struct ExecArgs {
     /// Set an environment variable in the task (nothing is inherited).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
+
+    /// Let the task send HTTP requests to this endpoint (`host:port`; the
+    /// only network a task can have). Repeat for more endpoints.
+    #[arg(long = "net", value_name = "HOST:PORT")]
+    network: Vec<Endpoint>,
 
     /// Mount a host directory in the task; read-only unless `:rw`.
     #[arg(long = "mount", value_name = "HOST:GUEST[:ro|rw]", value_parser = parse_mount)]
@@ -215,6 +223,8 @@ impl ExecArgs {
             outputs: (!self.outputs.is_empty()).then(|| self.outputs.clone()),
             mounts: self.mounts.clone(),
             secrets,
+            network: self.network.clone(),
+            inject: BTreeMap::new(),
             stdin,
         })
     }
@@ -281,6 +291,7 @@ pub(crate) async fn exec(args: ExecArgs, verbose: bool) -> Result<Exit, CliError
         limits: args.limits(),
         outputs_dir: staging.path().to_owned(),
         log_sink: Some(sink),
+        exchange_sink: None,
         // `exec` is the author's loop: the flags are the whole grant.
         gate: None,
     };
@@ -331,6 +342,9 @@ fn print_human(program: &Program, attempt: &Attempt, verbose: bool, style: Style
         program.kind().as_str(),
         program.digest().short()
     ));
+    for request in attempt.requests.iter().filter(|r| r.allowed) {
+        eprintln!("{}", style.dim(&crate::runner::exchange_line(request)));
+    }
     for denial in &attempt.denials {
         eprintln!("{}: {denial}", style.warn("denied"));
     }
@@ -430,6 +444,7 @@ fn print_json(args: &ExecArgs, program: &Program, attempt: &Attempt) {
         "outputs": outputs,
         "logs": logs,
         "denials": attempt.denials,
+        "requests": attempt.requests,
         "stdout": String::from_utf8_lossy(&attempt.stdout),
         "stderr": String::from_utf8_lossy(&attempt.stderr),
     });

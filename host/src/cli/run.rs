@@ -372,8 +372,8 @@ fn ready(
     let mut sources: BTreeMap<Name, SecretSource> = args.secrets.iter().cloned().collect();
     let mut secrets = BTreeMap::new();
     for planned in &workflow.plan.tasks {
-        for secret in &planned.task.secrets {
-            let name = &secret.value;
+        let task = &planned.task;
+        for name in task.secrets.iter().map(|s| &s.value).chain(task.inject.keys()) {
             if secrets.contains_key(name) {
                 continue;
             }

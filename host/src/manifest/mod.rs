@@ -68,6 +68,23 @@ pub struct Settings {
     pub memory: Option<At<Size>>,
     /// Retries of retriable failures.
     pub retries: Option<At<Retries>>,
+    /// Most HTTP requests per attempt.
+    pub http_requests: Option<At<u32>>,
+    /// Largest HTTP request body.
+    pub http_request_size: Option<At<Size>>,
+    /// Largest HTTP response body.
+    pub http_response_size: Option<At<Size>>,
+    /// Time limit of one HTTP request, response included.
+    pub http_timeout: Option<At<HumanDuration>>,
+}
+
+/// Where the host writes an injected secret in place of its placeholder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inject {
+    /// Request headers only (`"headers"`).
+    Headers,
+    /// Request headers and bodies (`"headers+body"`).
+    HeadersAndBody,
 }
 
 /// How a failed attempt is retried.
@@ -157,9 +174,12 @@ pub struct Task {
     pub mounts: Vec<MountDecl>,
     /// Secrets the task may read.
     pub secrets: Vec<At<Name>>,
-    /// Network endpoints (`host:port`) the task may connect to. Declared and
-    /// authorized today; reachable once Cairn provides `wasi:http`.
+    /// Network endpoints (`host:port`, host lowercase) the task may send
+    /// HTTP requests to; each request is authorized as it is sent.
     pub network: Vec<At<String>>,
+    /// Secrets the task gets as placeholders, which the host replaces in its
+    /// requests (where policy allows): name → where.
+    pub inject: IndexMap<Name, At<Inject>>,
     /// Inputs: local name → the upstream output it receives.
     pub inputs: IndexMap<Name, At<Edge>>,
     /// Outputs and their labels.

@@ -11,7 +11,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::{
-    At, Backoff, Edge, FORMAT, Manifest, MountDecl, Output, Retries, Settings, Task, When,
+    At, Backoff, Edge, FORMAT, Inject, Manifest, MountDecl, Output, Retries, Settings, Task, When,
 };
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::digest::Digest;
@@ -24,7 +24,16 @@ pub const FIELDS_TOP: &[&str] = &["workflow", "defaults", "tasks"];
 /// Keys of `[workflow]`.
 pub const FIELDS_WORKFLOW: &[&str] = &["name", "format", "description", "policies"];
 /// Keys of `[defaults]`.
-pub const FIELDS_DEFAULTS: &[&str] = &["timeout", "cpu_time", "memory", "retries"];
+pub const FIELDS_DEFAULTS: &[&str] = &[
+    "timeout",
+    "cpu_time",
+    "memory",
+    "retries",
+    "http_requests",
+    "http_request_size",
+    "http_response_size",
+    "http_timeout",
+];
 /// Keys of `[tasks.NAME]`.
 pub const FIELDS_TASK: &[&str] = &[
     "component",
@@ -35,6 +44,7 @@ pub const FIELDS_TASK: &[&str] = &[
     "mounts",
     "secrets",
     "network",
+    "inject",
     "inputs",
     "outputs",
     "needs",
@@ -44,6 +54,10 @@ pub const FIELDS_TASK: &[&str] = &[
     "cpu_time",
     "memory",
     "retries",
+    "http_requests",
+    "http_request_size",
+    "http_response_size",
+    "http_timeout",
 ];
 const FIELDS_RETRIES: &[&str] = &["max", "backoff", "initial", "max_delay", "jitter"];
 const FIELDS_MOUNT: &[&str] = &["host", "guest", "mode"];
@@ -419,6 +433,27 @@ impl Cx {
                 "cpu_time" => settings.cpu_time = self.duration(value, "`cpu_time`"),
                 "memory" => settings.memory = self.size(value, "`memory`"),
                 "retries" => settings.retries = self.retries(value),
+                "http_requests" => {
+                    settings.http_requests = self.integer(value, "`http_requests`").and_then(|n| {
+                        match u32::try_from(n.value) {
+                            Ok(count) if count > 0 => Some(At::new(count, n.span)),
+                            _ => {
+                                self.d.push(Diagnostic::at(
+                                    n.span,
+                                    "`http_requests` must be a positive number of requests",
+                                ));
+                                None
+                            }
+                        }
+                    });
+                }
+                "http_request_size" => {
+                    settings.http_request_size = self.size(value, "`http_request_size`");
+                }
+                "http_response_size" => {
+                    settings.http_response_size = self.size(value, "`http_response_size`");
+                }
+                "http_timeout" => settings.http_timeout = self.duration(value, "`http_timeout`"),
                 _ => {}
             }
         }
@@ -522,6 +557,7 @@ impl Cx {
             mounts: Vec::new(),
             secrets: Vec::new(),
             network: Vec::new(),
+            inject: IndexMap::new(),
             inputs: IndexMap::new(),
             outputs: IndexMap::new(),
             needs: Vec::new(),
@@ -559,6 +595,7 @@ impl Cx {
                 "mounts" => task.mounts = self.mounts(value),
                 "secrets" => task.secrets = self.names(value, "`secrets`", "the secret name"),
                 "network" => task.network = self.hosts(value),
+                "inject" => task.inject = self.inject(value),
                 "inputs" => task.inputs = self.inputs(value),
                 "outputs" => task.outputs = self.outputs(value),
                 "needs" => task.needs = self.names(value, "`needs`", "the task name"),
@@ -590,6 +627,27 @@ impl Cx {
                 );
             }
             None => {}
+        }
+        for (secret, at) in &task.inject {
+            if let Some(read) = task.secrets.iter().find(|s| &s.value == secret) {
+                self.d.push(
+                    Diagnostic::at(
+                        at.span.clone(),
+                        format!("{what} declares secret `{secret}` in both `secrets` and `inject`"),
+                    )
+                    .related(read.span.clone(), "also declared here")
+                    .help("keep it in `inject` if the task only sends it (it never sees the value), in `secrets` if it must read it"),
+                );
+            }
+            if task.network.is_empty() {
+                self.d.push(
+                    Diagnostic::at(
+                        at.span.clone(),
+                        format!("{what} injects secret `{secret}` but declares no `network`"),
+                    )
+                    .help("list the endpoints it sends requests to, e.g. `network = [\"api.example.com:443\"]`"),
+                );
+            }
         }
         if task.cache.value {
             let reason = if !task.mounts.is_empty() {
@@ -726,18 +784,12 @@ impl Cx {
         true
     }
 
-    /// Network endpoints as `host:port`, no duplicates.
+    /// Network endpoints as `host:port` (host lowercase), no duplicates.
     fn hosts(&mut self, value: &Value<'_>) -> Vec<At<String>> {
         let mut hosts: Vec<At<String>> = Vec::new();
         for host in self.strings(value, "`network`") {
-            let ok = host.value.rsplit_once(':').is_some_and(|(name, port)| {
-                !name.is_empty()
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
-                    && port.parse::<u16>().is_ok_and(|p| p > 0)
-            });
-            if !ok {
+            let parsed = host.value.parse::<crate::sandbox::Endpoint>();
+            let Ok(endpoint) = parsed else {
                 self.d.push(
                     Diagnostic::at(
                         host.span.clone(),
@@ -745,7 +797,10 @@ impl Cx {
                     )
                     .help("write `host:port`, e.g. `warehouse.internal:443`"),
                 );
-            } else if hosts.iter().any(|h| h.value == host.value) {
+                continue;
+            };
+            let host = At::new(endpoint.to_string(), host.span);
+            if hosts.iter().any(|h| h.value == host.value) {
                 self.d.push(Diagnostic::at(
                     host.span.clone(),
                     format!("`{}` is listed twice in `network`", host.value),
@@ -755,6 +810,30 @@ impl Cx {
             }
         }
         hosts
+    }
+
+    /// `inject = { name = "headers" | "headers+body" }`.
+    fn inject(&mut self, value: &Value<'_>) -> IndexMap<Name, At<Inject>> {
+        let mut inject = IndexMap::new();
+        let Some(table) = self.table(value, "`inject`") else {
+            return inject;
+        };
+        for (key, value) in table {
+            let Some(name) = self.name_at(key.get_ref(), key.span(), "the secret name") else {
+                continue;
+            };
+            let Some(choice) = self.choice(value, "an injection", &["headers", "headers+body"])
+            else {
+                continue;
+            };
+            let how = if choice.value == "headers" {
+                Inject::Headers
+            } else {
+                Inject::HeadersAndBody
+            };
+            inject.insert(name.value, At::new(how, choice.span));
+        }
+        inject
     }
 
     fn inputs(&mut self, value: &Value<'_>) -> IndexMap<Name, At<Edge>> {

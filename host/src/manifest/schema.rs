@@ -42,6 +42,22 @@ fn settings() -> serde_json::Map<String, Value> {
             ]
         }),
     );
+    map.insert(
+        "http_requests".into(),
+        json!({ "type": "integer", "minimum": 1, "maximum": 4294967295u64, "default": 100, "description": "Most HTTP requests per attempt (denied ones count too)." }),
+    );
+    map.insert(
+        "http_request_size".into(),
+        json!({ "type": "string", "pattern": SIZE, "default": "10MiB", "description": "Largest HTTP request body." }),
+    );
+    map.insert(
+        "http_response_size".into(),
+        json!({ "type": "string", "pattern": SIZE, "default": "10MiB", "description": "Largest HTTP response body." }),
+    );
+    map.insert(
+        "http_timeout".into(),
+        json!({ "type": "string", "pattern": DURATION, "default": "30s", "description": "Time limit of one HTTP request, from sending to the response's last byte." }),
+    );
     map
 }
 
@@ -69,7 +85,13 @@ pub fn schema() -> Value {
             }
         },
         "secrets": { "type": "array", "items": { "type": "string", "pattern": NAME }, "uniqueItems": true },
-        "network": { "type": "array", "items": { "type": "string", "pattern": "^[A-Za-z0-9.-]+:[0-9]{1,5}$" }, "uniqueItems": true, "description": "Endpoints the task may connect to, host:port." },
+        "network": { "type": "array", "items": { "type": "string", "pattern": "^[A-Za-z0-9.-]+:[0-9]{1,5}$" }, "uniqueItems": true, "description": "Endpoints the task may send HTTP requests to, host:port; each request is authorized by policy (`connect`) as it is sent." },
+        "inject": {
+            "type": "object",
+            "propertyNames": { "pattern": NAME },
+            "additionalProperties": { "enum": ["headers", "headers+body"] },
+            "description": "Secrets the task gets only as placeholders; the host replaces a placeholder in request headers (and bodies, with \"headers+body\") for requests policy allows (`inject_secret`)."
+        },
         "inputs": {
             "type": "object",
             "propertyNames": { "pattern": NAME },

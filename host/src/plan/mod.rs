@@ -233,6 +233,22 @@ fn merge(defaults: &Settings, task: &Settings) -> Settings {
         cpu_time: task.cpu_time.clone().or_else(|| defaults.cpu_time.clone()),
         memory: task.memory.clone().or_else(|| defaults.memory.clone()),
         retries: task.retries.clone().or_else(|| defaults.retries.clone()),
+        http_requests: task
+            .http_requests
+            .clone()
+            .or_else(|| defaults.http_requests.clone()),
+        http_request_size: task
+            .http_request_size
+            .clone()
+            .or_else(|| defaults.http_request_size.clone()),
+        http_response_size: task
+            .http_response_size
+            .clone()
+            .or_else(|| defaults.http_response_size.clone()),
+        http_timeout: task
+            .http_timeout
+            .clone()
+            .or_else(|| defaults.http_timeout.clone()),
     }
 }
 

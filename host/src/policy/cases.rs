@@ -120,6 +120,7 @@ fn defaults(kind: &str) -> &'static [(&'static str, serde_json::Value)] {
             ("component", "".into()),
             ("network", false.into()),
             ("secrets", serde_json::json!([])),
+            ("injects", serde_json::json!([])),
             ("hosts", serde_json::json!([])),
             ("mounts", serde_json::json!([])),
             ("writes", false.into()),

@@ -12,7 +12,7 @@ use cedar_policy::Entities;
 use super::preflight::{Ask, authorize, entity_json, uid};
 use super::{Decision, Policies, Preflight};
 use crate::plan::{Dependency, Plan};
-use crate::sandbox::{Gate, GateRequest};
+use crate::sandbox::{Gate, GateRequest, HttpTarget};
 
 /// Authorizes one task's host calls during one run.
 pub struct RuntimeGate {
@@ -97,6 +97,7 @@ impl RuntimeGate {
 
     fn ask(&self, request: &GateRequest) -> Result<Decision, String> {
         let task = uid("Task", &self.task).map_err(|e| e.to_string())?;
+        let run_by = entity_json(&uid("User", &self.user).map_err(|e| e.to_string())?);
         let ask = match request {
             GateRequest::ReadSecret(name) => Ask {
                 task: &self.task,
@@ -104,9 +105,23 @@ impl RuntimeGate {
                 what: format!("secret `{name}`, at run time"),
                 principal: task,
                 resource: uid("Secret", name).map_err(|e| e.to_string())?,
-                context: serde_json::json!({
-                    "run_by": entity_json(&uid("User", &self.user).map_err(|e| e.to_string())?),
-                }),
+                context: serde_json::json!({ "run_by": run_by }),
+            },
+            GateRequest::Connect(target) => Ask {
+                task: &self.task,
+                action: "connect",
+                what: format!("request {target}"),
+                principal: task,
+                resource: uid("Host", &target.endpoint.to_string()).map_err(|e| e.to_string())?,
+                context: request_context(target, run_by),
+            },
+            GateRequest::InjectSecret { name, target } => Ask {
+                task: &self.task,
+                action: "inject_secret",
+                what: format!("secret `{name}` into request {target}"),
+                principal: task,
+                resource: uid("Secret", name).map_err(|e| e.to_string())?,
+                context: request_context(target, run_by),
             },
             GateRequest::ReadInput(name) => {
                 let data = self
@@ -125,6 +140,20 @@ impl RuntimeGate {
         };
         authorize(&self.policies, &self.entities, ask).map_err(|e| e.to_string())
     }
+}
+
+/// The `Request` context of `connect` and `inject_secret`.
+fn request_context(target: &HttpTarget, run_by: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "method": target.method,
+        "scheme": target.scheme,
+        "host": target.endpoint.host,
+        "port": target.endpoint.port,
+        "endpoint": target.endpoint.to_string(),
+        "path": target.path,
+        "query": target.query,
+        "run_by": run_by,
+    })
 }
 
 impl Gate for RuntimeGate {

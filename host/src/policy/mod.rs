@@ -35,6 +35,7 @@ pub const ACTIONS: &[&str] = &[
     "declassify",
     "mount",
     "connect",
+    "inject_secret",
     "approve",
 ];
 

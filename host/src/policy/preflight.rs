@@ -4,7 +4,9 @@
 //! workflow, its tasks with their declared capabilities, secrets, data with
 //! the labels that reach it, mounted paths, hosts) and authorize, task by
 //! task in plan order: `run`, each `read_secret`, each `mount`, each
-//! `connect`, each input's `flow`. Labels flow with data: an output carries
+//! input's `flow`. HTTP requests (`connect`) and injected secrets
+//! (`inject_secret`) are authorized one by one as they are sent, by the
+//! runtime gate. Labels flow with data: an output carries
 //! the labels of the task's inputs, minus those a `declassify` permit lets
 //! the task drop. Default deny; a request whose evaluation errors is denied.
 
@@ -24,8 +26,8 @@ use crate::plan::{Dependency, Plan};
 pub struct Decision {
     /// The task the request is about.
     pub task: String,
-    /// The Cedar action: `run`, `read_secret`, `mount`, `connect`, `flow`,
-    /// `declassify`.
+    /// The Cedar action: `run`, `read_secret`, `mount`, `connect`,
+    /// `inject_secret`, `flow`, `declassify`.
     pub action: &'static str,
     /// What it is about, for people (e.g. `secret warehouse-token`).
     pub what: String,
@@ -297,9 +299,14 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
     for (planned, incoming) in plan.tasks.iter().zip(&labels_in) {
         entities.push(task_entity(planned, &workflow, incoming)?);
         let task = &planned.task;
-        for secret in &task.secrets {
+        for secret in task
+            .secrets
+            .iter()
+            .map(|s| &s.value)
+            .chain(task.inject.keys())
+        {
             entities.push(Entity::new_no_attrs(
-                uid("Secret", secret.value.as_str())?,
+                uid("Secret", secret.as_str())?,
                 HashSet::new(),
             ));
         }
@@ -380,19 +387,9 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
                 },
             )?;
         }
-        for host in &task.network {
-            checker.check(
-                &all,
-                Ask {
-                    task: name,
-                    action: "connect",
-                    what: format!("connect to `{}`", host.value),
-                    principal: task_uid.clone(),
-                    resource: uid("Host", &host.value)?,
-                    context: serde_json::json!({}),
-                },
-            )?;
-        }
+        // Requests (`connect`) and injected secrets (`inject_secret`) are
+        // decided one by one as they are sent: their context (method, path)
+        // is not known before.
         for up in &planned.upstream {
             let (Dependency::Data { input, output }, Some(from)) =
                 (&up.why, plan.tasks.get(up.from))
@@ -473,6 +470,10 @@ fn task_entity(
         (
             "secrets".to_owned(),
             strings(task.secrets.iter().map(|s| s.value.to_string())),
+        ),
+        (
+            "injects".to_owned(),
+            strings(task.inject.keys().map(ToString::to_string)),
         ),
         (
             "hosts".to_owned(),

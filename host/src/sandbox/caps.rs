@@ -3,13 +3,15 @@
 //! A [`Capabilities`] value starts empty — no args, no env, no files, no
 //! inputs, no secrets, no stdin, no network — and the sandbox gives a guest
 //! exactly what it holds and nothing from the host process (not its env, not
-//! its cwd, not its files). There is no way to grant network access: the
-//! sandbox does not link `wasi:sockets` at all. Deciding *whether* a task may
+//! its cwd, not its files). The only network is HTTP to declared endpoints
+//! (`wasi:http`, each request checked as it is sent); `wasi:sockets` is not
+//! linked at all. Deciding *whether* a task may
 //! have a capability is policy's job, not this module's.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use super::http::{Endpoint, Injection};
 use crate::name::Name;
 use crate::secrets::SecretValue;
 
@@ -102,6 +104,12 @@ pub struct Capabilities {
     pub mounts: Vec<Mount>,
     /// Secrets the task may read through the host interface.
     pub secrets: BTreeMap<Name, SecretValue>,
+    /// Endpoints the task may send HTTP requests to (each request is still
+    /// put to the gate).
+    pub network: Vec<Endpoint>,
+    /// Secrets the task gets only as placeholders, which the host replaces
+    /// in its requests where policy allows.
+    pub inject: BTreeMap<Name, Injection>,
     /// Standard input; empty when not given.
     pub stdin: Vec<u8>,
 }

@@ -13,6 +13,14 @@ pub enum GateRequest {
     ReadSecret(String),
     /// The task reads its (declared) input of this name.
     ReadInput(String),
+    /// The task sends this HTTP request (to a declared endpoint).
+    Connect(super::HttpTarget),
+    /// The host would write secret `name` into this request in place of
+    /// its placeholder.
+    InjectSecret {
+        name: String,
+        target: super::HttpTarget,
+    },
 }
 
 /// Decides host calls at run time.

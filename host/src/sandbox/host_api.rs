@@ -48,6 +48,8 @@ pub(crate) struct HostState {
     pub(crate) inputs: BTreeMap<Name, PathBuf>,
     pub(crate) declared_outputs: Option<Vec<Name>>,
     pub(crate) secrets: BTreeMap<Name, SecretValue>,
+    /// Secrets given as placeholders: name → placeholder.
+    pub(crate) placeholders: BTreeMap<Name, String>,
     pub(crate) outputs_dir: PathBuf,
     pub(crate) call_bytes: u64,
     pub(crate) output_limit: u64,
@@ -201,6 +203,13 @@ impl wit_host::Host for HostState {
                 }
                 Ok(Ok(value.expose().to_owned()))
             }
+            // Not a release: the value stays on the host, which writes it
+            // into requests where policy allows (see `http`).
+            None if self.placeholders.contains_key(&name) => Ok(Ok(self
+                .placeholders
+                .get(&name)
+                .cloned()
+                .unwrap_or_default())),
             None => {
                 let what = format!("read of undeclared secret `{name}`");
                 Ok(Err(self.not_found(what, name.as_str())))

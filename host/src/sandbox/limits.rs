@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
 
+use super::http::HttpLimits;
+
 /// Limits on one task attempt. All sizes are bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -46,6 +48,9 @@ pub struct Limits {
     pub call_bytes: u64,
     /// Open handles (files, streams, directories) at once. Default 1,024.
     pub handles: usize,
+    /// Outgoing HTTP: 100 requests per attempt, 10 MiB per request body and
+    /// per response body, 30 s per request.
+    pub http: HttpLimits,
 }
 
 /// How often the engine's epoch advances; the resolution of CPU limits.
@@ -70,6 +75,12 @@ impl Default for Limits {
             outputs_total: 256 * MIB,
             call_bytes: 16 * MIB,
             handles: 1024,
+            http: HttpLimits {
+                requests: 100,
+                request_bytes: 10 * MIB,
+                response_bytes: 10 * MIB,
+                timeout: Duration::from_secs(30),
+            },
         }
     }
 }

@@ -12,6 +12,7 @@ mod caps;
 mod engine;
 mod gate;
 mod host_api;
+mod http;
 mod limits;
 mod outcome;
 mod program;
@@ -32,6 +33,7 @@ pub use caps::{
 pub use engine::EngineSettings;
 pub use gate::{Gate, GateRequest};
 pub use host_api::LogSink;
+pub use http::{Endpoint, Exchange, ExchangeSink, HttpLimits, HttpTarget, Injection, InvalidEndpoint};
 pub use limits::{EPOCH_TICK, Limits};
 pub use outcome::{Attempt, Clock, Level, LogLine, Outcome, Output, Resource, bytes};
 pub use program::{Kind, LoadError, LoadStats, Program};
@@ -46,6 +48,18 @@ pub(crate) struct ComponentState {
     table: ResourceTable,
     guard: Guard,
     host: HostState,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    egress: http::Egress,
+}
+
+impl wasmtime_wasi_http::WasiHttpView for ComponentState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.egress,
+        }
+    }
 }
 
 impl WasiView for ComponentState {
@@ -143,8 +157,9 @@ impl Sandbox {
 }
 
 /// What a component may import: Cairn's host interface, and of WASI p2 only
-/// io, clocks, random, cli and filesystem. `wasi:sockets` is deliberately
-/// absent, so a guest that imports it fails to link with a clear message.
+/// io, clocks, random, cli, filesystem and outgoing HTTP (every request
+/// checked, see [`http`]). `wasi:sockets` is deliberately absent, so a guest
+/// that imports it fails to link with a clear message.
 fn component_linker(
     engine: &Engine,
 ) -> wasmtime::Result<wasmtime::component::Linker<ComponentState>> {
@@ -175,6 +190,7 @@ fn component_linker(
     cli::terminal_stdin::add_to_linker::<S, WasiCli>(l, S::cli)?;
     cli::terminal_stdout::add_to_linker::<S, WasiCli>(l, S::cli)?;
     cli::terminal_stderr::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(l)?;
     host_api::Task::add_to_linker::<S, HostData>(l, |s| &mut s.host)?;
     Ok(linker)
 }

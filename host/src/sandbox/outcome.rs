@@ -92,6 +92,30 @@ impl Outcome {
         }
     }
 
+    /// The same outcome with `redactor`'s secrets masked in every text the
+    /// guest could have chosen (its failure message, a trap's reason).
+    #[must_use]
+    pub fn masked(self, redactor: &crate::secrets::Redactor) -> Self {
+        match self {
+            Self::GuestError { message, transient } => Self::GuestError {
+                message: redactor.mask_str(&message),
+                transient,
+            },
+            Self::Trap { reason, backtrace } => Self::Trap {
+                reason: redactor.mask_str(&reason),
+                backtrace: backtrace.map(|b| redactor.mask_str(&b)),
+            },
+            Self::InvalidOutput { name, reason } => Self::InvalidOutput {
+                name: redactor.mask_str(&name),
+                reason: redactor.mask_str(&reason),
+            },
+            Self::Instantiation { message } => Self::Instantiation {
+                message: redactor.mask_str(&message),
+            },
+            other => other,
+        }
+    }
+
     /// [`Outcome::is_retriable`] for an outcome as the audit log records
     /// it: its [`Outcome::kind`] and its display text.
     #[must_use]
@@ -248,8 +272,11 @@ pub struct Attempt {
     pub stderr: Vec<u8>,
     /// Log lines, secrets masked.
     pub logs: Vec<LogLine>,
-    /// Host calls the sandbox refused (undeclared secrets, inputs, outputs).
+    /// Host calls the sandbox refused (undeclared secrets, inputs, outputs,
+    /// HTTP requests).
     pub denials: Vec<String>,
+    /// HTTP requests the task made, allowed or not, in the order they ended.
+    pub requests: Vec<super::Exchange>,
     /// Outputs, only when the attempt succeeded.
     pub outputs: Vec<Output>,
 }

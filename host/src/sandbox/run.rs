@@ -19,6 +19,7 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiView as _};
 
 use super::caps::{Capabilities, MountMode};
 use super::host_api::{HostState, LogSink, cairn::task::types::Failure};
+use super::http::{Egress, EgressPlan, ExchangeSink};
 use super::limits::{Breach, Guard, Limits, on_epoch_tick};
 use super::outcome::{Attempt, Clock, Outcome, Output, Resource};
 use super::program::{Kind, Linked, Program};
@@ -41,6 +42,8 @@ pub struct TaskSpec {
     pub outputs_dir: PathBuf,
     /// Called with each log line as it is emitted.
     pub log_sink: Option<LogSink>,
+    /// Called with each HTTP request as it ends (allowed or not).
+    pub exchange_sink: Option<ExchangeSink>,
     /// Asked about each policy-relevant host call; `None` allows whatever
     /// the capabilities declare (as `cairn exec` does).
     pub gate: Option<Arc<dyn super::Gate>>,
@@ -120,7 +123,23 @@ impl Sandbox {
     pub async fn run(&self, program: &Program, spec: &TaskSpec) -> Result<Attempt, RunError> {
         let started = Instant::now();
         let limits = &spec.limits;
-        let redactor = Arc::new(Redactor::new(spec.caps.secrets.values()));
+        let redactor = Arc::new(Redactor::new(
+            spec.caps
+                .secrets
+                .values()
+                .chain(spec.caps.inject.values().map(|i| &i.value)),
+        ));
+        let placeholders: std::collections::BTreeMap<_, _> = spec
+            .caps
+            .inject
+            .iter()
+            .map(|(name, injection)| {
+                (
+                    name.clone(),
+                    (super::http::placeholder(name), injection.clone()),
+                )
+            })
+            .collect();
         let stdout = Capture::new(limits.stdout);
         let stderr = Capture::new(limits.stderr);
 
@@ -160,9 +179,15 @@ impl Sandbox {
         let guard = Guard::new(limits.clone());
         let (ended, guard, host) = match &program.linked {
             Linked::Task(pre) => {
-                let host = host_state(spec, redactor.clone());
-                let mut store =
-                    component_store(pre.engine(), LazyWasi::new(plan), guard, host, limits);
+                let host = host_state(spec, redactor.clone(), &placeholders);
+                let egress = egress(spec, redactor.clone(), placeholders.clone());
+                let mut store = component_store(
+                    pre.engine(),
+                    LazyWasi::new(plan),
+                    guard,
+                    (host, egress),
+                    limits,
+                );
                 let ended = bounded(limits, None, async {
                     let task = pre
                         .instantiate_async(&mut store)
@@ -172,12 +197,19 @@ impl Sandbox {
                 })
                 .await;
                 let state = store.into_data();
-                (ended.map(task_result), state.guard, Some(state.host))
+                let requests = state.egress.take();
+                (ended.map(task_result), state.guard, Some((state.host, requests)))
             }
             Linked::Command(pre) => {
-                let host = host_state(spec, redactor.clone());
-                let mut store =
-                    component_store(pre.engine(), LazyWasi::new(plan), guard, host, limits);
+                let host = host_state(spec, redactor.clone(), &placeholders);
+                let egress = egress(spec, redactor.clone(), placeholders.clone());
+                let mut store = component_store(
+                    pre.engine(),
+                    LazyWasi::new(plan),
+                    guard,
+                    (host, egress),
+                    limits,
+                );
                 let ended = bounded(limits, Some(&spec.outputs_dir), async {
                     let cmd = pre
                         .instantiate_async(&mut store)
@@ -190,11 +222,12 @@ impl Sandbox {
                 })
                 .await;
                 let state = store.into_data();
+                let requests = state.egress.take();
                 let ended = ended.map(|r| match r {
                     Ok(()) => Outcome::Success,
                     Err(()) => exited(1),
                 });
-                (ended, state.guard, Some(state.host))
+                (ended, state.guard, Some((state.host, requests)))
             }
             Linked::Core(pre) => {
                 let mut p1 = plan.build_p1();
@@ -220,7 +253,12 @@ impl Sandbox {
             }
         };
 
-        let mut outcome = classify(ended, &guard, &stdout, &stderr, host.as_ref());
+        let (host, (requests, http_denials)) = match host {
+            Some((host, requests)) => (Some(host), requests),
+            None => (None, Default::default()),
+        };
+        let mut outcome =
+            classify(ended, &guard, &stdout, &stderr, host.as_ref()).masked(&redactor);
         let mut outputs = Vec::new();
         if outcome.is_success() {
             match host.as_ref() {
@@ -233,7 +271,8 @@ impl Sandbox {
                 },
             }
         }
-        let (logs, denials) = host.map(|h| (h.logs, h.denials)).unwrap_or_default();
+        let (logs, mut denials) = host.map(|h| (h.logs, h.denials)).unwrap_or_default();
+        denials.extend(http_denials);
         Ok(Attempt {
             outcome,
             duration: started.elapsed(),
@@ -241,6 +280,7 @@ impl Sandbox {
             stderr: redactor.mask(&stderr.take()),
             logs,
             denials,
+            requests,
             outputs,
         })
     }
@@ -265,8 +305,16 @@ fn preopen(host: &Path, guest: &str, perms: FsPerms) -> Result<Preopen, RunError
     }
 }
 
-fn host_state(spec: &TaskSpec, redactor: Arc<Redactor>) -> HostState {
+fn host_state(
+    spec: &TaskSpec,
+    redactor: Arc<Redactor>,
+    placeholders: &std::collections::BTreeMap<Name, (String, super::Injection)>,
+) -> HostState {
     HostState {
+        placeholders: placeholders
+            .iter()
+            .map(|(name, (placeholder, _))| (name.clone(), placeholder.clone()))
+            .collect(),
         inputs: spec.caps.inputs.clone(),
         declared_outputs: spec.caps.outputs.clone(),
         secrets: spec.caps.secrets.clone(),
@@ -285,11 +333,26 @@ fn host_state(spec: &TaskSpec, redactor: Arc<Redactor>) -> HostState {
     }
 }
 
+fn egress(
+    spec: &TaskSpec,
+    redactor: Arc<Redactor>,
+    placeholders: std::collections::BTreeMap<Name, (String, super::Injection)>,
+) -> Egress {
+    Egress::new(EgressPlan {
+        network: spec.caps.network.clone(),
+        placeholders,
+        gate: spec.gate.clone(),
+        limits: spec.limits.http.clone(),
+        redactor,
+        sink: spec.exchange_sink.clone(),
+    })
+}
+
 fn component_store(
     engine: &wasmtime::Engine,
     wasi: LazyWasi,
     guard: Guard,
-    host: HostState,
+    (host, egress): (HostState, Egress),
     limits: &Limits,
 ) -> Store<ComponentState> {
     let mut table = ResourceTable::new();
@@ -301,6 +364,8 @@ fn component_store(
             table,
             guard,
             host,
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            egress,
         },
     );
     bound_store(&mut store, |s| &mut s.guard);
