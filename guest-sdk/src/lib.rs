@@ -37,6 +37,7 @@
 extern crate self as cairn_guest;
 
 mod error;
+pub mod http;
 pub mod input;
 pub mod log;
 pub mod output;

@@ -30,15 +30,15 @@ use tokio::time::Instant;
 use crate::audit::log::{AuditError, AuditLog, hex};
 use crate::audit::record::{Artifact, Event, FileDigest, PolicyFile};
 use crate::audit::verify::{Artifacts, policy_set_digest, sha256_tag};
+use crate::manifest::Inject;
 use crate::manifest::{Backoff, When};
 use crate::name::Name;
 use crate::plan::{Dependency, Plan};
 use crate::policy::{Decision, Policies, Preflight, Recorder};
 use crate::resume::{Prior, Resumption};
-use crate::manifest::Inject;
 use crate::sandbox::{
-    Capabilities, Exchange, ExchangeSink, HttpLimits, Injection, Limits, LogSink, Mount,
-    MountMode, Program, Sandbox, TaskSpec,
+    Capabilities, Exchange, ExchangeSink, HttpLimits, Injection, Limits, LogSink, Mount, MountMode,
+    Program, Sandbox, TaskSpec,
 };
 use crate::secrets::SecretValue;
 use crate::state::{AttemptRow, RunRow, State, TaskRow};
@@ -868,7 +868,8 @@ async fn attempts(
                     text: &text,
                 });
                 // A failure to record surfaces at the attempt's next record.
-                if let Err(error) = lock(&log).append(&run, exchange_event(&task_name, attempt, e)) {
+                if let Err(error) = lock(&log).append(&run, exchange_event(&task_name, attempt, e))
+                {
                     tracing::error!(%error, "cannot record an HTTP request");
                 }
             })
@@ -1020,7 +1021,10 @@ fn exchange_event(task: &str, attempt: u32, e: &Exchange) -> Event {
 /// An HTTP request as a progress line: `http: GET http://h:80/p -> 200 (12 bytes)`.
 #[must_use]
 pub fn exchange_line(e: &Exchange) -> String {
-    let target = format!("{} {}://{}:{}{}", e.method, e.scheme, e.host, e.port, e.path);
+    let target = format!(
+        "{} {}://{}:{}{}",
+        e.method, e.scheme, e.host, e.port, e.path
+    );
     let mut line = match (e.allowed, e.status, &e.reason) {
         (true, Some(status), _) => {
             format!("http: {target} -> {status} ({} bytes)", e.received)
@@ -1038,7 +1042,10 @@ pub fn exchange_line(e: &Exchange) -> String {
         line.push_str(&format!(" [injected: {}]", e.injected.join(", ")));
     }
     if !e.withheld.is_empty() {
-        line.push_str(&format!(" [not injected, policy: {}]", e.withheld.join(", ")));
+        line.push_str(&format!(
+            " [not injected, policy: {}]",
+            e.withheld.join(", ")
+        ));
     }
     line
 }

@@ -88,6 +88,7 @@ fn main() {
         limits: Limits::default(),
         outputs_dir: outputs.path().to_owned(),
         log_sink: None,
+        exchange_sink: None,
         gate: None,
     };
     let program = sandbox

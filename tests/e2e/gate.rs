@@ -43,6 +43,7 @@ async fn run_as(user: &str) -> (cairn::sandbox::Attempt, Vec<cairn::policy::Deci
         limits: Limits::default(),
         outputs_dir: out.path().to_owned(),
         log_sink: None,
+        exchange_sink: None,
         gate: Some(gate.clone()),
     };
     let attempt = sandbox.run(&program, &spec).await.expect("attempt");

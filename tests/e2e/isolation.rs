@@ -13,6 +13,7 @@ fn spec(outputs: &Path, limits: Limits) -> TaskSpec {
         limits,
         outputs_dir: outputs.to_owned(),
         log_sink: None,
+        exchange_sink: None,
         gate: None,
     }
 }
@@ -92,6 +93,7 @@ async fn many_instances_of_one_program_are_independent() {
             limits: Limits::default(),
             outputs_dir: dir.path().to_owned(),
             log_sink: None,
+            exchange_sink: None,
             gate: None,
         });
     }

@@ -15,6 +15,7 @@ mod gate;
 mod hostile;
 mod isolation;
 mod manifests;
+mod network;
 mod policy;
 mod resume;
 mod support;

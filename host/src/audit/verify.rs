@@ -505,7 +505,9 @@ impl Checker<'_> {
                 for name in injected {
                     let id = format!("{name} {key}");
                     self.authorized(at, run_id, (task, "inject_secret", &id), || {
-                        format!("secret `{name}` was injected into {key} without an allow before it")
+                        format!(
+                            "secret `{name}` was injected into {key} without an allow before it"
+                        )
                     });
                 }
             }

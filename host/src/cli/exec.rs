@@ -16,8 +16,8 @@ use super::{CliError, Exit};
 use crate::digest::Digest;
 use crate::name::Name;
 use crate::sandbox::{
-    Endpoint, Attempt, Capabilities, Clock, EngineSettings, Limits, LogLine, Mount, MountMode, Outcome,
-    Program, Resource, Sandbox, TaskSpec,
+    Attempt, Capabilities, Clock, Endpoint, EngineSettings, Limits, LogLine, Mount, MountMode,
+    Outcome, Program, Resource, Sandbox, TaskSpec,
 };
 use crate::secrets::SecretSource;
 use crate::units::{HumanDuration, Size};

@@ -103,14 +103,15 @@ impl CliError {
     about = "Run workflows of sandboxed WebAssembly tasks, authorized by policy, with a verifiable audit trail",
     long_about = "Cairn runs tasks compiled to WebAssembly (wasm32-wasip2 components, or wasm32-wasip1 \
 modules) each in its own sandbox: a task gets only the inputs, outputs, files, env and secrets it is \
-given, and is held to hard limits on time, memory and output.\n\n\
+given, and is held to hard limits on time, memory and output. Its only network is HTTP to the \
+endpoints it declares, each request authorized by policy as it is sent; a secret can be given to it \
+as a placeholder that the host swaps for the value only in requests to hosts policy allows.\n\n\
 `cairn run` runs a workflow: everything it would do is authorized by its Cedar policies first \
 (`cairn plan` shows the decisions), then each task runs in its sandbox, and every event goes to a \
 signed, tamper-evident audit log that `cairn audit verify` checks offline with only the public key. \
 `cairn exec` runs one task on its own; `cairn validate` and `cairn graph` check and draw manifests; \
 `cairn policy test` checks policies against expected decisions.\n\n\
-`cairn resume` finishes a run that was killed or stopped.\n\n\
-Not built yet: network access for tasks.",
+`cairn resume` finishes a run that was killed or stopped.",
     after_help = "Exit codes: 0 success, 1 the run, task or check failed, 2 usage or input error, 3 refused by policy.\n\
 Set NO_COLOR to disable colour. Use -v for details on errors (traps show a wasm backtrace)."
 )]

@@ -373,7 +373,12 @@ fn ready(
     let mut secrets = BTreeMap::new();
     for planned in &workflow.plan.tasks {
         let task = &planned.task;
-        for name in task.secrets.iter().map(|s| &s.value).chain(task.inject.keys()) {
+        for name in task
+            .secrets
+            .iter()
+            .map(|s| &s.value)
+            .chain(task.inject.keys())
+        {
             if secrets.contains_key(name) {
                 continue;
             }

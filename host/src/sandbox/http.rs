@@ -412,15 +412,10 @@ impl Shared {
                 .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
         let request = http::Request::from_parts(parts.clone(), full(body));
+        // The host's limit bounds the whole exchange; shorter timeouts the
+        // guest asked for apply within it.
         let limit = self.limits.timeout;
-        let options = RequestOptions {
-            connect_timeout: Some(shorter(options.and_then(|o| o.connect_timeout), limit)),
-            first_byte_timeout: Some(shorter(options.and_then(|o| o.first_byte_timeout), limit)),
-            between_bytes_timeout: Some(shorter(
-                options.and_then(|o| o.between_bytes_timeout),
-                limit,
-            )),
-        };
+        let options = options.unwrap_or_default();
         let timed_out = |_| Refusal {
             reason: format!("no complete response within {limit:?}"),
             error: HttpError::HttpResponseTimeout,
@@ -467,11 +462,13 @@ impl Shared {
         let io = AbortOnDrop(tokio::spawn(io));
         let (head, body) = response.into_parts();
         let limit = self.limits.response_bytes;
-        let body = read_body(body.boxed_unsync(), limit).await.map_err(|e| Refusal {
-            reason: e.to_string(),
-            error: e.into_error(HttpError::HttpResponseBodySize(Some(limit))),
-            sent: true,
-        })?;
+        let body = read_body(body.boxed_unsync(), limit)
+            .await
+            .map_err(|e| Refusal {
+                reason: e.to_string(),
+                error: e.into_error(HttpError::HttpResponseBodySize(Some(limit))),
+                sent: true,
+            })?;
         drop(io);
         Ok((http::Response::from_parts(head, ()), body))
     }
@@ -551,11 +548,10 @@ impl Shared {
 }
 
 fn exchange_target(e: &Exchange) -> String {
-    format!("{} {}://{}:{}{}", e.method, e.scheme, e.host, e.port, e.path)
-}
-
-fn shorter(asked: Option<Duration>, limit: Duration) -> Duration {
-    asked.map_or(limit, |a| a.min(limit))
+    format!(
+        "{} {}://{}:{}{}",
+        e.method, e.scheme, e.host, e.port, e.path
+    )
 }
 
 /// Aborts a spawned task when dropped.
@@ -674,7 +670,15 @@ mod tests {
     fn endpoints_parse_and_normalize() {
         let e: Endpoint = "API.Example.com:443".parse().unwrap();
         assert_eq!(e.to_string(), "api.example.com:443");
-        for bad in ["example.com", ":80", "a:0", "a:70000", "a b:80", "user@h:80", "[::1]:80"] {
+        for bad in [
+            "example.com",
+            ":80",
+            "a:0",
+            "a:70000",
+            "a b:80",
+            "user@h:80",
+            "[::1]:80",
+        ] {
             assert!(bad.parse::<Endpoint>().is_err(), "{bad}");
         }
     }

@@ -33,7 +33,9 @@ pub use caps::{
 pub use engine::EngineSettings;
 pub use gate::{Gate, GateRequest};
 pub use host_api::LogSink;
-pub use http::{Endpoint, Exchange, ExchangeSink, HttpLimits, HttpTarget, Injection, InvalidEndpoint};
+pub use http::{
+    Endpoint, Exchange, ExchangeSink, HttpLimits, HttpTarget, Injection, InvalidEndpoint,
+};
 pub use limits::{EPOCH_TICK, Limits};
 pub use outcome::{Attempt, Clock, Level, LogLine, Outcome, Output, Resource, bytes};
 pub use program::{Kind, LoadError, LoadStats, Program};

@@ -198,7 +198,11 @@ impl Sandbox {
                 .await;
                 let state = store.into_data();
                 let requests = state.egress.take();
-                (ended.map(task_result), state.guard, Some((state.host, requests)))
+                (
+                    ended.map(task_result),
+                    state.guard,
+                    Some((state.host, requests)),
+                )
             }
             Linked::Command(pre) => {
                 let host = host_state(spec, redactor.clone(), &placeholders);

@@ -2,7 +2,7 @@
 //! well-behaved default echoes its `text` input to its `echo` output.
 #![forbid(unsafe_code)]
 
-use cairn_guest::{Error, HostError, Task, info, input, output, secret};
+use cairn_guest::{Error, HostError, Task, http, info, input, output, secret};
 
 struct TestTask;
 
@@ -27,6 +27,16 @@ impl Task for TestTask {
                 info!("logged token {}", token.expose());
                 output::write("echo", "used the token")?;
             }
+            "secret-fail" => {
+                // A failure message carrying the secret: the host masks it.
+                let token = secret("token")?;
+                return Err(Error::permanent(format!(
+                    "rejected token {} (base64 {})",
+                    token.expose(),
+                    encode(token.expose())
+                )));
+            }
+            "http" => http_mode()?,
             "undeclared-secret" => match secret("db-password") {
                 Err(HostError::NotFound(name)) => {
                     return Err(Error::permanent(format!("no secret `{name}` for me")));
@@ -108,3 +118,55 @@ fn encode(s: &str) -> String {
 }
 
 cairn_guest::export!(TestTask);
+
+/// Send one request per URL in `URLS` (comma-separated), with `METHOD`
+/// (default GET), `BODY` (where `{secret}` becomes the secret
+/// `BODY_SECRET`), and `Authorization: Bearer` of the secret `AUTH_SECRET`.
+/// Prints and outputs (`echo`) one line per request: `URL -> STATUS BODY` or
+/// `URL -> error: WHY`; fails if any request did.
+fn http_mode() -> cairn_guest::Result<()> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let method = match var("METHOD").as_deref().unwrap_or("GET") {
+        "GET" => http::Method::Get,
+        "POST" => http::Method::Post,
+        "PUT" => http::Method::Put,
+        "DELETE" => http::Method::Delete,
+        other => http::Method::Other(other.to_owned()),
+    };
+    let auth = var("AUTH_SECRET").map(|name| secret(&name)).transpose()?;
+    let body = match (var("BODY"), var("BODY_SECRET")) {
+        (Some(body), Some(name)) => Some(body.replace("{secret}", secret(&name)?.expose())),
+        (body, _) => body,
+    };
+    let mut lines = String::new();
+    let mut first_error = None;
+    for url in var("URLS").unwrap_or_default().split(',') {
+        let mut request = http::Request::new(method.clone(), url);
+        if let Some(token) = &auth {
+            request = request.bearer(token.expose());
+        }
+        if let Some(body) = &body {
+            request = request.body(body.clone());
+        }
+        let line = match request.send() {
+            Ok(response) => format!(
+                "{url} -> {} {}",
+                response.status,
+                String::from_utf8_lossy(&response.body)
+            ),
+            Err(error) => {
+                let line = format!("{url} -> error: {error}");
+                first_error.get_or_insert(error);
+                line
+            }
+        };
+        println!("{line}");
+        lines.push_str(&line);
+        lines.push('\n');
+    }
+    output::write("echo", lines)?;
+    match first_error {
+        Some(error) => Err(Error::permanent(error)),
+        None => Ok(()),
+    }
+}
