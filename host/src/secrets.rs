@@ -121,7 +121,9 @@ impl std::fmt::Debug for Redactor {
 
 impl Redactor {
     /// A redactor for these values: each as is, in standard and URL-safe
-    /// base64, and in lowercase hex.
+    /// base64 (also inside a longer encoded text, such as HTTP Basic
+    /// credentials `user:secret`, at any of the three byte alignments), and
+    /// in lowercase and uppercase hex.
     pub fn new<'a>(values: impl IntoIterator<Item = &'a SecretValue>) -> Self {
         let mut needles: Vec<Vec<u8>> = Vec::new();
         for value in values {
@@ -139,12 +141,12 @@ impl Redactor {
                     .as_bytes()
                     .to_vec(),
             );
-            needles.push(
-                raw.iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>()
-                    .into_bytes(),
-            );
+            let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            needles.push(hex.to_ascii_uppercase().into_bytes());
+            needles.push(hex.into_bytes());
+            for alphabet in [STANDARD, URL_SAFE] {
+                needles.extend(base64_cores(raw, alphabet));
+            }
         }
         // Longest first, so a value is masked whole before any shorter one
         // that it contains.
@@ -183,6 +185,29 @@ fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The part of `raw`'s base64 that is the same wherever `raw` sits in a
+/// longer text, for each of the 3 alignments: the characters of the groups
+/// of 3 bytes that hold only bytes of `raw`. Only cores of at least 8
+/// characters, so short values do not mask unrelated text.
+fn base64_cores(raw: &[u8], alphabet: &[u8; 64]) -> Vec<Vec<u8>> {
+    let mut cores = Vec::new();
+    for offset in 0..3usize {
+        let mut padded = vec![0u8; offset];
+        padded.extend_from_slice(raw);
+        let encoded = base64(&padded, alphabet);
+        // The first group holds padding bytes unless offset is 0; the last
+        // one, if partial, depends on what follows.
+        let start = if offset == 0 { 0 } else { 4 };
+        let end = 4 * (padded.len() / 3);
+        if let Some(core) = encoded.get(start..end)
+            && core.len() >= 8
+        {
+            cores.push(core.as_bytes().to_vec());
+        }
+    }
+    cores
 }
 
 const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -249,6 +274,21 @@ mod tests {
             redactor.mask_str("x dG9rLTNmOWEtdmVyeS1zZWNyZXQ= y"),
             "x *** y"
         );
+    }
+
+    #[test]
+    fn masks_base64_inside_longer_encodings() {
+        let secret = SecretValue::new("tok-3f9a-very-secret".into());
+        let redactor = Redactor::new([&secret]);
+        for prefix in ["", "u:", "ci:", "user:"] {
+            let basic = base64(format!("{prefix}tok-3f9a-very-secret!").as_bytes(), STANDARD);
+            let masked = redactor.mask_str(&format!("Authorization: Basic {basic}"));
+            assert!(masked.contains("***"), "{prefix}: {masked}");
+            // At most a few characters at each edge survive.
+            assert!(masked.len() < "Authorization: Basic ".len() + 16, "{masked}");
+        }
+        let upper = redactor.mask_str("746F6B2D336639612D766572792D736563726574");
+        assert_eq!(upper, "***");
     }
 
     #[test]

@@ -317,7 +317,7 @@ fn print_report(report: &Report, log: &Path, key: &Verifier, subjects: Option<us
         failed("authorization"),
         "authorized steps",
         format!(
-            "{} task starts and secret reads follow an allow",
+            "{} task starts, secret reads and HTTP requests follow an allow",
             report.authorized
         ),
     );
