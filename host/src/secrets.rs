@@ -281,11 +281,17 @@ mod tests {
         let secret = SecretValue::new("tok-3f9a-very-secret".into());
         let redactor = Redactor::new([&secret]);
         for prefix in ["", "u:", "ci:", "user:"] {
-            let basic = base64(format!("{prefix}tok-3f9a-very-secret!").as_bytes(), STANDARD);
+            let basic = base64(
+                format!("{prefix}tok-3f9a-very-secret!").as_bytes(),
+                STANDARD,
+            );
             let masked = redactor.mask_str(&format!("Authorization: Basic {basic}"));
             assert!(masked.contains("***"), "{prefix}: {masked}");
             // At most a few characters at each edge survive.
-            assert!(masked.len() < "Authorization: Basic ".len() + 16, "{masked}");
+            assert!(
+                masked.len() < "Authorization: Basic ".len() + 16,
+                "{masked}"
+            );
         }
         let upper = redactor.mask_str("746F6B2D336639612D766572792D736563726574");
         assert_eq!(upper, "***");

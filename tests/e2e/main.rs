@@ -10,6 +10,7 @@
 mod audit;
 mod bad_input;
 mod clock;
+mod examples;
 mod exec;
 mod gate;
 mod hostile;

@@ -178,6 +178,74 @@ fn write_response(mut stream: TcpStream, response: &Response) -> std::io::Result
     stream.flush()
 }
 
+/// The stand-in deployment API (see `main.rs` for its routes).
+#[derive(Debug)]
+pub struct DeployApi {
+    token: String,
+    fail: bool,
+    deployments: std::sync::Mutex<Vec<String>>,
+}
+
+impl DeployApi {
+    /// An API that accepts `Bearer TOKEN`, and fails every deployment when
+    /// `fail` is set.
+    #[must_use]
+    pub fn new(token: String, fail: bool) -> Self {
+        Self {
+            token,
+            fail,
+            deployments: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Answer one request.
+    #[must_use]
+    pub fn handle(&self, request: &Request) -> Response {
+        let expected = format!("Bearer {}", self.token);
+        if request.header("authorization") != Some(expected.as_str()) {
+            return json(401, r#"{"error":"a valid bearer token is required"}"#);
+        }
+        let parts: Vec<&str> = request.path().split('/').collect();
+        let (Some(target), Some(what)) = (parts.get(2), parts.get(3)) else {
+            return json(404, r#"{"error":"no such endpoint"}"#);
+        };
+        if parts.len() != 4 || parts.get(1) != Some(&"v1") {
+            return json(404, r#"{"error":"no such endpoint"}"#);
+        }
+        let mut deployments = self
+            .deployments
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match (request.method.as_str(), *what) {
+            ("POST", "deployments") if self.fail => json(
+                500,
+                &format!(r#"{{"error":"deployment to {target} failed its health check"}}"#),
+            ),
+            ("POST", "deployments") => {
+                let body = String::from_utf8_lossy(&request.body).into_owned();
+                deployments.push(body.clone());
+                json(
+                    201,
+                    &format!(
+                        r#"{{"id":{},"target":"{target}","status":"live","request":{body}}}"#,
+                        deployments.len()
+                    ),
+                )
+            }
+            ("POST", "rollbacks") => json(
+                200,
+                &format!(r#"{{"target":"{target}","status":"rolled back"}}"#),
+            ),
+            ("GET", "deployments") => json(200, &format!("[{}]", deployments.join(","))),
+            _ => json(404, r#"{"error":"no such endpoint"}"#),
+        }
+    }
+}
+
+fn json(status: u16, body: &str) -> Response {
+    Response::new(status, body).header("content-type", "application/json")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,7 +32,11 @@ impl Task for Step {
 cairn_guest::export!(Step);
 
 /// Every file under `dir`, sorted, as (path relative to `dir`, bytes).
-fn files(dir: &std::path::Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+fn files(
+    dir: &std::path::Path,
+    prefix: &str,
+    out: &mut Vec<(String, Vec<u8>)>,
+) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(std::fs::DirEntry::file_name);
     for entry in entries {
@@ -73,7 +77,9 @@ fn test() -> cairn_guest::Result<()> {
     for header in artifact.lines().filter(|l| l.starts_with("== ")) {
         let mut parts = header.split_whitespace().skip(1);
         let (Some(name), Some(size)) = (parts.next(), parts.next()) else {
-            return Err(Error::permanent(format!("malformed artifact entry `{header}`")));
+            return Err(Error::permanent(format!(
+                "malformed artifact entry `{header}`"
+            )));
         };
         if size == "0" {
             return Err(Error::permanent(format!("test failed: `{name}` is empty")));
@@ -82,7 +88,9 @@ fn test() -> cairn_guest::Result<()> {
     }
     let parts: Vec<&str> = version.split('.').collect();
     if parts.len() != 3 || parts.iter().any(|p| p.parse::<u32>().is_err()) {
-        return Err(Error::permanent(format!("test failed: version `{version}` is not X.Y.Z")));
+        return Err(Error::permanent(format!(
+            "test failed: version `{version}` is not X.Y.Z"
+        )));
     }
     checks.push(format!("ok version {version}"));
     info!("{} checks passed", checks.len());
@@ -105,9 +113,15 @@ fn call(what: &str, body: String) -> cairn_guest::Result<http::Response> {
         info!("{} {text}", response.status);
         Ok(response)
     } else if response.status >= 500 {
-        Err(Error::permanent(format!("{url} answered {}: {text}", response.status)))
+        Err(Error::permanent(format!(
+            "{url} answered {}: {text}",
+            response.status
+        )))
     } else {
-        Err(Error::permanent(format!("{url} refused: {} {text}", response.status)))
+        Err(Error::permanent(format!(
+            "{url} refused: {} {text}",
+            response.status
+        )))
     }
 }
 
