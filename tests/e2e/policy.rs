@@ -23,7 +23,7 @@ fn plan_refuses_a_run_that_breaks_the_rule_and_names_it() {
     );
     assert_contains(
         &run.stderr,
-        "1 of 8 requests denied; the run would be refused",
+        "1 of 7 requests denied; the run would be refused",
     );
 }
 
