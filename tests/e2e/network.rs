@@ -206,6 +206,12 @@ fn requests_are_checked_one_by_one_as_they_are_sent() {
             "",
         ),
         task(
+            "dotted",
+            p,
+            &format!("URLS = \"http://127.0.0.1:{p}/ok/../admin/users,http://127.0.0.1:{p}/%2E%2E/admin\""),
+            "",
+        ),
+        task(
             "bad_method",
             p,
             &format!("URLS = \"http://127.0.0.1:{p}/ok\", METHOD = \"DELETE\""),
@@ -255,6 +261,13 @@ fn requests_are_checked_one_by_one_as_they_are_sent() {
         reason(&bad_path[0]),
         "denied by policy: forbidden by no-admin"
     );
+    // Paths a server could resolve elsewhere are refused before policy.
+    let dotted = outcome.requests("dotted");
+    assert_eq!(dotted.len(), 2);
+    for record in &dotted {
+        assert_eq!(record["allowed"], false);
+        assert_contains(reason(record), "has dot segments");
+    }
     let bad_method = outcome.requests("bad_method");
     assert_eq!(bad_method[0]["method"], "DELETE");
     assert_eq!(

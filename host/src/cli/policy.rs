@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 
 use super::style::Style;
 use super::{CliError, Exit};
+use crate::name::Name;
 use crate::policy::cases::{self, Suite, SuiteError};
 use crate::policy::{Decision, Policies, PolicyError, preflight};
 use crate::workflow::Workflow;
@@ -105,6 +106,22 @@ pub(crate) fn load_policies(
     }
 }
 
+/// The tasks whose requests are decided only at run time (`connect`,
+/// `inject_secret`): their endpoints and injected secrets.
+fn at_run_time(plan: &crate::plan::Plan) -> Vec<serde_json::Value> {
+    plan.tasks
+        .iter()
+        .filter(|t| !t.task.network.is_empty())
+        .map(|t| {
+            serde_json::json!({
+                "task": t.task.name.value.as_str(),
+                "network": t.task.network.iter().map(|h| h.value.as_str()).collect::<Vec<_>>(),
+                "inject": t.task.inject.keys().map(ToString::to_string).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
 pub(crate) fn plan(args: &PlanArgs) -> Result<Exit, CliError> {
     let (workflow, policies) = match load_policies(&args.path) {
         Ok(loaded) => loaded,
@@ -122,6 +139,7 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<Exit, CliError> {
             "allowed": denied == 0,
             "order": workflow.plan.tasks.iter().map(|t| t.task.name.value.as_str()).collect::<Vec<_>>(),
             "decisions": decisions,
+            "at_run_time": at_run_time(&workflow.plan),
         });
         outln!("{value:#}");
     } else {
@@ -132,6 +150,27 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<Exit, CliError> {
             policies.len(),
         );
         let style = Style::stderr();
+        for planned in workflow
+            .plan
+            .tasks
+            .iter()
+            .filter(|t| !t.task.network.is_empty())
+        {
+            let task = &planned.task;
+            let hosts: Vec<&str> = task.network.iter().map(|h| h.value.as_str()).collect();
+            let inject: Vec<&str> = task.inject.keys().map(Name::as_str).collect();
+            eprintln!(
+                "{} {}: HTTP to {}{}: each request is authorized when it is sent",
+                style.dim("note"),
+                task.name.value,
+                hosts.join(", "),
+                if inject.is_empty() {
+                    String::new()
+                } else {
+                    format!(", injecting {}", inject.join(", "))
+                }
+            );
+        }
         if denied == 0 {
             eprintln!(
                 "{} all {} requests allowed",

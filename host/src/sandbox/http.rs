@@ -286,6 +286,14 @@ impl Shared {
         options: Option<RequestOptions>,
     ) -> Sent {
         let started = Instant::now();
+        // Every request counts, refused ones too, since each is recorded.
+        // Past the budget, only the first is recorded: a guest looping on
+        // refused requests cannot flood the audit log.
+        let number = self.count.fetch_add(1, Ordering::Relaxed);
+        if number > self.limits.requests {
+            return Err(HttpError::HttpRequestDenied);
+        }
+        let over_budget = number == self.limits.requests;
         let (mut parts, body) = request.into_parts();
         let target = match target(&parts) {
             // Policy decides on, and the audit log records, the path with
@@ -296,9 +304,29 @@ impl Shared {
                 target
             }
             Err(reason) => {
-                let shown = self.redactor.mask_str(&parts.uri.to_string());
-                let message = format!("request to `{shown}` refused: {reason}");
-                self.push_denial(message);
+                // Recorded with what can be told of it.
+                let uri = &parts.uri;
+                let exchange = Exchange {
+                    method: parts.method.as_str().to_owned(),
+                    scheme: uri.scheme_str().unwrap_or_default().to_owned(),
+                    host: uri.host().unwrap_or_default().to_owned(),
+                    port: uri.port_u16().unwrap_or(0),
+                    path: self.redactor.mask_str(&uri.to_string()),
+                    allowed: false,
+                    reason: Some(reason),
+                    status: None,
+                    sent: 0,
+                    received: 0,
+                    injected: Vec::new(),
+                    withheld: Vec::new(),
+                    duration: started.elapsed(),
+                };
+                self.push_denial(format!(
+                    "request {} denied: {}",
+                    exchange.path,
+                    exchange.reason.as_deref().unwrap_or_default()
+                ));
+                self.finish(exchange);
                 return Err(HttpError::HttpRequestUriInvalid);
             }
         };
@@ -323,7 +351,14 @@ impl Shared {
             duration: Duration::ZERO,
         };
         let result = self
-            .send(&target, &mut parts, body, options, &mut exchange)
+            .send(
+                &target,
+                &mut parts,
+                body,
+                options,
+                &mut exchange,
+                over_budget,
+            )
             .await;
         exchange.duration = started.elapsed();
         match result {
@@ -354,7 +389,21 @@ impl Shared {
         body: WasiBody,
         options: Option<RequestOptions>,
         exchange: &mut Exchange,
+        over_budget: bool,
     ) -> Result<http::Response<WasiBody>, Refusal> {
+        if over_budget {
+            return Err(Refusal::denied(format!(
+                "the task may make at most {} requests per attempt",
+                self.limits.requests
+            )));
+        }
+        if ambiguous(&target.path) {
+            return Err(Refusal::denied(format!(
+                "the path `{}` has dot segments, backslashes or encoded `.`, `/` or `\\`, \
+                 which a server may resolve to another path than policy sees",
+                target.path
+            )));
+        }
         if !self.network.contains(&target.endpoint) {
             let declared = if self.network.is_empty() {
                 "the task declares no `network`".to_owned()
@@ -365,13 +414,6 @@ impl Shared {
             return Err(Refusal::denied(format!(
                 "`{}` is not declared in the task's `network` ({declared})",
                 target.endpoint
-            )));
-        }
-        let number = self.count.fetch_add(1, Ordering::Relaxed);
-        if number >= self.limits.requests {
-            return Err(Refusal::denied(format!(
-                "the task may make at most {} requests per attempt",
-                self.limits.requests
             )));
         }
         self.check(GateRequest::Connect(target.clone()))
@@ -598,6 +640,17 @@ fn target(parts: &http::request::Parts) -> Result<HttpTarget, String> {
     })
 }
 
+/// Whether a server could read `path` as another path than it is: `.` or
+/// `..` segments, backslashes, or `.`, `/`, `\` percent-encoded.
+fn ambiguous(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    path.contains('\\')
+        || ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e))
+        || path
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
+}
+
 /// Why a body could not be read.
 enum BodyError {
     TooLarge(u64),
@@ -704,6 +757,18 @@ mod tests {
         assert_eq!(t.endpoint.port, 80);
         assert!(target(&parts("http://user:pw@127.0.0.1:80/")).is_err());
         assert!(target(&parts("ftp://127.0.0.1/")).is_err());
+        for path in [
+            "/v1/staging/../production/deploy",
+            "/v1/staging/%2e%2e/production",
+            "/v1/staging/%2E%2E/production",
+            "/v1/staging%2fx",
+            "/v1/./x",
+            "/v1/staging/..",
+            "/v1\\x",
+        ] {
+            assert!(ambiguous(path), "{path}");
+        }
+        assert!(!ambiguous("/v1/a.b/c..d/"));
     }
 
     #[test]
