@@ -144,6 +144,27 @@ pub struct Exchange {
     pub duration: Duration,
 }
 
+impl Exchange {
+    /// A request not (yet) sent, with nothing known of its outcome.
+    fn unsent(method: &str, scheme: &str, host: &str, port: u16, path: String) -> Self {
+        Self {
+            method: method.to_owned(),
+            scheme: scheme.to_owned(),
+            host: host.to_owned(),
+            port,
+            path,
+            allowed: false,
+            reason: None,
+            status: None,
+            sent: 0,
+            received: 0,
+            injected: Vec::new(),
+            withheld: Vec::new(),
+            duration: Duration::ZERO,
+        }
+    }
+}
+
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
@@ -306,21 +327,15 @@ impl Shared {
             Err(reason) => {
                 // Recorded with what can be told of it.
                 let uri = &parts.uri;
-                let exchange = Exchange {
-                    method: parts.method.as_str().to_owned(),
-                    scheme: uri.scheme_str().unwrap_or_default().to_owned(),
-                    host: uri.host().unwrap_or_default().to_owned(),
-                    port: uri.port_u16().unwrap_or(0),
-                    path: self.redactor.mask_str(&uri.to_string()),
-                    allowed: false,
-                    reason: Some(reason),
-                    status: None,
-                    sent: 0,
-                    received: 0,
-                    injected: Vec::new(),
-                    withheld: Vec::new(),
-                    duration: started.elapsed(),
-                };
+                let mut exchange = Exchange::unsent(
+                    parts.method.as_str(),
+                    uri.scheme_str().unwrap_or_default(),
+                    uri.host().unwrap_or_default(),
+                    uri.port_u16().unwrap_or(0),
+                    self.redactor.mask_str(&uri.to_string()),
+                );
+                exchange.reason = Some(reason);
+                exchange.duration = started.elapsed();
                 self.push_denial(format!(
                     "request {} denied: {}",
                     exchange.path,
@@ -330,26 +345,18 @@ impl Shared {
                 return Err(HttpError::HttpRequestUriInvalid);
             }
         };
-        let mut exchange = Exchange {
-            method: target.method.clone(),
-            scheme: target.scheme.clone(),
-            host: target.endpoint.host.clone(),
-            port: target.endpoint.port,
-            path: self.redactor.mask_str(
-                &parts
+        let mut exchange = Exchange::unsent(
+            &target.method,
+            &target.scheme,
+            &target.endpoint.host,
+            target.endpoint.port,
+            self.redactor.mask_str(
+                parts
                     .uri
                     .path_and_query()
-                    .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+                    .map_or("/", http::uri::PathAndQuery::as_str),
             ),
-            allowed: false,
-            reason: None,
-            status: None,
-            sent: 0,
-            received: 0,
-            injected: Vec::new(),
-            withheld: Vec::new(),
-            duration: Duration::ZERO,
-        };
+        );
         let result = self
             .send(
                 &target,
