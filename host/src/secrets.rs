@@ -172,7 +172,13 @@ impl Redactor {
     }
 }
 
-fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+/// Whether `needle` (non-empty) occurs in `haystack`.
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// `haystack` with every occurrence of `needle` replaced by `with`.
+pub(crate) fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(haystack.len());
     let mut rest = haystack;
     while !rest.is_empty() {
@@ -295,6 +301,13 @@ mod tests {
         }
         let upper = redactor.mask_str("746F6B2D336639612D766572792D736563726574");
         assert_eq!(upper, "***");
+    }
+
+    #[test]
+    fn replaces_every_occurrence() {
+        assert_eq!(replace_all(b"a PH b PH", b"PH", b"xyz"), b"a xyz b xyz");
+        assert!(contains(b"Bearer PH", b"PH"));
+        assert!(!contains(b"Bearer", b""));
     }
 
     #[test]

@@ -25,9 +25,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn::runner::Start;
 use cairn::sandbox::{Capabilities, EngineSettings, Limits, Sandbox, TaskSpec};
 use deploy_api::{Handler, Request, Response};
+use workflow::Bench;
+
+#[path = "support/workflow.rs"]
+mod workflow;
 
 fn serve() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -93,14 +96,8 @@ fn in_the_sandbox(runtime: &tokio::runtime::Runtime, port: u16, n: usize) -> Dur
 }
 
 fn in_a_run(runtime: &tokio::runtime::Runtime, port: u16, n: usize) -> Duration {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("p")).unwrap();
-    std::fs::write(
-        dir.path().join("p/rules.cedar"),
-        r#"@id("anyone-runs") permit (principal, action == Cairn::Action::"run", resource);
-@id("gets") permit (principal, action == Cairn::Action::"connect", resource) when { context.method == "GET" && context.path == "/ok" };"#,
-    )
-    .unwrap();
+    let rules = r#"@id("anyone-runs") permit (principal, action == Cairn::Action::"run", resource);
+@id("gets") permit (principal, action == Cairn::Action::"connect", resource) when { context.method == "GET" && context.path == "/ok" };"#;
     let manifest = format!(
         "[workflow]\nname = \"bench\"\npolicies = [\"p\"]\n[tasks.fetch]\ncomponent = {:?}\n\
          network = [\"127.0.0.1:{port}\"]\nenv = {{ MODE = \"http\", URLS = \"{}\" }}\n\
@@ -108,23 +105,10 @@ fn in_a_run(runtime: &tokio::runtime::Runtime, port: u16, n: usize) -> Duration 
         cairn_tests::TASK,
         urls(port, n)
     );
-    let path = dir.path().join("workflow.toml");
-    std::fs::write(&path, manifest).unwrap();
-    let cache = dir.path().join("cache");
-    let state = dir.path().join(".cairn");
+    let bench = Bench::new(rules, &manifest);
     // Once to fill the compile cache, then timed.
-    let (workflow, setup) = cairn_tests::runner_setup(&path, "alice", &state, &cache, 2);
-    runtime
-        .block_on(cairn::runner::run(workflow, setup, "warm", Start::New))
-        .unwrap();
-    let (workflow, setup) = cairn_tests::runner_setup(&path, "alice", &state, &cache, 2);
-    let start = Instant::now();
-    let summary = runtime
-        .block_on(cairn::runner::run(workflow, setup, "bench", Start::New))
-        .unwrap();
-    let took = start.elapsed();
-    assert_eq!(summary.status, "succeeded");
-    took
+    bench.run(runtime, "warm", 2);
+    bench.run(runtime, "bench", 2)
 }
 
 fn main() {

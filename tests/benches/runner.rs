@@ -21,13 +21,15 @@
 
 #[path = "support/bare.rs"]
 mod bare;
+#[path = "support/workflow.rs"]
+mod workflow;
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cairn::runner::Start;
 use cairn::sandbox::{EngineSettings, Sandbox};
+use workflow::Bench;
 
 const RULES: &str =
     r#"@id("anyone-runs") permit (principal, action == Cairn::Action::"run", resource);"#;
@@ -50,21 +52,7 @@ fn manifest(n: usize, needs: impl Fn(usize) -> Option<usize>) -> String {
 
 /// Run `manifest` through the runner; wall time of the run (setup excluded).
 fn run(runtime: &tokio::runtime::Runtime, manifest: &str, jobs: usize) -> Duration {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("p")).unwrap();
-    std::fs::write(dir.path().join("p/rules.cedar"), RULES).unwrap();
-    let path = dir.path().join("workflow.toml");
-    std::fs::write(&path, manifest).unwrap();
-    let cache = dir.path().join("cache");
-    let (workflow, setup) =
-        cairn_tests::runner_setup(&path, "alice", &dir.path().join(".cairn"), &cache, jobs);
-    let start = Instant::now();
-    let summary = runtime
-        .block_on(cairn::runner::run(workflow, setup, "bench", Start::New))
-        .unwrap();
-    let took = start.elapsed();
-    assert_eq!(summary.status, "succeeded");
-    took
+    Bench::new(RULES, manifest).run(runtime, "bench", jobs)
 }
 
 fn main() {

@@ -203,14 +203,13 @@ impl wit_host::Host for HostState {
                 }
                 Ok(Ok(value.expose().to_owned()))
             }
-            // Not a release: the value stays on the host, which writes it
-            // into requests where policy allows (see `http`).
-            None if self.placeholders.contains_key(&name) => Ok(Ok(self
-                .placeholders
-                .get(&name)
-                .cloned()
-                .unwrap_or_default())),
             None => {
+                // An injected secret: the task gets its placeholder. Not a
+                // release: the value stays on the host, which writes it into
+                // requests where policy allows (see `http`).
+                if let Some(placeholder) = self.placeholders.get(&name) {
+                    return Ok(Ok(placeholder.clone()));
+                }
                 let what = format!("read of undeclared secret `{name}`");
                 Ok(Err(self.not_found(what, name.as_str())))
             }

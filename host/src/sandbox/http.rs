@@ -30,7 +30,7 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 
 use super::GateRequest;
 use crate::name::Name;
-use crate::secrets::{Redactor, SecretValue};
+use crate::secrets::{Redactor, SecretValue, contains, replace_all};
 
 /// A network endpoint a task may reach: a host name or IPv4 address, and a
 /// port. Host names compare case-insensitively (they are kept lowercase).
@@ -703,25 +703,6 @@ async fn read_body(mut body: WasiBody, limit: u64) -> Result<Vec<u8>, BodyError>
     Ok(bytes)
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(haystack.len());
-    let mut rest = haystack;
-    while !rest.is_empty() {
-        if rest.starts_with(needle) {
-            out.extend_from_slice(with);
-            rest = rest.get(needle.len()..).unwrap_or_default();
-        } else if let Some((&first, tail)) = rest.split_first() {
-            out.push(first);
-            rest = tail;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -776,12 +757,5 @@ mod tests {
             assert!(ambiguous(path), "{path}");
         }
         assert!(!ambiguous("/v1/a.b/c..d/"));
-    }
-
-    #[test]
-    fn replaces_every_occurrence() {
-        assert_eq!(replace_all(b"a PH b PH", b"PH", b"xyz"), b"a xyz b xyz");
-        assert!(contains(b"Bearer PH", b"PH"));
-        assert!(!contains(b"Bearer", b""));
     }
 }

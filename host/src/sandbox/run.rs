@@ -8,6 +8,7 @@
 //! guest does, the result is an [`Attempt`]; only host-side set-up problems
 //! (a mount that does not exist) are errors.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -129,7 +130,7 @@ impl Sandbox {
                 .values()
                 .chain(spec.caps.inject.values().map(|i| &i.value)),
         ));
-        let placeholders: std::collections::BTreeMap<_, _> = spec
+        let placeholders: BTreeMap<_, _> = spec
             .caps
             .inject
             .iter()
@@ -179,15 +180,8 @@ impl Sandbox {
         let guard = Guard::new(limits.clone());
         let (ended, guard, host) = match &program.linked {
             Linked::Task(pre) => {
-                let host = host_state(spec, redactor.clone(), &placeholders);
-                let egress = egress(spec, redactor.clone(), placeholders.clone());
-                let mut store = component_store(
-                    pre.engine(),
-                    LazyWasi::new(plan),
-                    guard,
-                    (host, egress),
-                    limits,
-                );
+                let mut store =
+                    component_store(pre.engine(), spec, &redactor, &placeholders, plan, guard);
                 let ended = bounded(limits, None, async {
                     let task = pre
                         .instantiate_async(&mut store)
@@ -205,15 +199,8 @@ impl Sandbox {
                 )
             }
             Linked::Command(pre) => {
-                let host = host_state(spec, redactor.clone(), &placeholders);
-                let egress = egress(spec, redactor.clone(), placeholders.clone());
-                let mut store = component_store(
-                    pre.engine(),
-                    LazyWasi::new(plan),
-                    guard,
-                    (host, egress),
-                    limits,
-                );
+                let mut store =
+                    component_store(pre.engine(), spec, &redactor, &placeholders, plan, guard);
                 let ended = bounded(limits, Some(&spec.outputs_dir), async {
                     let cmd = pre
                         .instantiate_async(&mut store)
@@ -312,7 +299,7 @@ fn preopen(host: &Path, guest: &str, perms: FsPerms) -> Result<Preopen, RunError
 fn host_state(
     spec: &TaskSpec,
     redactor: Arc<Redactor>,
-    placeholders: &std::collections::BTreeMap<Name, (String, super::Injection)>,
+    placeholders: &BTreeMap<Name, (String, super::Injection)>,
 ) -> HostState {
     HostState {
         placeholders: placeholders
@@ -340,7 +327,7 @@ fn host_state(
 fn egress(
     spec: &TaskSpec,
     redactor: Arc<Redactor>,
-    placeholders: std::collections::BTreeMap<Name, (String, super::Injection)>,
+    placeholders: BTreeMap<Name, (String, super::Injection)>,
 ) -> Egress {
     Egress::new(EgressPlan {
         network: spec.caps.network.clone(),
@@ -352,19 +339,24 @@ fn egress(
     })
 }
 
+/// The store of a component attempt: its WASI plan, host interface and
+/// egress, bounded by the guard.
 fn component_store(
     engine: &wasmtime::Engine,
-    wasi: LazyWasi,
+    spec: &TaskSpec,
+    redactor: &Arc<Redactor>,
+    placeholders: &BTreeMap<Name, (String, super::Injection)>,
+    plan: WasiPlan,
     guard: Guard,
-    (host, egress): (HostState, Egress),
-    limits: &Limits,
 ) -> Store<ComponentState> {
+    let host = host_state(spec, Arc::clone(redactor), placeholders);
+    let egress = egress(spec, Arc::clone(redactor), placeholders.clone());
     let mut table = ResourceTable::new();
-    table.set_max_capacity(limits.handles);
+    table.set_max_capacity(spec.limits.handles);
     let mut store = Store::new(
         engine,
         ComponentState {
-            wasi,
+            wasi: LazyWasi::new(plan),
             table,
             guard,
             host,
