@@ -54,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root_manifest = workspace.join("Cargo.toml");
     cargo_build(
         &root_manifest,
-        &["-p", "hello", "-p", "cicd-tasks"],
+        &["-p", "hello", "-p", "cicd-tasks", "-p", "etl-tasks"],
         "wasm32-wasip2",
         &target_dir,
     )?;
@@ -81,6 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     emit("HELLO", release("wasm32-wasip2", "hello.wasm"))?;
     emit("CICD", release("wasm32-wasip2", "cicd_tasks.wasm"))?;
+    emit("ETL", release("wasm32-wasip2", "etl_tasks.wasm"))?;
     emit("TASK", release("wasm32-wasip2", "cairn_test_task.wasm"))?;
     for command in COMMANDS {
         let upper = command.to_uppercase();
