@@ -6,6 +6,7 @@
 //! See ARCHITECTURE.md for the map and the invariants each module keeps.
 
 pub mod audit;
+pub mod build;
 pub mod cli;
 pub mod diag;
 pub mod digest;

@@ -67,6 +67,16 @@ pub fn manifest_path(path: &Path) -> PathBuf {
     }
 }
 
+/// Whether components must exist when a workflow is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Components {
+    /// Every component file exists (to run, plan or validate).
+    MustExist,
+    /// A task with a `build` command may lack its component: it is about
+    /// to be built (`cairn build`).
+    MayBeBuilt,
+}
+
 /// Load and check the workflow at `path` (a manifest, or a folder holding
 /// `workflow.toml`).
 ///
@@ -74,6 +84,15 @@ pub fn manifest_path(path: &Path) -> PathBuf {
 ///
 /// A [`WorkflowError`]; `Invalid` carries every problem found.
 pub fn load(path: &Path) -> Result<Workflow, WorkflowError> {
+    load_with(path, Components::MustExist)
+}
+
+/// [`load`], with components that may not be built yet.
+///
+/// # Errors
+///
+/// A [`WorkflowError`]; `Invalid` carries every problem found.
+pub fn load_with(path: &Path, components: Components) -> Result<Workflow, WorkflowError> {
     let path = manifest_path(path);
     let read_err = |source| WorkflowError::Read {
         path: path.clone(),
@@ -111,7 +130,7 @@ pub fn load(path: &Path) -> Result<Workflow, WorkflowError> {
             Ok(p) => plan = Some(p),
             Err(d) => problems.0.extend(d.0),
         }
-        problems.0.extend(check_files(manifest, &dir).0);
+        problems.0.extend(check_files(manifest, &dir, components).0);
     }
     problems.0.sort_by_key(|d| d.span.as_ref().map(|s| s.start));
     match plan {
@@ -131,15 +150,19 @@ pub fn load(path: &Path) -> Result<Workflow, WorkflowError> {
 
 /// What only the file system can tell about a manifest.
 #[must_use]
-pub fn check_files(manifest: &Manifest, dir: &Path) -> Diagnostics {
+pub fn check_files(manifest: &Manifest, dir: &Path, components: Components) -> Diagnostics {
     let mut d = Diagnostics::default();
     let project = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
     for task in manifest.tasks.values() {
         let component = dir.join(&task.component.value);
         // An empty component was already reported as missing.
-        if !task.component.value.is_empty() && !component.is_file() {
+        let unbuilt_ok = components == Components::MayBeBuilt && task.build.is_some();
+        if !task.component.value.is_empty() && !component.is_file() && !unbuilt_ok {
             let help = match &task.build {
-                Some(build) => format!("build it first: `{}` (or fix the path)", build.value),
+                Some(build) => format!(
+                    "build it first: `cairn build` runs `{}` (or `cairn run --build`); or fix the path",
+                    build.value
+                ),
                 None => {
                     "paths are relative to the manifest's folder; build the task or fix the path"
                         .to_owned()

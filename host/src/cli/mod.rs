@@ -30,6 +30,7 @@ macro_rules! out {
 }
 
 mod audit;
+mod build;
 mod exec;
 mod policy;
 mod run;
@@ -111,7 +112,9 @@ as a placeholder that the host swaps for the value only in requests to hosts pol
 signed, tamper-evident audit log that `cairn audit verify` checks offline with only the public key. \
 `cairn exec` runs one task on its own; `cairn validate` and `cairn graph` check and draw manifests; \
 `cairn policy test` checks policies against expected decisions.\n\n\
-`cairn resume` finishes a run that was killed or stopped.",
+`cairn build` runs the tasks' build commands (`cairn run --build` builds, then runs); \
+`cairn resume` finishes a run that was killed or stopped; `cairn completions` prints shell \
+completions.",
     after_help = "Exit codes: 0 success, 1 the run, task or check failed, 2 usage or input error, 3 refused by policy.\n\
 Set NO_COLOR to disable colour. Use -v for details on errors (traps show a wasm backtrace)."
 )]
@@ -127,6 +130,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    Build(build::BuildArgs),
     Resume(run::ResumeArgs),
     /// Look at past runs: list them, show one, print its tasks' logs.
     #[command(subcommand)]
@@ -147,6 +151,21 @@ enum Command {
     /// Save it and point your editor at it, e.g. with Taplo / Even Better
     /// TOML: `#:schema ./cairn.schema.json` as the manifest's first line.
     Schema,
+    Completions(CompletionsArgs),
+}
+
+/// Print a shell completion script for cairn.
+///
+/// Load it in the current shell, or install it where your shell looks.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  source <(cairn completions bash)
+  cairn completions zsh > \"${fpath[1]}/_cairn\"
+  cairn completions fish > ~/.config/fish/completions/cairn.fish")]
+struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
 }
 
 /// Run the CLI with the process's arguments; returns the exit code.
@@ -180,6 +199,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(&args).await,
+            Command::Build(args) => build::build(&args),
             Command::Resume(args) => run::resume(&args).await,
             Command::Runs(command) => runs::runs(&command),
             Command::Exec(args) => exec::exec(*args, cli.verbose).await,
@@ -190,12 +210,21 @@ pub fn main() -> ExitCode {
             Command::Plan(args) => policy::plan(&args),
             Command::Policy(command) => policy::policy(&command),
             Command::Schema => Ok(workflow::schema()),
+            Command::Completions(args) => Ok(completions(args.shell)),
         }
     });
     match result {
         Ok(exit) => exit.into(),
         Err(error) => report(&error, cli.verbose),
     }
+}
+
+fn completions(shell: clap_complete::Shell) -> Exit {
+    use clap::CommandFactory as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "cairn", &mut script);
+    out!("{}", String::from_utf8_lossy(&script));
+    Exit::Success
 }
 
 fn report(error: &CliError, verbose: bool) -> ExitCode {

@@ -51,6 +51,7 @@ use crate::workflow::Workflow;
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   cairn run --as alice
+  cairn run examples/etl --build --as alice
   cairn run examples/hello --as alice --secret greeting=env:GREETING
   cairn audit verify .cairn/audit/log.jsonl --key .cairn/keys/audit.pub")]
 pub(crate) struct RunArgs {
@@ -66,6 +67,11 @@ pub(crate) struct RunArgs {
     /// beside the manifest].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+
+    /// Build the components first, as `cairn build` does; a failed build
+    /// starts no run.
+    #[arg(long)]
+    build: bool,
 
     #[command(flatten)]
     options: RunOptions,
@@ -162,6 +168,11 @@ fn signer(args: &RunOptions, state: &Path) -> Result<Signer, CliError> {
 }
 
 pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
+    if args.build
+        && let Err(done) = super::build::build_workflow(&args.path, false)
+    {
+        return done;
+    }
     let (workflow, policies) = match super::policy::load_policies(&args.path) {
         Ok(loaded) => loaded,
         Err(done) => return done,

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use super::style::Style;
 use super::{CliError, Exit};
 use crate::plan::{GraphFormat, render_graph};
-use crate::workflow::{Workflow, WorkflowError, load};
+use crate::workflow::{Components, Workflow, WorkflowError, load_with};
 
 /// Check a workflow manifest and everything it names; report every problem.
 ///
@@ -57,13 +57,21 @@ enum Format {
     Mermaid,
 }
 
-/// The manifest loaded, or its problems printed and the exit code to use.
 /// The workflow at `path`, or its problems printed and the result to return.
 pub(crate) fn load_or_report(
     path: &std::path::Path,
     json: bool,
 ) -> Result<Workflow, Result<Exit, CliError>> {
-    match load(path) {
+    load_or_report_with(path, json, Components::MustExist)
+}
+
+/// [`load_or_report`], with components that may be about to be built.
+pub(crate) fn load_or_report_with(
+    path: &std::path::Path,
+    json: bool,
+    components: Components,
+) -> Result<Workflow, Result<Exit, CliError>> {
+    match load_with(path, components) {
         Ok(workflow) => Ok(workflow),
         Err(WorkflowError::Invalid {
             path,

@@ -1,0 +1,158 @@
+//! `cairn build`: run each task's `build` command.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::style::Style;
+use super::{CliError, Exit};
+use crate::build::{self, Step};
+use crate::workflow::Components;
+
+/// Build a workflow's components: run the `build` command each task declares.
+///
+/// Each distinct command runs once, with `sh -c` in the manifest's folder,
+/// in the order the tasks run; its output is shown as it comes (on stderr).
+/// A command succeeds when it exits 0 and every component of its tasks then
+/// exists. Tasks without `build` use their component as it is. The first
+/// failing command stops the build.
+///
+/// Exits 0 when every component is built, 1 when a command failed or left
+/// a component missing, 2 for an invalid manifest.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cairn build examples/etl
+  cairn build --json | jq '.steps[].components'
+  cairn run examples/etl --build --as alice   # build, then run")]
+pub(crate) struct BuildArgs {
+    /// The manifest, or a folder holding `workflow.toml`.
+    #[arg(value_name = "PATH", default_value = ".")]
+    path: PathBuf,
+
+    /// Print what was built as JSON on stdout (commands' own output still
+    /// goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn build(args: &BuildArgs) -> Result<Exit, CliError> {
+    match build_workflow(&args.path, args.json) {
+        Ok(()) => Ok(Exit::Success),
+        Err(done) => done,
+    }
+}
+
+/// Build the workflow at `path`, printing progress on stderr and, with
+/// `json`, the result on stdout. `Err` holds what the command should return.
+pub(crate) fn build_workflow(path: &Path, json: bool) -> Result<(), Result<Exit, CliError>> {
+    let workflow = super::workflow::load_or_report_with(path, json, Components::MayBeBuilt)?;
+    let (steps, prebuilt) = build::steps(&workflow);
+    let style = Style::stderr();
+    let mut results = Vec::new();
+    let mut failure = None;
+    for (n, step) in steps.iter().enumerate() {
+        if failure.is_some() {
+            results.push(step_json(step, "not run", None, &[]));
+            continue;
+        }
+        eprintln!(
+            "{} {}/{}  {}  {}",
+            style.dim("build"),
+            n + 1,
+            steps.len(),
+            step.command,
+            style.dim(&format!("({})", step.tasks.join(", ")))
+        );
+        match build::run(&workflow, step) {
+            Ok((built, took)) => {
+                for b in &built {
+                    eprintln!(
+                        "{} {}  {} KiB  {}  in {:.1} s",
+                        style.good("ok"),
+                        shown(&b.path),
+                        b.bytes.div_ceil(1024),
+                        b.sha256.short(),
+                        took.as_secs_f64()
+                    );
+                }
+                let components: Vec<_> = built
+                    .iter()
+                    .map(|b| {
+                        serde_json::json!({
+                            "path": shown(&b.path),
+                            "bytes": b.bytes,
+                            "sha256": b.sha256.to_string(),
+                        })
+                    })
+                    .collect();
+                results.push(step_json(step, "ok", Some(took), &components));
+            }
+            Err(e) => {
+                results.push(step_json(step, "failed", None, &[]));
+                failure = Some(e);
+            }
+        }
+    }
+    for task in &prebuilt {
+        eprintln!(
+            "{} task `{task}` has no `build` command; its component is used as it is",
+            style.dim("note")
+        );
+    }
+    if json {
+        let value = serde_json::json!({
+            "workflow": workflow.plan.name.as_str(),
+            "file": workflow.path.display().to_string(),
+            "ok": failure.is_none(),
+            "steps": results,
+            "prebuilt": prebuilt,
+            "error": failure.as_ref().map(ToString::to_string),
+        });
+        outln!("{value:#}");
+    }
+    match failure {
+        None => {
+            let tasks: usize = steps.iter().map(|s| s.tasks.len()).sum();
+            eprintln!(
+                "{} {} build command{}, {tasks} task{} built",
+                style.good("ok"),
+                steps.len(),
+                if steps.len() == 1 { "" } else { "s" },
+                if tasks == 1 { "" } else { "s" }
+            );
+            Ok(())
+        }
+        Some(e) => Err(Err(CliError {
+            exit: Exit::Failed,
+            message: e.to_string(),
+            details: None,
+        })),
+    }
+}
+
+fn step_json(
+    step: &Step,
+    status: &str,
+    took: Option<std::time::Duration>,
+    components: &[serde_json::Value],
+) -> serde_json::Value {
+    serde_json::json!({
+        "command": step.command,
+        "tasks": step.tasks,
+        "status": status,
+        "duration_ms": took.map(|t| t.as_millis()),
+        "components": components,
+    })
+}
+
+/// A path as the user is likely to recognise it: relative to the current
+/// folder when it is under it.
+fn shown(path: &Path) -> String {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_owned))
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
