@@ -54,7 +54,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root_manifest = workspace.join("Cargo.toml");
     cargo_build(
         &root_manifest,
-        &["-p", "hello", "-p", "cicd-tasks", "-p", "etl-tasks"],
+        &[
+            "-p",
+            "hello",
+            "-p",
+            "cicd-tasks",
+            "-p",
+            "etl-tasks",
+            "-p",
+            "polyglot-tasks",
+        ],
         "wasm32-wasip2",
         &target_dir,
     )?;
@@ -82,6 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     emit("HELLO", release("wasm32-wasip2", "hello.wasm"))?;
     emit("CICD", release("wasm32-wasip2", "cicd_tasks.wasm"))?;
     emit("ETL", release("wasm32-wasip2", "etl_tasks.wasm"))?;
+    emit("POLYGLOT", release("wasm32-wasip2", "polyglot_tasks.wasm"))?;
     emit("TASK", release("wasm32-wasip2", "cairn_test_task.wasm"))?;
     for command in COMMANDS {
         let upper = command.to_uppercase();

@@ -72,8 +72,8 @@ pub fn manifest_path(path: &Path) -> PathBuf {
 pub enum Components {
     /// Every component file exists (to run, plan or validate).
     MustExist,
-    /// A task with a `build` command may lack its component: it is about
-    /// to be built (`cairn build`).
+    /// A component some task's `build` command makes may be missing: it is
+    /// about to be built (`cairn build`).
     MayBeBuilt,
 }
 
@@ -153,10 +153,18 @@ pub fn load_with(path: &Path, components: Components) -> Result<Workflow, Workfl
 pub fn check_files(manifest: &Manifest, dir: &Path, components: Components) -> Diagnostics {
     let mut d = Diagnostics::default();
     let project = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    // Components some task's `build` command makes.
+    let buildable: Vec<&str> = manifest
+        .tasks
+        .values()
+        .filter(|t| t.build.is_some())
+        .map(|t| t.component.value.as_str())
+        .collect();
     for task in manifest.tasks.values() {
         let component = dir.join(&task.component.value);
         // An empty component was already reported as missing.
-        let unbuilt_ok = components == Components::MayBeBuilt && task.build.is_some();
+        let unbuilt_ok = components == Components::MayBeBuilt
+            && buildable.contains(&task.component.value.as_str());
         if !task.component.value.is_empty() && !component.is_file() && !unbuilt_ok {
             let help = match &task.build {
                 Some(build) => format!(
