@@ -234,3 +234,268 @@ fn cicd_policies_pass_their_tests() {
     let tested = run_in(&repo(), &["policy", "test", "examples/cicd/policy-tests/"]);
     assert_eq!(tested.code, 0, "{}{}", tested.stdout, tested.stderr);
 }
+
+/// The target directory the test build compiled the examples' tasks into
+/// (`<target>/wasm-guests`), which `cairn build` of a copied example reuses.
+fn guests_target() -> PathBuf {
+    Path::new(cairn_tests::ETL)
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .to_owned()
+}
+
+/// `text` of an example's file, rewritten so that the copy builds: cargo
+/// builds the repository's crates into the tests' guest target, other
+/// build outputs land in the copy's `out/`, and the baseline policies are
+/// the repository's.
+fn buildable(text: String) -> String {
+    let target = guests_target();
+    let baseline = repo().join("policies/baseline/");
+    text.replace("../../target/wasm32-wasip2/c/", "out/")
+        .replace("../../target/", &format!("{}/", target.display()))
+        .replace(
+            "cargo build --release",
+            &format!(
+                "cargo build --manifest-path '{}' --target-dir '{}' --release",
+                repo().join("Cargo.toml").display(),
+                target.display()
+            ),
+        )
+        .replace("../../policies/baseline/", &baseline.display().to_string())
+}
+
+/// `cairn build --json` in `s`, which must succeed; returns the JSON.
+fn build(s: &Scratch) -> Value {
+    let built = run_in(s.path(), &["build", "--json"]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let json: Value = serde_json::from_str(&built.stdout).unwrap();
+    assert_eq!(json["ok"], true);
+    json
+}
+
+/// `cairn run --json` in `s` as `user`, which must succeed and verify;
+/// returns the JSON.
+fn run_verified(s: &Scratch, user: &str) -> Value {
+    let run = run_in(s.path(), &["run", "--as", user, "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let verified = run_in(
+        s.path(),
+        &["audit", "verify", "--key", ".cairn/keys/audit.pub"],
+    );
+    assert_eq!(verified.code, 0, "{}{}", verified.stdout, verified.stderr);
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+/// The content of `task`'s output `name` in the JSON summary of a run in `s`.
+fn output(s: &Scratch, run: &Value, task: &str, name: &str) -> String {
+    let task = run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == task)
+        .unwrap();
+    let out = task["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == name)
+        .unwrap();
+    std::fs::read_to_string(s.path().join(out["path"].as_str().unwrap())).unwrap()
+}
+
+#[test]
+fn etl_builds_plans_runs_and_verifies_without_leaking_pii() {
+    let s = copy_example("etl", &buildable);
+    let built = build(&s);
+    assert_eq!(built["steps"].as_array().unwrap().len(), 1, "{built:#}");
+    assert_eq!(
+        built["steps"][0]["tasks"],
+        serde_json::json!(["extract", "validate", "anonymize", "aggregate", "report"])
+    );
+
+    let plan = run_in(s.path(), &["plan", "--as", "alice", "--json"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
+    let declassified = plan["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["action"] == "declassify")
+        .unwrap();
+    assert_eq!(declassified["task"], "anonymize");
+    assert_eq!(declassified["decision"], "allow");
+    assert_eq!(
+        declassified["policies"],
+        serde_json::json!(["anonymizer-declassifies-pii"])
+    );
+
+    let run = run_verified(&s, "alice");
+    assert_eq!(run["status"], "succeeded");
+    // The figures, counted here independently from the shipped CSV.
+    let csv = std::fs::read_to_string(repo().join("examples/etl/data/orders.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let valid: Vec<&Vec<&str>> = rows
+        .iter()
+        .filter(|r| {
+            let month: u32 = r[1].get(5..7).unwrap().parse().unwrap();
+            (1..=12).contains(&month)
+                && !r[11].is_empty()
+                && r[12].parse::<i64>().unwrap() > 0
+                && ["EUR", "SEK"].contains(&r[14])
+        })
+        .collect();
+    let customers: std::collections::BTreeSet<&str> = valid.iter().map(|r| r[2]).collect();
+    let report = output(&s, &run, "report", "report");
+    assert_contains(
+        &report,
+        &format!(
+            "{} valid orders from {} customers",
+            valid.len(),
+            customers.len()
+        ),
+    );
+    assert_contains(
+        &report,
+        &format!("## Rejected orders ({})", rows.len() - valid.len()),
+    );
+    // Nothing downstream of the anonymizer holds a name, email or phone.
+    for (task, name) in [
+        ("anonymize", "segments"),
+        ("aggregate", "totals"),
+        ("report", "report"),
+    ] {
+        let data = output(&s, &run, task, name);
+        for row in rows.iter().take(50) {
+            for personal in [row[3], row[4], row[5], row[6]] {
+                assert!(!data.contains(personal), "{task}.{name} holds `{personal}`");
+            }
+        }
+    }
+    // The audit trail records the labelled flow into the anonymizer.
+    let flows = run_in(
+        s.path(),
+        &["audit", "show", "--kind", "data-flow", "--json"],
+    );
+    let into_anonymize: Vec<Value> = flows
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &Value| r["task"] == "anonymize")
+        .collect();
+    assert_eq!(into_anonymize.len(), 1, "{}", flows.stdout);
+    assert_eq!(into_anonymize[0]["from"], "extract.customers");
+    assert_eq!(into_anonymize[0]["labels"], serde_json::json!(["pii"]));
+}
+
+#[test]
+fn etl_variant_sending_pii_to_the_report_is_refused_naming_the_rule() {
+    let s = copy_example("etl", &buildable);
+    build(&s);
+    let plan = run_in(s.path(), &["plan", "leaky-report.toml", "--as", "alice"]);
+    assert_eq!(plan.code, 3, "{}{}", plan.stdout, plan.stderr);
+    let denied: Vec<&str> = plan.stdout.lines().filter(|l| l.contains("DENY")).collect();
+    assert_eq!(denied.len(), 1, "{}", plan.stdout);
+    assert_contains(denied[0], "report");
+    assert_contains(denied[0], "extract.customers [pii]");
+    assert_contains(denied[0], "pii-only-into-the-anonymizer");
+
+    // `cairn run` refuses it before any task starts, and records why.
+    let run = run_in(s.path(), &["run", "leaky-report.toml", "--as", "alice"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_contains(&run.stdout, "pii-only-into-the-anonymizer");
+    assert!(!run.stderr.contains("start extract"), "{}", run.stderr);
+    let verified = run_in(
+        s.path(),
+        &["audit", "verify", "--key", ".cairn/keys/audit.pub"],
+    );
+    assert_eq!(verified.code, 0, "{}{}", verified.stdout, verified.stderr);
+
+    // Someone outside the data team cannot run even the clean pipeline.
+    let plan = run_in(s.path(), &["plan", "--as", "mallory"]);
+    assert_eq!(plan.code, 3, "{}{}", plan.stdout, plan.stderr);
+}
+
+#[test]
+fn etl_policies_pass_their_tests() {
+    let tested = run_in(&repo(), &["policy", "test", "examples/etl/policy-tests/"]);
+    assert_eq!(tested.code, 0, "{}{}", tested.stdout, tested.stderr);
+}
+
+/// Whether clang can build C for wasm32-wasi here (it needs a WASI libc).
+fn clang_for_wasm() -> bool {
+    let dir = Scratch::new();
+    let c = dir.write(
+        "probe.c",
+        "#include <stdio.h>\nint main(void) { return 0; }\n",
+    );
+    std::process::Command::new("clang")
+        .args(["--target=wasm32-wasi", "-o"])
+        .arg(dir.path().join("probe.wasm"))
+        .arg(c)
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+#[test]
+fn polyglot_runs_a_c_task_between_rust_tasks() {
+    if !clang_for_wasm() {
+        // CI installs clang (.ci/run); elsewhere, say what is not tested.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must test the C task: install clang lld wasi-libc libclang-rt-dev-wasm32"
+        );
+        eprintln!(
+            "SKIPPED polyglot_runs_a_c_task_between_rust_tasks: clang cannot build for wasm32-wasi \
+             here (apt-get install clang lld wasi-libc libclang-rt-dev-wasm32)"
+        );
+        return;
+    }
+    let s = copy_example("polyglot", &buildable);
+    let built = build(&s);
+    let steps = built["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{built:#}");
+    assert_eq!(steps[1]["tasks"], serde_json::json!(["count"]));
+    // The C task is a real component (not a core module).
+    let c = std::fs::read(s.path().join("out/count.wasm")).unwrap();
+    assert_eq!(&c[..8], b"\0asm\x0d\0\x01\0", "not a component");
+
+    let plan = run_in(s.path(), &["plan", "--as", "alice"]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    let run = run_verified(&s, "alice");
+
+    // The C task's counts, checked against counting here.
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for entry in std::fs::read_dir(repo().join("examples/polyglot/texts")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for word in text
+            .split(|c: char| !c.is_alphanumeric() && c != '\'')
+            .map(|w| w.trim_matches('\''))
+            .filter(|w| !w.is_empty())
+        {
+            *counts.entry(word.to_lowercase()).or_default() += 1;
+        }
+    }
+    let total: u64 = counts.values().sum();
+    let (top, n) = counts
+        .iter()
+        .max_by_key(|(w, n)| (**n, std::cmp::Reverse(*w)))
+        .unwrap();
+    let c_counts = output(&s, &run, "count", "counts");
+    assert_eq!(
+        c_counts.lines().next().unwrap(),
+        format!("#total\t{total}\tdistinct\t{}", counts.len())
+    );
+    assert_eq!(c_counts.lines().nth(1).unwrap(), format!("{n}\t{top}"));
+    assert_eq!(c_counts.lines().count(), 16, "--top 15 and the total line");
+    let summary = output(&s, &run, "summarize", "summary");
+    assert_contains(&summary, &format!("| {top} | {n} |"));
+    // What the C program printed is in the run's logs.
+    let run_id = run["run"].as_str().unwrap();
+    let logs = run_in(s.path(), &["runs", "logs", run_id]);
+    assert_contains(&logs.stdout, &format!("counted {total} words"));
+}

@@ -9,6 +9,7 @@
 
 mod audit;
 mod bad_input;
+mod build;
 mod clock;
 mod examples;
 mod exec;
