@@ -10,6 +10,7 @@
 mod audit;
 mod bad_input;
 mod build;
+mod cli;
 mod clock;
 mod examples;
 mod exec;

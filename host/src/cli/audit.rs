@@ -28,6 +28,9 @@ pub(crate) struct KeygenArgs {
     /// The key's name (file names and the name in signatures).
     #[arg(long, default_value = "audit")]
     name: String,
+    /// Print the files and the public key as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Check and read the audit trail.
@@ -65,6 +68,9 @@ pub(crate) struct ExportArgs {
     /// The private key that signs the provenance [default: STATE/keys/audit.key].
     #[arg(long, value_name = "FILE", env = "CAIRN_AUDIT_KEY")]
     key: Option<PathBuf>,
+    /// Print the bundle's folder and files as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Print the proof that one record is in a signed checkpoint.
@@ -97,6 +103,10 @@ pub(crate) struct CheckProofArgs {
     /// The public key (SPKI PEM) the checkpoint must be signed with.
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
+    /// Print the result as JSON on stdout (`ok`, what was checked or why
+    /// not, and the record).
+    #[arg(long)]
+    json: bool,
 }
 
 /// Verify an audit log offline, with only the public key.
@@ -161,7 +171,18 @@ pub(crate) fn keygen_command(args: &KeygenArgs) -> Result<Exit, CliError> {
     let verifier = keygen(&args.out, &args.name).map_err(CliError::input)?;
     let private = args.out.join(format!("{}.key", args.name));
     let public = args.out.join(format!("{}.pub", args.name));
-    outln!("{}", verifier.note_key());
+    if args.json {
+        outln!(
+            "{:#}",
+            serde_json::json!({
+                "private": private.display().to_string(),
+                "public": public.display().to_string(),
+                "note_key": verifier.note_key(),
+            })
+        );
+    } else {
+        outln!("{}", verifier.note_key());
+    }
     eprintln!(
         "{} wrote `{}` (private, mode 0600) and `{}` (public: give it to auditors)",
         Style::stderr().good("ok"),
@@ -610,6 +631,13 @@ fn export(args: &ExportArgs) -> Result<Exit, CliError> {
         &args.out,
     )
     .map_err(CliError::input)?;
+    if args.json {
+        let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        outln!(
+            "{:#}",
+            serde_json::json!({ "run": args.run, "bundle": args.out.display().to_string(), "files": files })
+        );
+    }
     eprintln!(
         "{} wrote {} files to `{}`; check it with `cairn audit verify {} --key TRUSTED.pub`",
         Style::stderr().good("ok"),
@@ -634,16 +662,31 @@ fn check_proof(args: &CheckProofArgs) -> Result<Exit, CliError> {
         .map_err(|e| CliError::input(format!("cannot read `{}`: {e}", args.proof.display())))?;
     let proof: serde_json::Value = serde_json::from_slice(&text)
         .map_err(|e| CliError::input(format!("`{}` is not a proof: {e}", args.proof.display())))?;
-    match bundle::check_proof(&proof, &key) {
+    let record = proof
+        .pointer("/record")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    let checked = bundle::check_proof(&proof, &key);
+    if args.json {
+        let (ok, detail) = match &checked {
+            Ok(what) => (true, what.to_string()),
+            Err(why) => (false, why.to_string()),
+        };
+        outln!(
+            "{:#}",
+            serde_json::json!({
+                "ok": ok,
+                if ok { "checked" } else { "error" }: detail,
+                "record": ok.then_some(record),
+            })
+        );
+    }
+    match checked {
         Ok(what) => {
             eprintln!("{} {what}", Style::stderr().good("ok"));
-            outln!(
-                "{}",
-                proof
-                    .pointer("/record")
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or_default()
-            );
+            if !args.json {
+                outln!("{record}");
+            }
             Ok(Exit::Success)
         }
         Err(why) => {

@@ -45,6 +45,11 @@ pub(crate) enum PolicyCommand {
         /// The manifest, or a folder holding `workflow.toml`.
         #[arg(value_name = "PATH", default_value = ".")]
         path: PathBuf,
+
+        /// Print the result as JSON on stdout: validity, the policy files,
+        /// and each problem with its file, line and column.
+        #[arg(long)]
+        json: bool,
     },
     /// Run policy tests: requests and the decisions they should get.
     ///
@@ -260,25 +265,67 @@ pub(crate) fn print_table(workflow: &str, user: &str, decisions: &[Decision], po
 
 pub(crate) fn policy(command: &PolicyCommand) -> Result<Exit, CliError> {
     match command {
-        PolicyCommand::Validate { path } => {
-            let policies = match load_policies(path) {
-                Ok((_, policies)) => policies,
-                Err(done) => return done,
-            };
-            eprintln!(
-                "{} {} policies in {} file(s) are valid against Cairn's schema",
-                Style::stderr().good("ok"),
-                policies.len(),
-                policies.files().len()
-            );
-            Ok(Exit::Success)
-        }
+        PolicyCommand::Validate { path, json } => validate(path, *json),
         PolicyCommand::Test { paths, json } => test(paths, *json),
         PolicyCommand::Schema => {
             out!("{}", crate::policy::SCHEMA);
             Ok(Exit::Success)
         }
     }
+}
+
+fn validate(path: &std::path::Path, json: bool) -> Result<Exit, CliError> {
+    let workflow = match super::workflow::load_or_report(path, json) {
+        Ok(workflow) => workflow,
+        Err(done) => return done,
+    };
+    let paths: Vec<String> = workflow
+        .plan
+        .policies
+        .iter()
+        .map(|p| p.value.clone())
+        .collect();
+    let policies = match Policies::load(&workflow.dir, &paths) {
+        Ok(policies) => policies,
+        Err(PolicyError::Invalid(files)) if json => {
+            let problems: Vec<serde_json::Value> = files
+                .iter()
+                .map(|f| {
+                    let file = f.path.display().to_string();
+                    serde_json::json!({
+                        "file": file,
+                        "diagnostics": f.diagnostics.to_json(&file, &f.source),
+                    })
+                })
+                .collect();
+            outln!(
+                "{:#}",
+                serde_json::json!({ "valid": false, "files": problems })
+            );
+            return Ok(Exit::Input);
+        }
+        Err(PolicyError::Invalid(files)) => return Err(report_invalid(&files)),
+        Err(other) => return Err(CliError::input(other)),
+    };
+    if json {
+        let files: Vec<String> = policies
+            .files()
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
+        outln!(
+            "{:#}",
+            serde_json::json!({ "valid": true, "policies": policies.len(), "files": files })
+        );
+    } else {
+        eprintln!(
+            "{} {} policies in {} file(s) are valid against Cairn's schema",
+            Style::stderr().good("ok"),
+            policies.len(),
+            policies.files().len()
+        );
+    }
+    Ok(Exit::Success)
 }
 
 fn test(paths: &[PathBuf], json: bool) -> Result<Exit, CliError> {

@@ -43,6 +43,10 @@ pub(crate) enum RunsCommand {
         /// The state directory.
         #[arg(long, value_name = "DIR", default_value = ".cairn")]
         state_dir: PathBuf,
+        /// Print the attempts as JSON on stdout: task, attempt, outcome,
+        /// log lines, stdout and stderr.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -139,12 +143,30 @@ pub(crate) fn runs(command: &RunsCommand) -> Result<Exit, CliError> {
             run,
             task,
             state_dir,
+            json,
         } => {
             let state = open(state_dir)?;
             known(&state, run)?;
             let attempts = state
                 .attempts(run, task.as_deref())
                 .map_err(CliError::input)?;
+            if *json {
+                let attempts: Vec<serde_json::Value> = attempts
+                    .iter()
+                    .map(|a| {
+                        serde_json::json!({
+                            "task": a.task,
+                            "attempt": a.attempt,
+                            "outcome": a.outcome,
+                            "logs": a.logs,
+                            "stdout": String::from_utf8_lossy(&a.stdout),
+                            "stderr": String::from_utf8_lossy(&a.stderr),
+                        })
+                    })
+                    .collect();
+                outln!("{:#}", serde_json::Value::Array(attempts));
+                return Ok(Exit::Success);
+            }
             let style = Style::stdout();
             for a in &attempts {
                 outln!(
