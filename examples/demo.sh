@@ -1,53 +1,69 @@
 #!/bin/sh
-# The demo: build the hello task for wasm32-wasip2, run it in Cairn's
-# sandbox, then run the hello workflow under its Cedar policies and verify
-# its signed audit trail. Needs only rustup and cargo; installs the wasm
-# targets itself.
+# The demo: the ETL example end to end. Builds Cairn and the example's tasks,
+# shows the policy decisions, runs the pipeline (an orders export with
+# customers' personal data in, a report that identifies no one out), shows a
+# variant that would send personal data to the report refused by policy,
+# and verifies the signed audit trail offline — the log, an auditor's bundle,
+# and a tampered copy that must fail. Needs only rustup and cargo; installs
+# the wasm target itself. Everything it writes goes to out/demo/.
 set -eu
 cd "$(dirname "$0")/.."
 
-rustup target add wasm32-wasip2 wasm32-wasip1
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-echo "==> building the hello task (a Cairn task written with the guest SDK)"
-cargo build --release --target wasm32-wasip2 -p hello
-
-echo "==> building cairn and running the task in the sandbox"
+step "installing the wasm32-wasip2 target and building cairn"
+rustup target add wasm32-wasip2
 cargo build -p cairn
 cairn=target/debug/cairn
-wasm=target/wasm32-wasip2/release/hello.wasm
-rm -rf out/hello out/bundle
-"$cairn" exec "$wasm" --input name=examples/hello/name.txt --output-dir out/hello
+state=out/demo/state
+rm -rf out/demo
+mkdir -p out/demo
 
-echo "==> the task's output, out/hello/greeting:"
-cat out/hello/greeting
+step "the pipeline (examples/etl/workflow.toml), as Mermaid"
+"$cairn" graph examples/etl --format mermaid
 
-echo "==> the same task pinned to its sha256, with JSON for machines:"
-digest=$(sha256sum "$wasm" | cut -d' ' -f1)
-"$cairn" exec "$wasm" --sha256 "$digest" --input name=examples/hello/name.txt --output-dir out/hello --json
+step "what alice's run would do, and which policy allows each step"
+"$cairn" build examples/etl
+"$cairn" plan examples/etl --as alice
 
-echo "==> and any other bytes than the pinned ones are refused before they are compiled:"
-if "$cairn" exec "$wasm" --sha256 "$(printf '%064d' 0)" --output-dir out/hello; then
-    echo "the pin was not enforced" >&2
+step "the run: each task in its own sandbox, every event in the signed audit log"
+"$cairn" run examples/etl --as alice --state-dir "$state" --json >out/demo/run.json
+report=$(sed -n 's/.*"path": "\(.*\)".*/\1/p' out/demo/run.json | tail -n 1)
+cp "$report" out/demo/report.md
+echo "the report (out/demo/report.md), first lines:"
+head -n 20 out/demo/report.md
+
+step "a variant that also feeds the raw customers to the report is refused (exit 3), naming the rule"
+if "$cairn" plan examples/etl/leaky-report.toml --as alice; then
+    echo "the pii policy was not enforced" >&2
     exit 1
 fi
 echo "(refused, as it should be)"
 
-echo "==> the hello workflow, run as a member of staff: authorized by its Cedar policies, audited"
-state=out/state
-rm -rf "$state"
-"$cairn" run examples/hello --as demo --state-dir "$state"
-
-echo "==> the same workflow started by someone the policies do not know is refused (exit 3)"
-if "$cairn" run examples/hello --as eve --state-dir "$state"; then
-    echo "the policy was not enforced" >&2
+step "so is a run by someone outside the data team"
+if "$cairn" run examples/etl --as mallory --state-dir "$state"; then
+    echo "the run policy was not enforced" >&2
     exit 1
 fi
+echo "(refused, and the refusal is in the audit log)"
 
-echo "==> the audit trail, verified offline with only the public key"
-"$cairn" audit show "$state"
+step "the audit trail, verified offline with only the public key"
 "$cairn" audit verify "$state" --key "$state/keys/audit.pub"
 
-echo "==> a bundle of the first run for auditors, verified on its own"
-run=$("$cairn" audit show "$state" --kind run-started --json | head -n 1 | sed 's/.*"run":"\([^"]*\)".*/\1/')
-"$cairn" audit export "$run" --state-dir "$state" --out out/bundle
-"$cairn" audit verify out/bundle --key "$state/keys/audit.pub"
+step "a bundle of the run for auditors, verified on its own"
+run=$(sed -n 's/^  "run": "\(.*\)",$/\1/p' out/demo/run.json)
+"$cairn" audit export "$run" --state-dir "$state" --out out/demo/bundle
+"$cairn" audit verify out/demo/bundle --key "$state/keys/audit.pub"
+
+step "a copy of the log with one decision changed from deny to allow fails verification"
+mkdir -p out/demo/tampered/audit
+awk '!done && sub(/"decision":"deny"/, "\"decision\":\"allow\"") { done = 1 } { print }' \
+    "$state/audit/log.jsonl" >out/demo/tampered/audit/log.jsonl
+cp "$state/audit/checkpoint" out/demo/tampered/audit/
+if "$cairn" audit verify out/demo/tampered --key "$state/keys/audit.pub"; then
+    echo "tampering was not detected" >&2
+    exit 1
+fi
+echo "(tampering detected, as it should be)"
+
+step "done: the report is out/demo/report.md, the auditor's bundle out/demo/bundle"
