@@ -17,6 +17,10 @@ use crate::workflow::Components;
 /// exists. Tasks without `build` use their component as it is. The first
 /// failing command stops the build.
 ///
+/// Build commands are not sandboxed: like `make`, they run with your
+/// privileges. Read the `build` lines of a workflow you did not write
+/// before you build it.
+///
 /// Exits 0 when every component is built, 1 when a command failed or left
 /// a component missing, 2 for an invalid manifest.
 #[derive(Debug, Args)]
