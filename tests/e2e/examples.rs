@@ -330,6 +330,16 @@ fn etl_builds_plans_runs_and_verifies_without_leaking_pii() {
         serde_json::json!(["anonymizer-declassifies-pii"])
     );
 
+    // The table shows each label drop with its task, after its inputs.
+    let table = run_in(s.path(), &["plan", "--as", "alice"]).stdout;
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("anonymize"))
+        .collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    assert_contains(rows[1], "data extract.customers [pii]");
+    assert_contains(rows[2], "drop label `pii` from anonymize.segments");
+
     let run = run_verified(&s, "alice");
     assert_eq!(run["status"], "succeeded");
     // The figures, counted here independently from the shipped CSV.

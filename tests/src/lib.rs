@@ -37,13 +37,7 @@ pub fn runner_setup(
     jobs: usize,
 ) -> (Arc<Workflow>, Setup) {
     let workflow = cairn::workflow::load(manifest).unwrap();
-    let paths: Vec<String> = workflow
-        .plan
-        .policies
-        .iter()
-        .map(|p| p.value.clone())
-        .collect();
-    let policies = Policies::load(&workflow.dir, &paths).unwrap();
+    let policies = Policies::of_workflow(&workflow).unwrap();
     let preflight = preflight(&workflow.plan, &policies, user).unwrap();
     let sandbox = Sandbox::new(&EngineSettings::default(), Some(cache)).unwrap();
     let mut loaded: HashMap<std::path::PathBuf, Arc<cairn::sandbox::Program>> = HashMap::new();

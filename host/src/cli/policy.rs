@@ -98,13 +98,7 @@ pub(crate) fn load_policies(
     path: &std::path::Path,
 ) -> Result<(Workflow, Policies), Result<Exit, CliError>> {
     let workflow = super::workflow::load_or_report(path, false)?;
-    let paths: Vec<String> = workflow
-        .plan
-        .policies
-        .iter()
-        .map(|p| p.value.clone())
-        .collect();
-    match Policies::load(&workflow.dir, &paths) {
+    match Policies::of_workflow(&workflow) {
         Ok(policies) => Ok((workflow, policies)),
         Err(PolicyError::Invalid(files)) => Err(Err(report_invalid(&files))),
         Err(other) => Err(Err(CliError::input(other))),
@@ -246,7 +240,22 @@ pub(crate) fn print_table(workflow: &str, user: &str, decisions: &[Decision], po
         "request",
         "decision"
     );
-    for d in decisions {
+    // Preflight decides label drops before anything else; show each with
+    // its task, after the task's other requests.
+    let mut first = std::collections::HashMap::new();
+    for (i, d) in decisions.iter().enumerate() {
+        if d.action != "declassify" {
+            first.entry(d.task.as_str()).or_insert(i);
+        }
+    }
+    let mut ordered: Vec<&Decision> = decisions.iter().collect();
+    ordered.sort_by_key(|d| {
+        (
+            first.get(d.task.as_str()).copied().unwrap_or(usize::MAX),
+            d.action == "declassify",
+        )
+    });
+    for d in ordered {
         let decision = match (d.allowed, d.action) {
             (true, _) => "allow",
             (false, "declassify") => "kept",
@@ -279,13 +288,7 @@ fn validate(path: &std::path::Path, json: bool) -> Result<Exit, CliError> {
         Ok(workflow) => workflow,
         Err(done) => return done,
     };
-    let paths: Vec<String> = workflow
-        .plan
-        .policies
-        .iter()
-        .map(|p| p.value.clone())
-        .collect();
-    let policies = match Policies::load(&workflow.dir, &paths) {
+    let policies = match Policies::of_workflow(&workflow) {
         Ok(policies) => policies,
         Err(PolicyError::Invalid(files)) if json => {
             let problems: Vec<serde_json::Value> = files

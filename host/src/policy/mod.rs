@@ -186,6 +186,21 @@ impl Policies {
         PARSED.clone().map_err(PolicyError::Schema)
     }
 
+    /// Load the policies `workflow` names (`[workflow] policies`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Policies::load`].
+    pub fn of_workflow(workflow: &crate::workflow::Workflow) -> Result<Self, PolicyError> {
+        let paths: Vec<String> = workflow
+            .plan
+            .policies
+            .iter()
+            .map(|p| p.value.clone())
+            .collect();
+        Self::load(&workflow.dir, &paths)
+    }
+
     /// Load the policy paths `paths` (files or folders), relative to `dir`.
     ///
     /// # Errors
