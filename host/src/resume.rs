@@ -29,6 +29,8 @@ pub struct History {
     pub policy_set: String,
     /// Each task's component digest now.
     pub components: BTreeMap<String, String>,
+    /// The parameters it was started with.
+    pub params: BTreeMap<String, String>,
     /// How it last ended (`run-finished`), if it did.
     pub ended: Option<String>,
     /// Each task that started or ended.
@@ -94,6 +96,7 @@ impl History {
                 manifest,
                 policy_set,
                 components,
+                parameters,
                 ..
             } = &record.event
             {
@@ -102,6 +105,10 @@ impl History {
                     manifest: manifest.sha256.clone(),
                     policy_set: policy_set.clone(),
                     components: components.clone(),
+                    params: parameters
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                        .collect(),
                     ..Self::default()
                 });
                 continue;

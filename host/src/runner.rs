@@ -91,6 +91,8 @@ pub struct Summary {
 pub struct Setup {
     /// Who starts it.
     pub user: String,
+    /// Its parameters' values (already written into the plan's tasks).
+    pub params: BTreeMap<String, String>,
     /// The policies, loaded.
     pub policies: Arc<Policies>,
     /// The preflight made with them.
@@ -339,7 +341,11 @@ fn begin(workflow: &Workflow, setup: &Setup, run: &str, start: &Start) -> Result
             manifest,
             source: workflow.source.clone(),
             policy_set: policy_set.clone(),
-            parameters: serde_json::Map::new(),
+            parameters: setup
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect(),
             components,
             cairn: env!("CARGO_PKG_VERSION").to_owned(),
         },

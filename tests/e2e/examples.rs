@@ -82,7 +82,7 @@ impl Api {
     }
 }
 
-fn cicd(api: &Api, target: &str) -> Scratch {
+fn cicd(api: &Api) -> Scratch {
     let port = api.port;
     let component = cairn_tests::CICD;
     let baseline = repo().join("policies/baseline/");
@@ -93,15 +93,16 @@ fn cicd(api: &Api, target: &str) -> Scratch {
                 component,
             )
             .replace("../../policies/baseline/", &baseline.display().to_string())
-            .replace("TARGET = \"staging\"", &format!("TARGET = \"{target}\""))
     })
 }
 
-fn run_as(s: &Scratch, user: &str) -> Run {
+/// `cairn run` of the CI/CD example in `s` as `user`, with `args`.
+fn run_as(s: &Scratch, user: &str, args: &[&str]) -> Run {
     let out = cairn()
         .current_dir(s.path())
         .env("CAIRN_SECRET_DEPLOY_TOKEN", DEPLOY_TOKEN)
         .args(["run", "--as", user, "--json"])
+        .args(args)
         .output()
         .unwrap();
     let run = Run {
@@ -162,11 +163,11 @@ fn requests(s: &Scratch) -> Vec<String> {
 #[test]
 fn cicd_deploys_with_a_token_the_task_never_sees() {
     let api = Api::start(false);
-    let s = cicd(&api, "staging");
+    let s = cicd(&api);
     let plan = run_in(s.path(), &["plan", "--as", "bob"]);
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
 
-    let run = run_as(&s, "bob");
+    let run = run_as(&s, "bob", &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(status(&run, "deploy"), "succeeded null");
     assert_contains(&status(&run, "rollback"), "skipped");
@@ -189,8 +190,8 @@ fn cicd_deploys_with_a_token_the_task_never_sees() {
 #[test]
 fn cicd_rolls_back_when_the_deploy_fails() {
     let api = Api::start(true);
-    let s = cicd(&api, "staging");
-    let run = run_as(&s, "bob");
+    let s = cicd(&api);
+    let run = run_as(&s, "bob", &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_contains(&status(&run, "deploy"), "failed");
     assert_contains(&status(&run, "deploy"), "failed its health check");
@@ -214,8 +215,9 @@ fn cicd_rolls_back_when_the_deploy_fails() {
 #[test]
 fn cicd_deploys_to_production_only_for_release_managers() {
     let api = Api::start(false);
-    let s = cicd(&api, "production");
-    let run = run_as(&s, "bob");
+    let s = cicd(&api);
+    let production = ["--param", "target=production"];
+    let run = run_as(&s, "bob", &production);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_contains(&status(&run, "deploy"), "denied by the host");
     // Nothing reached the API: not the deploy, not the rollback.
@@ -224,9 +226,47 @@ fn cicd_deploys_to_production_only_for_release_managers() {
     assert_eq!(audited.len(), 2, "{audited:?}");
     assert!(audited[0].starts_with("deploy POST /v1/production/deployments null"));
 
-    let run = run_as(&s, "alice");
+    let run = run_as(&s, "alice", &production);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(api.calls(), ["POST /v1/production/deployments -> 201"]);
+
+    // The parameter is in the audit log, with who started the run.
+    let started = run_in(
+        s.path(),
+        &["audit", "show", "--kind", "run-started", "--json"],
+    );
+    let last: Value = serde_json::from_str(started.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["user"], "alice");
+    assert_eq!(
+        last["parameters"],
+        serde_json::json!({ "target": "production" })
+    );
+}
+
+#[test]
+fn cicd_refuses_parameters_it_does_not_declare_or_allow() {
+    let api = Api::start(false);
+    let s = cicd(&api);
+    for (param, message) in [
+        (
+            "target=prod",
+            "--param `target=prod`: `target` must be one of `staging`, `production`",
+        ),
+        (
+            "tagret=staging",
+            "--param `tagret`: the workflow has no such parameter; it declares `target`",
+        ),
+        ("target", "`target` is not NAME=VALUE"),
+    ] {
+        let run = run_in(s.path(), &["run", "--as", "alice", "--param", param]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert_contains(&run.stderr, message);
+    }
+    assert!(api.calls().is_empty());
+    assert!(
+        !s.path().join(".cairn/audit/log.jsonl").exists(),
+        "a refused parameter starts nothing"
+    );
 }
 
 #[test]

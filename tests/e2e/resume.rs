@@ -400,3 +400,65 @@ fn a_cached_task_with_mounts_or_network_is_refused_at_its_line() {
     );
     assert_contains(&checked.stderr, "workflow.toml:6:9");
 }
+
+#[test]
+fn a_resumed_run_keeps_the_parameters_it_started_with() {
+    let s = Scratch::new();
+    s.policies();
+    let task = cairn_tests::TASK;
+    s.write(
+        "workflow.toml",
+        &format!(
+            r#"[workflow]
+name = "tagged"
+policies = ["p"]
+
+[params]
+tag = "default"
+
+[tasks.a]
+component = {task:?}
+env = {{ MODE = "work", SLEEP_MS = "300", NAME = "a-${{params.tag}}" }}
+outputs = ["echo"]
+
+[tasks.b]
+component = {task:?}
+env = {{ MODE = "work", SLEEP_MS = "300", NAME = "b-${{params.tag}}" }}
+inputs = {{ x = "a.echo" }}
+outputs = ["echo"]
+"#
+        ),
+    );
+    let mut child = crate::support::cairn()
+        .current_dir(s.path())
+        .args(["run", "--as", "alice", "--param", "tag=given"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = s.path().join(".cairn/audit/log.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("task-finished")) {
+        assert!(Instant::now() < deadline, "no task finished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run = runs(s.path()).remove(0);
+
+    let resumed = run_in(s.path(), &["resume", &run, "--json"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let summary: Value = serde_json::from_str(&resumed.stdout).unwrap();
+    let b = summary["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "b")
+        .unwrap();
+    let path = s.path().join(b["outputs"][0]["path"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(path).unwrap(),
+        "b-given(x=a-given())"
+    );
+    assert_verifies(s.path());
+}

@@ -52,6 +52,7 @@ pub fn runner_setup(
     let signer = Signer::from_seed("cairn-test", &[7; 32]);
     let log = AuditLog::open(&state.join("audit").join("log.jsonl"), signer).unwrap();
     let setup = Setup {
+        params: BTreeMap::new(),
         user: user.to_owned(),
         policies: Arc::new(policies),
         preflight: Arc::new(preflight),

@@ -476,11 +476,21 @@ fn describe(event: &Event) -> String {
             workflow,
             manifest,
             policy_set,
+            parameters,
             ..
         } => format!(
-            "{workflow} by {user} (manifest {}, policies {})",
+            "{workflow} by {user} (manifest {}, policies {}){}",
             short(&manifest.sha256),
-            short(policy_set)
+            short(policy_set),
+            if parameters.is_empty() {
+                String::new()
+            } else {
+                let shown: Vec<String> = parameters
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect();
+                format!(" with {}", shown.join(" "))
+            }
         ),
         Event::RunResumed {
             after,

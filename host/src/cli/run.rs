@@ -73,6 +73,12 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     build: bool,
 
+    /// A run parameter: NAME=VALUE, for `${params.NAME}` in the tasks'
+    /// `env` and `args` (repeatable; the rest take their defaults from
+    /// `[params]`). Recorded in the audit log.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+
     #[command(flatten)]
     options: RunOptions,
 }
@@ -141,6 +147,13 @@ pub(crate) struct RunOptions {
     json: bool,
 }
 
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
+    Ok((name.to_owned(), value.to_owned()))
+}
+
 /// The environment variable a secret defaults to.
 fn secret_env(name: &Name) -> String {
     format!(
@@ -173,15 +186,20 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
     {
         return done;
     }
-    let (workflow, policies) = match super::policy::load_policies(&args.path) {
+    let (mut workflow, policies) = match super::policy::load_policies(&args.path) {
         Ok(loaded) => loaded,
         Err(done) => return done,
     };
+    let params = workflow
+        .plan
+        .param_values(&args.params)
+        .map_err(CliError::input)?;
+    workflow.plan = workflow.plan.with_params(&params);
     let state = args
         .state_dir
         .clone()
         .unwrap_or_else(|| workflow.dir.join(".cairn"));
-    let ready = ready(&workflow, &policies, &args.user, &args.options)?;
+    let ready = ready(&workflow, &policies, &args.user, params, &args.options)?;
     execute(
         workflow,
         policies,
@@ -213,7 +231,7 @@ pub(crate) async fn resume(args: &ResumeArgs) -> Result<Exit, CliError> {
                 state.display()
             ))
         })?;
-    let (workflow, policies) = match super::policy::load_policies(Path::new(&row.manifest)) {
+    let (mut workflow, policies) = match super::policy::load_policies(Path::new(&row.manifest)) {
         Ok(loaded) => loaded,
         Err(done) => return done,
     };
@@ -237,7 +255,19 @@ pub(crate) async fn resume(args: &ResumeArgs) -> Result<Exit, CliError> {
             history.standing()
         )));
     }
-    let ready = ready(&workflow, &policies, &row.user, &args.options)?;
+    // The run goes on with the parameters it started with.
+    let params = match &history {
+        Some(history) => history.params.clone(),
+        None if !workflow.plan.params.is_empty() => {
+            return Err(CliError::input(format!(
+                "run {} was stopped before it recorded its parameters, so it cannot go on as it was started; start it again with `cairn run` (and its --param values)",
+                args.run
+            )));
+        }
+        None => BTreeMap::new(),
+    };
+    workflow.plan = workflow.plan.with_params(&params);
+    let ready = ready(&workflow, &policies, &row.user, params, &args.options)?;
     let start = match history {
         Some(history) => Start::Resume(resumption(args, &history, &workflow, &policies, &ready)?),
         None => {
@@ -367,6 +397,7 @@ fn changes(
 /// sandbox with every component loaded, the preflight.
 struct Ready {
     user: String,
+    params: BTreeMap<String, String>,
     secrets: BTreeMap<Name, crate::secrets::SecretValue>,
     sandbox: Sandbox,
     programs: HashMap<String, Arc<crate::sandbox::Program>>,
@@ -377,6 +408,7 @@ fn ready(
     workflow: &Workflow,
     policies: &Policies,
     user: &str,
+    params: BTreeMap<String, String>,
     args: &RunOptions,
 ) -> Result<Ready, CliError> {
     // Every secret the workflow declares must have a value before anything runs.
@@ -434,6 +466,7 @@ fn ready(
     let preflight = Arc::new(preflight(&workflow.plan, policies, user).map_err(CliError::input)?);
     Ok(Ready {
         user: user.to_owned(),
+        params,
         secrets,
         sandbox,
         programs,
@@ -454,6 +487,7 @@ async fn execute(
 ) -> Result<Exit, CliError> {
     let Ready {
         user,
+        params,
         secrets,
         sandbox,
         programs,
@@ -524,6 +558,7 @@ async fn execute(
     let policies = Arc::new(policies);
     let setup = Setup {
         user: user.clone(),
+        params,
         policies,
         preflight: Arc::clone(&result),
         sandbox: Arc::new(sandbox),

@@ -51,10 +51,72 @@ pub struct Manifest {
     pub description: Option<String>,
     /// `[workflow] policies`: Cedar files or folders, relative to the manifest.
     pub policies: Vec<At<String>>,
+    /// `[params]`: values a run is given (`cairn run --param NAME=VALUE`),
+    /// used in tasks' `env` and `args` as `${params.NAME}`.
+    pub params: IndexMap<Name, Param>,
     /// `[defaults]`: settings every task gets unless it says otherwise.
     pub defaults: Settings,
     /// `[tasks.NAME]`, in the author's order.
     pub tasks: IndexMap<Name, Task>,
+}
+
+/// A run parameter: `target = "staging"`, or `target = { default =
+/// "staging", allowed = ["staging", "production"], description = "..." }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    /// Its name (the table key).
+    pub name: At<Name>,
+    /// The value when the run gives none.
+    pub default: At<String>,
+    /// The only values it may take (any when empty).
+    pub allowed: Vec<At<String>>,
+    /// What it is for.
+    pub description: Option<String>,
+}
+
+/// The parameter names `${params.NAME}` references in `text`, with the
+/// byte range of each reference in it.
+#[must_use]
+pub fn param_refs(text: &str) -> Vec<(&str, Range<usize>)> {
+    const OPEN: &str = "${params.";
+    let mut refs = Vec::new();
+    let mut from = 0;
+    while let Some(start) = text
+        .get(from..)
+        .and_then(|t| t.find(OPEN))
+        .map(|i| i + from)
+    {
+        let name_start = start + OPEN.len();
+        let Some(len) = text.get(name_start..).and_then(|t| t.find('}')) else {
+            break;
+        };
+        let end = name_start + len + 1;
+        if let Some(name) = text.get(name_start..name_start + len) {
+            refs.push((name, start..end));
+        }
+        from = end;
+    }
+    refs
+}
+
+/// `text` with each `${params.NAME}` replaced by `values[NAME]`; names
+/// without a value are left as written.
+#[must_use]
+pub fn substitute_params(
+    text: &str,
+    values: &std::collections::BTreeMap<String, String>,
+) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (name, range) in param_refs(text) {
+        if let Some(value) = values.get(name) {
+            out.push_str(text.get(last..range.start).unwrap_or_default());
+            out.push_str(value);
+            last = range.end;
+        }
+    }
+    out.push_str(text.get(last..).unwrap_or_default());
+    out
 }
 
 /// Limits and retry policy; in `[defaults]` or in a task.
@@ -202,4 +264,28 @@ pub struct Output {
     pub span: Range<usize>,
     /// Labels the data carries (e.g. `pii`).
     pub labels: Vec<At<Name>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::{param_refs, substitute_params};
+
+    #[test]
+    fn parameters_are_found_and_substituted_and_nothing_else_is() {
+        let text = "${params.a}-${HOME}-${params.b}${params.a}-${params.unclosed";
+        let refs: Vec<_> = param_refs(text)
+            .into_iter()
+            .map(|(n, r)| (n, r.start))
+            .collect();
+        assert_eq!(refs, [("a", 0), ("b", 20), ("a", 31)]);
+        let values = BTreeMap::from([("a".to_owned(), "x}${params.b".to_owned())]);
+        // A value is written as it is: never expanded again.
+        assert_eq!(
+            substitute_params(text, &values),
+            "x}${params.b-${HOME}-${params.b}x}${params.b-${params.unclosed"
+        );
+        assert_eq!(substitute_params("plain", &values), "plain");
+    }
 }

@@ -11,7 +11,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::{
-    At, Backoff, Edge, FORMAT, Inject, Manifest, MountDecl, Output, Retries, Settings, Task, When,
+    At, Backoff, Edge, FORMAT, Inject, Manifest, MountDecl, Output, Param, Retries, Settings, Task,
+    When,
 };
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::digest::Digest;
@@ -20,7 +21,7 @@ use crate::sandbox::MountMode;
 use crate::units::{HumanDuration, Size};
 
 /// Top-level keys.
-pub const FIELDS_TOP: &[&str] = &["workflow", "defaults", "tasks"];
+pub const FIELDS_TOP: &[&str] = &["workflow", "params", "defaults", "tasks"];
 /// Keys of `[workflow]`.
 pub const FIELDS_WORKFLOW: &[&str] = &["name", "format", "description", "policies"];
 /// Keys of `[defaults]`.
@@ -62,6 +63,7 @@ pub const FIELDS_TASK: &[&str] = &[
 const FIELDS_RETRIES: &[&str] = &["max", "backoff", "initial", "max_delay", "jitter"];
 const FIELDS_MOUNT: &[&str] = &["host", "guest", "mode"];
 const FIELDS_OUTPUT: &[&str] = &["labels"];
+const FIELDS_PARAM: &[&str] = &["default", "allowed", "description"];
 
 /// Most retries a task may ask for.
 const MAX_RETRIES: i64 = 100;
@@ -105,6 +107,9 @@ pub fn parse_partial(source: &str) -> (Option<Manifest>, Diagnostics) {
 #[derive(Default)]
 struct Cx {
     d: Diagnostics,
+    /// `${params.NAME}` references in `env` and `args`: the name and where
+    /// it is in the manifest, checked once every parameter is known.
+    param_refs: Vec<(String, Range<usize>)>,
 }
 
 fn kind(value: &DeValue<'_>) -> &'static str {
@@ -334,6 +339,7 @@ impl Cx {
         let mut description = None;
         let mut policies = Vec::new();
         let mut defaults = Settings::default();
+        let mut params = IndexMap::new();
         let mut tasks = IndexMap::new();
         let mut saw_workflow = false;
         for (key, value) in top {
@@ -372,6 +378,11 @@ impl Cx {
                             Diagnostic::at(key.span(), "`[workflow]` has no `name`")
                                 .help("add `name = \"my-workflow\"` under `[workflow]`"),
                         );
+                    }
+                }
+                "params" => {
+                    if let Some(table) = self.table(value, "`[params]`") {
+                        params = self.params(table);
                     }
                 }
                 "defaults" => {
@@ -413,6 +424,20 @@ impl Cx {
                     .help("add a task: `[tasks.hello]` with `component = \"hello.wasm\"`"),
             );
         }
+        for (used, at) in std::mem::take(&mut self.param_refs) {
+            if params.keys().any(|p: &Name| p.as_str() == used) {
+                continue;
+            }
+            let help = match did_you_mean(&used, params.keys().map(Name::as_str)) {
+                Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                None => format!("declare it: `[params]` with `{used} = \"default value\"`"),
+            };
+            self.d.push(
+                Diagnostic::at(at, format!("unknown parameter `{used}`"))
+                    .label("not in `[params]`")
+                    .help(help),
+            );
+        }
         // Without a valid name, go on under a stand-in; its problem is reported.
         let name = name.unwrap_or_else(|| At::new(Name::stand_in(), span.start..span.start));
         Manifest {
@@ -420,8 +445,87 @@ impl Cx {
             name,
             description,
             policies,
+            params,
             defaults,
             tasks,
+        }
+    }
+
+    fn params(&mut self, table: &DeTable<'_>) -> IndexMap<Name, Param> {
+        let mut params = IndexMap::new();
+        for (key, value) in table {
+            let Some(name) = self.name_at(key.get_ref(), key.span(), "the parameter name") else {
+                continue;
+            };
+            let param = if let DeValue::Table(spec) = value.get_ref() {
+                self.unknown_fields(spec, FIELDS_PARAM, "a parameter");
+                let mut default = None;
+                let mut allowed = Vec::new();
+                let mut description = None;
+                for (key, value) in spec {
+                    match key.get_ref().as_ref() {
+                        "default" => default = self.string(value, "the parameter's `default`"),
+                        "allowed" => allowed = self.strings(value, "`allowed`"),
+                        "description" => {
+                            description = self.string(value, "`description`").map(|s| s.value);
+                        }
+                        _ => {}
+                    }
+                }
+                let Some(default) = default else {
+                    if !spec.keys().any(|k| k.get_ref() == "default") {
+                        self.d.push(
+                            Diagnostic::at(
+                                key.span(),
+                                format!("parameter `{}` has no `default`", name.value),
+                            )
+                            .help("every parameter has a default: `default = \"...\"`"),
+                        );
+                    }
+                    continue;
+                };
+                if !allowed.is_empty() && !allowed.iter().any(|a| a.value == default.value) {
+                    self.d.push(
+                        Diagnostic::at(
+                            default.span.clone(),
+                            format!("the default `{}` is not one of `allowed`", default.value),
+                        )
+                        .help("add it to `allowed`, or pick an allowed default"),
+                    );
+                }
+                Param {
+                    name: name.clone(),
+                    default,
+                    allowed,
+                    description,
+                }
+            } else {
+                let what = format!("parameter `{}` (its default, or a table)", name.value);
+                let Some(default) = self.string(value, &what) else {
+                    continue;
+                };
+                Param {
+                    name: name.clone(),
+                    default,
+                    allowed: Vec::new(),
+                    description: None,
+                }
+            };
+            params.insert(name.value, param);
+        }
+        params
+    }
+
+    /// Note the `${params.NAME}` references in `s` (a string of the manifest).
+    fn note_param_refs(&mut self, s: &At<String>) {
+        // The string's span includes its quotes; escapes are rare enough in
+        // these values to point at the string's start when they shift.
+        let quote = usize::from(s.span.len() > s.value.len());
+        for (name, range) in crate::manifest::param_refs(&s.value) {
+            let start = s.span.start + quote + range.start;
+            let end = (s.span.start + quote + range.end).min(s.span.end);
+            self.param_refs
+                .push((name.to_owned(), start..end.max(start)));
         }
     }
 
@@ -585,11 +689,11 @@ impl Cx {
                 }
                 "build" => task.build = self.nonempty_string(value, "`build`"),
                 "args" => {
-                    task.args = self
-                        .strings(value, "`args`")
-                        .into_iter()
-                        .map(|s| s.value)
-                        .collect()
+                    let args = self.strings(value, "`args`");
+                    for arg in &args {
+                        self.note_param_refs(arg);
+                    }
+                    task.args = args.into_iter().map(|s| s.value).collect();
                 }
                 "env" => task.env = self.env(value),
                 "mounts" => task.mounts = self.mounts(value),
@@ -689,6 +793,7 @@ impl Cx {
                     ));
                     continue;
                 }
+                self.note_param_refs(&s);
                 env.insert(var.to_owned(), s.value);
             }
         }

@@ -136,6 +136,26 @@ pub fn schema() -> Value {
                     "policies": { "type": "array", "items": { "type": "string" }, "description": "Cedar files or folders." }
                 }
             },
+            "params": {
+                "type": "object",
+                "description": "Run parameters (`cairn run --param NAME=VALUE`), used in tasks' `env` and `args` as `${params.NAME}`.",
+                "propertyNames": { "pattern": NAME },
+                "additionalProperties": {
+                    "oneOf": [
+                        { "type": "string", "description": "The default value." },
+                        {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["default"],
+                            "properties": {
+                                "default": { "type": "string" },
+                                "allowed": { "type": "array", "items": { "type": "string" }, "description": "The only values it may take." },
+                                "description": { "type": "string" }
+                            }
+                        }
+                    ]
+                }
+            },
             "defaults": { "type": "object", "additionalProperties": false, "properties": settings() },
             "tasks": {
                 "type": "object",

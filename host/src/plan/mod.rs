@@ -10,10 +10,12 @@
 
 mod graph;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use indexmap::IndexMap;
 
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
-use crate::manifest::{At, Manifest, Settings, Task, When};
+use crate::manifest::{At, Manifest, Param, Settings, Task, When, substitute_params};
 use crate::name::Name;
 
 pub use graph::{Format as GraphFormat, render as render_graph};
@@ -63,6 +65,8 @@ pub struct Plan {
     pub name: Name,
     /// Policy paths as written.
     pub policies: Vec<At<String>>,
+    /// Run parameters and their defaults.
+    pub params: IndexMap<Name, Param>,
     /// Tasks; each comes after all of its upstream tasks.
     pub tasks: Vec<PlannedTask>,
 }
@@ -213,8 +217,74 @@ impl Plan {
         Ok(Self {
             name: manifest.name.value.clone(),
             policies: manifest.policies.clone(),
+            params: manifest.params.clone(),
             tasks,
         })
+    }
+
+    /// Every parameter's value in a run given `given` (`NAME=VALUE` from
+    /// the command line; the rest take their defaults).
+    ///
+    /// # Errors
+    ///
+    /// A message naming an undeclared parameter or a value that is not
+    /// allowed, and what would be.
+    pub fn param_values(
+        &self,
+        given: &[(String, String)],
+    ) -> Result<BTreeMap<String, String>, String> {
+        let mut values: BTreeMap<String, String> = self
+            .params
+            .iter()
+            .map(|(name, p)| (name.to_string(), p.default.value.clone()))
+            .collect();
+        for (name, value) in given {
+            let Some(param) = self
+                .params
+                .iter()
+                .find(|(n, _)| n.as_str() == name)
+                .map(|(_, p)| p)
+            else {
+                let declared: Vec<String> = self.params.keys().map(|n| format!("`{n}`")).collect();
+                return Err(if declared.is_empty() {
+                    format!("--param `{name}`: the workflow declares no parameters (`[params]`)")
+                } else {
+                    format!(
+                        "--param `{name}`: the workflow has no such parameter; it declares {}",
+                        declared.join(", ")
+                    )
+                });
+            };
+            if !param.allowed.is_empty() && !param.allowed.iter().any(|a| &a.value == value) {
+                let allowed: Vec<String> = param
+                    .allowed
+                    .iter()
+                    .map(|a| format!("`{}`", a.value))
+                    .collect();
+                return Err(format!(
+                    "--param `{name}={value}`: `{name}` must be one of {}",
+                    allowed.join(", ")
+                ));
+            }
+            values.insert(name.clone(), value.clone());
+        }
+        Ok(values)
+    }
+
+    /// This plan with `values` written into every task's `env` and `args`
+    /// in place of `${params.NAME}`.
+    #[must_use]
+    pub fn with_params(mut self, values: &BTreeMap<String, String>) -> Self {
+        for planned in &mut self.tasks {
+            let task = &mut planned.task;
+            for arg in &mut task.args {
+                *arg = substitute_params(arg, values);
+            }
+            for value in task.env.values_mut() {
+                *value = substitute_params(value, values);
+            }
+        }
+        self
     }
 }
 
