@@ -549,3 +549,18 @@ fn polyglot_runs_a_c_task_between_rust_tasks() {
     let logs = run_in(s.path(), &["runs", "logs", run_id]);
     assert_contains(&logs.stdout, &format!("counted {total} words"));
 }
+
+#[test]
+fn hello_builds_plans_runs_and_verifies() {
+    let s = copy_example("hello", &buildable);
+    let built = build(&s);
+    assert_eq!(built["steps"][0]["tasks"], serde_json::json!(["greet"]));
+    let plan = run_in(s.path(), &["plan", "--as", "demo"]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    let run = run_verified(&s, "demo");
+    let name = std::fs::read_to_string(s.path().join("name.txt")).unwrap();
+    assert_eq!(
+        output(&s, &run, "greet", "greeting"),
+        format!("Hello, {}!\n", name.trim())
+    );
+}
