@@ -19,11 +19,13 @@ state=out/demo/state
 rm -rf out/demo
 mkdir -p out/demo
 
-step "the pipeline (examples/etl/workflow.toml), as Mermaid"
+step "building the ETL example's tasks (the build commands in examples/etl/workflow.toml)"
+"$cairn" build examples/etl
+
+step "the pipeline, as Mermaid"
 "$cairn" graph examples/etl --format mermaid
 
 step "what alice's run would do, and which policy allows each step"
-"$cairn" build examples/etl
 "$cairn" plan examples/etl --as alice
 
 step "the run: each task in its own sandbox, every event in the signed audit log"
