@@ -340,6 +340,9 @@ impl Cx {
         let mut policies = Vec::new();
         let mut defaults = Settings::default();
         let mut params = IndexMap::new();
+        // Every key of `[params]`, even one whose declaration has problems
+        // (reported there, not again at each use).
+        let mut declared = Vec::new();
         let mut tasks = IndexMap::new();
         let mut saw_workflow = false;
         for (key, value) in top {
@@ -382,6 +385,7 @@ impl Cx {
                 }
                 "params" => {
                     if let Some(table) = self.table(value, "`[params]`") {
+                        declared = table.keys().map(|k| k.get_ref().to_string()).collect();
                         params = self.params(table);
                     }
                 }
@@ -425,10 +429,10 @@ impl Cx {
             );
         }
         for (used, at) in std::mem::take(&mut self.param_refs) {
-            if params.keys().any(|p: &Name| p.as_str() == used) {
+            if declared.contains(&used) {
                 continue;
             }
-            let help = match did_you_mean(&used, params.keys().map(Name::as_str)) {
+            let help = match did_you_mean(&used, declared.iter().map(String::as_str)) {
                 Some(suggestion) => format!("did you mean `{suggestion}`?"),
                 None => format!("declare it: `[params]` with `{used} = \"default value\"`"),
             };
