@@ -230,16 +230,23 @@ fn a_run_killed_at_random_moments_resumes_to_the_same_result() {
 /// finished; returns the run's id.
 fn killed_midway(s: &Scratch) -> String {
     diamond(s, 300, "");
+    kill_after_first_task(s, &["--jobs", "1"])
+}
+
+/// Start `cairn run --as alice ARGS` in `s`, kill it (SIGKILL) once a task
+/// has finished; returns the run's id.
+fn kill_after_first_task(s: &Scratch, args: &[&str]) -> String {
     let mut child = crate::support::cairn()
         .current_dir(s.path())
-        .args(["run", "--as", "alice", "--jobs", "1"])
+        .args(["run", "--as", "alice"])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let log = s.path().join(".cairn/audit/log.jsonl");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(&log).is_ok_and(|l| l.matches("task-finished").count() >= 1) {
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("task-finished")) {
         assert!(Instant::now() < deadline, "no task finished");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -429,22 +436,7 @@ outputs = ["echo"]
 "#
         ),
     );
-    let mut child = crate::support::cairn()
-        .current_dir(s.path())
-        .args(["run", "--as", "alice", "--param", "tag=given"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let log = s.path().join(".cairn/audit/log.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("task-finished")) {
-        assert!(Instant::now() < deadline, "no task finished");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let run = runs(s.path()).remove(0);
+    let run = kill_after_first_task(&s, &["--param", "tag=given"]);
 
     let resumed = run_in(s.path(), &["resume", &run, "--json"]);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
