@@ -19,7 +19,7 @@ use crate::workflow::Workflow;
 pub struct Step {
     /// The shell command, as written in the manifest.
     pub command: String,
-    /// The tasks that declare it, in run order.
+    /// The tasks whose components it makes, in run order.
     pub tasks: Vec<String>,
     /// The components it must produce (resolved against the manifest's
     /// folder), one per distinct path.
