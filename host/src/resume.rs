@@ -105,10 +105,7 @@ impl History {
                     manifest: manifest.sha256.clone(),
                     policy_set: policy_set.clone(),
                     components: components.clone(),
-                    params: parameters
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                        .collect(),
+                    params: parameters.clone(),
                     ..Self::default()
                 });
                 continue;
@@ -386,7 +383,7 @@ mod tests {
                 },
                 source: String::new(),
                 policy_set: "sha256:22".into(),
-                parameters: serde_json::Map::new(),
+                parameters: BTreeMap::new(),
                 components: BTreeMap::new(),
                 cairn: "test".into(),
             },

@@ -341,11 +341,7 @@ fn begin(workflow: &Workflow, setup: &Setup, run: &str, start: &Start) -> Result
             manifest,
             source: workflow.source.clone(),
             policy_set: policy_set.clone(),
-            parameters: setup
-                .params
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                .collect(),
+            parameters: setup.params.clone(),
             components,
             cairn: env!("CARGO_PKG_VERSION").to_owned(),
         },

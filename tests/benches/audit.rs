@@ -154,7 +154,7 @@ fn verification() {
                 },
                 source,
                 policy_set: policy_set_digest(&files),
-                parameters: serde_json::Map::new(),
+                parameters: std::collections::BTreeMap::new(),
                 components: std::collections::BTreeMap::new(),
                 cairn: "bench".into(),
             },

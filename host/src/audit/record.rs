@@ -72,7 +72,8 @@ pub enum Event {
         source: String,
         /// `sha256:` of the policy set (see [`Event::PolicySet`]).
         policy_set: String,
-        parameters: serde_json::Map<String, serde_json::Value>,
+        /// The run parameters' values (`cairn run --param`, or defaults).
+        parameters: BTreeMap<String, String>,
         /// Each task's component digest (`sha256:<hex>`), by task name.
         components: BTreeMap<String, String>,
         cairn: String,

@@ -485,10 +485,8 @@ fn describe(event: &Event) -> String {
             if parameters.is_empty() {
                 String::new()
             } else {
-                let shown: Vec<String> = parameters
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                    .collect();
+                let shown: Vec<String> =
+                    parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 format!(" with {}", shown.join(" "))
             }
         ),

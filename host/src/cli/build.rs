@@ -69,26 +69,22 @@ pub(crate) fn build_workflow(path: &Path, json: bool) -> Result<(), Result<Exit,
         );
         match build::run(&workflow, step) {
             Ok((built, took)) => {
+                let mut components = Vec::new();
                 for b in &built {
+                    let path = shown(&b.path);
                     eprintln!(
-                        "{} {}  {} KiB  {}  in {:.1} s",
+                        "{} {path}  {} KiB  {}  in {:.1} s",
                         style.good("ok"),
-                        shown(&b.path),
                         b.bytes.div_ceil(1024),
                         b.sha256.short(),
                         took.as_secs_f64()
                     );
+                    components.push(serde_json::json!({
+                        "path": path,
+                        "bytes": b.bytes,
+                        "sha256": b.sha256.to_string(),
+                    }));
                 }
-                let components: Vec<_> = built
-                    .iter()
-                    .map(|b| {
-                        serde_json::json!({
-                            "path": shown(&b.path),
-                            "bytes": b.bytes,
-                            "sha256": b.sha256.to_string(),
-                        })
-                    })
-                    .collect();
                 results.push(step_json(step, "ok", Some(took), &components));
             }
             Err(e) => {

@@ -43,7 +43,7 @@ impl Task for Step {
 cairn_guest::export!(Step);
 
 /// Columns of the `orders` output.
-const ORDER_COLUMNS: &[&str] = &[
+const ORDER_COLUMNS: [&str; 8] = [
     "order_id",
     "order_date",
     "customer_id",
@@ -54,7 +54,7 @@ const ORDER_COLUMNS: &[&str] = &[
     "country",
 ];
 /// Columns of the `customers` output (personal data).
-const CUSTOMER_COLUMNS: &[&str] = &[
+const CUSTOMER_COLUMNS: [&str; 9] = [
     "customer_id",
     "customer_name",
     "email",
@@ -148,11 +148,9 @@ fn at(row: &[String], column: usize) -> &str {
     row.get(column).map_or("", String::as_str)
 }
 
-/// Borrowed rows, for [`csv`].
-fn as_str(rows: &[Vec<String>]) -> Vec<Vec<&str>> {
-    rows.iter()
-        .map(|r| r.iter().map(String::as_str).collect())
-        .collect()
+/// The fields of `row` at `columns`, in that order.
+fn pick<'a>(row: &'a [String], columns: &[usize]) -> Vec<&'a str> {
+    columns.iter().map(|&c| at(row, c)).collect()
 }
 
 /// Render rows as CSV, quoting fields that need it.
@@ -185,35 +183,24 @@ fn extract() -> cairn_guest::Result<()> {
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::permanent(format!("cannot read `{path}`: {e}")))?;
     let table = Table::parse(&path, &text)?;
-    let mut wanted: Vec<&str> = ORDER_COLUMNS.to_vec();
-    wanted.extend(CUSTOMER_COLUMNS);
-    let mut index = BTreeMap::new();
-    for name in wanted {
-        let [i] = table.columns([name])?;
-        index.insert(name, i);
-    }
-    let pick = |row: &'_ [String], columns: &[&str]| -> Vec<String> {
-        columns
-            .iter()
-            .map(|c| index.get(c).map_or("", |&i| at(row, i)).to_owned())
-            .collect()
-    };
-    let orders: Vec<Vec<String>> = table.rows.iter().map(|r| pick(r, ORDER_COLUMNS)).collect();
+    let order = table.columns(ORDER_COLUMNS)?;
+    let customer = table.columns(CUSTOMER_COLUMNS)?;
+    let orders: Vec<Vec<&str>> = table.rows.iter().map(|r| pick(r, &order)).collect();
     // One row per customer, as first seen.
     let mut seen = BTreeSet::new();
-    let customers: Vec<Vec<String>> = table
+    let customers: Vec<Vec<&str>> = table
         .rows
         .iter()
-        .map(|r| pick(r, CUSTOMER_COLUMNS))
-        .filter(|c| seen.insert(c.first().cloned().unwrap_or_default()))
+        .map(|r| pick(r, &customer))
+        .filter(|c| seen.insert(c.first().copied().unwrap_or_default()))
         .collect();
     info!(
         "extracted {} orders of {} customers from {path}",
         orders.len(),
         customers.len()
     );
-    output::write("orders", csv(ORDER_COLUMNS, as_str(&orders)))?;
-    output::write("customers", csv(CUSTOMER_COLUMNS, as_str(&customers)))?;
+    output::write("orders", csv(&ORDER_COLUMNS, orders))?;
+    output::write("customers", csv(&CUSTOMER_COLUMNS, customers))?;
     Ok(())
 }
 
