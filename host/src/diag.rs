@@ -14,6 +14,57 @@ use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnost
 /// The most diagnostics rendered or listed; the rest are counted.
 pub const MAX_SHOWN: usize = 50;
 
+/// Lines longer than this (in bytes) are not drawn under a diagnostic:
+/// it names the place and shows a little text around it instead. (miette
+/// cannot draw past column 65,535, and a line of thousands of characters
+/// under a caret helps no one.)
+pub const MAX_DRAWN_LINE: usize = 1_000;
+
+/// The line of `source` holding byte `offset`, as a byte range.
+fn line_around(source: &str, offset: usize) -> Range<usize> {
+    let offset = offset.min(source.len());
+    let bytes = source.as_bytes();
+    let start = bytes
+        .get(..offset)
+        .and_then(|b| b.iter().rposition(|c| *c == b'\n'))
+        .map_or(0, |i| i + 1);
+    let end = bytes
+        .get(offset..)
+        .and_then(|b| b.iter().position(|c| *c == b'\n'))
+        .map_or(source.len(), |i| offset + i);
+    start..end
+}
+
+/// A little of `source` around byte `offset`, on one line, printable.
+fn excerpt(source: &str, offset: usize) -> String {
+    let line = line_around(source, offset);
+    let mut from = offset.saturating_sub(30).max(line.start);
+    while !source.is_char_boundary(from) {
+        from -= 1;
+    }
+    let mut to = (offset + 30).min(line.end);
+    while !source.is_char_boundary(to) {
+        to += 1;
+    }
+    let text: String = source
+        .get(from..to)
+        .unwrap_or_default()
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    format!(
+        "{}{text}{}",
+        if from > line.start { "…" } else { "" },
+        if to < line.end { "…" } else { "" }
+    )
+}
+
 /// One problem in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -120,18 +171,35 @@ impl Diagnostics {
             .with_links(false);
         let mut out = String::new();
         for diagnostic in self.0.iter().take(MAX_SHOWN) {
+            let long = |span: &Range<usize>| {
+                [span.start, span.end]
+                    .iter()
+                    .any(|at| line_around(source, *at).len() > MAX_DRAWN_LINE)
+            };
+            let drawn = diagnostic
+                .span
+                .as_ref()
+                .is_none_or(|span| !long(span) && diagnostic.related.iter().all(|(r, _)| !long(r)));
             // Without a span miette shows no location: name the file at least.
-            let message = match diagnostic.span {
-                Some(_) => diagnostic.message.clone(),
+            let message = match &diagnostic.span {
+                Some(_) if drawn => diagnostic.message.clone(),
+                Some(span) => {
+                    let (line, column) = line_col(source, span.start);
+                    format!(
+                        "{file}:{line}:{column}: {}\n  near: {}",
+                        diagnostic.message,
+                        excerpt(source, span.start)
+                    )
+                }
                 None => format!("{file}: {}", diagnostic.message),
             };
             let mut report = MietteDiagnostic::new(message);
-            if let Some(span) = &diagnostic.span {
+            if let Some(span) = diagnostic.span.as_ref().filter(|_| drawn) {
                 let primary =
                     LabeledSpan::new_primary_with_span(diagnostic.label.clone(), span.clone());
                 report = report.and_label(primary);
             }
-            for (span, label) in &diagnostic.related {
+            for (span, label) in diagnostic.related.iter().filter(|_| drawn) {
                 report = report.and_label(LabeledSpan::new_with_span(
                     Some(label.clone()),
                     span.clone(),
@@ -140,8 +208,12 @@ impl Diagnostics {
             if let Some(help) = &diagnostic.help {
                 report = report.with_help(help.clone());
             }
-            let report = miette::Report::new(report)
-                .with_source_code(NamedSource::new(file, source.to_owned()));
+            let report = if drawn {
+                miette::Report::new(report)
+                    .with_source_code(NamedSource::new(file, source.to_owned()))
+            } else {
+                miette::Report::new(report)
+            };
             if handler.render_report(&mut out, report.as_ref()).is_err() {
                 // Rendering into a String cannot fail; keep the message at least.
                 out.push_str(&diagnostic.message);
@@ -229,6 +301,28 @@ mod tests {
         assert_eq!(did_you_mean("extarct", names), Some("extract"));
         assert_eq!(did_you_mean("lod", names), Some("load"));
         assert_eq!(did_you_mean("report", names), None);
+    }
+
+    #[test]
+    fn a_place_on_a_very_long_line_is_named_not_drawn() {
+        let source = format!("a = 1\n{}oops = 2\n", " ".repeat(70_000));
+        let at = source.find("oops").unwrap();
+        let mut diags = Diagnostics::default();
+        diags.push(
+            Diagnostic::at(at..at + 4, "unknown field `oops`")
+                .label("here")
+                .related(0..1, "and here")
+                .help("remove it"),
+        );
+        let text = diags.render("w.toml", &source, false);
+        assert!(
+            text.contains("w.toml:2:70001: unknown field `oops`"),
+            "{text}"
+        );
+        assert!(text.contains("near: …"), "{text}");
+        assert!(text.contains("oops = 2"), "{text}");
+        assert!(text.contains("remove it"), "{text}");
+        assert!(text.len() < 1_000, "{text}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod build;
 pub mod cli;
 pub mod diag;
 pub mod digest;
+pub mod guard;
 pub mod manifest;
 pub mod name;
 pub mod plan;

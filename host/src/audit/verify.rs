@@ -182,12 +182,32 @@ fn decide_again(pending: &[Pending]) -> Vec<Problem> {
         let workers: Vec<_> = pending
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || part.iter().filter_map(Pending::check).collect::<Vec<_>>())
+                // Cedar recurses on policies: give it the stack the bounds
+                // on recorded policies were sized for.
+                std::thread::Builder::new()
+                    .stack_size(crate::policy::bounds::STACK)
+                    .spawn_scoped(scope, move || {
+                        part.iter().filter_map(Pending::check).collect::<Vec<_>>()
+                    })
+                    .map(|w| (part, w))
+                    .map_err(|e| (part, e))
             })
             .collect();
         workers
             .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
+            .flat_map(|worker| match worker {
+                // A decision that could not be decided again is a problem,
+                // never a pass.
+                Ok((part, w)) => w.join().unwrap_or_else(|_| {
+                    vec![Problem {
+                        record: part.first().map_or(0, |p| p.at),
+                        check: "decision",
+                        message: "deciding these decisions again failed (an internal error)".into(),
+                    }]
+                }),
+                // No thread: decide them here.
+                Err((part, _)) => part.iter().filter_map(Pending::check).collect(),
+            })
             .collect()
     })
 }

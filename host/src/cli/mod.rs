@@ -42,6 +42,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::policy::bounds::STACK;
+
 /// Exit codes, shared by every command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -169,8 +171,33 @@ struct CompletionsArgs {
 }
 
 /// Run the CLI with the process's arguments; returns the exit code.
+///
+/// The command runs on a thread of its own with [`STACK`] of stack, as do
+/// the async runtime's threads: Cedar recurses on policies, and
+/// `policy::bounds` sizes what it accepts to that stack.
 #[must_use]
 pub fn main() -> ExitCode {
+    let command = std::thread::Builder::new()
+        .name("cairn".into())
+        .stack_size(STACK)
+        .spawn(command);
+    match command.map(std::thread::JoinHandle::join) {
+        Ok(Ok(code)) => code,
+        // The panic message is already printed (a bug in Cairn).
+        Ok(Err(_)) => {
+            eprintln!(
+                "error: cairn stopped on an internal error (a bug); please report it with the message above"
+            );
+            ExitCode::from(101)
+        }
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            Exit::Input.into()
+        }
+    }
+}
+
+fn command() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -186,6 +213,7 @@ pub fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(STACK)
         .build()
     {
         Ok(runtime) => runtime,

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::preflight::{Ask, authorize};
-use super::{ACTIONS, Decision, Policies, PolicyError};
+use super::{ACTIONS, Decision, Policies, PolicyError, bounds};
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 
 /// The file name ending that marks a policy test file.
@@ -142,6 +142,14 @@ fn defaults(kind: &str) -> &'static [(&'static str, serde_json::Value)] {
 }
 
 fn parse_uid(text: &Spanned<String>, d: &mut Diagnostics) -> Option<EntityUid> {
+    // Cedar parses the text: bound it first.
+    if let Err(problem) = bounds::check_policy_text(text.get_ref()) {
+        d.push(Diagnostic::at(
+            text.span(),
+            format!("not an entity: {}", problem.message),
+        ));
+        return None;
+    }
     match EntityUid::from_str(text.get_ref()) {
         Ok(uid) => Some(uid),
         Err(e) => {
@@ -191,7 +199,10 @@ impl Suite {
         let schema = &policies.schema;
         let mut d = Diagnostics::default();
 
-        let mut entities = policies.people.clone();
+        // Each entity is checked on its own (so a problem is shown at its
+        // place), the hierarchy as a whole, then all are added at once.
+        let mut nodes = Vec::new();
+        let mut good = Vec::new();
         for def in &file.entities {
             let span: Range<usize> = def.span();
             let def = def.get_ref();
@@ -212,27 +223,47 @@ impl Suite {
                     .entry((*name).to_owned())
                     .or_insert_with(|| value.clone());
             }
-            let json = serde_json::json!([{
+            let json = serde_json::json!({
                 "uid": { "type": uid.type_name().to_string(), "id": uid.id().unescaped() },
                 "parents": parents.iter().map(|p| serde_json::json!({
                     "type": p.type_name().to_string(), "id": p.id().unescaped()
                 })).collect::<Vec<_>>(),
                 "attrs": attrs,
-            }]);
-            let added = Entities::from_json_value(json, Some(schema))
-                .map_err(|e| e.to_string())
-                .and_then(|found| {
-                    entities
-                        .clone()
-                        .add_entities(found, Some(schema))
-                        .map_err(|e| e.to_string())
-                });
-            match added {
-                Ok(all) => entities = all,
+            });
+            if let Some(node) = bounds::node_of(&json, span.clone()) {
+                nodes.push(node);
+            }
+            match Entities::from_json_value(serde_json::json!([json.clone()]), Some(schema)) {
+                Ok(_) => good.push(json),
                 Err(e) => d.push(Diagnostic::at(span, format!("entity `{uid}`: {e}")).help(
                     "attributes are in Cedar's JSON value format; see `cairn policy schema`",
                 )),
             }
+        }
+        let mut entities = policies.people.clone();
+        match bounds::check_hierarchy(&nodes) {
+            Err(problem) => d.push(problem),
+            Ok(()) if !good.is_empty() => {
+                let added = Entities::from_json_value(serde_json::Value::Array(good), Some(schema))
+                    .map_err(|e| e.to_string())
+                    .and_then(|found| {
+                        entities
+                            .clone()
+                            .add_entities(found, Some(schema))
+                            .map_err(|e| e.to_string())
+                    });
+                match added {
+                    Ok(all) => entities = all,
+                    Err(e) => d.push(
+                        Diagnostic::at(
+                            file.entities.first().map_or(0..0, Spanned::span),
+                            format!("entities: {e}"),
+                        )
+                        .help("each entity is defined once, by its `uid`"),
+                    ),
+                }
+            }
+            Ok(()) => {}
         }
 
         let mut cases = Vec::new();

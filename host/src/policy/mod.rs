@@ -7,6 +7,7 @@
 //! rendered at the file and line. Each policy is known by its `@id("...")`
 //! annotation, or by `FILE#N`. Deciding is [`preflight`]'s job.
 
+pub mod bounds;
 pub mod cases;
 mod gate;
 mod preflight;
@@ -147,6 +148,8 @@ pub enum PolicyError {
     Invalid(Vec<FileProblems>),
     #[error("Cairn's own Cedar schema does not load: {0}")]
     Schema(String),
+    #[error("the entities do not load: {0}")]
+    Entities(String),
 }
 
 /// Turn any of Cedar's miette diagnostics into ours.
@@ -218,7 +221,7 @@ impl Policies {
         files.dedup();
         let mut sources = Vec::with_capacity(files.len());
         for path in files {
-            let text = std::fs::read_to_string(&path).map_err(|e| PolicyError::Read {
+            let text = read_bounded(&path).map_err(|e| PolicyError::Read {
                 path: path.clone(),
                 source: e,
             })?;
@@ -245,7 +248,12 @@ impl Policies {
             let source = source.clone();
             let mut d = Diagnostics::default();
             if is_entities(path) {
-                people_json.push((index, source.clone()));
+                match bounds::check_entities_text(&source) {
+                    Ok(()) => people_json.push((index, source.clone())),
+                    Err(problem) => d.push(problem),
+                }
+            } else if let Err(problem) = bounds::check_policy_text(&source) {
+                d.push(problem);
             } else {
                 match parse_file(&source, path) {
                     Ok(policies) => {
@@ -361,6 +369,24 @@ impl Policies {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// A policy or entities file's text, read no further than a little past
+/// the larger of their limits (the checks in [`bounds`] say what is too
+/// large).
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let limit = bounds::MAX_POLICY_BYTES.max(bounds::MAX_ENTITIES_BYTES) as u64 + 1;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit)
+        .read_to_end(&mut bytes)?;
+    String::from_utf8(bytes).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (at byte {})", e.utf8_error().valid_up_to()),
+        )
+    })
 }
 
 fn is_entities(path: &Path) -> bool {

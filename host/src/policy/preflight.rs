@@ -560,7 +560,10 @@ impl Policies {
     ///
     /// Entities that are not valid JSON entities of Cairn's schema.
     pub fn entities_from_json(&self, json: serde_json::Value) -> Result<Entities, PolicyError> {
+        // Recorded entities come from a log anyone may have edited.
+        super::bounds::check_entities_value(&json)
+            .map_err(|problem| PolicyError::Entities(problem.message))?;
         Entities::from_json_value(json, Some(&self.schema))
-            .map_err(|e| PolicyError::Schema(e.to_string()))
+            .map_err(|e| PolicyError::Entities(e.to_string()))
     }
 }

@@ -1,7 +1,8 @@
 //! The wasmtime engine Cairn runs every task on, and its epoch clock.
 //!
 //! Owns the engine configuration: which wasm features a guest may use (only
-//! what Cairn's guests need — no threads, no GC, no exceptions, no memory64),
+//! what Cairn's guests need — no threads, no GC, no exceptions, no memory64;
+//! multi-memory, as real toolchains emit it),
 //! the wasm stack bound, epoch interruption, and the instance allocator. The
 //! configuration is part of the compile-cache key, so anything that changes
 //! generated code must go through [`EngineSettings`].
@@ -65,7 +66,9 @@ pub fn build(settings: &EngineSettings) -> wasmtime::Result<Engine> {
         .wasm_bulk_memory(true)
         .wasm_multi_value(true)
         .wasm_tail_call(true)
-        .wasm_multi_memory(false)
+        // Standard, and what components with several memories need (jco's
+        // QuickJS output; wasmtime's adapters between memories).
+        .wasm_multi_memory(true)
         .wasm_memory64(false)
         .wasm_wide_arithmetic(false)
         .wasm_custom_page_sizes(false);

@@ -126,6 +126,11 @@ impl Sandbox {
     /// set up.
     pub fn new(settings: &EngineSettings, cache_dir: Option<&Path>) -> Result<Self, SetupError> {
         let engine = engine::build(settings).map_err(|e| SetupError::Engine(format!("{e:#}")))?;
+        Self::on(engine, cache_dir)
+    }
+
+    /// A sandbox on `engine` (configured by [`engine::build`], or by a test).
+    fn on(engine: Engine, cache_dir: Option<&Path>) -> Result<Self, SetupError> {
         let component_linker =
             component_linker(&engine).map_err(|e| SetupError::Engine(format!("{e:#}")))?;
         let mut module_linker = wasmtime::Linker::new(&engine);

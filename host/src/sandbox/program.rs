@@ -143,10 +143,19 @@ pub enum LoadError {
     )]
     CoreNotCommand { path: PathBuf },
     #[error(
-        "`{}` needs something Cairn does not provide: {message}. Tasks get only the cairn:task host interface and WASI's cli, clocks, random, io and filesystem interfaces (no sockets, no http yet)",
+        "`{}` needs something Cairn does not provide: {message}. Tasks get only the cairn:task host interface and WASI's cli, clocks, random, io and filesystem interfaces and outgoing HTTP (`wasi:http`); no sockets",
         path.display()
     )]
     Link { path: PathBuf, message: String },
+    #[error(
+        "`{}` could not be loaded: wasmtime failed on it while {stage} ({message}). Cairn refused the task and went on; please report this with the file",
+        path.display()
+    )]
+    Crashed {
+        path: PathBuf,
+        stage: &'static str,
+        message: String,
+    },
 }
 
 /// What a byte string is, judged by its header.
@@ -230,12 +239,44 @@ impl Sandbox {
             .map_or_else(|| "task".to_owned(), |s| s.to_string_lossy().into_owned());
         let size = bytes.len() as u64;
         let started = Instant::now();
-        let (linked, kind, cache_hit) = match shape(path, bytes)? {
+        let shape = shape(path, bytes)?;
+        // wasmtime can panic on inputs its authors did not foresee: that
+        // ends this load, not the process.
+        let loaded = crate::guard::catch(|| self.compile_and_link(path, bytes, &digest, shape))
+            .map_err(|message| LoadError::Crashed {
+                path: path.to_owned(),
+                stage: "compiling or linking it",
+                message,
+            })?;
+        let (linked, kind, cache_hit) = loaded?;
+        let load = LoadStats {
+            cache_hit,
+            compile: started.elapsed(),
+            size,
+        };
+        Ok(Program {
+            linked,
+            kind,
+            digest,
+            name,
+            load,
+        })
+    }
+
+    /// Compile (or load from the cache) and link bytes of `shape`.
+    fn compile_and_link(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        digest: &Digest,
+        shape: Shape,
+    ) -> Result<(Linked, Kind, bool), LoadError> {
+        Ok(match shape {
             Shape::Component => {
                 let (component, hit) = self.compile(
                     path,
                     bytes,
-                    &digest,
+                    digest,
                     "component",
                     |e, b| Component::new(e, b).map(|c| (c.serialize(), c)),
                     |e, code| {
@@ -259,7 +300,7 @@ impl Sandbox {
                 let (module, hit) = self.compile(
                     path,
                     bytes,
-                    &digest,
+                    digest,
                     "module",
                     |e, b| Module::new(e, b).map(|m| (m.serialize(), m)),
                     |e, code| {
@@ -275,18 +316,6 @@ impl Sandbox {
                 )?;
                 (self.link_module(path, &module)?, Kind::CoreCommand, hit)
             }
-        };
-        let load = LoadStats {
-            cache_hit,
-            compile: started.elapsed(),
-            size,
-        };
-        Ok(Program {
-            linked,
-            kind,
-            digest,
-            name,
-            load,
         })
     }
 
@@ -390,5 +419,42 @@ impl Sandbox {
                 message: format!("{e:#}"),
             })?;
         Ok(Linked::Core(pre))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+mod tests {
+    use super::*;
+
+    const TWO_MEMORIES: &str = include_str!("../../../tests/guests/wat/two_memories.wat");
+
+    #[test]
+    fn a_panic_while_compiling_is_a_load_error_and_the_sandbox_goes_on() {
+        // Without multi-memory, wasmtime 48 panics building the adapter
+        // between the component's two memories.
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true).wasm_multi_memory(false);
+        let sandbox = Sandbox::on(Engine::new(&config).unwrap(), None).unwrap();
+        let bytes = wat::parse_str(TWO_MEMORIES).unwrap();
+        let path = Path::new("two_memories.wasm");
+        match sandbox.load_bytes(path, &bytes, None) {
+            Err(LoadError::Crashed { message, .. }) => {
+                assert!(message.contains("memor"), "{message}");
+            }
+            other => panic!("expected a crash turned into a load error, got {other:?}"),
+        }
+        // The same engine still loads what it can.
+        let trivial =
+            wat::parse_str(include_str!("../../../tests/guests/wat/trivial_task.wat")).unwrap();
+        assert!(
+            sandbox
+                .load_bytes(Path::new("t.wasm"), &trivial, None)
+                .is_ok()
+        );
+        // Cairn's own engine has multi-memory: the component loads.
+        let ours = Sandbox::new(&super::super::EngineSettings::default(), None).unwrap();
+        let program = ours.load_bytes(path, &bytes, None).unwrap();
+        assert_eq!(program.kind(), Kind::Command);
     }
 }
