@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod name;
 pub mod plan;
 pub mod policy;
+pub mod recover;
 pub mod resume;
 pub mod runner;
 pub mod sandbox;

@@ -33,6 +33,8 @@ pub struct History {
     pub params: BTreeMap<String, String>,
     /// How it last ended (`run-finished`), if it did.
     pub ended: Option<String>,
+    /// How long it took, as its last `run-finished` says.
+    pub duration_ms: Option<u64>,
     /// Each task that started or ended.
     pub tasks: BTreeMap<String, TaskHistory>,
     /// How many records the run has after its `run-started`.
@@ -74,7 +76,22 @@ impl History {
         run: &str,
         retriable: &dyn Fn(&str, &str, &str, u32) -> bool,
     ) -> Result<Option<Self>, HistoryError> {
-        let mut history: Option<Self> = None;
+        let mut found = Self::read_runs(bytes, &|id| id == run, retriable)?;
+        Ok(found.remove(run))
+    }
+
+    /// [`History::read`] for every run `wanted` picks, in one pass over the
+    /// log; runs without a `run-started` are left out.
+    ///
+    /// # Errors
+    ///
+    /// A line that is not a record.
+    pub fn read_runs(
+        bytes: &[u8],
+        wanted: &dyn Fn(&str) -> bool,
+        retriable: &dyn Fn(&str, &str, &str, u32) -> bool,
+    ) -> Result<HashMap<String, Self>, HistoryError> {
+        let mut runs: HashMap<String, Self> = HashMap::new();
         for (seq, piece) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
             // A last line without its newline is a torn tail (the process
             // died writing it): opening the log moves it aside.
@@ -85,11 +102,8 @@ impl History {
                 seq,
                 message: e.to_string(),
             })?;
-            if record.run != run {
+            if record.run.is_empty() || !wanted(&record.run) {
                 continue;
-            }
-            if let Some(h) = history.as_mut() {
-                h.records += 1;
             }
             if let Event::RunStarted {
                 user,
@@ -100,22 +114,26 @@ impl History {
                 ..
             } = &record.event
             {
-                history = Some(Self {
-                    user: user.clone(),
-                    manifest: manifest.sha256.clone(),
-                    policy_set: policy_set.clone(),
-                    components: components.clone(),
-                    params: parameters.clone(),
-                    ..Self::default()
-                });
+                runs.insert(
+                    record.run.clone(),
+                    Self {
+                        user: user.clone(),
+                        manifest: manifest.sha256.clone(),
+                        policy_set: policy_set.clone(),
+                        components: components.clone(),
+                        params: parameters.clone(),
+                        ..Self::default()
+                    },
+                );
                 continue;
             }
-            let Some(h) = history.as_mut() else {
+            let Some(h) = runs.get_mut(&record.run) else {
                 continue;
             };
+            h.records += 1;
             h.event(record.event, retriable);
         }
-        Ok(history)
+        Ok(runs)
     }
 
     fn event(&mut self, event: Event, retriable: &dyn Fn(&str, &str, &str, u32) -> bool) {
@@ -131,7 +149,13 @@ impl History {
                 self.components = components;
                 self.ended = None;
             }
-            Event::RunFinished { status, .. } => self.ended = Some(status),
+            Event::RunFinished {
+                status,
+                duration_ms,
+            } => {
+                self.ended = Some(status);
+                self.duration_ms = Some(duration_ms);
+            }
             Event::TaskStarted { task, attempt, .. } => {
                 let t = self.tasks.entry(task).or_default();
                 t.last_attempt = t.last_attempt.max(attempt);

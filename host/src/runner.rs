@@ -333,6 +333,7 @@ fn begin(workflow: &Workflow, setup: &Setup, run: &str, start: &Start) -> Result
         started: crate::audit::record::rfc3339(SystemTime::now()),
         duration_ms: None,
     })?;
+    crash_point("before-run-started");
     let mut log = lock(&setup.log);
     let first = match start {
         Start::New => Event::RunStarted {
@@ -1191,10 +1192,23 @@ fn ended(
                 duration_ms: millis(elapsed),
             },
         )?;
+        crash_point("after-run-finished");
         log.checkpoint(run)?
     };
+    crash_point("after-checkpoint");
     lock_state(state).finish_run(run, status, millis(elapsed))?;
     Ok(checkpoint)
+}
+
+/// For tests of the crash windows: when `CAIRN_CRASH_AT` names this point,
+/// die here as a `kill -9` would (no destructors, no flushing, nothing
+/// after). Unset, it costs one comparison.
+fn crash_point(point: &str) {
+    static AT: std::sync::LazyLock<Option<String>> =
+        std::sync::LazyLock::new(|| std::env::var("CAIRN_CRASH_AT").ok());
+    if AT.as_deref() == Some(point) {
+        std::process::abort();
+    }
 }
 
 fn lock_state(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -1202,7 +1216,7 @@ fn lock_state(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 }
 
 /// A task's row in the run state.
-fn task_row(result: &TaskResult) -> TaskRow {
+pub(crate) fn task_row(result: &TaskResult) -> TaskRow {
     let (status, detail) = match &result.status {
         Status::Succeeded => ("succeeded", String::new()),
         Status::Failed(why) => ("failed", why.clone()),

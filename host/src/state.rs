@@ -262,6 +262,48 @@ impl State {
         Ok(())
     }
 
+    /// Set a run's status (and duration, when known) without the rest of
+    /// [`State::finish_run`]: for runs repaired from the audit log.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn settle_run(
+        &mut self,
+        run: &str,
+        status: &str,
+        duration_ms: Option<u64>,
+    ) -> Result<(), StateError> {
+        self.commit()?;
+        self.db
+            .execute(
+                "UPDATE runs SET status = ?2, duration_ms = ?3 WHERE id = ?1",
+                params![
+                    run,
+                    status,
+                    duration_ms.map(|d| i64::try_from(d).unwrap_or(i64::MAX))
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The ids of the runs with status `status`.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn runs_with_status(&self, status: &str) -> Result<Vec<String>, StateError> {
+        let mut query = self
+            .db
+            .prepare("SELECT id FROM runs WHERE status = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = query
+            .query_map([status], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
     /// Record one attempt.
     ///
     /// # Errors

@@ -52,6 +52,10 @@ pub struct AuditLog {
     records_since_checkpoint: u64,
     /// Records appended since the last sync.
     unsynced: bool,
+    /// Whether every record is under a signed checkpoint.
+    sealed: bool,
+    /// The note of the last checkpoint record, if the log ends in one.
+    last_note: Option<String>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -84,6 +88,17 @@ fn new_id() -> String {
         bytes = (nanos as u64).to_be_bytes();
     }
     hex(&bytes)
+}
+
+/// Whether no process is writing the log at `path` now: it is held by an
+/// open [`AuditLog`] (an exclusive lock) only while a writer runs. While the
+/// returned file is held, no writer can start. `None` when a writer holds
+/// it (or the log cannot be opened).
+#[must_use]
+pub fn idle(path: &Path) -> Option<File> {
+    let file = OpenOptions::new().read(true).open(path).ok()?;
+    file.try_lock().ok()?;
+    Some(file)
 }
 
 impl AuditLog {
@@ -125,11 +140,13 @@ impl AuditLog {
         let mut prev = [0u8; 32];
         let mut origin = None;
         let mut complete = 0usize;
+        let mut last_line: &[u8] = &[];
         for line in bytes.split_inclusive(|b| *b == b'\n') {
             let Some(line) = line.strip_suffix(b"\n") else {
                 break;
             };
             complete += line.len() + 1;
+            last_line = line;
             if origin.is_none()
                 && let Ok((
                     Record {
@@ -144,6 +161,18 @@ impl AuditLog {
             tree.push(leaf_hash(line));
             prev = Sha256::digest(line).into();
         }
+        // Does the log end in a checkpoint (all of it signed)?
+        let last_note = match Record::decode(last_line) {
+            Ok((
+                Record {
+                    event: Event::Checkpoint { note, .. },
+                    ..
+                },
+                _,
+            )) => Some(note),
+            _ => None,
+        };
+        let sealed = complete == 0 || last_note.is_some();
         let torn = bytes.get(complete..).unwrap_or_default().to_vec();
         drop(bytes);
 
@@ -158,6 +187,8 @@ impl AuditLog {
             records_since_checkpoint: 0,
             // What an earlier process wrote may not be on disk yet.
             unsynced: true,
+            sealed,
+            last_note,
         };
         if !torn.is_empty() {
             let saved = PathBuf::from(format!("{}.torn-{complete}", path.display()));
@@ -179,6 +210,7 @@ impl AuditLog {
                 },
             )?;
             log.sync()?;
+            log.sealed = false;
         }
         match origin {
             Some(origin) => log.origin = origin,
@@ -238,6 +270,8 @@ impl AuditLog {
         self.prev = prev;
         self.records_since_checkpoint += 1;
         self.unsynced = true;
+        self.sealed = false;
+        self.last_note = None;
         Ok(seq)
     }
 
@@ -280,20 +314,48 @@ impl AuditLog {
             },
         )?;
         self.sync()?;
-        // The latest checkpoint on its own, to publish or hand to auditors
-        // (`cairn audit verify --checkpoint`): written aside, then renamed.
+        self.publish(&note)?;
+        self.last_checkpoint = Instant::now();
+        self.records_since_checkpoint = 0;
+        self.sealed = true;
+        self.last_note = Some(note);
+        Ok(seq)
+    }
+
+    /// Finish what a killed writer left: sign a checkpoint over records no
+    /// checkpoint covers yet, or, when the log ends in a checkpoint that
+    /// `STATE/audit/checkpoint` does not hold, write it there. Returns
+    /// whether a checkpoint was signed.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors.
+    pub fn seal(&mut self) -> Result<bool, AuditError> {
+        if !self.sealed {
+            self.checkpoint("")?;
+            return Ok(true);
+        }
+        if let Some(note) = self.last_note.clone() {
+            let latest = self.path.with_file_name("checkpoint");
+            if std::fs::read_to_string(&latest).ok() != Some(note.clone()) {
+                self.publish(&note)?;
+            }
+        }
+        Ok(false)
+    }
+
+    /// Write the latest checkpoint on its own, to publish or hand to
+    /// auditors (`STATE/audit/checkpoint`): written aside, then renamed.
+    fn publish(&self, note: &str) -> Result<(), AuditError> {
         let latest = self.path.with_file_name("checkpoint");
         let aside = self.path.with_file_name(".checkpoint.tmp");
         std::fs::write(&aside, note.as_bytes())
             .and_then(|()| File::open(&aside)?.sync_all())
             .and_then(|()| std::fs::rename(&aside, &latest))
             .map_err(|source| AuditError::Io {
-                path: latest.clone(),
+                path: latest,
                 source,
-            })?;
-        self.last_checkpoint = Instant::now();
-        self.records_since_checkpoint = 0;
-        Ok(seq)
+            })
     }
 
     /// Sign a checkpoint if the last one is old or many records back.

@@ -136,7 +136,9 @@ pub(crate) struct VerifyArgs {
     artifacts: Vec<PathBuf>,
     /// A signed checkpoint you hold (e.g. a copy of `STATE/audit/checkpoint`
     /// taken earlier, or published): the log must contain what it signs.
-    /// Catches a log cut back to an older checkpoint.
+    /// Catches a log cut back to an older checkpoint. [default: a bundle's
+    /// `checkpoint`, or the `checkpoint` file beside the log when there is
+    /// one]
     #[arg(long, value_name = "FILE")]
     checkpoint: Option<PathBuf>,
     /// Print the report as JSON on stdout.
@@ -232,10 +234,14 @@ fn verify(args: &VerifyArgs) -> Result<Exit, CliError> {
     };
     // A bundle brings the checkpoint that ends its run, and provenance.
     let bundle = args.log.join("log.jsonl").is_file();
+    // Else the checkpoint a state directory keeps beside its log, the one
+    // operators hand out: a forged or stale copy must not go unnoticed.
+    let beside = log.with_file_name("checkpoint");
     let held_path = args
         .checkpoint
         .clone()
-        .or_else(|| bundle.then(|| args.log.join("checkpoint")));
+        .or_else(|| bundle.then(|| args.log.join("checkpoint")))
+        .or_else(|| beside.is_file().then_some(beside));
     let held = match &held_path {
         Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
             CliError::input(format!(
@@ -263,11 +269,12 @@ fn verify(args: &VerifyArgs) -> Result<Exit, CliError> {
     if args.json {
         let mut value = report_json(&report, &log, &key);
         if let Some(fields) = value.as_object_mut() {
+            fields.insert("held_checkpoint".into(), serde_json::json!(held_path));
             fields.insert("provenance_subjects".into(), serde_json::json!(subjects));
         }
         outln!("{value:#}");
     } else {
-        print_report(&report, &log, &key, subjects);
+        print_report(&report, &log, &key, subjects, held_path.as_deref());
     }
     Ok(if report.ok() {
         Exit::Success
@@ -297,7 +304,13 @@ fn report_json(report: &Report, log: &Path, key: &Verifier) -> serde_json::Value
     })
 }
 
-fn print_report(report: &Report, log: &Path, key: &Verifier, subjects: Option<usize>) {
+fn print_report(
+    report: &Report,
+    log: &Path,
+    key: &Verifier,
+    subjects: Option<usize>,
+    held: Option<&Path>,
+) {
     let style = Style::stdout();
     outln!("audit log `{}`, key {}", log.display(), key.note_key());
     let failed = |check: &str| report.problems.iter().any(|p| p.check == check);
@@ -355,6 +368,13 @@ fn print_report(report: &Report, log: &Path, key: &Verifier, subjects: Option<us
             report.digests_checked, report.digests_absent
         ),
     );
+    if let Some(held) = held {
+        line(
+            failed("truncation"),
+            "held checkpoint",
+            format!("`{}` signs records the log holds", held.display()),
+        );
+    }
     if let Some(n) = subjects {
         line(
             false,

@@ -14,6 +14,7 @@ use crate::audit::verify::sha256_tag;
 use crate::name::Name;
 use crate::policy::Policies;
 use crate::policy::preflight;
+use crate::recover::{Repairs, recover};
 use crate::resume::{History, Resumption};
 use crate::runner::{Progress, Setup, Start, Status, Summary, may_retry, new_run_id};
 use crate::sandbox::{EngineSettings, Sandbox};
@@ -249,6 +250,13 @@ pub(crate) async fn resume(args: &ResumeArgs) -> Result<Exit, CliError> {
     let plan = &workflow.plan;
     let history = read_history(&bytes, &args.run, plan)?;
     if let Some(history) = history.as_ref().filter(|h| !h.resumable()) {
+        // A process killed after the run's end may have left its state
+        // and checkpoint behind: finish that first.
+        let mut log =
+            AuditLog::open(&log_path, signer(&args.options, state)?).map_err(CliError::input)?;
+        let mut db = crate::state::State::open(state).map_err(CliError::input)?;
+        let repairs = recover(&mut log, &mut db).map_err(|e| CliError::input_with_sources(&e))?;
+        report_repairs(&repairs);
         return Err(CliError::input(format!(
             "run {} already ended ({}); there is nothing to resume. Start a new run with `cairn run`",
             args.run,
@@ -290,6 +298,25 @@ pub(crate) async fn resume(args: &ResumeArgs) -> Result<Exit, CliError> {
         start,
     )
     .await
+}
+
+/// Say what recovery repaired, if anything.
+fn report_repairs(repairs: &Repairs) {
+    if repairs.is_empty() {
+        return;
+    }
+    let mut done = Vec::new();
+    if repairs.signed {
+        done.push("signed the checkpoint it did not".to_owned());
+    }
+    for (run, status) in &repairs.runs {
+        done.push(format!("run {run} is `{status}` as its audit log says"));
+    }
+    eprintln!(
+        "{} an earlier cairn was stopped before it finished; repaired from the audit log: {}",
+        Style::stderr().warn("note"),
+        done.join("; ")
+    );
 }
 
 /// Run `run`'s records in the log `bytes`, read back.
@@ -496,7 +523,10 @@ async fn execute(
     let state = state.to_owned();
     let signer = signer(args, &state)?;
     let log_path = state.join("audit").join("log.jsonl");
-    let log = AuditLog::open(&log_path, signer).map_err(CliError::input)?;
+    let mut log = AuditLog::open(&log_path, signer).map_err(CliError::input)?;
+    let mut state_db = crate::state::State::open(&state).map_err(CliError::input)?;
+    let repairs = recover(&mut log, &mut state_db).map_err(|e| CliError::input_with_sources(&e))?;
+    report_repairs(&repairs);
     if let Start::Resume(resumption) = &start {
         // Another `cairn resume` of this run may have held the log.
         let bytes = std::fs::read(&log_path).unwrap_or_default();
@@ -507,9 +537,7 @@ async fn execute(
             )));
         }
     }
-    let state_db = Arc::new(Mutex::new(
-        crate::state::State::open(&state).map_err(CliError::input)?,
-    ));
+    let state_db = Arc::new(Mutex::new(state_db));
 
     let style = Style::stderr();
     let progress: Arc<dyn Fn(Progress<'_>) + Send + Sync> = Arc::new(move |p| match p {
@@ -623,7 +651,12 @@ async fn execute(
     if args.json {
         outln!("{:#}", summary_json(&summary, &state));
     } else {
-        print_summary(&summary, &state, style);
+        print_summary(
+            &summary,
+            &state,
+            &verify_hint(args, &state, &summary.log),
+            style,
+        );
     }
     Ok(if summary.status == "succeeded" {
         Exit::Success
@@ -664,7 +697,28 @@ fn summary_json(summary: &Summary, state: &Path) -> serde_json::Value {
     })
 }
 
-fn print_summary(summary: &Summary, state: &Path, style: Style) {
+/// How to verify the log: with the public key beside the private one
+/// (`cairn keygen` writes `NAME.pub` next to `NAME.key`).
+fn verify_hint(args: &RunOptions, state: &Path, log: &Path) -> String {
+    let command = |public: &Path| {
+        format!(
+            "`cairn audit verify {} --key {}`",
+            log.display(),
+            public.display()
+        )
+    };
+    match &args.key {
+        None => command(&state.join("keys").join("audit.pub")),
+        Some(key) if key.with_extension("pub").is_file() => command(&key.with_extension("pub")),
+        Some(key) => format!(
+            "{} with the public key of `{}` (`cairn keygen` wrote it beside the key, as NAME.pub)",
+            command(Path::new("PUBLIC-KEY")),
+            key.display()
+        ),
+    }
+}
+
+fn print_summary(summary: &Summary, state: &Path, verify: &str, style: Style) {
     outln!("run {}  {}", summary.run, summary.status);
     let width = summary
         .tasks
@@ -698,7 +752,7 @@ fn print_summary(summary: &Summary, state: &Path, style: Style) {
         }
     }
     eprintln!(
-        "{} audit log `{}` signed at record {}; check it with `cairn audit verify {} --key {}`",
+        "{} audit log `{}` signed at record {}; check it with {verify}",
         if summary.status == "succeeded" {
             style.good("ok")
         } else {
@@ -706,7 +760,5 @@ fn print_summary(summary: &Summary, state: &Path, style: Style) {
         },
         summary.log.display(),
         summary.checkpoint,
-        summary.log.display(),
-        state.join("keys").join("audit.pub").display()
     );
 }

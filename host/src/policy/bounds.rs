@@ -342,21 +342,52 @@ pub fn check_entities_text(source: &str) -> Result<(), Diagnostic> {
         )));
     }
     // Not an array of JSON values: Cedar says what is wrong.
-    let Ok(items) = serde_json::from_str::<Vec<&serde_json::value::RawValue>>(source) else {
+    let Ok(items) = serde_json::from_str::<Vec<Value>>(source) else {
         return Ok(());
     };
-    let base = source.as_ptr() as usize;
-    let mut nodes = Vec::with_capacity(items.len());
-    for item in items {
-        let text = item.get();
-        let start = (text.as_ptr() as usize).saturating_sub(base);
-        if let Ok(value) = serde_json::from_str::<Value>(text)
-            && let Some(node) = node_of(&value, start..start + 1)
-        {
-            nodes.push(node);
+    let starts = element_starts(source);
+    let nodes: Vec<Node> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            let at = starts.get(i).copied().unwrap_or(0);
+            node_of(item, at..(at + 1).min(source.len()))
+        })
+        .collect();
+    check_hierarchy(&nodes)
+}
+
+/// Where each element of the JSON array `text` starts (a scan that knows
+/// strings and brackets, nothing more: `text` is valid JSON already).
+fn element_starts(text: &str) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let (mut depth, mut in_string, mut escaped, mut expecting) = (0usize, false, false, false);
+    for (at, byte) in text.bytes().enumerate() {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        if expecting && !byte.is_ascii_whitespace() && byte != b']' {
+            starts.push(at);
+            expecting = false;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                expecting = depth == 1;
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b',' if depth == 1 => expecting = true,
+            _ => {}
         }
     }
-    check_hierarchy(&nodes)
+    starts
 }
 
 /// Check entities in Cedar's JSON format held as a value (as the audit log
