@@ -52,8 +52,9 @@ pub struct AuditLog {
     records_since_checkpoint: u64,
     /// Records appended since the last sync.
     unsynced: bool,
-    /// Whether every record is under a signed checkpoint.
-    sealed: bool,
+    /// Whether the log as found held records no checkpoint covers (a
+    /// writer was killed): [`AuditLog::seal`] signs them.
+    left_unsigned: bool,
     /// The note of the last checkpoint record, if the log ends in one.
     last_note: Option<String>,
 }
@@ -172,7 +173,7 @@ impl AuditLog {
             )) => Some(note),
             _ => None,
         };
-        let sealed = complete == 0 || last_note.is_some();
+        let left_unsigned = complete > 0 && last_note.is_none();
         let torn = bytes.get(complete..).unwrap_or_default().to_vec();
         drop(bytes);
 
@@ -187,7 +188,7 @@ impl AuditLog {
             records_since_checkpoint: 0,
             // What an earlier process wrote may not be on disk yet.
             unsynced: true,
-            sealed,
+            left_unsigned,
             last_note,
         };
         if !torn.is_empty() {
@@ -210,7 +211,7 @@ impl AuditLog {
                 },
             )?;
             log.sync()?;
-            log.sealed = false;
+            log.left_unsigned = true;
         }
         match origin {
             Some(origin) => log.origin = origin,
@@ -270,7 +271,6 @@ impl AuditLog {
         self.prev = prev;
         self.records_since_checkpoint += 1;
         self.unsynced = true;
-        self.sealed = false;
         self.last_note = None;
         Ok(seq)
     }
@@ -317,7 +317,7 @@ impl AuditLog {
         self.publish(&note)?;
         self.last_checkpoint = Instant::now();
         self.records_since_checkpoint = 0;
-        self.sealed = true;
+        self.left_unsigned = false;
         self.last_note = Some(note);
         Ok(seq)
     }
@@ -331,7 +331,7 @@ impl AuditLog {
     ///
     /// I/O errors.
     pub fn seal(&mut self) -> Result<bool, AuditError> {
-        if !self.sealed {
+        if self.left_unsigned {
             self.checkpoint("")?;
             return Ok(true);
         }

@@ -593,7 +593,17 @@ impl Checker<'_> {
             .map(|f| (PathBuf::from(&f.path), f.text.clone()))
             .collect();
         let loaded = Policies::from_sources(sources)
-            .map_err(|e| e.to_string())
+            .map_err(|e| match &e {
+                // Name the first problem: the auditor needs to know which.
+                crate::policy::PolicyError::Invalid(files) => files
+                    .first()
+                    .and_then(|f| {
+                        let d = f.diagnostics.0.first()?;
+                        Some(format!("`{}`: {}", f.path.display(), d.message))
+                    })
+                    .unwrap_or_else(|| e.to_string()),
+                _ => e.to_string(),
+            })
             .and_then(|p| {
                 let e = p
                     .entities_from_json(entities.clone())
