@@ -22,3 +22,4 @@ mod network;
 mod policy;
 mod resume;
 mod support;
+mod torture;
