@@ -24,3 +24,4 @@ mod policy;
 mod recovery;
 mod resume;
 mod support;
+mod torture;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Scratch, assert_contains, run_in};
+use crate::support::{Rng, Scratch, assert_contains, assert_verifies, records, run_in};
 
 /// Eight tasks, fan-out and fan-in: a → {b, c, f}; {b, c} → d → e;
 /// {e, f} → g → h. Each sleeps `ms` and then names its inputs, so every
@@ -61,16 +61,6 @@ fn outputs(summary: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The run's audit records, parsed.
-fn records(dir: &Path, run: &str) -> Vec<Value> {
-    std::fs::read_to_string(dir.join(".cairn/audit/log.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|r| r["run"] == run)
-        .collect()
-}
-
 /// The ids of the runs recorded in the scratch's state (newest first).
 fn runs(dir: &Path) -> Vec<String> {
     if !dir.join(".cairn/state.db").exists() {
@@ -84,32 +74,6 @@ fn runs(dir: &Path) -> Vec<String> {
         .iter()
         .map(|r| r["id"].as_str().unwrap().to_owned())
         .collect()
-}
-
-fn assert_verifies(dir: &Path) {
-    let verified = run_in(
-        dir,
-        &[
-            "audit",
-            "verify",
-            "--key",
-            ".cairn/keys/audit.pub",
-            "--json",
-        ],
-    );
-    assert_eq!(verified.code, 0, "{}", verified.stdout);
-}
-
-/// A small xorshift generator: the seed is printed, so a failure repeats.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
 }
 
 #[test]
@@ -131,18 +95,8 @@ fn a_run_killed_at_random_moments_resumes_to_the_same_result() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
-    let seed = std::env::var("CAIRN_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let (mut rng, seed) = Rng::from_env("CAIRN_CRASH_SEED");
     eprintln!("crash test: {iterations} kills, CAIRN_CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
     let window = u64::try_from(whole_time.as_millis()).unwrap() + 50;
     let (mut midway, mut before, mut after) = (0, 0, 0);
     for i in 0..iterations {

@@ -159,3 +159,61 @@ pub fn assert_contains(haystack: &str, needle: &str) {
         "`{needle}` not found in:\n{haystack}"
     );
 }
+
+/// The audit records of run `run` in `dir`'s state, parsed, in log order.
+pub fn records(dir: &Path, run: &str) -> Vec<Value> {
+    // Records are canonical JSON: a line of this run names it just so.
+    let tag = format!("\"run\":{}", Value::from(run));
+    std::fs::read_to_string(dir.join(".cairn/audit/log.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&tag))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["run"] == run)
+        .collect()
+}
+
+/// Panic unless `cairn audit verify` accepts the log in `dir`'s state.
+#[track_caller]
+pub fn assert_verifies(dir: &Path) {
+    let verified = run_in(
+        dir,
+        &[
+            "audit",
+            "verify",
+            "--key",
+            ".cairn/keys/audit.pub",
+            "--json",
+        ],
+    );
+    assert_eq!(verified.code, 0, "{}\n{}", verified.stdout, verified.stderr);
+}
+
+/// A small xorshift generator: the seed is printed, so a failure repeats.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded from the variable `var` if it holds a number, else from the
+    /// clock; returns the seed too, to print.
+    pub fn from_env(var: &str) -> (Self, u64) {
+        let seed = std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            })
+            | 1;
+        (Self(seed), seed)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
