@@ -10,6 +10,8 @@ pub mod build;
 pub mod cli;
 pub mod diag;
 pub mod digest;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod guard;
 pub mod manifest;
 pub mod name;

@@ -177,6 +177,22 @@ impl Suite {
             path: path.to_owned(),
             source,
         })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Self::from_source(path, source, |paths| Policies::load(dir, paths))
+    }
+
+    /// [`Suite::load`] of a test file's text `source` (named `path` in
+    /// messages), getting the policies it names from `load_policies`
+    /// instead of the file system.
+    ///
+    /// # Errors
+    ///
+    /// Invalid test files, and policies that do not load.
+    pub fn from_source(
+        path: &Path,
+        source: String,
+        load_policies: impl FnOnce(&[String]) -> Result<Policies, PolicyError>,
+    ) -> Result<Self, SuiteError> {
         let invalid = |diagnostics: Diagnostics| SuiteError::Invalid {
             path: path.to_owned(),
             source_text: source.clone(),
@@ -189,13 +205,11 @@ impl Suite {
                 e.message().to_owned(),
             )]))
         })?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let policies = Policies::load(dir, file.policies.get_ref()).map_err(|source| {
-            SuiteError::Policies {
+        let policies =
+            load_policies(file.policies.get_ref()).map_err(|source| SuiteError::Policies {
                 path: path.to_owned(),
                 source,
-            }
-        })?;
+            })?;
         let schema = &policies.schema;
         let mut d = Diagnostics::default();
 
