@@ -250,6 +250,20 @@ mod tests {
 
     use super::TARGETS;
 
+    /// Run `target` on `data` as `cairn` runs Cedar: on a thread with
+    /// `policy::bounds::STACK` of stack (a test thread has 2 MiB).
+    fn run(target: fn(&[u8]), data: &[u8]) {
+        std::thread::scope(|scope| {
+            let worker = std::thread::Builder::new()
+                .stack_size(crate::policy::bounds::STACK)
+                .spawn_scoped(scope, || target(data))
+                .unwrap();
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic);
+            }
+        });
+    }
+
     /// The files of `tests/fuzz/FOLDER/NAME/`, sorted.
     fn inputs(folder: &str, name: &str) -> Vec<PathBuf> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -278,7 +292,7 @@ mod tests {
                 let data = std::fs::read(path).unwrap_or_default();
                 // Shown when the target panics, with the test's output.
                 eprintln!("{name}: {}", path.display());
-                target(&data);
+                run(*target, &data);
             }
         }
     }
@@ -381,7 +395,7 @@ mod tests {
                     .map_or(&[][..], Vec::as_slice);
                 for round in 0..rounds {
                     let data = mutate(&mut rng, seed, other);
-                    let run = std::panic::AssertUnwindSafe(|| target(&data));
+                    let run = std::panic::AssertUnwindSafe(|| run(*target, &data));
                     if let Err(panic) = std::panic::catch_unwind(run) {
                         let saved = std::env::temp_dir().join(format!("cairn-fuzz-{name}"));
                         let _ = std::fs::write(&saved, &data);
