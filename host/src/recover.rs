@@ -59,32 +59,35 @@ pub enum RecoverError {
 /// The log or the state failing.
 pub fn recover(log: &mut AuditLog, state: &mut State) -> Result<Repairs, RecoverError> {
     let signed = log.seal()?;
-    let runs = if state.runs_with_status("running")?.is_empty() {
-        Vec::new()
-    } else {
-        let bytes = std::fs::read(log.path()).map_err(|source| RecoverError::Read {
-            path: log.path().to_owned(),
+    let path = log.path().to_owned();
+    let runs = reconcile(state, || {
+        std::fs::read(&path).map_err(|source| RecoverError::Read {
+            path: path.clone(),
             source,
-        })?;
-        reconcile(state, &bytes)?
-    };
+        })
+    })?;
     Ok(Repairs { signed, runs })
 }
 
-/// Set every run `state` calls `running` to what the log `bytes` says,
-/// with the tasks it says ended. Only for a log no one is writing.
+/// Set every run `state` calls `running` to what the log says (its bytes
+/// from `read`, called only when there is such a run), with the tasks it
+/// says ended. Only for a log no one is writing.
 ///
 /// # Errors
 ///
-/// The state failing, or a log line that is not a record.
-pub fn reconcile(state: &mut State, bytes: &[u8]) -> Result<Vec<(String, String)>, RecoverError> {
+/// The state or `read` failing, or a log line that is not a record.
+pub fn reconcile(
+    state: &mut State,
+    read: impl FnOnce() -> Result<Vec<u8>, RecoverError>,
+) -> Result<Vec<(String, String)>, RecoverError> {
     let stale: HashSet<String> = state.runs_with_status("running")?.into_iter().collect();
     if stale.is_empty() {
         return Ok(Vec::new());
     }
+    let bytes = read()?;
     // A failure the log does not follow with a `retry` is shown as it is:
     // `cairn resume` decides retries with the workflow in hand.
-    let histories = History::read_runs(bytes, &|id| stale.contains(id), &|_, _, _, _| false)?;
+    let histories = History::read_runs(&bytes, &|id| stale.contains(id), &|_, _, _, _| false)?;
     let mut repaired = Vec::new();
     let mut ids: Vec<&String> = stale.iter().collect();
     ids.sort();

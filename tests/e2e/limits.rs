@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::support::{Run, Scratch, assert_contains, exec_json, run_in};
+use crate::support::{Run, Scratch, assert_contains, exec_json, run_in, verify_json};
 
 /// A workflow of one echo task whose policies are `cedar` (plus a permit
 /// for everything) and whose people are `people`.
@@ -302,16 +302,7 @@ fn audit_verify_names_a_record_edited_to_hold_a_hostile_policy() {
         })
         .collect();
     std::fs::write(&log, edited.join("\n") + "\n").unwrap();
-    let verified = run_in(
-        s.path(),
-        &[
-            "audit",
-            "verify",
-            "--key",
-            ".cairn/keys/audit.pub",
-            "--json",
-        ],
-    );
+    let verified = verify_json(s.path());
     assert_eq!(verified.code, 1, "{}", verified.stdout);
     let report = verified.json();
     let seq = seq.unwrap();

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::support::{Scratch, assert_contains, cairn, run_in};
+use crate::support::{Scratch, assert_contains, cairn, run_in, verify_json};
 
 /// Two tasks, the second taking the first's output.
 fn workflow(s: &Scratch) {
@@ -41,16 +41,7 @@ fn run_dying_at(s: &Scratch, point: &str) -> String {
 }
 
 fn verify(s: &Scratch) -> (i32, Value) {
-    let v = run_in(
-        s.path(),
-        &[
-            "audit",
-            "verify",
-            "--key",
-            ".cairn/keys/audit.pub",
-            "--json",
-        ],
-    );
+    let v = verify_json(s.path());
     (v.code, v.json())
 }
 

@@ -173,10 +173,9 @@ pub fn records(dir: &Path, run: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Panic unless `cairn audit verify` accepts the log in `dir`'s state.
-#[track_caller]
-pub fn assert_verifies(dir: &Path) {
-    let verified = run_in(
+/// `cairn audit verify --json` of the log in `dir`'s state, with its key.
+pub fn verify_json(dir: &Path) -> Run {
+    run_in(
         dir,
         &[
             "audit",
@@ -185,7 +184,13 @@ pub fn assert_verifies(dir: &Path) {
             ".cairn/keys/audit.pub",
             "--json",
         ],
-    );
+    )
+}
+
+/// Panic unless `cairn audit verify` accepts the log in `dir`'s state.
+#[track_caller]
+pub fn assert_verifies(dir: &Path) {
+    let verified = verify_json(dir);
     assert_eq!(verified.code, 0, "{}\n{}", verified.stdout, verified.stderr);
 }
 

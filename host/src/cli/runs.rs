@@ -61,18 +61,14 @@ fn open(state_dir: &Path) -> Result<State, CliError> {
     // A run still `running` while no one writes the log was cut off: show
     // it as the log tells it (see `recover`).
     let log = state_dir.join("audit").join("log.jsonl");
-    if let Some(_held) = crate::audit::log::idle(&log)
-        && !state
-            .runs_with_status("running")
-            .unwrap_or_default()
-            .is_empty()
-    {
-        let repaired = std::fs::read(&log)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                crate::recover::reconcile(&mut state, &bytes).map_err(|e| e.to_string())
-            });
-        if let Err(e) = repaired {
+    if let Some(_held) = crate::audit::log::idle(&log) {
+        let read = || {
+            std::fs::read(&log).map_err(|source| crate::recover::RecoverError::Read {
+                path: log.clone(),
+                source,
+            })
+        };
+        if let Err(e) = crate::recover::reconcile(&mut state, read) {
             tracing::warn!("cannot bring the run state up to date with the audit log: {e}");
         }
     }
