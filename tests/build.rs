@@ -28,6 +28,7 @@ const COMMANDS: &[&str] = &[
     "sockets",
     "exit_code",
     "handles",
+    "noop",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

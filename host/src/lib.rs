@@ -13,6 +13,7 @@ pub mod digest;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod guard;
+pub mod launch;
 pub mod manifest;
 pub mod name;
 pub mod plan;

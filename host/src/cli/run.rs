@@ -1,8 +1,8 @@
 //! `cairn run`: authorize a workflow, run it, and sign its audit trail.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use clap::Args;
 
@@ -11,14 +11,15 @@ use super::{CliError, Exit};
 use crate::audit::log::AuditLog;
 use crate::audit::note::{Signer, keygen};
 use crate::audit::verify::sha256_tag;
+use crate::launch::{
+    LaunchError, Launcher, Prepared, SecretProvider, StateDir, changes, declared_secrets,
+};
 use crate::name::Name;
 use crate::policy::Policies;
-use crate::policy::preflight;
 use crate::recover::{Repairs, recover};
 use crate::resume::{History, Resumption};
-use crate::runner::{Progress, Setup, Start, Status, Summary, may_retry, new_run_id};
-use crate::sandbox::{EngineSettings, Sandbox};
-use crate::secrets::SecretSource;
+use crate::runner::{Progress, Start, Status, Summary, may_retry, new_run_id};
+use crate::secrets::{SecretSource, SecretValue};
 use crate::workflow::Workflow;
 
 /// Run a workflow: authorize everything, run each task in its sandbox, and
@@ -340,7 +341,7 @@ fn resumption(
     ready: &Ready,
 ) -> Result<Resumption, CliError> {
     let plan = &workflow.plan;
-    let changed = changes(history, workflow, policies, ready);
+    let changed = changes(history, workflow, policies, &ready.prepared);
     if !changed.is_empty() && !args.allow_changes {
         return Err(CliError::input(format!(
             "run {} changed since it started: {}. Resume anyway with --allow-changes (the changes are recorded in the audit log), or start a new run with `cairn run`",
@@ -369,66 +370,37 @@ fn resumption(
     Ok(resumption)
 }
 
-/// What changed since `history`'s run started (or last resumed): the
-/// manifest, the policy set, each task's component.
-fn changes(
-    history: &History,
-    workflow: &Workflow,
-    policies: &Policies,
-    ready: &Ready,
-) -> Vec<String> {
-    let mut changed = Vec::new();
-    let short = |d: &str| d.get(..19).unwrap_or(d).to_owned();
-    let manifest = sha256_tag(workflow.source.as_bytes());
-    if manifest != history.manifest {
-        changed.push(format!(
-            "the manifest `{}` ({} is now {})",
-            workflow.path.display(),
-            short(&history.manifest),
-            short(&manifest)
-        ));
+/// Secrets from `--secret NAME=SOURCE`, else `CAIRN_SECRET_<NAME>`.
+struct CliSecrets(BTreeMap<Name, SecretSource>);
+
+impl SecretProvider for CliSecrets {
+    fn secret(&self, name: &Name) -> Result<SecretValue, String> {
+        let source = self
+            .0
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| SecretSource::Env(secret_env(name)));
+        source.resolve().map_err(|e| {
+            format!(
+                "{e}; pass --secret {name}=env:VAR or set {}",
+                secret_env(name)
+            )
+        })
     }
-    let policy_set = crate::runner::policy_set_of(policies, &workflow.dir);
-    if policy_set != history.policy_set {
-        changed.push(format!(
-            "the policies or entities ({} are now {})",
-            short(&history.policy_set),
-            short(&policy_set)
-        ));
-    }
-    let now: BTreeMap<&String, String> = ready
-        .programs
-        .iter()
-        .map(|(task, p)| (task, format!("sha256:{}", p.digest())))
-        .collect();
-    for (task, digest) in &now {
-        match history.components.get(*task) {
-            Some(was) if was == digest => {}
-            Some(was) => changed.push(format!(
-                "the component of task `{task}` ({} is now {})",
-                short(was),
-                short(digest)
-            )),
-            None => changed.push(format!("task `{task}` is new")),
-        }
-    }
-    for task in history.components.keys() {
-        if !now.contains_key(task) {
-            changed.push(format!("task `{task}` was removed"));
-        }
-    }
-    changed
 }
 
-/// What a run needs, ready before anything is recorded: secrets, the
-/// sandbox with every component loaded, the preflight.
+/// How many tasks may run at once: `--jobs`, or the machine's cores.
+fn jobs(args: &RunOptions) -> usize {
+    args.jobs
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+}
+
+/// What a run needs, ready before anything is recorded: secrets, every
+/// component loaded, the preflight (`launch`).
 struct Ready {
-    user: String,
-    params: BTreeMap<String, String>,
-    secrets: BTreeMap<Name, crate::secrets::SecretValue>,
-    sandbox: Sandbox,
-    programs: HashMap<String, Arc<crate::sandbox::Program>>,
-    preflight: Arc<crate::policy::Preflight>,
+    launcher: Launcher,
+    prepared: Prepared,
 }
 
 fn ready(
@@ -438,67 +410,26 @@ fn ready(
     params: BTreeMap<String, String>,
     args: &RunOptions,
 ) -> Result<Ready, CliError> {
-    // Every secret the workflow declares must have a value before anything runs.
-    let mut sources: BTreeMap<Name, SecretSource> = args.secrets.iter().cloned().collect();
-    let mut secrets = BTreeMap::new();
-    for planned in &workflow.plan.tasks {
-        let task = &planned.task;
-        for name in task
-            .secrets
-            .iter()
-            .map(|s| &s.value)
-            .chain(task.inject.keys())
-        {
-            if secrets.contains_key(name) {
-                continue;
-            }
-            let source = sources
-                .remove(name)
-                .unwrap_or_else(|| SecretSource::Env(secret_env(name)));
-            let value = source.resolve().map_err(|e| {
-                CliError::input(format!(
-                    "secret `{name}` (task `{}`): {e}; pass --secret {name}=env:VAR or set {}",
-                    planned.task.name.value,
-                    secret_env(name)
-                ))
-            })?;
-            secrets.insert(name.clone(), value);
-        }
-    }
-    if let Some(unused) = sources.keys().next() {
+    let sources: BTreeMap<Name, SecretSource> = args.secrets.iter().cloned().collect();
+    let declared = declared_secrets(&workflow.plan);
+    if let Some(unused) = sources.keys().find(|name| !declared.contains_key(*name)) {
         return Err(CliError::input(format!(
             "--secret `{unused}`: no task declares this secret"
         )));
     }
-
-    // Every component loads (and matches its pin) before anything is recorded.
     let cache_dir = args
         .cache_dir
         .clone()
         .or_else(super::exec::default_cache_dir);
-    let sandbox = Sandbox::new(&EngineSettings::default(), cache_dir.as_deref())
+    let launcher = Launcher::new(jobs(args), cache_dir.as_deref())
         .map_err(|e| CliError::input_with_sources(&e))?;
-    let mut programs = HashMap::new();
-    for planned in &workflow.plan.tasks {
-        let task = &planned.task;
-        let program = sandbox
-            .load(
-                &workflow.dir.join(&task.component.value),
-                task.sha256.as_ref().map(|d| &d.value),
-            )
-            .map_err(|e| CliError::input(format!("task `{}`: {e}", task.name.value)))?;
-        programs.insert(task.name.value.to_string(), Arc::new(program));
-    }
-
-    let preflight = Arc::new(preflight(&workflow.plan, policies, user).map_err(CliError::input)?);
-    Ok(Ready {
-        user: user.to_owned(),
-        params,
-        secrets,
-        sandbox,
-        programs,
-        preflight,
-    })
+    let prepared = launcher
+        .prepare(workflow, policies, user, params, &CliSecrets(sources))
+        .map_err(|e| match e {
+            LaunchError::Setup(_) => CliError::input_with_sources(&e),
+            other => CliError::input(other),
+        })?;
+    Ok(Ready { launcher, prepared })
 }
 
 /// Open the audit log and run state under `state` and run `workflow` as
@@ -512,20 +443,14 @@ async fn execute(
     run_id: String,
     start: Start,
 ) -> Result<Exit, CliError> {
-    let Ready {
-        user,
-        params,
-        secrets,
-        sandbox,
-        programs,
-        preflight: result,
-    } = ready;
+    let Ready { launcher, prepared } = ready;
+    let user = prepared.user.clone();
+    let result = Arc::clone(&prepared.preflight);
     let state = state.to_owned();
     let signer = signer(args, &state)?;
-    let log_path = state.join("audit").join("log.jsonl");
-    let mut log = AuditLog::open(&log_path, signer).map_err(CliError::input)?;
-    let mut state_db = crate::state::State::open(&state).map_err(CliError::input)?;
-    let repairs = recover(&mut log, &mut state_db).map_err(|e| CliError::input_with_sources(&e))?;
+    let log_path = StateDir::log_path(&state);
+    let (opened, repairs) =
+        StateDir::open(&state, signer).map_err(|e| CliError::input_with_sources(&e))?;
     report_repairs(&repairs);
     if let Start::Resume(resumption) = &start {
         // Another `cairn resume` of this run may have held the log.
@@ -537,7 +462,6 @@ async fn execute(
             )));
         }
     }
-    let state_db = Arc::new(Mutex::new(state_db));
 
     let style = Style::stderr();
     let progress: Arc<dyn Fn(Progress<'_>) + Send + Sync> = Arc::new(move |p| match p {
@@ -580,33 +504,17 @@ async fn execute(
             }
         },
     });
-    let log = Arc::new(Mutex::new(log));
     let started = std::time::Instant::now();
     let policy_count = policies.len();
-    let policies = Arc::new(policies);
-    let setup = Setup {
-        user: user.clone(),
-        params,
-        policies,
-        preflight: Arc::clone(&result),
-        sandbox: Arc::new(sandbox),
-        programs,
-        log: Arc::clone(&log),
-        state: Arc::clone(&state_db),
-        secrets,
-        state_dir: state.clone(),
-        progress,
-        jobs: args.jobs.map(usize::from).unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-        }),
-    };
+    let setup = launcher.setup(prepared, Arc::new(policies), &opened, progress, jobs(args));
+    let (log, state_db) = (&opened.log, &opened.state);
     let workflow = Arc::new(workflow);
     let work = crate::runner::run(Arc::clone(&workflow), setup, &run_id, start);
     let summary = tokio::select! {
         summary = work => summary.map_err(|e| CliError::input_with_sources(&e))?,
         _ = tokio::signal::ctrl_c() => {
             // Dropping the run stops its tasks; what they did is recorded.
-            let checkpoint = crate::runner::cancelled(&log, &state_db, &run_id, started.elapsed())
+            let checkpoint = crate::runner::cancelled(log, state_db, &run_id, started.elapsed())
                 .map_err(|e| CliError::input_with_sources(&e))?;
             eprintln!(
                 "{}: run {run_id} stopped by Ctrl-C; what it did is in the audit log, signed at record {checkpoint}. Go on with `cairn resume {run_id} --state-dir {}`",

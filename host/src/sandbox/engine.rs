@@ -36,6 +36,20 @@ pub struct EngineSettings {
     pub pool: Option<u32>,
 }
 
+impl EngineSettings {
+    /// The settings for running workflows `jobs` tasks at a time: a pool
+    /// with a slot for each (and a few more), so that instantiating a task
+    /// costs microseconds rather than mapping its memory afresh.
+    #[must_use]
+    pub fn for_runs(jobs: usize) -> Self {
+        let slots = u32::try_from(jobs.max(4)).unwrap_or(u32::MAX).min(1024);
+        Self {
+            pool: Some(slots),
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for EngineSettings {
     fn default() -> Self {
         Self {
@@ -98,17 +112,21 @@ pub fn build(settings: &EngineSettings) -> wasmtime::Result<Engine> {
 /// between instances avoids the page-release stalls that make two threads
 /// slower than one (see PERFORMANCE.md).
 fn pooling(settings: &EngineSettings, slots: u32) -> PoolingAllocationConfig {
-    // A component is several core instances (the guest, libc adapters...).
+    // A component is several core instances (the guest, libc adapters...):
+    // the pool holds this many per slot on average, and any one task may
+    // use up to the per-task limits (`Limits`: 32 of each), as without a
+    // pool.
     let per_task = 8;
+    let most = 32;
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(slots)
-        .total_core_instances(slots * per_task)
-        .total_memories(slots * per_task)
-        .total_tables(slots * per_task)
+        .total_core_instances(slots.saturating_mul(most))
+        .total_memories(slots.saturating_mul(per_task))
+        .total_tables(slots.saturating_mul(per_task))
         .total_stacks(slots)
-        .max_memories_per_component(per_task)
-        .max_tables_per_component(per_task)
-        .max_core_instances_per_component(per_task * 2)
+        .max_memories_per_component(most)
+        .max_tables_per_component(most)
+        .max_core_instances_per_component(most)
         .max_memory_size(usize::try_from(settings.max_memory).unwrap_or(usize::MAX))
         .table_elements(settings.max_table_elements)
         .linear_memory_keep_resident(256 * 1024)

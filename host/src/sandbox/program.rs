@@ -78,6 +78,13 @@ pub struct LoadStats {
 }
 
 impl Program {
+    /// The name a program loaded from `path` gets: the file's stem.
+    #[must_use]
+    pub fn name_of(path: &Path) -> String {
+        path.file_stem()
+            .map_or_else(|| "task".to_owned(), |s| s.to_string_lossy().into_owned())
+    }
+
     /// What kind of task this is.
     #[must_use]
     pub fn kind(&self) -> Kind {
@@ -234,9 +241,7 @@ impl Sandbox {
                 actual: digest,
             });
         }
-        let name = path
-            .file_stem()
-            .map_or_else(|| "task".to_owned(), |s| s.to_string_lossy().into_owned());
+        let name = Program::name_of(path);
         let size = bytes.len() as u64;
         let started = Instant::now();
         let shape = shape(path, bytes)?;

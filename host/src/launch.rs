@@ -1,0 +1,387 @@
+//! Launching runs: everything between a loaded workflow and
+//! [`runner::run`], as a library, for `cairn run` and `cairn resume` today
+//! and for a long-running service that launches many runs at once.
+//!
+//! Owns what a run needs before anything is recorded: the secrets (from a
+//! [`SecretProvider`] the caller implements: flags and environment for the
+//! CLI, a vault for a service), every component loaded — each distinct one
+//! once per [`Launcher`], by digest, however many tasks and runs use it —
+//! and the preflight; then the state directory opened and repaired
+//! ([`StateDir::open`]) and the [`Setup`] the runner takes. It prints
+//! nothing and parses no arguments: that is the CLI's part. It must never
+//! record anything: the runner records a run's first event.
+//!
+//! [`runner::run`]: crate::runner::run
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::audit::log::{AuditError, AuditLog};
+use crate::audit::note::Signer;
+use crate::audit::verify::sha256_tag;
+use crate::digest::Digest;
+use crate::name::Name;
+use crate::plan::Plan;
+use crate::policy::{Policies, PolicyError, Preflight, preflight};
+use crate::recover::{RecoverError, Repairs, recover};
+use crate::resume::History;
+use crate::runner::{Progress, Setup};
+use crate::sandbox::{EngineSettings, LoadError, Program, Sandbox, SetupError};
+use crate::secrets::SecretValue;
+use crate::state::{State, StateError};
+use crate::workflow::Workflow;
+
+/// Where a run's secret values come from.
+pub trait SecretProvider {
+    /// The value of secret `name`, or what is wrong and what to do.
+    ///
+    /// # Errors
+    ///
+    /// The message shown to whoever launched the run.
+    fn secret(&self, name: &Name) -> Result<SecretValue, String>;
+}
+
+/// Why a run could not be launched. Nothing was recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error("secret `{name}` (task `{task}`): {message}")]
+    Secret {
+        name: Name,
+        task: String,
+        message: String,
+    },
+    #[error("task `{task}`: {source}")]
+    Load { task: String, source: LoadError },
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Recover(#[from] RecoverError),
+}
+
+/// One engine and everything loaded on it, shared by every run a process
+/// launches.
+#[derive(Debug)]
+pub struct Launcher {
+    sandbox: Arc<Sandbox>,
+    /// Loaded programs by the digest of their bytes and their name.
+    programs: Mutex<HashMap<(Digest, String), Arc<Program>>>,
+}
+
+impl Launcher {
+    /// A launcher on an engine for `jobs` tasks at a time, caching
+    /// compiled code in `cache_dir`. The engine pre-allocates a pool of
+    /// instance slots; where the address space for one cannot be reserved
+    /// (a `ulimit -v`, say), it allocates each instance on demand instead.
+    ///
+    /// # Errors
+    ///
+    /// When no engine can be set up, or the cache directory cannot be used.
+    pub fn new(jobs: usize, cache_dir: Option<&Path>) -> Result<Self, LaunchError> {
+        let sandbox = match Sandbox::new(&EngineSettings::for_runs(jobs), cache_dir) {
+            Ok(sandbox) => sandbox,
+            Err(SetupError::Engine(error)) => {
+                tracing::warn!(%error, "no instance pool; allocating each instance on demand");
+                Sandbox::new(&EngineSettings::default(), cache_dir)?
+            }
+            Err(other) => return Err(other.into()),
+        };
+        Ok(Self::on(sandbox))
+    }
+
+    /// A launcher on `sandbox`.
+    #[must_use]
+    pub fn on(sandbox: Sandbox) -> Self {
+        Self {
+            sandbox: Arc::new(sandbox),
+            programs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The sandbox runs execute on.
+    #[must_use]
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.sandbox
+    }
+
+    /// Every task's program, by task name: each distinct component file is
+    /// read once, its pin checked against those bytes for every task that
+    /// pins it, and each distinct component (by digest) compiled or loaded
+    /// from the cache once per launcher.
+    ///
+    /// # Errors
+    ///
+    /// The first task whose component cannot be read, matches no pin, or
+    /// does not load.
+    pub fn programs(
+        &self,
+        workflow: &Workflow,
+    ) -> Result<HashMap<String, Arc<Program>>, LaunchError> {
+        let mut read: HashMap<PathBuf, (Vec<u8>, Digest)> = HashMap::new();
+        let mut programs = HashMap::with_capacity(workflow.plan.tasks.len());
+        for planned in &workflow.plan.tasks {
+            let task = &planned.task;
+            let failed = |source| LaunchError::Load {
+                task: task.name.value.to_string(),
+                source,
+            };
+            let path = workflow.dir.join(&task.component.value);
+            if !read.contains_key(&path) {
+                let bytes = std::fs::read(&path).map_err(|source| {
+                    failed(LoadError::Read {
+                        path: path.clone(),
+                        source,
+                    })
+                })?;
+                let digest = Digest::of(&bytes);
+                read.insert(path.clone(), (bytes, digest));
+            }
+            let Some((bytes, digest)) = read.get(&path) else {
+                continue;
+            };
+            if let Some(pin) = &task.sha256
+                && pin.value != *digest
+            {
+                return Err(failed(LoadError::PinMismatch {
+                    path,
+                    expected: pin.value,
+                    actual: *digest,
+                }));
+            }
+            let name = Program::name_of(&path);
+            let key = (*digest, name);
+            let known = lock(&self.programs).get(&key).cloned();
+            let program = match known {
+                Some(program) => program,
+                None => {
+                    let program = Arc::new(
+                        self.sandbox
+                            .load_bytes(&path, bytes, None)
+                            .map_err(failed)?,
+                    );
+                    lock(&self.programs).insert(key, Arc::clone(&program));
+                    program
+                }
+            };
+            programs.insert(task.name.value.to_string(), program);
+        }
+        Ok(programs)
+    }
+
+    /// What run of `workflow` (its parameters already written into its
+    /// plan) as `user` needs before anything is recorded: every declared
+    /// secret's value, every component loaded, the preflight.
+    ///
+    /// # Errors
+    ///
+    /// A secret without a value, a component that does not load, or
+    /// policies that cannot be evaluated.
+    pub fn prepare(
+        &self,
+        workflow: &Workflow,
+        policies: &Policies,
+        user: &str,
+        params: BTreeMap<String, String>,
+        secrets: &dyn SecretProvider,
+    ) -> Result<Prepared, LaunchError> {
+        let mut values = BTreeMap::new();
+        for (name, task) in declared_secrets(&workflow.plan) {
+            let value = secrets
+                .secret(&name)
+                .map_err(|message| LaunchError::Secret {
+                    name: name.clone(),
+                    task,
+                    message,
+                })?;
+            values.insert(name, value);
+        }
+        let programs = self.programs(workflow)?;
+        let preflight = Arc::new(preflight(&workflow.plan, policies, user)?);
+        Ok(Prepared {
+            user: user.to_owned(),
+            params,
+            secrets: values,
+            programs,
+            preflight,
+        })
+    }
+
+    /// The runner's [`Setup`] for a prepared run in `state`.
+    #[must_use]
+    pub fn setup(
+        &self,
+        prepared: Prepared,
+        policies: Arc<Policies>,
+        state: &StateDir,
+        progress: Arc<dyn Fn(Progress<'_>) + Send + Sync>,
+        jobs: usize,
+    ) -> Setup {
+        Setup {
+            user: prepared.user,
+            params: prepared.params,
+            policies,
+            preflight: prepared.preflight,
+            sandbox: Arc::clone(&self.sandbox),
+            programs: prepared.programs,
+            log: Arc::clone(&state.log),
+            secrets: prepared.secrets,
+            state_dir: state.path.clone(),
+            progress,
+            jobs,
+            state: Arc::clone(&state.state),
+        }
+    }
+}
+
+/// Every secret the plan's tasks declare (read or injected), each with the
+/// first task that declares it.
+#[must_use]
+pub fn declared_secrets(plan: &Plan) -> BTreeMap<Name, String> {
+    let mut declared = BTreeMap::new();
+    for planned in &plan.tasks {
+        let task = &planned.task;
+        for name in task
+            .secrets
+            .iter()
+            .map(|s| &s.value)
+            .chain(task.inject.keys())
+        {
+            declared
+                .entry(name.clone())
+                .or_insert_with(|| task.name.value.to_string());
+        }
+    }
+    declared
+}
+
+/// A run ready to be recorded and run.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Who starts it.
+    pub user: String,
+    /// Its parameters.
+    pub params: BTreeMap<String, String>,
+    /// Every declared secret's value.
+    pub secrets: BTreeMap<Name, SecretValue>,
+    /// Each task's program.
+    pub programs: HashMap<String, Arc<Program>>,
+    /// What policy decided for every request the run makes.
+    pub preflight: Arc<Preflight>,
+}
+
+impl Prepared {
+    /// The components as a run records them: task → `sha256:…`.
+    #[must_use]
+    pub fn components(&self) -> BTreeMap<&str, String> {
+        self.programs
+            .iter()
+            .map(|(task, p)| (task.as_str(), format!("sha256:{}", p.digest())))
+            .collect()
+    }
+}
+
+/// A state directory, opened: its audit log (locked for this process) and
+/// run state, repaired from whatever a killed writer left.
+#[derive(Debug)]
+pub struct StateDir {
+    path: PathBuf,
+    /// The audit log.
+    pub log: Arc<Mutex<AuditLog>>,
+    /// The run state.
+    pub state: Arc<Mutex<State>>,
+}
+
+impl StateDir {
+    /// Open `path` (its audit log signed by `signer`), waiting for the log's
+    /// lock, and finish what a killed writer left ([`recover`]).
+    ///
+    /// # Errors
+    ///
+    /// When the log or the state cannot be opened or repaired.
+    pub fn open(path: &Path, signer: Signer) -> Result<(Self, Repairs), LaunchError> {
+        let mut log = AuditLog::open(&Self::log_path(path), signer)?;
+        let mut state = State::open(path)?;
+        let repairs = recover(&mut log, &mut state)?;
+        Ok((
+            Self {
+                path: path.to_owned(),
+                log: Arc::new(Mutex::new(log)),
+                state: Arc::new(Mutex::new(state)),
+            },
+            repairs,
+        ))
+    }
+
+    /// Where the audit log of state directory `path` lives.
+    #[must_use]
+    pub fn log_path(path: &Path) -> PathBuf {
+        path.join("audit").join("log.jsonl")
+    }
+
+    /// The directory.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// What changed since `history`'s run started (or last resumed): the
+/// manifest, the policy set, each task's component; one line each.
+#[must_use]
+pub fn changes(
+    history: &History,
+    workflow: &Workflow,
+    policies: &Policies,
+    prepared: &Prepared,
+) -> Vec<String> {
+    let mut changed = Vec::new();
+    let short = |d: &str| d.get(..19).unwrap_or(d).to_owned();
+    let manifest = sha256_tag(workflow.source.as_bytes());
+    if manifest != history.manifest {
+        changed.push(format!(
+            "the manifest `{}` ({} is now {})",
+            workflow.path.display(),
+            short(&history.manifest),
+            short(&manifest)
+        ));
+    }
+    let policy_set = crate::runner::policy_set_of(policies, &workflow.dir);
+    if policy_set != history.policy_set {
+        changed.push(format!(
+            "the policies or entities ({} are now {})",
+            short(&history.policy_set),
+            short(&policy_set)
+        ));
+    }
+    let now = prepared.components();
+    for (task, digest) in &now {
+        match history.components.get(*task) {
+            Some(was) if was == digest => {}
+            Some(was) => changed.push(format!(
+                "the component of task `{task}` ({} is now {})",
+                short(was),
+                short(digest)
+            )),
+            None => changed.push(format!("task `{task}` is new")),
+        }
+    }
+    let gone: BTreeSet<&String> = history
+        .components
+        .keys()
+        .filter(|task| !now.contains_key(task.as_str()))
+        .collect();
+    for task in gone {
+        changed.push(format!("task `{task}` was removed"));
+    }
+    changed
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
