@@ -464,45 +464,50 @@ async fn execute(
     }
 
     let style = Style::stderr();
-    let progress: Arc<dyn Fn(Progress<'_>) + Send + Sync> = Arc::new(move |p| match p {
-        Progress::Started { task, attempt } => {
-            let again = if attempt > 1 {
-                format!(" (attempt {attempt})")
-            } else {
-                String::new()
-            };
-            eprintln!("{} {task}{again}", style.dim("start"));
-        }
-        Progress::Line { task, text } => {
-            eprintln!("[{task}] {}", style::printable(text.as_bytes()));
-        }
-        Progress::Retrying {
-            task,
-            outcome,
-            delay,
-        } => eprintln!(
-            "{} {task} {}; retrying in {:.1}s",
-            style.warn("retry"),
-            style::printable(outcome.as_bytes()),
-            delay.as_secs_f64()
-        ),
-        Progress::Finished(result) => match &result.status {
-            Status::Succeeded => eprintln!(
-                "{} {} in {:.1} ms",
-                style.good("ok"),
-                result.name,
-                result.duration.as_secs_f64() * 1000.0
-            ),
-            Status::Failed(why) => eprintln!(
-                "{} {} {}",
-                style.error("failed"),
-                result.name,
-                style::printable(why.as_bytes())
-            ),
-            Status::Skipped(why) => {
-                eprintln!("{} {} ({why})", style.warn("skipped"), result.name);
+    let progress: Arc<dyn Fn(Progress<'_>) + Send + Sync> = Arc::new(move |p| {
+        let line = match p {
+            Progress::Started { task, attempt } => {
+                let again = if attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
+                format!("{} {task}{again}\n", style.dim("start"))
             }
-        },
+            Progress::Line { task, text } => {
+                format!("[{task}] {}\n", style::printable(text.as_bytes()))
+            }
+            Progress::Retrying {
+                task,
+                outcome,
+                delay,
+            } => format!(
+                "{} {task} {}; retrying in {:.1}s\n",
+                style.warn("retry"),
+                style::printable(outcome.as_bytes()),
+                delay.as_secs_f64()
+            ),
+            Progress::Finished(result) => match &result.status {
+                Status::Succeeded => format!(
+                    "{} {} in {:.1} ms\n",
+                    style.good("ok"),
+                    result.name,
+                    result.duration.as_secs_f64() * 1000.0
+                ),
+                Status::Failed(why) => format!(
+                    "{} {} {}\n",
+                    style.error("failed"),
+                    result.name,
+                    style::printable(why.as_bytes())
+                ),
+                Status::Skipped(why) => {
+                    format!("{} {} ({why})\n", style.warn("skipped"), result.name)
+                }
+            },
+        };
+        // One write per line: stderr is unbuffered, and a line written in
+        // pieces costs a system call per piece (and interleaves with others).
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
     });
     let started = std::time::Instant::now();
     let policy_count = policies.len();

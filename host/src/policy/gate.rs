@@ -11,7 +11,7 @@ use cedar_policy::Entities;
 
 use super::preflight::{Ask, authorize, entity_json, uid};
 use super::{Decision, Policies, Preflight};
-use crate::plan::{Dependency, Plan};
+use crate::plan::{Dependency, Plan, PlannedTask};
 use crate::sandbox::{Gate, GateRequest, HttpTarget};
 
 /// Authorizes one task's host calls during one run.
@@ -49,23 +49,47 @@ impl Preflight {
         task: &str,
         user: &str,
     ) -> RuntimeGate {
-        let mut inputs = HashMap::new();
-        if let Some(planned) = plan
+        match plan
             .tasks
             .iter()
             .find(|t| t.task.name.value.as_str() == task)
         {
-            for up in &planned.upstream {
-                if let (Dependency::Data { input, output }, Some(from)) =
-                    (&up.why, plan.tasks.get(up.from))
-                {
-                    inputs.insert(
-                        input.to_string(),
-                        format!("{}.{output}", from.task.name.value),
-                    );
-                }
+            Some(planned) => self.gate_of(plan, planned, policies, user),
+            None => self.gate_with(policies, task, user, HashMap::new()),
+        }
+    }
+
+    /// [`Preflight::gate`] for `planned`, a task of `plan` (no search by
+    /// name: what the runner uses for every attempt).
+    #[must_use]
+    pub fn gate_of(
+        &self,
+        plan: &Plan,
+        planned: &PlannedTask,
+        policies: Arc<Policies>,
+        user: &str,
+    ) -> RuntimeGate {
+        let mut inputs = HashMap::new();
+        for up in &planned.upstream {
+            if let (Dependency::Data { input, output }, Some(from)) =
+                (&up.why, plan.tasks.get(up.from))
+            {
+                inputs.insert(
+                    input.to_string(),
+                    format!("{}.{output}", from.task.name.value),
+                );
             }
         }
+        self.gate_with(policies, planned.task.name.value.as_str(), user, inputs)
+    }
+
+    fn gate_with(
+        &self,
+        policies: Arc<Policies>,
+        task: &str,
+        user: &str,
+        inputs: HashMap<String, String>,
+    ) -> RuntimeGate {
         RuntimeGate {
             policies,
             entities: Arc::clone(&self.entities),

@@ -163,6 +163,9 @@ impl Sandbox {
                 .push(preopen(&mount.host, &mount.guest, perms)?);
         }
         let is_command = program.kind() != Kind::CairnTask;
+        // A task that may write no outputs gets `/outputs` read-only, and
+        // nothing is looked for there afterwards.
+        let no_outputs = spec.caps.outputs.as_ref().is_some_and(Vec::is_empty);
         // Kept alive until the attempt ends: the guest's `/inputs`.
         let _inputs = if is_command && !spec.caps.inputs.is_empty() {
             let dir = stage_inputs(&spec.caps)?;
@@ -173,8 +176,13 @@ impl Sandbox {
             None
         };
         if is_command {
+            let perms = if no_outputs {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
             plan.preopens
-                .push(preopen(&spec.outputs_dir, "/outputs", FsPerms::ReadWrite)?);
+                .push(preopen(&spec.outputs_dir, "/outputs", perms)?);
         }
 
         let guard = Guard::new(limits.clone());
@@ -256,6 +264,7 @@ impl Sandbox {
                 Some(host) if program.kind() == Kind::CairnTask => {
                     outputs.clone_from(&host.written)
                 }
+                _ if no_outputs => {}
                 _ => match collect_outputs(&spec.outputs_dir, &spec.caps) {
                     Ok(collected) => outputs = collected,
                     Err(invalid) => outcome = invalid,

@@ -19,10 +19,12 @@
 //! durations all read it, so tests pause and advance it instead of
 //! sleeping.
 
-use std::collections::{BTreeMap, HashMap};
+mod core;
 
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -30,8 +32,8 @@ use tokio::time::Instant;
 use crate::audit::log::{AuditError, AuditLog, hex};
 use crate::audit::record::{Artifact, Event, FileDigest, PolicyFile};
 use crate::audit::verify::{Artifacts, policy_set_digest, sha256_tag};
+use crate::manifest::Backoff;
 use crate::manifest::Inject;
-use crate::manifest::{Backoff, When};
 use crate::name::Name;
 use crate::plan::{Dependency, Plan};
 use crate::policy::{Decision, Policies, Preflight, Recorder};
@@ -43,6 +45,7 @@ use crate::sandbox::{
 use crate::secrets::SecretValue;
 use crate::state::{AttemptRow, RunRow, State, TaskRow};
 use crate::workflow::Workflow;
+pub use core::{AfterAttempt, Core, Ended, Step};
 
 /// How a task ended up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,10 +376,22 @@ fn begin(workflow: &Workflow, setup: &Setup, run: &str, start: &Start) -> Result
     Ok(())
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "one pass over the plan, step by step"
-)]
+/// What the driver keeps of a task whose attempts are under way.
+struct InFlight {
+    prepared: Arc<Prepared>,
+    /// When its first attempt of this process started (for its duration).
+    started: Instant,
+    key: Option<String>,
+}
+
+/// What the driver waits for.
+enum Wake {
+    /// An attempt ended (or could not be carried out).
+    Attempted(Result<Box<Attempted>, RunError>),
+    /// Task `index`'s retry delay is over.
+    RetryDue(usize),
+}
+
 async fn run_steps(
     workflow: Arc<Workflow>,
     setup: Setup,
@@ -400,20 +415,23 @@ async fn run_steps(
     }
 
     let n = plan.tasks.len();
+    let mut core = Core::new(plan);
     let mut results: Vec<Option<TaskResult>> = vec![None; n];
     // Per task: output name -> (artifact, path in the store).
     let mut produced: Vec<HashMap<String, (Artifact, PathBuf)>> = vec![HashMap::new(); n];
-    // Per task: whether it or anything upstream of it failed.
-    let mut failed_line = vec![false; n];
-    let mut scheduled = vec![false; n];
     let mut priors: HashMap<String, Prior> = match start {
         Start::New => HashMap::new(),
         Start::Resume(resumption) => resumption.tasks,
     };
-    // A resumed run keeps what was recorded complete.
+    // A resumed run keeps what was recorded complete, and counts the
+    // attempts of the rest on.
     for (i, planned) in plan.tasks.iter().enumerate() {
         let name = planned.task.name.value.as_str();
-        let Some((result, paths)) = priors.get_mut(name).and_then(|p| p.done.take()) else {
+        let Some(prior) = priors.remove(name) else {
+            continue;
+        };
+        core.resume_counts(i, prior.next_attempt, prior.failures);
+        let Some((result, paths)) = prior.done else {
             continue;
         };
         lock_state(&setup.state).finish_task(run, None, &task_row(&result))?;
@@ -424,119 +442,137 @@ async fn run_steps(
             .zip(paths)
             .map(|(a, path)| (a.name.clone(), (a, path)))
             .collect();
-        settle(planned, i, &mut failed_line, &result);
+        core.settle(i, ended_of(&result.status));
         set(&mut produced, i, stored);
         set(&mut results, i, Some(result));
-        set(&mut scheduled, i, true);
     }
-    let mut running: JoinSet<Result<Finished, RunError>> = JoinSet::new();
     let jobs = setup.jobs.max(1);
     let shared = Arc::new(Shared {
         workflow: Arc::clone(&workflow),
         setup,
         run: run.to_owned(),
+        empty: OnceLock::new(),
     });
     let setup = &shared.setup;
+    let mut inflight: HashMap<usize, InFlight> = HashMap::new();
+    let mut waiting: JoinSet<Wake> = JoinSet::new();
 
     loop {
-        // Schedule, in plan order, every task whose upstream is done: skip
-        // it, or start it while there is a free slot.
-        let mut progressed = true;
-        while progressed {
-            progressed = false;
-            for (i, planned) in plan.tasks.iter().enumerate() {
-                if scheduled.get(i).copied().unwrap_or(true)
-                    || !planned
-                        .upstream
-                        .iter()
-                        .all(|u| results.get(u.from).is_some_and(Option::is_some))
-                {
-                    continue;
+        while let Some(step) = core.next(core.running() < jobs) {
+            let (index, reason) = match step {
+                Step::Skip { index, reason } => (index, reason),
+                Step::Start { index, attempt } => {
+                    match launch(&shared, &mut inflight, index, attempt, &produced)? {
+                        Launched::Attempt(future) => {
+                            waiting.spawn(async move { Wake::Attempted(future.await) });
+                            continue;
+                        }
+                        Launched::Skip(reason) => (index, reason),
+                        Launched::Done(hit) => {
+                            let hit = *hit;
+                            lock_state(&setup.state).finish_task(
+                                run,
+                                None,
+                                &task_row(&hit.result),
+                            )?;
+                            (setup.progress)(Progress::Finished(&hit.result));
+                            core.settle(index, Ended::Succeeded);
+                            set(&mut produced, index, hit.stored);
+                            set(&mut results, index, Some(hit.result));
+                            continue;
+                        }
+                    }
                 }
-                let task = &planned.task;
-                let name = task.name.value.as_str();
-                let up_failed = planned
-                    .upstream
-                    .iter()
-                    .any(|u| failed_line.get(u.from).copied().unwrap_or(false));
-                let up_not_ok = planned
-                    .upstream
-                    .iter()
-                    .filter_map(|u| results.get(u.from).and_then(Option::as_ref))
-                    .find(|r| r.status != Status::Succeeded);
-                let skip = match task.when.value {
-                    When::Success => up_not_ok.map(|r| match &r.status {
-                        Status::Failed(_) => format!("upstream `{}` failed", r.name),
-                        _ => format!("upstream `{}` was skipped", r.name),
-                    }),
-                    When::Failure if !up_failed => Some("nothing upstream failed".to_owned()),
-                    When::Failure | When::Always => None,
-                };
-                let prepared = prepare(&shared, i, &produced);
-                let skip = skip.or_else(|| prepared.as_ref().err().cloned());
-                if let Some(reason) = skip {
-                    lock(&setup.log).append(
-                        run,
-                        Event::TaskSkipped {
-                            task: name.to_owned(),
-                            reason: reason.clone(),
-                        },
-                    )?;
-                    let result = TaskResult {
-                        name: name.to_owned(),
-                        status: Status::Skipped(reason),
-                        attempts: 0,
-                        duration: Duration::ZERO,
-                        outputs: Vec::new(),
-                    };
-                    lock_state(&setup.state).finish_task(run, None, &task_row(&result))?;
-                    (setup.progress)(Progress::Finished(&result));
-                    settle(planned, i, &mut failed_line, &result);
-                    set(&mut results, i, Some(result));
-                    set(&mut scheduled, i, true);
-                    progressed = true;
-                    continue;
-                }
-                if running.len() >= jobs {
-                    continue;
-                }
-                if let Ok(prepared) = prepared {
-                    set(&mut scheduled, i, true);
-                    let prior = priors.remove(name).unwrap_or(Prior {
-                        done: None,
-                        next_attempt: 1,
-                        failures: 0,
-                    });
-                    running.spawn(attempts(Arc::clone(&shared), i, prepared, prior));
-                }
-            }
+            };
+            let result = skipped(setup, run, index, plan, reason)?;
+            core.settle(index, Ended::Skipped);
+            set(&mut results, index, Some(result));
         }
-        let Some(joined) = running.join_next().await else {
+        let Some(joined) = waiting.join_next().await else {
             break;
         };
-        let finished = joined.map_err(|e| RunError::Task {
-            task: "?".to_owned(),
-            message: format!("the task's worker ended abnormally: {e}"),
-        })??;
-        let i = finished.index;
-        lock_state(&setup.state).finish_task(
-            run,
-            finished.last.as_ref(),
-            &task_row(&finished.result),
-        )?;
-        (setup.progress)(Progress::Finished(&finished.result));
-        if let Some(planned) = plan.tasks.get(i) {
-            settle(planned, i, &mut failed_line, &finished.result);
+        let attempted = match joined {
+            Ok(Wake::Attempted(attempted)) => attempted?,
+            Ok(Wake::RetryDue(index)) => {
+                core.retry_due(index);
+                continue;
+            }
+            Err(e) => {
+                return Err(RunError::Task {
+                    task: "?".to_owned(),
+                    message: format!("the task's worker ended abnormally: {e}"),
+                });
+            }
+        };
+        let Attempted {
+            index,
+            attempt,
+            outcome,
+            retriable,
+            row,
+            outputs,
+            stored,
+        } = *attempted;
+        let name = plan
+            .tasks
+            .get(index)
+            .map(|t| t.task.name.value.to_string())
+            .unwrap_or_default();
+        match core.attempt_ended(index, outcome.is_none(), retriable) {
+            AfterAttempt::Retry { retry } => {
+                lock_state(&setup.state).attempt(run, &row)?;
+                let delay = plan
+                    .tasks
+                    .get(index)
+                    .and_then(|t| t.settings.retries.as_ref())
+                    .map_or(Duration::ZERO, |r| backoff(&r.value, retry));
+                let reason = outcome.unwrap_or_default();
+                lock(&setup.log).append(
+                    run,
+                    Event::Retry {
+                        task: name.clone(),
+                        attempt,
+                        delay_ms: millis(delay),
+                        reason: reason.clone(),
+                    },
+                )?;
+                (setup.progress)(Progress::Retrying {
+                    task: &name,
+                    outcome: &reason,
+                    delay,
+                });
+                waiting.spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    Wake::RetryDue(index)
+                });
+            }
+            AfterAttempt::Settled(_) => {
+                let flight = inflight.remove(&index);
+                if let (None, Some(key)) = (&outcome, flight.as_ref().and_then(|f| f.key.as_ref()))
+                {
+                    lock_state(&setup.state).remember(key, &name, run, attempt, &outputs)?;
+                }
+                let result = TaskResult {
+                    name,
+                    status: outcome.map_or(Status::Succeeded, Status::Failed),
+                    attempts: attempt,
+                    duration: flight.map_or(Duration::ZERO, |f| f.started.elapsed()),
+                    outputs,
+                };
+                lock_state(&setup.state).finish_task(run, Some(&row), &task_row(&result))?;
+                (setup.progress)(Progress::Finished(&result));
+                set(&mut produced, index, stored);
+                set(&mut results, index, Some(result));
+            }
         }
-        set(&mut produced, i, finished.stored);
-        set(&mut results, i, Some(finished.result));
     }
 
     let results: Vec<TaskResult> = results.into_iter().flatten().collect();
-    let failed = results
-        .iter()
-        .any(|r| matches!(r.status, Status::Failed(_)));
-    let status = if failed { "failed" } else { "succeeded" };
+    let status = if core.any_failed() {
+        "failed"
+    } else {
+        "succeeded"
+    };
     let checkpoint = ended(&setup.log, &setup.state, run, status, started.elapsed())?;
     Ok(Summary {
         run: run.to_owned(),
@@ -548,22 +584,44 @@ async fn run_steps(
     })
 }
 
-/// Note whether `planned` (ended as `result`) or anything upstream of it
-/// failed: what `when = "failure"` tasks downstream go by.
-fn settle(
-    planned: &crate::plan::PlannedTask,
-    index: usize,
-    failed_line: &mut [bool],
-    result: &TaskResult,
-) {
-    let failed = matches!(result.status, Status::Failed(_))
-        || planned
-            .upstream
-            .iter()
-            .any(|u| failed_line.get(u.from).copied().unwrap_or(false));
-    if let Some(slot) = failed_line.get_mut(index) {
-        *slot = failed;
+fn ended_of(status: &Status) -> Ended {
+    match status {
+        Status::Succeeded => Ended::Succeeded,
+        Status::Failed(_) => Ended::Failed,
+        Status::Skipped(_) => Ended::Skipped,
     }
+}
+
+/// Record that task `index` is skipped for `reason`; its result.
+fn skipped(
+    setup: &Setup,
+    run: &str,
+    index: usize,
+    plan: &Plan,
+    reason: String,
+) -> Result<TaskResult, RunError> {
+    let name = plan
+        .tasks
+        .get(index)
+        .map(|t| t.task.name.value.to_string())
+        .unwrap_or_default();
+    lock(&setup.log).append(
+        run,
+        Event::TaskSkipped {
+            task: name.clone(),
+            reason: reason.clone(),
+        },
+    )?;
+    let result = TaskResult {
+        name,
+        status: Status::Skipped(reason),
+        attempts: 0,
+        duration: Duration::ZERO,
+        outputs: Vec::new(),
+    };
+    lock_state(&setup.state).finish_task(run, None, &task_row(&result))?;
+    (setup.progress)(Progress::Finished(&result));
+    Ok(result)
 }
 
 fn set<T>(items: &mut [T], index: usize, value: T) {
@@ -577,6 +635,11 @@ struct Shared {
     workflow: Arc<Workflow>,
     setup: Setup,
     run: String,
+    /// An empty directory, created on first use: the read-only `/outputs`
+    /// of command tasks that declare no outputs (nothing is created on disk
+    /// for a task that needs nothing).
+    /// Removed with the run's last reference to it.
+    empty: OnceLock<tempfile::TempDir>,
 }
 
 /// A task's inputs, resolved from the store.
@@ -640,54 +703,118 @@ fn prepare(
     Ok(prepared)
 }
 
-/// What a task's worker hands back.
+/// A task's result that needed no attempt (a cache hit).
 struct Finished {
-    index: usize,
     result: TaskResult,
     stored: HashMap<String, (Artifact, PathBuf)>,
-    /// The last attempt, recorded in the run state with the task's end.
-    last: Option<AttemptRow>,
 }
 
-/// Run task `index`'s attempts (retrying as its settings say) on a worker.
-#[expect(
-    clippy::too_many_lines,
-    reason = "one attempt, step by step, in the order its effects must happen"
-)]
-async fn attempts(
-    shared: Arc<Shared>,
+/// How one attempt ended, as its worker reports it.
+struct Attempted {
     index: usize,
-    prepared: Prepared,
-    prior: Prior,
-) -> Result<Finished, RunError> {
+    attempt: u32,
+    /// `None` when it succeeded; else the outcome, as shown to people.
+    outcome: Option<String>,
+    retriable: bool,
+    /// The attempt's row in the run state.
+    row: AttemptRow,
+    outputs: Vec<Artifact>,
+    stored: HashMap<String, (Artifact, PathBuf)>,
+}
+
+/// What starting a task's attempt came to.
+enum Launched {
+    /// The attempt, to run on a worker.
+    Attempt(std::pin::Pin<Box<dyn Future<Output = Result<Box<Attempted>, RunError>> + Send>>),
+    /// Its inputs have no data: it is skipped, for this reason.
+    Skip(String),
+    /// Its result came from the cache (recorded).
+    Done(Box<Finished>),
+}
+
+/// Start attempt `attempt` of task `index`: on its first attempt in this
+/// process, resolve its inputs and look its result up in the cache.
+fn launch(
+    shared: &Arc<Shared>,
+    inflight: &mut HashMap<usize, InFlight>,
+    index: usize,
+    attempt: u32,
+    produced: &[HashMap<String, (Artifact, PathBuf)>],
+) -> Result<Launched, RunError> {
+    let setup = &shared.setup;
+    let run = shared.run.as_str();
+    let planned = shared
+        .workflow
+        .plan
+        .tasks
+        .get(index)
+        .ok_or_else(|| RunError::Task {
+            task: format!("#{index}"),
+            message: "not in the plan".to_owned(),
+        })?;
+    let name = planned.task.name.value.as_str();
+    if !inflight.contains_key(&index) {
+        let prepared = match prepare(shared, index, produced) {
+            Ok(prepared) => prepared,
+            Err(reason) => return Ok(Launched::Skip(reason)),
+        };
+        let program = program_of(setup, name)?;
+        let key = planned.task.cache.value.then(|| {
+            let caps = capabilities(shared, index, &prepared);
+            cache_key(&program.digest().to_string(), &prepared.records, &caps)
+        });
+        if let Some(key) = &key
+            && let Some(hit) = cached(setup, (run, name), key, &prepared.flows)?
+        {
+            return Ok(Launched::Done(Box::new(hit)));
+        }
+        inflight.insert(
+            index,
+            InFlight {
+                prepared: Arc::new(prepared),
+                started: Instant::now(),
+                key,
+            },
+        );
+    }
+    let prepared = inflight
+        .get(&index)
+        .map(|f| Arc::clone(&f.prepared))
+        .ok_or_else(|| RunError::Task {
+            task: name.to_owned(),
+            message: "its inputs were not prepared".to_owned(),
+        })?;
+    let shared = Arc::clone(shared);
+    Ok(Launched::Attempt(Box::pin(async move {
+        one_attempt(&shared, index, attempt, &prepared)
+            .await
+            .map(Box::new)
+    })))
+}
+
+fn program_of<'a>(setup: &'a Setup, task: &str) -> Result<&'a Arc<Program>, RunError> {
+    setup.programs.get(task).ok_or_else(|| RunError::Task {
+        task: task.to_owned(),
+        message: "its component was not loaded".to_owned(),
+    })
+}
+
+/// What task `index` may touch, with its inputs as `prepared`.
+fn capabilities(shared: &Shared, index: usize, prepared: &Prepared) -> Capabilities {
     let setup = &shared.setup;
     let workflow = &shared.workflow;
-    let run = shared.run.as_str();
-    let plan = &workflow.plan;
-    let planned = plan.tasks.get(index).ok_or_else(|| RunError::Task {
-        task: format!("#{index}"),
-        message: "not in the plan".to_owned(),
-    })?;
+    let Some(planned) = workflow.plan.tasks.get(index) else {
+        return Capabilities::default();
+    };
     let task = &planned.task;
-    let name = task.name.value.as_str();
-    let when = task.when.value;
-    let Prepared {
-        inputs,
-        records: input_records,
-        flows,
-    } = prepared;
-    let program = setup.programs.get(name).ok_or_else(|| RunError::Task {
-        task: name.to_owned(),
-        message: "its component was not loaded".to_owned(),
-    })?;
-    let caps = Capabilities {
+    Capabilities {
         args: task.args.clone(),
         env: task
             .env
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        inputs,
+        inputs: prepared.inputs.clone(),
         outputs: Some(task.outputs.keys().cloned().collect()),
         mounts: task
             .mounts
@@ -722,10 +849,13 @@ async fn attempts(
             })
             .collect(),
         stdin: Vec::new(),
-    };
+    }
+}
+
+/// The limits of a task with `settings`.
+fn limits(settings: &crate::manifest::Settings) -> Limits {
     let defaults = Limits::default();
-    let settings = &planned.settings;
-    let limits = Limits {
+    Limits {
         timeout: settings
             .timeout
             .as_ref()
@@ -758,246 +888,248 @@ async fn attempts(
                 .map_or(defaults.http.timeout, |t| t.value.0),
         },
         ..defaults.clone()
-    };
-    let retries = settings.retries.as_ref().map(|r| r.value.clone());
-    let max_attempts = retries.as_ref().map_or(0, |r| r.max).saturating_add(1);
-
-    let key = task
-        .cache
-        .value
-        .then(|| cache_key(&program.digest().to_string(), &input_records, &caps));
-    if let Some(key) = &key
-        && let Some(hit) = cached(setup, (run, index, name), key, &flows)?
-    {
-        return Ok(hit);
     }
+}
 
-    let writes_outside = task.mounts.iter().any(|m| m.mode == MountMode::Rw);
-    let task_started = Instant::now();
-    let mut attempt_no = prior.next_attempt.saturating_sub(1);
-    let mut failures = prior.failures;
-    let finished = loop {
-        attempt_no = attempt_no.saturating_add(1);
-        {
-            let mut log = lock(&setup.log);
-            for flow in &flows {
-                log.append(run, flow.clone())?;
-            }
-            log.append(
-                run,
-                Event::TaskStarted {
-                    task: name.to_owned(),
-                    attempt: attempt_no,
-                    component: FileDigest {
-                        path: task.component.value.clone(),
-                        sha256: format!("sha256:{}", program.digest()),
-                    },
-                    inputs: input_records.clone(),
-                    when: when.as_str().to_owned(),
-                },
-            )?;
-            // A task that can change the world outside its sandbox as it
-            // runs (a writable mount) starts only once its start is on
-            // disk. Secrets are synced as they are released (the gate's
-            // recorder); other tasks only touch the sandbox and the store,
-            // which a resume after a crash redoes.
-            if writes_outside {
-                log.sync()?;
-            }
+/// Where an attempt writes its outputs.
+enum Staging {
+    /// A fresh directory of its own, removed when the attempt is over.
+    Own(tempfile::TempDir),
+    /// The run's shared empty directory, mounted read-only (the task
+    /// declares no outputs).
+    Empty(PathBuf),
+}
+
+impl Staging {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Own(dir) => dir.path(),
+            Self::Empty(path) => path,
         }
-        (setup.progress)(Progress::Started {
-            task: name,
-            attempt: attempt_no,
-        });
+    }
+}
 
-        let recorder: Recorder = {
-            let log = Arc::clone(&setup.log);
-            let run = run.to_owned();
-            let task_name = name.to_owned();
-            let attempt = attempt_no;
-            Arc::new(move |d: &Decision| {
-                let mut log = lock(&log);
-                log.append(&run, decision_event("runtime", d))
-                    .map_err(|e| e.to_string())?;
-                if d.allowed && d.action == "read_secret" {
-                    log.append(
-                        &run,
-                        Event::SecretRead {
-                            task: task_name.clone(),
-                            attempt,
-                            name: d.resource.id().unescaped().to_owned(),
-                        },
-                    )
-                    .map_err(|e| e.to_string())?;
-                }
-                log.sync().map_err(|e| e.to_string())
-            })
-        };
-        let gate = setup
-            .preflight
-            .gate(plan, Arc::clone(&setup.policies), name, &setup.user)
-            .with_recorder(recorder);
-        let staging_root = setup.state_dir.join("tmp");
-        std::fs::create_dir_all(&staging_root).map_err(|source| RunError::Store {
-            path: staging_root.clone(),
-            source,
-        })?;
-        let staging = tempfile::Builder::new()
-            .prefix("outputs-")
-            .tempdir_in(&staging_root)
-            .map_err(|source| RunError::Store {
-                path: staging_root.clone(),
-                source,
-            })?;
+/// A place for an attempt's outputs: its own directory when the task
+/// declares outputs, else the run's empty one.
+fn staging(shared: &Shared, declares_outputs: bool) -> Result<Staging, RunError> {
+    let root = shared.setup.state_dir.join("tmp");
+    let err = |source| RunError::Store {
+        path: root.clone(),
+        source,
+    };
+    if !declares_outputs {
+        if let Some(dir) = shared.empty.get() {
+            return Ok(Staging::Empty(dir.path().to_owned()));
+        }
+        std::fs::create_dir_all(&root).map_err(err)?;
+        let dir = tempfile::Builder::new()
+            .prefix("empty-")
+            .tempdir_in(&root)
+            .map_err(err)?;
+        // Two attempts may race to make it: one directory wins, the
+        // other is removed as it drops.
+        let path = shared.empty.get_or_init(|| dir).path().to_owned();
+        return Ok(Staging::Empty(path));
+    }
+    std::fs::create_dir_all(&root).map_err(err)?;
+    tempfile::Builder::new()
+        .prefix("outputs-")
+        .tempdir_in(&root)
+        .map(Staging::Own)
+        .map_err(err)
+}
+
+/// Run attempt `attempt_no` of task `index` on a worker: record its start
+/// (after the data flowing in), run it in the sandbox with the run's gate,
+/// store its outputs, record its end.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one attempt, step by step, in the order its effects must happen"
+)]
+async fn one_attempt(
+    shared: &Shared,
+    index: usize,
+    attempt_no: u32,
+    prepared: &Prepared,
+) -> Result<Attempted, RunError> {
+    let setup = &shared.setup;
+    let workflow = &shared.workflow;
+    let run = shared.run.as_str();
+    let plan = &workflow.plan;
+    let planned = plan.tasks.get(index).ok_or_else(|| RunError::Task {
+        task: format!("#{index}"),
+        message: "not in the plan".to_owned(),
+    })?;
+    let task = &planned.task;
+    let name = task.name.value.as_str();
+    let program = program_of(setup, name)?;
+    let caps = capabilities(shared, index, prepared);
+    let limits = limits(&planned.settings);
+    let writes_outside = task.mounts.iter().any(|m| m.mode == MountMode::Rw);
+    {
+        let mut log = lock(&setup.log);
+        for flow in &prepared.flows {
+            log.append(run, flow.clone())?;
+        }
+        log.append(
+            run,
+            Event::TaskStarted {
+                task: name.to_owned(),
+                attempt: attempt_no,
+                component: FileDigest {
+                    path: task.component.value.clone(),
+                    sha256: format!("sha256:{}", program.digest()),
+                },
+                inputs: prepared.records.clone(),
+                when: task.when.value.as_str().to_owned(),
+            },
+        )?;
+        // A task that can change the world outside its sandbox as it
+        // runs (a writable mount) starts only once its start is on
+        // disk. Secrets are synced as they are released (the gate's
+        // recorder); other tasks only touch the sandbox and the store,
+        // which a resume after a crash redoes.
+        if writes_outside {
+            log.sync()?;
+        }
+    }
+    (setup.progress)(Progress::Started {
+        task: name,
+        attempt: attempt_no,
+    });
+
+    let recorder: Recorder = {
+        let log = Arc::clone(&setup.log);
+        let run = run.to_owned();
+        let task_name = name.to_owned();
+        Arc::new(move |d: &Decision| {
+            let mut log = lock(&log);
+            log.append(&run, decision_event("runtime", d))
+                .map_err(|e| e.to_string())?;
+            if d.allowed && d.action == "read_secret" {
+                log.append(
+                    &run,
+                    Event::SecretRead {
+                        task: task_name.clone(),
+                        attempt: attempt_no,
+                        name: d.resource.id().unescaped().to_owned(),
+                    },
+                )
+                .map_err(|e| e.to_string())?;
+            }
+            log.sync().map_err(|e| e.to_string())
+        })
+    };
+    let gate = setup
+        .preflight
+        .gate_of(plan, planned, Arc::clone(&setup.policies), &setup.user)
+        .with_recorder(recorder);
+    let staging = staging(shared, !task.outputs.is_empty())?;
+    let progress = Arc::clone(&setup.progress);
+    let sink_task = name.to_owned();
+    let sink: LogSink = Arc::new(move |line: &crate::sandbox::LogLine| {
+        let text = format!("{}: {}", line.level.as_str(), line.message);
+        progress(Progress::Line {
+            task: &sink_task,
+            text: &text,
+        });
+    });
+    let exchange_sink: ExchangeSink = {
+        let log = Arc::clone(&setup.log);
         let progress = Arc::clone(&setup.progress);
-        let sink_task = name.to_owned();
-        let sink: LogSink = Arc::new(move |line: &crate::sandbox::LogLine| {
-            let text = format!("{}: {}", line.level.as_str(), line.message);
+        let run = run.to_owned();
+        let task_name = name.to_owned();
+        Arc::new(move |e: &Exchange| {
+            let text = exchange_line(e);
             progress(Progress::Line {
-                task: &sink_task,
+                task: &task_name,
                 text: &text,
             });
-        });
-        let exchange_sink: ExchangeSink = {
-            let log = Arc::clone(&setup.log);
-            let progress = Arc::clone(&setup.progress);
-            let run = run.to_owned();
-            let task_name = name.to_owned();
-            let attempt = attempt_no;
-            Arc::new(move |e: &Exchange| {
-                let text = exchange_line(e);
-                progress(Progress::Line {
-                    task: &task_name,
-                    text: &text,
-                });
-                // A failure to record surfaces at the attempt's next record.
-                if let Err(error) = lock(&log).append(&run, exchange_event(&task_name, attempt, e))
-                {
-                    tracing::error!(%error, "cannot record an HTTP request");
-                }
-            })
-        };
-        let spec = TaskSpec {
-            caps: caps.clone(),
-            limits: limits.clone(),
-            outputs_dir: staging.path().to_owned(),
-            log_sink: Some(sink),
-            exchange_sink: Some(exchange_sink),
-            gate: Some(Arc::new(gate)),
-        };
-        let attempt = setup
-            .sandbox
-            .run(program, &spec)
-            .await
-            .map_err(|e| RunError::Task {
-                task: name.to_owned(),
-                message: e.to_string(),
-            })?;
-        for stream in [&attempt.stdout, &attempt.stderr] {
-            let text = String::from_utf8_lossy(stream);
-            for line in text.lines() {
-                (setup.progress)(Progress::Line {
-                    task: name,
-                    text: line,
-                });
+            // A failure to record surfaces at the attempt's next record.
+            if let Err(error) = lock(&log).append(&run, exchange_event(&task_name, attempt_no, e)) {
+                tracing::error!(%error, "cannot record an HTTP request");
             }
-        }
-        let mut outputs = Vec::new();
-        let mut stored = HashMap::new();
-        if attempt.outcome.is_success() {
-            for output in &attempt.outputs {
-                let digest = format!("sha256:{}", output.digest);
-                let path = store(&setup.state_dir, &output.path, &digest)?;
-                let artifact = Artifact {
-                    name: output.name.to_string(),
-                    sha256: digest,
-                    bytes: output.size,
-                };
-                stored.insert(output.name.to_string(), (artifact.clone(), path));
-                outputs.push(artifact);
-            }
-        }
-        drop(staging);
-        {
-            let mut log = lock(&setup.log);
-            log.append(
-                run,
-                Event::TaskFinished {
-                    task: name.to_owned(),
-                    attempt: attempt_no,
-                    outcome: attempt.outcome.kind().to_owned(),
-                    detail: attempt.outcome.to_string(),
-                    duration_ms: millis(attempt.duration),
-                    outputs: outputs.clone(),
-                },
-            )?;
-            log.checkpoint_if_due(run)?;
-        }
-        let row = AttemptRow {
-            task: name.to_owned(),
-            attempt: i64::from(attempt_no),
-            outcome: attempt.outcome.kind().to_owned(),
-            detail: attempt.outcome.to_string(),
-            duration_ms: i64::try_from(millis(attempt.duration)).unwrap_or(i64::MAX),
-            stdout: attempt.stdout.clone(),
-            stderr: attempt.stderr.clone(),
-            logs: attempt
-                .logs
-                .iter()
-                .map(|l| serde_json::json!({ "level": l.level.as_str(), "message": l.message }))
-                .collect(),
-        };
-        if attempt.outcome.is_success() {
-            if let Some(key) = &key {
-                lock_state(&setup.state).remember(key, name, run, attempt_no, &outputs)?;
-            }
-        } else {
-            failures = failures.saturating_add(1);
-        }
-        let retry = attempt.outcome.is_retriable() && failures < max_attempts;
-        if retry && let Some(retries) = &retries {
-            lock_state(&setup.state).attempt(run, &row)?;
-            let delay = backoff(retries, failures);
-            let outcome = attempt.outcome.to_string();
-            {
-                let mut log = lock(&setup.log);
-                log.append(
-                    run,
-                    Event::Retry {
-                        task: name.to_owned(),
-                        attempt: attempt_no,
-                        delay_ms: millis(delay),
-                        reason: outcome.clone(),
-                    },
-                )?;
-            }
-            (setup.progress)(Progress::Retrying {
-                task: name,
-                outcome: &outcome,
-                delay,
-            });
-            tokio::time::sleep(delay).await;
-            continue;
-        }
-        let result = TaskResult {
-            name: name.to_owned(),
-            status: if attempt.outcome.is_success() {
-                Status::Succeeded
-            } else {
-                Status::Failed(attempt.outcome.to_string())
-            },
-            attempts: attempt_no,
-            duration: task_started.elapsed(),
-            outputs,
-        };
-        break Finished {
-            index,
-            result,
-            stored,
-            last: Some(row),
-        };
+        })
     };
-    Ok(finished)
+    let spec = TaskSpec {
+        caps,
+        limits,
+        outputs_dir: staging.path().to_owned(),
+        log_sink: Some(sink),
+        exchange_sink: Some(exchange_sink),
+        gate: Some(Arc::new(gate)),
+    };
+    let attempt = setup
+        .sandbox
+        .run(program, &spec)
+        .await
+        .map_err(|e| RunError::Task {
+            task: name.to_owned(),
+            message: e.to_string(),
+        })?;
+    for stream in [&attempt.stdout, &attempt.stderr] {
+        let text = String::from_utf8_lossy(stream);
+        for line in text.lines() {
+            (setup.progress)(Progress::Line {
+                task: name,
+                text: line,
+            });
+        }
+    }
+    let mut outputs = Vec::new();
+    let mut stored = HashMap::new();
+    if attempt.outcome.is_success() {
+        for output in &attempt.outputs {
+            let digest = format!("sha256:{}", output.digest);
+            let path = store(&setup.state_dir, &output.path, &digest)?;
+            let artifact = Artifact {
+                name: output.name.to_string(),
+                sha256: digest,
+                bytes: output.size,
+            };
+            stored.insert(output.name.to_string(), (artifact.clone(), path));
+            outputs.push(artifact);
+        }
+    }
+    drop(staging);
+    {
+        let mut log = lock(&setup.log);
+        log.append(
+            run,
+            Event::TaskFinished {
+                task: name.to_owned(),
+                attempt: attempt_no,
+                outcome: attempt.outcome.kind().to_owned(),
+                detail: attempt.outcome.to_string(),
+                duration_ms: millis(attempt.duration),
+                outputs: outputs.clone(),
+            },
+        )?;
+        log.checkpoint_if_due(run)?;
+    }
+    let row = AttemptRow {
+        task: name.to_owned(),
+        attempt: i64::from(attempt_no),
+        outcome: attempt.outcome.kind().to_owned(),
+        detail: attempt.outcome.to_string(),
+        duration_ms: i64::try_from(millis(attempt.duration)).unwrap_or(i64::MAX),
+        stdout: attempt.stdout,
+        stderr: attempt.stderr,
+        logs: attempt
+            .logs
+            .iter()
+            .map(|l| serde_json::json!({ "level": l.level.as_str(), "message": l.message }))
+            .collect(),
+    };
+    Ok(Attempted {
+        index,
+        attempt: attempt_no,
+        outcome: (!attempt.outcome.is_success()).then(|| attempt.outcome.to_string()),
+        retriable: attempt.outcome.is_retriable(),
+        row,
+        outputs,
+        stored,
+    })
 }
 
 /// An HTTP request as its audit record.
@@ -1087,7 +1219,7 @@ fn cache_key(component: &str, inputs: &[Artifact], caps: &Capabilities) -> Strin
 /// outputs are all still in the store.
 fn cached(
     setup: &Setup,
-    (run, index, name): (&str, usize, &str),
+    (run, name): (&str, &str),
     key: &str,
     flows: &[Event],
 ) -> Result<Option<Finished>, RunError> {
@@ -1137,12 +1269,7 @@ fn cached(
         duration: Duration::ZERO,
         outputs: hit.outputs,
     };
-    Ok(Some(Finished {
-        index,
-        result,
-        stored,
-        last: None,
-    }))
+    Ok(Some(Finished { result, stored }))
 }
 
 /// Whether a task that failed `failures` times so far may run again, after

@@ -1,0 +1,513 @@
+//! The decisions of a run, as a pure state machine driven by events.
+//!
+//! Owns what is ready, in what order tasks start (plan order among the
+//! ready), whether a task is skipped (`when`, and why), whether a failed
+//! attempt is retried, and when the run is over and how it ended. It does
+//! no I/O, reads no clock and spawns nothing: the driver
+//! ([`super::run`]) feeds it events — a task settled (kept from before a
+//! resume, served from the cache, skipped), an attempt ended, a retry's
+//! delay elapsed — and carries out the [`Step`]s it gives back, recording
+//! each. Executing attempts (in process today; on workers that claim them
+//! from a queue later) is the driver's business, never the core's.
+//!
+//! Every event costs time proportional to the task's own edges: a task
+//! becomes ready when the count of its unsettled upstream reaches zero, and
+//! the ready are kept in a heap by plan index.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use crate::manifest::When;
+use crate::plan::Plan;
+
+/// How a task ended, as far as the run's decisions go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// It succeeded (ran, or its result was reused).
+    Succeeded,
+    /// Its last attempt failed.
+    Failed,
+    /// It did not run.
+    Skipped,
+}
+
+/// What the driver is to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Record that task `index` is skipped, for `reason`, and settle it as
+    /// [`Ended::Skipped`].
+    Skip {
+        /// The task, by plan index.
+        index: usize,
+        /// Why, as recorded.
+        reason: String,
+    },
+    /// Start attempt number `attempt` (1-based, counted across resumes) of
+    /// task `index`; report its end with [`Core::attempt_ended`].
+    Start {
+        /// The task, by plan index.
+        index: usize,
+        /// The attempt's number.
+        attempt: u32,
+    },
+}
+
+/// What follows a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterAttempt {
+    /// The task is settled.
+    Settled(Ended),
+    /// Try again after the backoff for retry number `retry` (1-based);
+    /// report the delay's end with [`Core::retry_due`].
+    Retry {
+        /// Which retry this is: the task's failures so far.
+        retry: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// Upstream not settled yet.
+    Waiting,
+    /// In the ready heap.
+    Ready,
+    /// An attempt is out.
+    Running,
+    /// Failed, waiting for its retry's delay.
+    Backoff,
+    Done(Ended),
+}
+
+/// One task, as the core sees it.
+#[derive(Debug)]
+struct Node {
+    name: String,
+    when: When,
+    /// Upstream plan indices, in the plan's order (an index may repeat).
+    upstream: Vec<usize>,
+    /// Attempts allowed in all: retries + 1.
+    max_attempts: u32,
+}
+
+/// The state of one run's decisions.
+#[derive(Debug)]
+pub struct Core {
+    nodes: Vec<Node>,
+    /// Per task, the tasks that name it upstream (once per naming).
+    downstream: Vec<Vec<usize>>,
+    /// Per task, how many of its upstream entries are not settled.
+    unsettled: Vec<usize>,
+    slots: Vec<Slot>,
+    /// Per task: it, or anything upstream of it, failed.
+    failed_line: Vec<bool>,
+    next_attempt: Vec<u32>,
+    failures: Vec<u32>,
+    ready: BinaryHeap<Reverse<usize>>,
+    skips: VecDeque<(usize, String)>,
+    running: usize,
+    settled: usize,
+    any_failed: bool,
+}
+
+impl Core {
+    /// The core of a run of `plan`, nothing settled yet.
+    #[must_use]
+    pub fn new(plan: &Plan) -> Self {
+        let n = plan.tasks.len();
+        let mut downstream = vec![Vec::new(); n];
+        let nodes: Vec<Node> = plan
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, planned)| {
+                let upstream: Vec<usize> = planned.upstream.iter().map(|u| u.from).collect();
+                for &up in &upstream {
+                    if let Some(down) = downstream.get_mut(up) {
+                        down.push(i);
+                    }
+                }
+                Node {
+                    name: planned.task.name.value.to_string(),
+                    when: planned.task.when.value,
+                    upstream,
+                    max_attempts: planned
+                        .settings
+                        .retries
+                        .as_ref()
+                        .map_or(0, |r| r.value.max)
+                        .saturating_add(1),
+                }
+            })
+            .collect();
+        let unsettled: Vec<usize> = nodes.iter().map(|n| n.upstream.len()).collect();
+        let mut core = Self {
+            nodes,
+            downstream,
+            unsettled,
+            slots: vec![Slot::Waiting; n],
+            failed_line: vec![false; n],
+            next_attempt: vec![1; n],
+            failures: vec![0; n],
+            ready: BinaryHeap::new(),
+            skips: VecDeque::new(),
+            running: 0,
+            settled: 0,
+            any_failed: false,
+        };
+        for i in 0..n {
+            if core.unsettled.get(i) == Some(&0) {
+                core.became_ready(i);
+            }
+        }
+        core
+    }
+
+    /// Go on counting task `index`'s attempts from an earlier process: its
+    /// next attempt is `next_attempt`, after `failures` failures.
+    pub fn resume_counts(&mut self, index: usize, next_attempt: u32, failures: u32) {
+        if let Some(slot) = self.next_attempt.get_mut(index) {
+            *slot = next_attempt.max(1);
+        }
+        if let Some(slot) = self.failures.get_mut(index) {
+            *slot = failures;
+        }
+    }
+
+    /// The next thing to do, if any: a skip (whenever one is due) or, when
+    /// `free` (a slot for an attempt), the start of the first ready task in
+    /// plan order.
+    pub fn next(&mut self, free: bool) -> Option<Step> {
+        while let Some((index, reason)) = self.skips.pop_front() {
+            if self.slots.get(index) == Some(&Slot::Ready) {
+                return Some(Step::Skip { index, reason });
+            }
+        }
+        if !free {
+            return None;
+        }
+        while let Some(Reverse(index)) = self.ready.pop() {
+            if self.slots.get(index) != Some(&Slot::Ready) {
+                continue;
+            }
+            let attempt = self.next_attempt.get(index).copied().unwrap_or(1);
+            if let Some(next) = self.next_attempt.get_mut(index) {
+                *next = attempt.saturating_add(1);
+            }
+            self.set(index, Slot::Running);
+            self.running += 1;
+            return Some(Step::Start { index, attempt });
+        }
+        None
+    }
+
+    /// Task `index` is settled as `ended` without an attempt of this
+    /// process (kept from before a resume, a cache hit, a skip): what
+    /// depends on it may become ready. A task already settled stays so.
+    pub fn settle(&mut self, index: usize, ended: Ended) {
+        match self.slots.get(index) {
+            None | Some(Slot::Done(_)) => return,
+            Some(Slot::Running) => self.running = self.running.saturating_sub(1),
+            Some(_) => {}
+        }
+        let failed = ended == Ended::Failed
+            || self
+                .nodes
+                .get(index)
+                .is_some_and(|n| n.upstream.iter().any(|&u| self.failed(u)));
+        if let Some(slot) = self.failed_line.get_mut(index) {
+            *slot = failed;
+        }
+        self.any_failed |= ended == Ended::Failed;
+        self.set(index, Slot::Done(ended));
+        self.settled += 1;
+        let downstream = self.downstream.get(index).cloned().unwrap_or_default();
+        for down in downstream {
+            let Some(count) = self.unsettled.get_mut(down) else {
+                continue;
+            };
+            *count = count.saturating_sub(1);
+            if *count == 0 && self.slots.get(down) == Some(&Slot::Waiting) {
+                self.became_ready(down);
+            }
+        }
+    }
+
+    /// Attempt of task `index` ended: `succeeded`, or failed with an
+    /// outcome that is `retriable` or not.
+    pub fn attempt_ended(
+        &mut self,
+        index: usize,
+        succeeded: bool,
+        retriable: bool,
+    ) -> AfterAttempt {
+        if succeeded {
+            self.settle(index, Ended::Succeeded);
+            return AfterAttempt::Settled(Ended::Succeeded);
+        }
+        let failures = self
+            .failures
+            .get(index)
+            .copied()
+            .unwrap_or(0)
+            .saturating_add(1);
+        if let Some(slot) = self.failures.get_mut(index) {
+            *slot = failures;
+        }
+        let max = self.nodes.get(index).map_or(1, |n| n.max_attempts);
+        if retriable && failures < max {
+            self.running = self.running.saturating_sub(1);
+            self.set(index, Slot::Backoff);
+            return AfterAttempt::Retry { retry: failures };
+        }
+        self.settle(index, Ended::Failed);
+        AfterAttempt::Settled(Ended::Failed)
+    }
+
+    /// Task `index`'s retry delay is over: it is ready again (and starts in
+    /// plan order among the ready).
+    pub fn retry_due(&mut self, index: usize) {
+        if self.slots.get(index) == Some(&Slot::Backoff) {
+            self.set(index, Slot::Ready);
+            self.ready.push(Reverse(index));
+        }
+    }
+
+    /// Attempts out now.
+    #[must_use]
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
+    /// Whether every task is settled.
+    #[must_use]
+    pub fn is_over(&self) -> bool {
+        self.settled == self.nodes.len()
+    }
+
+    /// Whether any task failed (the run then fails).
+    #[must_use]
+    pub fn any_failed(&self) -> bool {
+        self.any_failed
+    }
+
+    fn failed(&self, index: usize) -> bool {
+        self.failed_line.get(index).copied().unwrap_or(false)
+    }
+
+    fn set(&mut self, index: usize, slot: Slot) {
+        if let Some(s) = self.slots.get_mut(index) {
+            *s = slot;
+        }
+    }
+
+    fn ended(&self, index: usize) -> Option<Ended> {
+        match self.slots.get(index) {
+            Some(Slot::Done(ended)) => Some(*ended),
+            _ => None,
+        }
+    }
+
+    /// Everything upstream of `index` is settled: queue it to start, or
+    /// to be skipped as its `when` says.
+    fn became_ready(&mut self, index: usize) {
+        self.set(index, Slot::Ready);
+        let Some(node) = self.nodes.get(index) else {
+            return;
+        };
+        let up_failed = node.upstream.iter().any(|&u| self.failed(u));
+        let not_ok = node.upstream.iter().find_map(|&u| match self.ended(u) {
+            Some(Ended::Succeeded) => None,
+            other => Some((u, other)),
+        });
+        let name = |u: usize| self.nodes.get(u).map_or("?", |n| n.name.as_str());
+        let skip = match node.when {
+            When::Success => not_ok.map(|(u, ended)| match ended {
+                Some(Ended::Failed) => format!("upstream `{}` failed", name(u)),
+                _ => format!("upstream `{}` was skipped", name(u)),
+            }),
+            When::Failure if !up_failed => Some("nothing upstream failed".to_owned()),
+            When::Failure | When::Always => None,
+        };
+        match skip {
+            Some(reason) => self.skips.push_back((index, reason)),
+            None => self.ready.push(Reverse(index)),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "tests fail loudly"
+)]
+mod tests {
+    use super::*;
+
+    fn plan(toml: &str) -> Plan {
+        let manifest = crate::manifest::parse(toml).unwrap();
+        Plan::new(&manifest).unwrap()
+    }
+
+    fn index(plan: &Plan, name: &str) -> usize {
+        plan.tasks
+            .iter()
+            .position(|t| t.task.name.value.as_str() == name)
+            .unwrap()
+    }
+
+    /// Drive `core` to the end with `outcome(name, attempt)` -> (succeeded,
+    /// retriable); the steps as `start NAME#N`, `skip NAME: why`, `retry NAME`.
+    fn drive(
+        plan: &Plan,
+        core: &mut Core,
+        slots: usize,
+        outcome: impl Fn(&str, u32) -> (bool, bool),
+    ) -> Vec<String> {
+        let name = |i: usize| plan.tasks[i].task.name.value.to_string();
+        let mut log = Vec::new();
+        let mut out: VecDeque<(usize, u32)> = VecDeque::new();
+        loop {
+            while let Some(step) = core.next(core.running() < slots) {
+                match step {
+                    Step::Skip { index, reason } => {
+                        log.push(format!("skip {}: {reason}", name(index)));
+                        core.settle(index, Ended::Skipped);
+                    }
+                    Step::Start { index, attempt } => {
+                        log.push(format!("start {}#{attempt}", name(index)));
+                        out.push_back((index, attempt));
+                    }
+                }
+            }
+            let Some((index, attempt)) = out.pop_front() else {
+                break;
+            };
+            let (ok, retriable) = outcome(&name(index), attempt);
+            if let AfterAttempt::Retry { retry } = core.attempt_ended(index, ok, retriable) {
+                log.push(format!("retry {} ({retry})", name(index)));
+                core.retry_due(index);
+            }
+        }
+        assert!(core.is_over(), "{log:?}");
+        log
+    }
+
+    const DIAMOND: &str = r#"
+[workflow]
+name = "w"
+[tasks.a]
+component = "x.wasm"
+[tasks.b]
+component = "x.wasm"
+needs = ["a"]
+retries = { max = 2 }
+[tasks.c]
+component = "x.wasm"
+needs = ["a"]
+[tasks.d]
+component = "x.wasm"
+needs = ["b", "c"]
+[tasks.cleanup]
+component = "x.wasm"
+needs = ["d"]
+when = "failure"
+[tasks.report]
+component = "x.wasm"
+needs = ["d"]
+when = "always"
+"#;
+
+    #[test]
+    fn ready_tasks_start_in_plan_order_and_a_success_skips_failure_handlers() {
+        let plan = plan(DIAMOND);
+        let mut core = Core::new(&plan);
+        let log = drive(&plan, &mut core, 1, |_, _| (true, false));
+        assert_eq!(
+            log,
+            [
+                "start a#1",
+                "start b#1",
+                "start c#1",
+                "start d#1",
+                "skip cleanup: nothing upstream failed",
+                "start report#1"
+            ]
+        );
+        assert!(!core.any_failed());
+    }
+
+    #[test]
+    fn retries_are_counted_and_a_failure_skips_downstream_but_runs_handlers() {
+        let plan = plan(DIAMOND);
+        let mut core = Core::new(&plan);
+        let log = drive(&plan, &mut core, 2, |name, _| (name != "b", true));
+        assert_eq!(
+            log,
+            [
+                "start a#1",
+                "start b#1",
+                "start c#1",
+                "retry b (1)",
+                "start b#2",
+                "retry b (2)",
+                "start b#3",
+                "skip d: upstream `b` failed",
+                "start cleanup#1",
+                "start report#1"
+            ]
+        );
+        assert!(core.any_failed());
+    }
+
+    #[test]
+    fn a_permanent_failure_is_not_retried() {
+        let plan = plan(DIAMOND);
+        let mut core = Core::new(&plan);
+        let log = drive(&plan, &mut core, 2, |name, _| (name != "b", false));
+        assert!(log.contains(&"start b#1".to_owned()));
+        assert!(!log.iter().any(|l| l.starts_with("retry")), "{log:?}");
+    }
+
+    #[test]
+    fn a_resumed_run_keeps_what_was_settled_and_counts_attempts_on() {
+        let plan = plan(DIAMOND);
+        let mut core = Core::new(&plan);
+        core.settle(index(&plan, "a"), Ended::Succeeded);
+        core.settle(index(&plan, "c"), Ended::Succeeded);
+        core.resume_counts(index(&plan, "b"), 3, 2);
+        let log = drive(&plan, &mut core, 2, |name, _| (name != "b", true));
+        // b has used two of its three attempts: one more, then it fails.
+        assert_eq!(
+            log,
+            [
+                "start b#3",
+                "skip d: upstream `b` failed",
+                "start cleanup#1",
+                "start report#1"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_chain_of_twenty_thousand_runs_one_task_at_a_time_to_the_end() {
+        let mut text = String::from("[workflow]\nname = \"w\"\n");
+        let n = 20_000;
+        for i in 0..n {
+            text.push_str(&format!("[tasks.t{i}]\ncomponent = \"x.wasm\"\n"));
+            if i > 0 {
+                text.push_str(&format!("needs = [\"t{}\"]\n", i - 1));
+            }
+        }
+        let plan = plan(&text);
+        let mut core = Core::new(&plan);
+        let mut started = 0;
+        while let Some(Step::Start { index, .. }) = core.next(core.running() < 4) {
+            started += 1;
+            assert_eq!(core.running(), 1, "a chain runs one at a time");
+            core.attempt_ended(index, true, false);
+        }
+        assert_eq!(started, n);
+        assert!(core.is_over());
+    }
+}
