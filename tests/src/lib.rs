@@ -6,23 +6,34 @@
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use cairn::audit::log::AuditLog;
 use cairn::audit::note::Signer;
-use cairn::policy::{Policies, preflight};
+use cairn::launch::{Launcher, SecretProvider, StateDir};
+use cairn::name::Name;
+use cairn::policy::Policies;
 use cairn::runner::Setup;
-use cairn::sandbox::{EngineSettings, Sandbox};
-use cairn::state::State;
+use cairn::secrets::SecretValue;
 use cairn::workflow::Workflow;
 
-/// What `cairn run` sets up, done through the library: the workflow at
-/// `manifest` with its policies, preflight as `user`, every component
-/// loaded (compiled code cached in `cache`), the audit log (signed with a
-/// fixed test key) and run state under `state`. For tests and benchmarks
-/// that drive the runner directly (on a paused clock, or timed).
+/// No secrets: a workflow that declares one cannot be launched by
+/// [`runner_setup`].
+struct NoSecrets;
+
+impl SecretProvider for NoSecrets {
+    fn secret(&self, name: &Name) -> Result<SecretValue, String> {
+        Err(format!("no value for `{name}` in tests"))
+    }
+}
+
+/// What `cairn run` sets up, done through the library (`cairn::launch`):
+/// the workflow at `manifest` with its policies, preflight as `user`, every
+/// component loaded (compiled code cached in `cache`) on an engine for
+/// `jobs` tasks at a time, the audit log (signed with a fixed test key)
+/// and run state under `state`. For tests and benchmarks that drive the
+/// runner directly (on a paused clock, or timed).
 ///
 /// # Panics
 ///
@@ -38,32 +49,18 @@ pub fn runner_setup(
 ) -> (Arc<Workflow>, Setup) {
     let workflow = cairn::workflow::load(manifest).unwrap();
     let policies = Policies::of_workflow(&workflow).unwrap();
-    let preflight = preflight(&workflow.plan, &policies, user).unwrap();
-    let sandbox = Sandbox::new(&EngineSettings::default(), Some(cache)).unwrap();
-    let mut loaded: HashMap<std::path::PathBuf, Arc<cairn::sandbox::Program>> = HashMap::new();
-    let mut programs = HashMap::new();
-    for planned in &workflow.plan.tasks {
-        let path = workflow.dir.join(&planned.task.component.value);
-        let program = loaded
-            .entry(path.clone())
-            .or_insert_with(|| Arc::new(sandbox.load(&path, None).unwrap()));
-        programs.insert(planned.task.name.value.to_string(), Arc::clone(program));
-    }
+    let launcher = Launcher::new(jobs, Some(cache)).unwrap();
+    let prepared = launcher
+        .prepare(&workflow, &policies, user, BTreeMap::new(), &NoSecrets)
+        .unwrap();
     let signer = Signer::from_seed("cairn-test", &[7; 32]);
-    let log = AuditLog::open(&state.join("audit").join("log.jsonl"), signer).unwrap();
-    let setup = Setup {
-        params: BTreeMap::new(),
-        user: user.to_owned(),
-        policies: Arc::new(policies),
-        preflight: Arc::new(preflight),
-        sandbox: Arc::new(sandbox),
-        programs,
-        log: Arc::new(Mutex::new(log)),
-        secrets: BTreeMap::new(),
-        state_dir: state.to_owned(),
-        progress: Arc::new(|_| {}),
+    let (opened, _) = StateDir::open(state, signer).unwrap();
+    let setup = launcher.setup(
+        prepared,
+        Arc::new(policies),
+        &opened,
+        Arc::new(|_| {}),
         jobs,
-        state: Arc::new(Mutex::new(State::open(state).unwrap())),
-    };
+    );
     (Arc::new(workflow), setup)
 }

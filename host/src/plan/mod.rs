@@ -194,7 +194,7 @@ impl Plan {
                 *slot = pos;
             }
         }
-        let tasks = order
+        let mut tasks: Vec<PlannedTask> = order
             .iter()
             .filter_map(|&i| {
                 let (_, task) = manifest.tasks.get_index(i)?;
@@ -214,6 +214,9 @@ impl Plan {
                 })
             })
             .collect();
+        // A task is about a kilobyte: keep no spare capacity (a 100,000-task
+        // plan would otherwise hold up to twice what it needs).
+        tasks.shrink_to_fit();
         Ok(Self {
             name: manifest.name.value.clone(),
             policies: manifest.policies.clone(),

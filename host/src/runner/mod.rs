@@ -295,11 +295,35 @@ pub async fn run(
     let log = Arc::clone(&setup.log);
     let state = Arc::clone(&setup.state);
     let started = Instant::now();
-    let result = run_steps(workflow, setup, run, start).await;
+    // The driver runs on one of the runtime's workers, not on the thread
+    // that awaits the run: an attempt it spawns then starts on that same
+    // worker (tokio runs a task spawned from a worker there next), and its
+    // end wakes the driver there too, instead of every step crossing
+    // threads. Dropping the run (Ctrl-C) still stops it and its attempts.
+    let id = run.to_owned();
+    let mut driver = Aborting(tokio::spawn(async move {
+        run_steps(workflow, setup, &id, start).await
+    }));
+    let result = match (&mut driver.0).await {
+        Ok(result) => result,
+        Err(e) => Err(RunError::Task {
+            task: "?".to_owned(),
+            message: format!("the run's driver ended abnormally: {e}"),
+        }),
+    };
     if result.is_err() {
         let _ = ended(&log, &state, run, "error", started.elapsed());
     }
     result
+}
+
+/// A spawned task that is aborted when dropped.
+struct Aborting<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Aborting<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Record how the run begins (`run-started`, or `run-resumed`), the policy
@@ -753,37 +777,32 @@ fn launch(
             message: "not in the plan".to_owned(),
         })?;
     let name = planned.task.name.value.as_str();
-    if !inflight.contains_key(&index) {
-        let prepared = match prepare(shared, index, produced) {
-            Ok(prepared) => prepared,
-            Err(reason) => return Ok(Launched::Skip(reason)),
-        };
-        let program = program_of(setup, name)?;
-        let key = planned.task.cache.value.then(|| {
-            let caps = capabilities(shared, index, &prepared);
-            cache_key(&program.digest().to_string(), &prepared.records, &caps)
-        });
-        if let Some(key) = &key
-            && let Some(hit) = cached(setup, (run, name), key, &prepared.flows)?
-        {
-            return Ok(Launched::Done(Box::new(hit)));
-        }
-        inflight.insert(
-            index,
-            InFlight {
-                prepared: Arc::new(prepared),
+    let prepared = match inflight.entry(index) {
+        std::collections::hash_map::Entry::Occupied(known) => Arc::clone(&known.get().prepared),
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            let prepared = match prepare(shared, index, produced) {
+                Ok(prepared) => prepared,
+                Err(reason) => return Ok(Launched::Skip(reason)),
+            };
+            let program = program_of(setup, name)?;
+            let key = planned.task.cache.value.then(|| {
+                let caps = capabilities(shared, index, &prepared);
+                cache_key(&program.digest().to_string(), &prepared.records, &caps)
+            });
+            if let Some(key) = &key
+                && let Some(hit) = cached(setup, (run, name), key, &prepared.flows)?
+            {
+                return Ok(Launched::Done(Box::new(hit)));
+            }
+            let prepared = Arc::new(prepared);
+            slot.insert(InFlight {
+                prepared: Arc::clone(&prepared),
                 started: Instant::now(),
                 key,
-            },
-        );
-    }
-    let prepared = inflight
-        .get(&index)
-        .map(|f| Arc::clone(&f.prepared))
-        .ok_or_else(|| RunError::Task {
-            task: name.to_owned(),
-            message: "its inputs were not prepared".to_owned(),
-        })?;
+            });
+            prepared
+        }
+    };
     let shared = Arc::clone(shared);
     Ok(Launched::Attempt(Box::pin(async move {
         one_attempt(&shared, index, attempt, &prepared)
