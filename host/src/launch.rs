@@ -385,3 +385,42 @@ pub fn changes(
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_distinct_component_is_loaded_once_however_many_tasks_and_runs_use_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let trivial =
+            wat::parse_str(include_str!("../../tests/guests/wat/trivial_task.wat")).unwrap();
+        std::fs::write(dir.path().join("a.wasm"), &trivial).unwrap();
+        // The same bytes under another name: another program (its name is argv[0]).
+        std::fs::write(dir.path().join("b.wasm"), &trivial).unwrap();
+        let mut manifest = String::from("[workflow]\nname = \"w\"\n");
+        for i in 0..50 {
+            manifest.push_str(&format!("[tasks.t{i}]\ncomponent = \"a.wasm\"\n"));
+        }
+        manifest.push_str("[tasks.other]\ncomponent = \"b.wasm\"\n");
+        let path = dir.path().join("workflow.toml");
+        std::fs::write(&path, manifest).unwrap();
+        let workflow = crate::workflow::load(&path).unwrap();
+        let launcher = Launcher::new(2, None).unwrap();
+        let first = launcher.programs(&workflow).unwrap();
+        let again = launcher.programs(&workflow).unwrap();
+        let t0 = first.get("t0").unwrap();
+        for i in 0..50 {
+            assert!(Arc::ptr_eq(t0, first.get(&format!("t{i}")).unwrap()));
+        }
+        assert!(
+            Arc::ptr_eq(t0, again.get("t0").unwrap()),
+            "a second run reuses it"
+        );
+        let other = first.get("other").unwrap();
+        assert!(!Arc::ptr_eq(t0, other));
+        assert_eq!(t0.digest(), other.digest());
+        assert_eq!(lock(&launcher.programs).len(), 2);
+    }
+}

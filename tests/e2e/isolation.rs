@@ -139,3 +139,42 @@ async fn futures_join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Ve
         .map(|r| r.expect("every future completed"))
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_may_write_no_outputs_cannot_write_to_outputs() {
+    let sandbox = Sandbox::new(&EngineSettings::for_runs(2), None).expect("sandbox");
+    let echo = sandbox
+        .load(Path::new(g::CMD_ECHO), None)
+        .expect("load echo");
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("note.txt");
+    std::fs::write(&input, "hello").unwrap();
+    let outputs = scratch.path().join("outputs");
+    std::fs::create_dir(&outputs).unwrap();
+    let mut caps = Capabilities::default();
+    caps.inputs
+        .insert(cairn::name::Name::new("note").unwrap(), input);
+    // Declared: no outputs at all (how the runner gives a task that declares none).
+    caps.outputs = Some(Vec::new());
+    let given = TaskSpec {
+        caps: caps.clone(),
+        ..spec(&outputs, Limits::default())
+    };
+    let attempt = sandbox.run(&echo, &given).await.expect("attempt");
+    // echo copies each input to /outputs and fails if it cannot.
+    assert_eq!(attempt.outcome.kind(), "trap", "{}", attempt.outcome);
+    assert!(String::from_utf8_lossy(&attempt.stderr).contains("write output"));
+    assert_eq!(std::fs::read_dir(&outputs).unwrap().count(), 0);
+    // Allowed to write what it likes (`cairn exec`), the same copy succeeds.
+    caps.outputs = None;
+    let given = TaskSpec {
+        caps,
+        ..spec(&outputs, Limits::default())
+    };
+    let attempt = sandbox.run(&echo, &given).await.expect("attempt");
+    assert_eq!(attempt.outcome, Outcome::Success, "{}", attempt.outcome);
+    assert_eq!(
+        std::fs::read_to_string(outputs.join("note")).unwrap(),
+        "HELLO"
+    );
+}
