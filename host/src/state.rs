@@ -311,10 +311,11 @@ impl State {
     /// Database errors.
     pub fn attempt(&self, run: &str, row: &AttemptRow) -> Result<(), StateError> {
         self.db
-            .execute(
+            .prepare_cached(
                 "INSERT OR REPLACE INTO attempts (run, task, attempt, outcome, detail, duration_ms, stdout, stderr, logs)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
+            .and_then(|mut statement| {
+                statement.execute(params![
                     run,
                     row.task,
                     row.attempt,
@@ -324,8 +325,8 @@ impl State {
                     row.stdout,
                     row.stderr,
                     row.logs.to_string()
-                ],
-            )
+                ])
+            })
             .map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -357,10 +358,11 @@ impl State {
     /// Database errors.
     pub fn task(&self, run: &str, row: &TaskRow) -> Result<(), StateError> {
         self.db
-            .execute(
+            .prepare_cached(
                 "INSERT OR REPLACE INTO tasks (run, task, status, detail, attempts, duration_ms, outputs)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+            .and_then(|mut statement| {
+                statement.execute(params![
                     run,
                     row.task,
                     row.status,
@@ -368,8 +370,8 @@ impl State {
                     row.attempts,
                     row.duration_ms,
                     row.outputs.to_string()
-                ],
-            )
+                ])
+            })
             .map_err(|e| self.err(e))?;
         Ok(())
     }
