@@ -44,13 +44,14 @@ const RULES: &str =
 
 /// A manifest of `n` trivial tasks; `needs(i)` names what task `i` waits for.
 fn manifest(n: usize, needs: impl Fn(usize) -> Option<usize>) -> String {
+    manifest_of(cairn_tests::WAT_TRIVIAL_TASK, n, needs)
+}
+
+/// A manifest of `n` tasks running `component`, shaped by `needs`.
+fn manifest_of(component: &str, n: usize, needs: impl Fn(usize) -> Option<usize>) -> String {
     let mut text = String::from("[workflow]\nname = \"bench\"\npolicies = [\"p\"]\n");
     for i in 0..n {
-        let _ = write!(
-            text,
-            "[tasks.t{i}]\ncomponent = {:?}\n",
-            cairn_tests::WAT_TRIVIAL_TASK
-        );
+        let _ = write!(text, "[tasks.t{i}]\ncomponent = {component:?}\n");
         if let Some(up) = needs(i) {
             let _ = writeln!(text, "needs = [\"t{up}\"]");
         }
@@ -156,17 +157,7 @@ fn noop_workflow(n: usize, needs: impl Fn(usize) -> Option<usize>) -> tempfile::
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("p")).unwrap();
     std::fs::write(dir.path().join("p/rules.cedar"), RULES).unwrap();
-    let mut text = String::from("[workflow]\nname = \"bench\"\npolicies = [\"p\"]\n");
-    for i in 0..n {
-        let _ = write!(
-            text,
-            "[tasks.t{i}]\ncomponent = {:?}\n",
-            cairn_tests::CMD_NOOP
-        );
-        if let Some(up) = needs(i) {
-            let _ = writeln!(text, "needs = [\"t{up}\"]");
-        }
-    }
+    let text = manifest_of(cairn_tests::CMD_NOOP, n, needs);
     std::fs::write(dir.path().join("workflow.toml"), text).unwrap();
     dir
 }

@@ -514,11 +514,13 @@ async fn execute(
     let setup = launcher.setup(prepared, Arc::new(policies), &opened, progress, jobs(args));
     let (log, state_db) = (&opened.log, &opened.state);
     let workflow = Arc::new(workflow);
-    let work = crate::runner::run(Arc::clone(&workflow), setup, &run_id, start);
+    let mut running = crate::runner::start(Arc::clone(&workflow), setup, &run_id, start);
     let summary = tokio::select! {
-        summary = work => summary.map_err(|e| CliError::input_with_sources(&e))?,
+        summary = running.finish() => summary.map_err(|e| CliError::input_with_sources(&e))?,
         _ = tokio::signal::ctrl_c() => {
-            // Dropping the run stops its tasks; what they did is recorded.
+            // Stop the run and its tasks (what they did is recorded), then
+            // record the end after all of it.
+            running.stop().await;
             let checkpoint = crate::runner::cancelled(log, state_db, &run_id, started.elapsed())
                 .map_err(|e| CliError::input_with_sources(&e))?;
             eprintln!(

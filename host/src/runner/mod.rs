@@ -282,6 +282,8 @@ fn backoff(retries: &crate::manifest::Retries, retry: u32) -> Duration {
 /// Run `workflow` (already authorized by `setup.preflight`) as run `run`.
 /// If the run cannot go on (the audit log or the artifact store failing),
 /// it is recorded as ended in `error`, with a checkpoint, where possible.
+/// Dropping the future stops the run ([`Running::stop`] waits until it
+/// has stopped).
 ///
 /// # Errors
 ///
@@ -292,37 +294,75 @@ pub async fn run(
     run: &str,
     start: Start,
 ) -> Result<Summary, RunError> {
-    let log = Arc::clone(&setup.log);
-    let state = Arc::clone(&setup.state);
-    let started = Instant::now();
-    // The driver runs on one of the runtime's workers, not on the thread
-    // that awaits the run: an attempt it spawns then starts on that same
-    // worker (tokio runs a task spawned from a worker there next), and its
-    // end wakes the driver there too, instead of every step crossing
-    // threads. Dropping the run (Ctrl-C) still stops it and its attempts.
-    let id = run.to_owned();
-    let mut driver = Aborting(tokio::spawn(async move {
-        run_steps(workflow, setup, &id, start).await
-    }));
-    let result = match (&mut driver.0).await {
-        Ok(result) => result,
-        Err(e) => Err(RunError::Task {
-            task: "?".to_owned(),
-            message: format!("the run's driver ended abnormally: {e}"),
-        }),
-    };
-    if result.is_err() {
-        let _ = ended(&log, &state, run, "error", started.elapsed());
-    }
-    result
+    self::start(workflow, setup, run, start).finish().await
 }
 
-/// A spawned task that is aborted when dropped.
-struct Aborting<T>(tokio::task::JoinHandle<T>);
+/// Start run `run` of `workflow` (as [`run`] does) on a runtime worker;
+/// the handle finishes or stops it.
+///
+/// The driver runs on one of the runtime's workers, not on the thread
+/// that awaits the run: an attempt it spawns then starts on that same
+/// worker (tokio runs a task spawned from a worker there next), and its
+/// end wakes the driver there too, instead of every step crossing threads.
+#[must_use]
+pub fn start(workflow: Arc<Workflow>, setup: Setup, run: &str, start: Start) -> Running {
+    let id = run.to_owned();
+    Running(Some(tokio::spawn(async move {
+        let log = Arc::clone(&setup.log);
+        let state = Arc::clone(&setup.state);
+        let started = Instant::now();
+        let result = run_steps(workflow, setup, &id, start).await;
+        if result.is_err() {
+            let _ = ended(&log, &state, &id, "error", started.elapsed());
+        }
+        result
+    })))
+}
 
-impl<T> Drop for Aborting<T> {
+/// A run under way ([`start`]); dropped, it is stopped (its attempts with
+/// it) without waiting.
+#[derive(Debug)]
+pub struct Running(Option<tokio::task::JoinHandle<Result<Summary, RunError>>>);
+
+impl Running {
+    /// Wait for the run to end.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`].
+    pub async fn finish(&mut self) -> Result<Summary, RunError> {
+        let Some(driver) = self.0.as_mut() else {
+            return Err(RunError::Task {
+                task: "?".to_owned(),
+                message: "the run was stopped".to_owned(),
+            });
+        };
+        let result = driver.await;
+        self.0 = None;
+        result.unwrap_or_else(|e| {
+            Err(RunError::Task {
+                task: "?".to_owned(),
+                message: format!("the run's driver ended abnormally: {e}"),
+            })
+        })
+    }
+
+    /// Stop the run and its attempts, and wait until nothing of it runs any
+    /// more, so that what the caller records next comes after everything
+    /// the run recorded.
+    pub async fn stop(mut self) {
+        if let Some(driver) = self.0.take() {
+            driver.abort();
+            let _ = driver.await;
+        }
+    }
+}
+
+impl Drop for Running {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(driver) = self.0.take() {
+            driver.abort();
+        }
     }
 }
 
