@@ -132,18 +132,18 @@ impl Launcher {
                 source,
             };
             let path = workflow.dir.join(&task.component.value);
-            if !read.contains_key(&path) {
-                let bytes = std::fs::read(&path).map_err(|source| {
-                    failed(LoadError::Read {
-                        path: path.clone(),
-                        source,
-                    })
-                })?;
-                let digest = Digest::of(&bytes);
-                read.insert(path.clone(), (bytes, digest));
-            }
-            let Some((bytes, digest)) = read.get(&path) else {
-                continue;
+            let (bytes, digest) = match read.entry(path.clone()) {
+                std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    let bytes = std::fs::read(&path).map_err(|source| {
+                        failed(LoadError::Read {
+                            path: path.clone(),
+                            source,
+                        })
+                    })?;
+                    let digest = Digest::of(&bytes);
+                    slot.insert((bytes, digest))
+                }
             };
             if let Some(pin) = &task.sha256
                 && pin.value != *digest

@@ -109,13 +109,9 @@ fn main() {
 /// several runs after one that warms the compile cache.
 fn example_process(name: &str, user: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cairn = root.join("target/release/cairn");
-    if !cairn.is_file() {
-        println!(
-            "  warm `cairn run` of {name}: build it first with `cargo build --release -p cairn`"
-        );
+    let Some(cairn) = release_cairn(&format!("warm `cairn run` of {name}")) else {
         return;
-    }
+    };
     let example = format!("examples/{name}");
     let state = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
@@ -219,14 +215,9 @@ fn wait_with_peak(child: std::process::Child) -> (i32, u64) {
 
 /// The process rows: what a user running `cairn run` sees.
 fn processes() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cairn = root.join("target/release/cairn");
-    if !cairn.is_file() {
-        println!(
-            "  `cairn run` as a process: build it first with `cargo build --release -p cairn`"
-        );
+    let Some(cairn) = release_cairn("`cairn run` as a process") else {
         return;
-    }
+    };
     println!(
         "`cairn run` as a process: release build, fresh state each run, compile cache warm, a no-op wasip2 `fn main(){{}}` per task"
     );
@@ -266,4 +257,15 @@ fn processes() {
             mib(peak)
         );
     }
+}
+
+/// The release `cairn` binary, or `None` (saying how to build it, for the
+/// row named `what`).
+fn release_cairn(what: &str) -> Option<std::path::PathBuf> {
+    let cairn = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/cairn");
+    if cairn.is_file() {
+        return Some(cairn);
+    }
+    println!("  {what}: build it first with `cargo build --release -p cairn`");
+    None
 }
