@@ -68,10 +68,19 @@ impl Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        let mut text = String::with_capacity(64);
+        push_hex(&mut text, &self.0);
+        f.write_str(&text)
+    }
+}
+
+/// Append `bytes` to `out` as lowercase hex (the formatter's `{:02x}`
+/// costs more than the hashing it shows).
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    let digit = |n: u8| char::from_digit(u32::from(n), 16).unwrap_or('0');
+    for &b in bytes {
+        out.push(digit(b >> 4));
+        out.push(digit(b & 0x0f));
     }
 }
 

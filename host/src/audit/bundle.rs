@@ -265,7 +265,10 @@ pub fn export(
                         .map_or_else(|| file.path.clone(), |n| n.to_string_lossy().into_owned());
                     put(&format!("policies/{name}"), file.text.as_bytes())?;
                 }
-                put("entities.json", format!("{entities:#}\n").as_bytes())?;
+                put(
+                    "entities.json",
+                    format!("{}\n", entities.pretty()).as_bytes(),
+                )?;
             }
             Event::TaskStarted { inputs, .. } => {
                 artifacts.extend(inputs.iter().map(|a| a.sha256.clone()))

@@ -71,11 +71,9 @@ impl std::fmt::Debug for AuditLog {
 /// Hex of a hash.
 #[must_use]
 pub fn hex(hash: &[u8]) -> String {
-    use std::fmt::Write as _;
-    hash.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    let mut s = String::with_capacity(hash.len() * 2);
+    crate::digest::push_hex(&mut s, hash);
+    s
 }
 
 /// A new log id: 16 random hex digits.

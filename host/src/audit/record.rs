@@ -27,6 +27,82 @@ pub struct FileDigest {
     pub sha256: String,
 }
 
+/// The entities of a policy set, in Cedar's JSON entities format: as
+/// rendered for a new record (written as is, never built up as a JSON
+/// tree: a run of 100,000 tasks has as many entities), or as read back.
+#[derive(Debug, Clone)]
+pub enum EntitiesJson {
+    /// Rendered: one line of JSON text.
+    Rendered(Box<serde_json::value::RawValue>),
+    /// Read from a record.
+    Parsed(serde_json::Value),
+}
+
+impl EntitiesJson {
+    /// Render compact JSON text `json` (no newline outside strings).
+    ///
+    /// # Errors
+    ///
+    /// `json` is not JSON.
+    pub fn rendered(json: String) -> Result<Self, serde_json::Error> {
+        serde_json::value::RawValue::from_string(json).map(Self::Rendered)
+    }
+
+    /// The entities as a JSON value.
+    ///
+    /// # Errors
+    ///
+    /// Never for entities that were rendered from JSON.
+    pub fn value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Rendered(raw) => serde_json::from_str(raw.get()),
+            Self::Parsed(value) => Ok(value.clone()),
+        }
+    }
+
+    /// Indented JSON text, for people.
+    #[must_use]
+    pub fn pretty(&self) -> String {
+        match self.value() {
+            Ok(value) => format!("{value:#}"),
+            Err(_) => self.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for EntitiesJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Rendered(raw) => f.write_str(raw.get()),
+            Self::Parsed(value) => write!(f, "{value}"),
+        }
+    }
+}
+
+impl PartialEq for EntitiesJson {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Rendered(a), Self::Rendered(b)) => a.get() == b.get(),
+            _ => self.value().ok() == other.value().ok(),
+        }
+    }
+}
+
+impl Serialize for EntitiesJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Rendered(raw) => raw.serialize(serializer),
+            Self::Parsed(value) => value.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EntitiesJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde_json::Value::deserialize(deserializer).map(Self::Parsed)
+    }
+}
+
 /// A policy file and its text, so decisions can be re-evaluated offline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyFile {
@@ -102,7 +178,7 @@ pub enum Event {
         sha256: String,
         files: Vec<PolicyFile>,
         /// Cedar's JSON entities format.
-        entities: serde_json::Value,
+        entities: EntitiesJson,
     },
     /// One authorization request and its decision.
     Decision {

@@ -559,7 +559,7 @@ impl Checker<'_> {
         run_id: &str,
         sha256: &str,
         files: &[super::record::PolicyFile],
-        entities: &serde_json::Value,
+        entities: &super::record::EntitiesJson,
     ) {
         for file in files {
             if sha256_tag(file.text.as_bytes()) != file.sha256 {
@@ -605,9 +605,8 @@ impl Checker<'_> {
                 _ => e.to_string(),
             })
             .and_then(|p| {
-                let e = p
-                    .entities_from_json(entities.clone())
-                    .map_err(|e| e.to_string())?;
+                let json = entities.value().map_err(|e| e.to_string())?;
+                let e = p.entities_from_json(json).map_err(|e| e.to_string())?;
                 Ok((p, e))
             });
         match loaded {

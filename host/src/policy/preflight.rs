@@ -508,11 +508,41 @@ impl Preflight {
     /// # Errors
     ///
     /// Only if Cedar cannot write its own entities (a bug).
-    pub fn entities_json(&self) -> Result<serde_json::Value, PolicyError> {
+    pub fn entities_json(&self) -> Result<crate::audit::record::EntitiesJson, PolicyError> {
+        let mut pretty = Vec::new();
         self.entities
-            .to_json_value()
+            .write_to_json(&mut pretty)
+            .map_err(|e| PolicyError::Schema(e.to_string()))?;
+        let text =
+            String::from_utf8(compact(pretty)).map_err(|e| PolicyError::Schema(e.to_string()))?;
+        crate::audit::record::EntitiesJson::rendered(text)
             .map_err(|e| PolicyError::Schema(e.to_string()))
     }
+}
+
+/// `json` without the whitespace between its tokens (what a pretty
+/// printer adds); strings are kept byte for byte.
+pub(super) fn compact(mut json: Vec<u8>) -> Vec<u8> {
+    let mut in_string = false;
+    let mut escaped = false;
+    json.retain(|&b| {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            true
+        } else if b == b'"' {
+            in_string = true;
+            true
+        } else {
+            !matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+        }
+    });
+    json
 }
 
 /// A recorded request, decided again: the audit verifier's view of

@@ -252,3 +252,24 @@ fn invalid_policies_are_refused_with_file_and_position() {
         Err(PolicyError::Invalid(_))
     ));
 }
+
+#[test]
+fn recorded_entities_are_one_line_that_reads_back_as_cedar_wrote_them() {
+    let p = preflight_of(ETL, BASE, "alice");
+    let recorded = p.entities_json().expect("entities");
+    let text = recorded.to_string();
+    assert!(!text.contains('\n'), "one line: {text}");
+    assert_eq!(
+        recorded.value().expect("JSON"),
+        p.entities.to_json_value().expect("entities"),
+    );
+}
+
+#[test]
+fn compacting_json_keeps_strings_byte_for_byte() {
+    let pretty = b"{\n  \"a b\": [ 1,\n 2 ],\t\"c\": \"x \\\" y\\n\\\\\" }".to_vec();
+    assert_eq!(
+        String::from_utf8(preflight::compact(pretty)).expect("UTF-8"),
+        r#"{"a b":[1,2],"c":"x \" y\n\\"}"#
+    );
+}
