@@ -165,7 +165,7 @@ fn verification() {
             Event::PolicySet {
                 sha256: policy_set_digest(&files),
                 files,
-                entities: serde_json::json!([]),
+                entities: cairn::audit::record::EntitiesJson::Parsed(serde_json::json!([])),
             },
         )
         .unwrap();

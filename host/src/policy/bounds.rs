@@ -39,8 +39,12 @@ pub const MAX_IFS: usize = 200;
 pub const MAX_OPERATORS: usize = 10_000;
 /// The largest entities file (or recorded entities), in bytes.
 pub const MAX_ENTITIES_BYTES: usize = 16 << 20;
-/// The most entities in one file or recorded set.
+/// The most entities in one file.
 pub const MAX_ENTITIES: usize = 100_000;
+/// The most entities in a recorded set: a run records one per task besides
+/// the people, and a manifest within its 16 MiB holds fewer than this many
+/// tasks, so every run Cairn carries out stays verifiable.
+pub const MAX_RECORDED_ENTITIES: usize = 1_000_000;
 /// The longest chain of parents (a user in a group in a group…).
 pub const MAX_HIERARCHY_DEPTH: usize = 32;
 /// The most (entity, ancestor) pairs in one hierarchy: the size of the
@@ -391,7 +395,8 @@ fn element_starts(text: &str) -> Vec<usize> {
 }
 
 /// Check entities in Cedar's JSON format held as a value (as the audit log
-/// records them): as [`check_entities_text`], without places.
+/// records them): as [`check_entities_text`], without places, and with
+/// room for one entity per task ([`MAX_RECORDED_ENTITIES`]).
 ///
 /// # Errors
 ///
@@ -401,7 +406,7 @@ pub fn check_entities_value(entities: &Value) -> Result<(), Diagnostic> {
         return Ok(());
     };
     let nodes: Vec<Node> = items.iter().filter_map(|e| node_of(e, 0..0)).collect();
-    check_hierarchy(&nodes).map_err(|mut d| {
+    check_hierarchy_of(&nodes, MAX_RECORDED_ENTITIES).map_err(|mut d| {
         d.span = None;
         d
     })
@@ -416,12 +421,17 @@ pub fn check_entities_value(entities: &Value) -> Result<(), Diagnostic> {
 ///
 /// A [`Diagnostic`] at the first entity found that passes a limit.
 pub fn check_hierarchy(nodes: &[Node]) -> Result<(), Diagnostic> {
-    if nodes.len() > MAX_ENTITIES {
-        let span = nodes.get(MAX_ENTITIES).map_or(0..0, |n| n.span.clone());
+    check_hierarchy_of(nodes, MAX_ENTITIES)
+}
+
+/// [`check_hierarchy`] with at most `most` entities.
+fn check_hierarchy_of(nodes: &[Node], most: usize) -> Result<(), Diagnostic> {
+    if nodes.len() > most {
+        let span = nodes.get(most).map_or(0..0, |n| n.span.clone());
         return Err(Diagnostic::at(
             span,
             format!(
-                "{} entities; Cairn gives Cedar at most {MAX_ENTITIES} at once",
+                "{} entities; Cairn gives Cedar at most {most} at once",
                 nodes.len()
             ),
         )
@@ -591,6 +601,22 @@ mod tests {
 
     fn policy(condition: &str) -> String {
         format!("permit(principal, action, resource) when {{ {condition} }};\n")
+    }
+
+    #[test]
+    fn a_run_of_more_tasks_than_an_entities_file_may_hold_still_verifies() {
+        let task = |i: usize| {
+            serde_json::json!({
+                "uid": { "type": "Cairn::Task", "id": format!("t{i}") },
+                "attrs": {},
+                "parents": [{ "type": "Cairn::Workflow", "id": "w" }],
+            })
+        };
+        let recorded = Value::Array((0..MAX_ENTITIES + 2).map(task).collect());
+        check_entities_value(&recorded).unwrap();
+        let text = recorded.to_string();
+        let d = check_entities_text(&text).unwrap_err();
+        assert!(d.message.contains("at most 100000"), "{}", d.message);
     }
 
     #[test]
