@@ -130,9 +130,16 @@ fn example_process(name: &str, user: &str) {
     let cold = match once() {
         Ok(cold) => cold,
         Err(out) => {
+            // The first problem is enough to say what to do (usually: the
+            // example's tasks are not built yet).
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let first = stderr
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("no message");
             println!(
-                "  warm `cairn run` of {name}: it failed; build its tasks first (`cairn build {example}`):\n{}",
-                String::from_utf8_lossy(&out.stderr)
+                "  warm `cairn run` of {name}: it failed ({first}); build its tasks first: `cairn build {example}`"
             );
             return;
         }
