@@ -23,6 +23,7 @@ pub mod resume;
 pub mod runner;
 pub mod sandbox;
 pub mod secrets;
+pub mod serve;
 pub mod state;
 pub mod units;
 pub mod workflow;

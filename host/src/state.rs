@@ -56,6 +56,14 @@ CREATE TABLE IF NOT EXISTS attempts (
     logs TEXT NOT NULL,
     PRIMARY KEY (run, task, attempt)
 );
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    secret_sha256 TEXT NOT NULL,
+    created TEXT NOT NULL,
+    expires TEXT,
+    revoked TEXT
+);
 CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY,
     task TEXT NOT NULL,
@@ -80,6 +88,24 @@ pub enum StateError {
     },
     #[error("run state `{}` was written by a newer cairn (schema {found}, this one reads {VERSION})", path.display())]
     Newer { path: PathBuf, found: i64 },
+}
+
+/// An API token as stored: never the secret, only its digest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenRow {
+    /// The public part, named in records and `cairn token list`.
+    pub id: String,
+    /// The principal it authenticates.
+    pub user: String,
+    /// Hex SHA-256 of the secret part.
+    #[serde(skip)]
+    pub secret_sha256: String,
+    /// RFC 3339.
+    pub created: String,
+    /// RFC 3339, or never.
+    pub expires: Option<String>,
+    /// RFC 3339 of its revocation, if it was revoked.
+    pub revoked: Option<String>,
 }
 
 /// A run as recorded.
@@ -474,6 +500,89 @@ impl State {
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Store a new token (committed at once).
+    ///
+    /// # Errors
+    ///
+    /// Database errors (an id already taken among them).
+    pub fn add_token(&mut self, token: &TokenRow) -> Result<(), StateError> {
+        self.commit()?;
+        self.db
+            .execute(
+                "INSERT INTO tokens (id, user, secret_sha256, created, expires, revoked)
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
+                params![
+                    token.id,
+                    token.user,
+                    token.secret_sha256,
+                    token.created,
+                    token.expires
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Every token, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn tokens(&self) -> Result<Vec<TokenRow>, StateError> {
+        self.token_rows("SELECT id, user, secret_sha256, created, expires, revoked FROM tokens ORDER BY created, id", None)
+    }
+
+    /// The token with public part `id`.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn token(&self, id: &str) -> Result<Option<TokenRow>, StateError> {
+        self.token_rows(
+            "SELECT id, user, secret_sha256, created, expires, revoked FROM tokens WHERE id = ?1",
+            Some(id),
+        )
+        .map(|rows| rows.into_iter().next())
+    }
+
+    fn token_rows(&self, sql: &str, id: Option<&str>) -> Result<Vec<TokenRow>, StateError> {
+        let mut query = self.db.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let row = |r: &rusqlite::Row<'_>| {
+            Ok(TokenRow {
+                id: r.get(0)?,
+                user: r.get(1)?,
+                secret_sha256: r.get(2)?,
+                created: r.get(3)?,
+                expires: r.get(4)?,
+                revoked: r.get(5)?,
+            })
+        };
+        let rows = match id {
+            Some(id) => query.query_map(params![id], row),
+            None => query.query_map([], row),
+        }
+        .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Revoke token `id` at `when` (committed at once); whether a token
+    /// that was not yet revoked was.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn revoke_token(&mut self, id: &str, when: &str) -> Result<bool, StateError> {
+        self.commit()?;
+        let changed = self
+            .db
+            .execute(
+                "UPDATE tokens SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
+                params![id, when],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(changed > 0)
     }
 
     /// Remember that attempt `attempt` of `task` in `run` succeeded with

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// A duration written like `30s`, `1m30s`, `250ms` or `2h`.
+/// A duration written like `30s`, `1m30s`, `250ms`, `2h` or `30d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct HumanDuration(pub std::time::Duration);
 
@@ -50,6 +50,7 @@ impl FromStr for HumanDuration {
                 "s" => 1000,
                 "m" => 60_000,
                 "h" => 3_600_000,
+                "d" => 86_400_000,
                 _ => return Err(bad()),
             };
             let part = number

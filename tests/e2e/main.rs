@@ -24,4 +24,5 @@ mod policy;
 mod recovery;
 mod resume;
 mod support;
+mod tokens;
 mod torture;

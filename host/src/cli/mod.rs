@@ -36,6 +36,7 @@ mod policy;
 mod run;
 mod runs;
 mod style;
+mod token;
 mod workflow;
 
 use std::process::ExitCode;
@@ -145,6 +146,9 @@ enum Command {
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
     Keygen(audit::KeygenArgs),
+    /// API tokens for `cairn serve`: create, list, revoke.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// The audit trail: verify it offline, show it, export a bundle, prove a record.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -232,6 +236,7 @@ fn command() -> ExitCode {
             Command::Runs(command) => runs::runs(&command),
             Command::Exec(args) => exec::exec(*args, cli.verbose).await,
             Command::Keygen(args) => audit::keygen_command(&args),
+            Command::Token(command) => token::token(&command),
             Command::Audit(command) => audit::audit(&command),
             Command::Validate(args) => workflow::validate(&args),
             Command::Graph(args) => workflow::graph(&args),

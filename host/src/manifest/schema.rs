@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 const NAME: &str = "^[A-Za-z][A-Za-z0-9_-]{0,63}$";
-const DURATION: &str = "^([0-9]+(ms|s|m|h))+$";
+const DURATION: &str = "^([0-9]+(ms|s|m|h|d))+$";
 const SIZE: &str = "^[0-9]+ ?(B|KiB|MiB|GiB|KB|kB|MB|GB)?$";
 
 fn settings() -> serde_json::Map<String, Value> {
