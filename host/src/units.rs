@@ -134,7 +134,8 @@ mod tests {
         assert_eq!(parse("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse("2h"), Ok(Duration::from_secs(7200)));
-        for bad in ["", "30", "s", "1.5s", "-1s", "1d", "1 s"] {
+        assert_eq!(parse("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        for bad in ["", "30", "s", "1.5s", "-1s", "1w", "1 s"] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(matches!(
