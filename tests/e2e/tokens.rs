@@ -62,4 +62,8 @@ fn bad_token_requests_are_input_errors_that_say_what_to_do() {
     let empty = run_in(dir.path(), &["token", "list"]);
     assert_eq!(empty.code, 0);
     assert_contains(&empty.stderr, "no tokens yet");
+    assert!(
+        !dir.path().join(".cairn").exists(),
+        "listing and revoking create no state directory"
+    );
 }

@@ -69,6 +69,8 @@ pub(crate) fn token(command: &TokenCommand) -> Result<Exit, CliError> {
             state_dir,
             json,
         } => {
+            // Refused before anything is made on disk.
+            tokens::check_user(user).map_err(CliError::input)?;
             let mut state = State::open(state_dir).map_err(CliError::input)?;
             let issued = tokens::issue(&mut state, user, expires.map(|d| d.0), now)
                 .map_err(CliError::input)?;
@@ -100,8 +102,13 @@ pub(crate) fn token(command: &TokenCommand) -> Result<Exit, CliError> {
             Ok(Exit::Success)
         }
         TokenCommand::List { state_dir, json } => {
-            let state = State::open(state_dir).map_err(CliError::input)?;
-            let rows = state.tokens().map_err(CliError::input)?;
+            // Reading makes nothing: no state directory, no tokens.
+            let rows = if state_dir.join("state.db").is_file() {
+                let state = State::open(state_dir).map_err(CliError::input)?;
+                state.tokens().map_err(CliError::input)?
+            } else {
+                Vec::new()
+            };
             if *json {
                 let rows: Vec<serde_json::Value> = rows
                     .iter()
@@ -139,12 +146,19 @@ pub(crate) fn token(command: &TokenCommand) -> Result<Exit, CliError> {
             state_dir,
             json,
         } => {
+            let unknown = || {
+                CliError::input(format!(
+                    "no token `{}` in `{}`; `cairn token list` shows the ids",
+                    style::printable(id.as_bytes()),
+                    state_dir.display()
+                ))
+            };
+            if !state_dir.join("state.db").is_file() {
+                return Err(unknown());
+            }
             let mut state = State::open(state_dir).map_err(CliError::input)?;
             let Some(row) = state.token(id).map_err(CliError::input)? else {
-                return Err(CliError::input(format!(
-                    "no token `{}`; `cairn token list` shows the ids",
-                    style::printable(id.as_bytes())
-                )));
+                return Err(unknown());
             };
             let when = crate::audit::record::rfc3339(now);
             let revoked_now = state.revoke_token(id, &when).map_err(CliError::input)?;

@@ -50,6 +50,19 @@ fn digest(secret: &str) -> String {
     crate::audit::log::hex(&Sha256::digest(secret.as_bytes()))
 }
 
+/// Whether `user` can be a token's user: 1 to 128 characters, none of
+/// them control characters.
+///
+/// # Errors
+///
+/// [`TokenError::BadUser`].
+pub fn check_user(user: &str) -> Result<(), TokenError> {
+    if user.is_empty() || user.chars().count() > MAX_USER || user.chars().any(char::is_control) {
+        return Err(TokenError::BadUser);
+    }
+    Ok(())
+}
+
 /// Issue a token for `user` that expires `expires_in` after `now` (or
 /// never), and store it in `state`.
 ///
@@ -63,9 +76,7 @@ pub fn issue(
     expires_in: Option<Duration>,
     now: SystemTime,
 ) -> Result<Issued, TokenError> {
-    if user.is_empty() || user.chars().count() > MAX_USER || user.chars().any(char::is_control) {
-        return Err(TokenError::BadUser);
-    }
+    check_user(user)?;
     let mut id = [0u8; 6];
     let mut secret = [0u8; 32];
     getrandom::fill(&mut id).map_err(|e| TokenError::Random(e.to_string()))?;
