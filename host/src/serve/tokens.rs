@@ -15,6 +15,11 @@ use crate::state::{State, StateError, TokenRow};
 /// What every token starts with (so scanners can find leaked ones).
 pub const PREFIX: &str = "cairn_";
 
+/// Hex digits of a token's id (6 random bytes).
+const ID_HEX: usize = 12;
+/// Characters of a token's secret (32 random bytes, base64url unpadded).
+const SECRET_CHARS: usize = 43;
+
 /// The longest user name a token may carry.
 const MAX_USER: usize = 128;
 
@@ -77,7 +82,7 @@ pub fn issue(
     now: SystemTime,
 ) -> Result<Issued, TokenError> {
     check_user(user)?;
-    let mut id = [0u8; 6];
+    let mut id = [0u8; ID_HEX / 2];
     let mut secret = [0u8; 32];
     getrandom::fill(&mut id).map_err(|e| TokenError::Random(e.to_string()))?;
     getrandom::fill(&mut secret).map_err(|e| TokenError::Random(e.to_string()))?;
@@ -115,7 +120,12 @@ pub fn authenticate(
         .strip_prefix(PREFIX)
         .and_then(|rest| rest.split_once('_'))
         .ok_or(TokenError::Malformed)?;
-    if id.is_empty() || secret.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    // Exactly what `issue` makes: nothing longer reaches the database or
+    // the hash.
+    if id.len() != ID_HEX
+        || secret.len() != SECRET_CHARS
+        || !id.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return Err(TokenError::Malformed);
     }
     let row = state.token(id)?.ok_or(TokenError::Unknown)?;
@@ -130,15 +140,18 @@ pub fn authenticate(
     if row.revoked.is_some() {
         return Err(TokenError::Revoked);
     }
-    // Both are RFC 3339 in UTC with fixed width: they order as text.
-    if row
-        .expires
-        .as_deref()
-        .is_some_and(|e| rfc3339(now).as_str() >= e)
-    {
+    if expired(&row, now) {
         return Err(TokenError::Expired);
     }
     Ok(row)
+}
+
+/// Whether `row` has expired at `now`. Both times are RFC 3339 in UTC of
+/// one fixed width, so they order as text.
+fn expired(row: &TokenRow, now: SystemTime) -> bool {
+    row.expires
+        .as_deref()
+        .is_some_and(|e| rfc3339(now).as_str() >= e)
 }
 
 /// A token's status at `now`: `active`, `expired` or `revoked`.
@@ -146,11 +159,7 @@ pub fn authenticate(
 pub fn status(row: &TokenRow, now: SystemTime) -> &'static str {
     if row.revoked.is_some() {
         "revoked"
-    } else if row
-        .expires
-        .as_deref()
-        .is_some_and(|e| rfc3339(now).as_str() >= e)
-    {
+    } else if expired(row, now) {
         "expired"
     } else {
         "active"
@@ -178,7 +187,11 @@ mod tests {
         assert!(issued.token.starts_with("cairn_"));
         let row = authenticate(&state, &issued.token, now).unwrap();
         assert_eq!(row.user, "alice");
-        let secret = issued.token.rsplit_once('_').map(|(_, s)| s).unwrap();
+        // The secret is all after `cairn_<id>_` (base64url may hold `_`).
+        let secret = issued
+            .token
+            .strip_prefix(&format!("{PREFIX}{}_", issued.row.id))
+            .unwrap();
         let stored = state.tokens().unwrap();
         assert_eq!(stored.len(), 1);
         assert!(
