@@ -235,6 +235,9 @@ impl Launcher {
             progress,
             jobs,
             state: Arc::clone(&state.state),
+            trigger: None,
+            slots: None,
+            drain: None,
         }
     }
 }

@@ -410,6 +410,7 @@ mod tests {
                 parameters: BTreeMap::new(),
                 components: BTreeMap::new(),
                 cairn: "test".into(),
+                trigger: None,
             },
         );
         for (seq, event) in [

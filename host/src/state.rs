@@ -90,6 +90,22 @@ pub enum StateError {
     Newer { path: PathBuf, found: i64 },
 }
 
+/// A `runs` row, selected as `id, workflow, manifest, manifest_sha256,
+/// policy_set, user, status, started, duration_ms`.
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: r.get(0)?,
+        workflow: r.get(1)?,
+        manifest: r.get(2)?,
+        manifest_sha256: r.get(3)?,
+        policy_set: r.get(4)?,
+        user: r.get(5)?,
+        status: r.get(6)?,
+        started: r.get(7)?,
+        duration_ms: r.get(8)?,
+    })
+}
+
 /// An API token as stored: never the secret, only its digest.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TokenRow {
@@ -211,6 +227,20 @@ impl State {
     pub fn commit(&mut self) -> Result<(), StateError> {
         if self.open_since.take().is_some() {
             self.db.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Commit the open transaction if it has been open for
+    /// [`COMMIT_EVERY`]: for a process whose readers should not wait for
+    /// its next write (the service).
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn commit_if_due(&mut self) -> Result<(), StateError> {
+        if self.open_since.is_some_and(|t| t.elapsed() >= COMMIT_EVERY) {
+            self.commit()?;
         }
         Ok(())
     }
@@ -415,21 +445,7 @@ impl State {
                  FROM runs ORDER BY started DESC, id DESC",
             )
             .map_err(|e| self.err(e))?;
-        let rows = query
-            .query_map([], |r| {
-                Ok(RunRow {
-                    id: r.get(0)?,
-                    workflow: r.get(1)?,
-                    manifest: r.get(2)?,
-                    manifest_sha256: r.get(3)?,
-                    policy_set: r.get(4)?,
-                    user: r.get(5)?,
-                    status: r.get(6)?,
-                    started: r.get(7)?,
-                    duration_ms: r.get(8)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
+        let rows = query.query_map([], run_row).map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
@@ -439,7 +455,15 @@ impl State {
     ///
     /// Database errors.
     pub fn run(&self, id: &str) -> Result<Option<RunRow>, StateError> {
-        Ok(self.runs()?.into_iter().find(|r| r.id == id))
+        let mut query = self
+            .db
+            .prepare_cached(
+                "SELECT id, workflow, manifest, manifest_sha256, policy_set, user, status, started, duration_ms
+                 FROM runs WHERE id = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = query.query_map([id], run_row).map_err(|e| self.err(e))?;
+        rows.next().transpose().map_err(|e| self.err(e))
     }
 
     /// A run's tasks, in the order they ended.

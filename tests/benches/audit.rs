@@ -157,6 +157,7 @@ fn verification() {
                 parameters: std::collections::BTreeMap::new(),
                 components: std::collections::BTreeMap::new(),
                 cairn: "bench".into(),
+                trigger: None,
             },
         )
         .unwrap();

@@ -25,7 +25,7 @@ fn completions_cover_every_command_in_each_shell() {
 fn every_command_that_reports_has_json() {
     // Commands whose output is already machine-readable as it is: `schema`
     // and `policy schema` print a schema, `graph` DOT or Mermaid, `audit
-    // prove` a JSON proof, `completions` a script.
+    // prove` a JSON proof, `completions` a script; `serve` is a daemon.
     for command in [
         &["run"][..],
         &["resume"],
@@ -40,6 +40,8 @@ fn every_command_that_reports_has_json() {
         &["runs", "list"],
         &["runs", "show"],
         &["runs", "logs"],
+        &["runs", "cancel"],
+        &["trigger"],
         &["policy", "validate"],
         &["policy", "test"],
         &["audit", "verify"],

@@ -23,6 +23,7 @@ mod network;
 mod policy;
 mod recovery;
 mod resume;
+mod serve;
 mod support;
 mod tokens;
 mod torture;

@@ -356,6 +356,34 @@ impl AuditLog {
             })
     }
 
+    /// Sign a checkpoint if records follow the last one: for a writer
+    /// that stops, or a service that has been idle a while.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors.
+    pub fn close(&mut self) -> Result<(), AuditError> {
+        if self.records_since_checkpoint > 0 || self.left_unsigned {
+            self.checkpoint("")?;
+        } else {
+            self.seal()?;
+        }
+        Ok(())
+    }
+
+    /// Sign a checkpoint if records follow the last one and it is older
+    /// than the checkpoint interval (a service between requests).
+    ///
+    /// # Errors
+    ///
+    /// I/O errors.
+    pub fn checkpoint_if_stale(&mut self) -> Result<(), AuditError> {
+        if self.records_since_checkpoint > 0 && self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            self.checkpoint("")?;
+        }
+        Ok(())
+    }
+
     /// Sign a checkpoint if the last one is old or many records back.
     ///
     /// # Errors

@@ -153,6 +153,10 @@ pub enum Event {
         /// Each task's component digest (`sha256:<hex>`), by task name.
         components: BTreeMap<String, String>,
         cairn: String,
+        /// The `trigger` record that started it (runs the service starts;
+        /// absent for `cairn run`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trigger: Option<u64>,
     },
     /// An interrupted run (killed, cancelled, or ended in `error`) goes on
     /// (`cairn resume`). A `policy-set` and the preflight decisions the
@@ -193,6 +197,44 @@ pub enum Event {
         decision: String,
         policies: Vec<String>,
         errors: Vec<String>,
+    },
+    /// The service (`cairn serve`) serves a workflow, newly or as changed:
+    /// its manifest, and the policy set its requests are decided by (the
+    /// `policy-set` record after this one, also outside any run).
+    WorkflowLoaded {
+        workflow: String,
+        manifest: FileDigest,
+        source: String,
+        policy_set: String,
+    },
+    /// One request to the service and its decision, before it takes
+    /// effect: who (from the token), the action, on what, decided by the
+    /// recorded `policy_set`. `token` is the API token's id (never the
+    /// token), `""` for the service's own requests (a schedule's tick).
+    Access {
+        token: String,
+        workflow: String,
+        action: String,
+        principal: serde_json::Value,
+        resource: serde_json::Value,
+        context: serde_json::Value,
+        /// `allow` or `deny`.
+        decision: String,
+        policies: Vec<String>,
+        errors: Vec<String>,
+        policy_set: String,
+    },
+    /// Something starts run `starts` of `workflow` as `user`: an API call
+    /// (`via` `api`, with its token's id), allowed by the `access` record
+    /// `access`. The run's `run-started` names this record.
+    Trigger {
+        via: String,
+        workflow: String,
+        starts: String,
+        user: String,
+        token: String,
+        parameters: BTreeMap<String, String>,
+        access: u64,
     },
     /// A data edge: an upstream output handed to a task's input.
     DataFlow {
@@ -299,6 +341,9 @@ impl Event {
             Self::RunResumed { .. } => "run-resumed",
             Self::PolicySet { .. } => "policy-set",
             Self::Decision { .. } => "decision",
+            Self::WorkflowLoaded { .. } => "workflow-loaded",
+            Self::Access { .. } => "access",
+            Self::Trigger { .. } => "trigger",
             Self::DataFlow { .. } => "data-flow",
             Self::TaskStarted { .. } => "task-started",
             Self::SecretRead { .. } => "secret-read",

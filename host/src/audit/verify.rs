@@ -9,7 +9,10 @@
 //! of its `run` and every secret read an allow of its `read_secret`; every
 //! recorded digest against the artifacts that are present; and every
 //! recorded Cedar decision, decided again against the run's recorded
-//! policy set and entities. Never writes anything.
+//! policy set and entities; and, for the service, every request decision
+//! against the policy set its `workflow-loaded` recorded, and that each
+//! run the service started names a `trigger` allowed before it. Never
+//! writes anything.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -222,6 +225,15 @@ struct Checker<'a> {
     pending: Vec<Pending>,
     /// Where the last checkpoint record stands.
     covered: Option<u64>,
+    /// The service's policy sets (`workflow-loaded`, then `policy-set`
+    /// outside any run), by digest.
+    service_sets: HashMap<String, Arc<(Policies, cedar_policy::Entities)>>,
+    /// The policy set a `workflow-loaded` announced, until its `policy-set`.
+    announced: Option<String>,
+    /// Allowed `trigger` requests: record → (workflow, principal id).
+    triggers_allowed: HashMap<u64, (String, String)>,
+    /// `trigger` records: record → (run, workflow).
+    triggers: HashMap<u64, (String, String)>,
 }
 
 impl Checker<'_> {
@@ -371,9 +383,25 @@ impl Checker<'_> {
                 policy_set,
                 manifest,
                 source,
+                workflow,
+                trigger,
                 ..
             } => {
                 self.report.runs += 1;
+                if let Some(trigger) = trigger {
+                    match self.triggers.get(trigger) {
+                        Some((run, of)) if run == run_id && of == workflow => {
+                            self.report.authorized += 1;
+                        }
+                        _ => self.problem(
+                            at,
+                            "authorization",
+                            format!(
+                                "run `{run_id}` names record {trigger} as its trigger, which is not a trigger of this run of `{workflow}`"
+                            ),
+                        ),
+                    }
+                }
                 if sha256_tag(source.as_bytes()) != manifest.sha256 {
                     self.problem(
                         at,
@@ -544,6 +572,81 @@ impl Checker<'_> {
                     self.artifact(at, "output", output);
                 }
             }
+            Event::WorkflowLoaded {
+                manifest,
+                source,
+                policy_set,
+                ..
+            } => {
+                if sha256_tag(source.as_bytes()) != manifest.sha256 {
+                    self.problem(
+                        at,
+                        "digest",
+                        "the recorded manifest does not match its digest",
+                    );
+                }
+                self.announced = Some(policy_set.clone());
+            }
+            Event::Access {
+                workflow,
+                action,
+                principal,
+                resource,
+                context,
+                decision,
+                policies,
+                errors,
+                policy_set,
+                ..
+            } => {
+                let Some(set) = self.service_sets.get(policy_set).cloned() else {
+                    self.problem(
+                        at,
+                        "decision",
+                        format!("no policy set {policy_set} was recorded before this decision"),
+                    );
+                    return;
+                };
+                if action == "trigger" && decision == "allow" {
+                    let who = principal
+                        .get("id")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default();
+                    self.triggers_allowed
+                        .insert(at, (workflow.clone(), who.to_owned()));
+                }
+                self.report.decisions += 1;
+                self.pending.push(Pending {
+                    at,
+                    set,
+                    action: action.clone(),
+                    principal: principal.clone(),
+                    resource: resource.clone(),
+                    context: context.clone(),
+                    decision: decision.clone(),
+                    policies: policies.clone(),
+                    errors: errors.len(),
+                });
+            }
+            Event::Trigger {
+                workflow,
+                starts: run,
+                user,
+                access,
+                ..
+            } => match self.triggers_allowed.get(access) {
+                Some((of, who)) if of == workflow && who == user => {
+                    self.report.authorized += 1;
+                    self.triggers.insert(at, (run.clone(), workflow.clone()));
+                }
+                _ => self.problem(
+                    at,
+                    "authorization",
+                    format!(
+                        "the trigger of run `{run}` names record {access}, which is not an allowed `trigger` of `{workflow}` by `{user}`"
+                    ),
+                ),
+            },
             Event::DataFlow { .. }
             | Event::HttpRequest { allowed: false, .. }
             | Event::Retry { .. }
@@ -573,6 +676,27 @@ impl Checker<'_> {
         if policy_set_digest(files) != sha256 {
             self.problem(at, "policy-set", "the policy set does not match its digest");
         }
+        if run_id.is_empty() {
+            // The service's: announced by the `workflow-loaded` before it.
+            if self.announced.take().as_deref() != Some(sha256) {
+                self.problem(
+                    at,
+                    "policy-set",
+                    "a policy set outside a run follows no `workflow-loaded` that names it",
+                );
+            }
+            match load_set(files, entities) {
+                Ok(pair) => {
+                    self.service_sets.insert(sha256.to_owned(), Arc::new(pair));
+                }
+                Err(e) => self.problem(
+                    at,
+                    "policy-set",
+                    format!("the recorded policies do not load: {e}"),
+                ),
+            }
+            return;
+        }
         let Some(run) = self.runs.get(run_id) else {
             self.problem(
                 at,
@@ -588,28 +712,7 @@ impl Checker<'_> {
                 "the policy set is not the one the run started with",
             );
         }
-        let sources = files
-            .iter()
-            .map(|f| (PathBuf::from(&f.path), f.text.clone()))
-            .collect();
-        let loaded = Policies::from_sources(sources)
-            .map_err(|e| match &e {
-                // Name the first problem: the auditor needs to know which.
-                crate::policy::PolicyError::Invalid(files) => files
-                    .first()
-                    .and_then(|f| {
-                        let d = f.diagnostics.0.first()?;
-                        Some(format!("`{}`: {}", f.path.display(), d.message))
-                    })
-                    .unwrap_or_else(|| e.to_string()),
-                _ => e.to_string(),
-            })
-            .and_then(|p| {
-                let json = entities.value().map_err(|e| e.to_string())?;
-                let e = p.entities_from_json(json).map_err(|e| e.to_string())?;
-                Ok((p, e))
-            });
-        match loaded {
+        match load_set(files, entities) {
             Ok(pair) => {
                 if let Some(run) = self.runs.get_mut(run_id) {
                     run.policies = Some(Arc::new(pair));
@@ -622,6 +725,34 @@ impl Checker<'_> {
             ),
         }
     }
+}
+
+/// A recorded policy set, loaded to decide its decisions again.
+fn load_set(
+    files: &[super::record::PolicyFile],
+    entities: &super::record::EntitiesJson,
+) -> Result<(Policies, cedar_policy::Entities), String> {
+    let sources = files
+        .iter()
+        .map(|f| (PathBuf::from(&f.path), f.text.clone()))
+        .collect();
+    Policies::from_sources(sources)
+        .map_err(|e| match &e {
+            // Name the first problem: the auditor needs to know which.
+            crate::policy::PolicyError::Invalid(files) => files
+                .first()
+                .and_then(|f| {
+                    let d = f.diagnostics.0.first()?;
+                    Some(format!("`{}`: {}", f.path.display(), d.message))
+                })
+                .unwrap_or_else(|| e.to_string()),
+            _ => e.to_string(),
+        })
+        .and_then(|p| {
+            let json = entities.value().map_err(|e| e.to_string())?;
+            let e = p.entities_from_json(json).map_err(|e| e.to_string())?;
+            Ok((p, e))
+        })
 }
 
 /// The digest of a policy set: SHA-256 over `path\0sha256\n` of each file,
@@ -701,6 +832,10 @@ fn scan(bytes: &[u8], key: &Verifier, artifacts: &Artifacts) -> (Report, Stored,
         last_checkpoint: None,
         pending: Vec::new(),
         covered: None,
+        service_sets: HashMap::new(),
+        announced: None,
+        triggers_allowed: HashMap::new(),
+        triggers: HashMap::new(),
     };
     let mut tree = Tree::new();
     let mut leaves = Stored::new();

@@ -527,6 +527,50 @@ fn describe(event: &Event) -> String {
             }
         ),
         Event::PolicySet { files, .. } => format!("{} policy file(s)", files.len()),
+        Event::WorkflowLoaded {
+            workflow,
+            manifest,
+            policy_set,
+            ..
+        } => format!(
+            "serving {workflow} (manifest {}, policies {})",
+            short(&manifest.sha256),
+            short(policy_set)
+        ),
+        Event::Access {
+            token,
+            workflow,
+            action,
+            principal,
+            resource,
+            decision,
+            policies,
+            ..
+        } => format!(
+            "{decision} {} {action} {} of {workflow} [{}] (token {})",
+            principal
+                .get("id")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default(),
+            resource
+                .get("id")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default(),
+            if policies.is_empty() {
+                "no policy permits".to_owned()
+            } else {
+                policies.join(", ")
+            },
+            if token.is_empty() { "none" } else { token }
+        ),
+        Event::Trigger {
+            via,
+            workflow,
+            starts: run,
+            user,
+            access,
+            ..
+        } => format!("{via} starts run {run} of {workflow} as {user} (allowed at record {access})"),
         Event::Decision {
             phase,
             task,

@@ -31,10 +31,12 @@ macro_rules! out {
 
 mod audit;
 mod build;
+mod client;
 mod exec;
 mod policy;
 mod run;
 mod runs;
+mod serve;
 mod style;
 mod token;
 mod workflow;
@@ -115,6 +117,9 @@ as a placeholder that the host swaps for the value only in requests to hosts pol
 signed, tamper-evident audit log that `cairn audit verify` checks offline with only the public key. \
 `cairn exec` runs one task on its own; `cairn validate` and `cairn graph` check and draw manifests; \
 `cairn policy test` checks policies against expected decisions.\n\n\
+`cairn serve` runs workflows as a service: runs start on authenticated API requests, each \
+decided by policy and recorded first (`cairn token` makes API tokens; `cairn trigger` and \
+`cairn runs --server` are its client).\n\n\
 `cairn build` runs the tasks' build commands (`cairn run --build` builds, then runs); \
 `cairn resume` finishes a run that was killed or stopped; `cairn completions` prints shell \
 completions.",
@@ -135,9 +140,11 @@ enum Command {
     Run(run::RunArgs),
     Build(build::BuildArgs),
     Resume(run::ResumeArgs),
-    /// Look at past runs: list them, show one, print its tasks' logs.
+    /// Look at runs: list them, show one, print its tasks' logs; a server's too (--server), and cancel them.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
+    Serve(serve::ServeArgs),
+    Trigger(client::TriggerArgs),
     Exec(Box<exec::ExecArgs>),
     Validate(workflow::ValidateArgs),
     Graph(workflow::GraphArgs),
@@ -233,7 +240,9 @@ fn command() -> ExitCode {
             Command::Run(args) => run::run(&args).await,
             Command::Build(args) => build::build(&args),
             Command::Resume(args) => run::resume(&args).await,
-            Command::Runs(command) => runs::runs(&command),
+            Command::Runs(command) => runs::command(&command).await,
+            Command::Serve(args) => serve::serve(&args).await,
+            Command::Trigger(args) => client::trigger(&args).await,
             Command::Exec(args) => exec::exec(*args, cli.verbose).await,
             Command::Keygen(args) => audit::keygen_command(&args),
             Command::Token(command) => token::token(&command),

@@ -149,7 +149,7 @@ pub(crate) struct RunOptions {
     json: bool,
 }
 
-fn parse_param(text: &str) -> Result<(String, String), String> {
+pub(super) fn parse_param(text: &str) -> Result<(String, String), String> {
     let (name, value) = text
         .split_once('=')
         .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
@@ -165,7 +165,13 @@ fn secret_env(name: &Name) -> String {
 }
 
 fn signer(args: &RunOptions, state: &Path) -> Result<Signer, CliError> {
-    if let Some(path) = &args.key {
+    signer_of(args.key.as_deref(), state)
+}
+
+/// The signer of state directory `state`: the key `key`, or
+/// `STATE/keys/audit.key`, created (and said so) on first use.
+pub(super) fn signer_of(key: Option<&Path>, state: &Path) -> Result<Signer, CliError> {
+    if let Some(path) = key {
         return Signer::load(path).map_err(CliError::input);
     }
     let path = state.join("keys").join("audit.key");
@@ -371,7 +377,7 @@ fn resumption(
 }
 
 /// Secrets from `--secret NAME=SOURCE`, else `CAIRN_SECRET_<NAME>`.
-struct CliSecrets(BTreeMap<Name, SecretSource>);
+pub(super) struct CliSecrets(pub(super) BTreeMap<Name, SecretSource>);
 
 impl SecretProvider for CliSecrets {
     fn secret(&self, name: &Name) -> Result<SecretValue, String> {
@@ -390,7 +396,7 @@ impl SecretProvider for CliSecrets {
 }
 
 /// How many tasks may run at once: `--jobs`, or the machine's cores.
-fn jobs(args: &RunOptions) -> usize {
+pub(super) fn jobs(args: &RunOptions) -> usize {
     args.jobs
         .map(usize::from)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))

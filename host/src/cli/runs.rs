@@ -1,14 +1,16 @@
-//! `cairn runs list|show|logs`: what ran, from the run state.
+//! `cairn runs list|show|logs|cancel`: what ran, from the run state, or
+//! from a `cairn serve` service (`--server` / `CAIRN_SERVER`).
 
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
+use super::client::Remote;
 use super::style::{self, Style};
 use super::{CliError, Exit};
 use crate::state::State;
 
-/// Look at past runs (from `STATE/state.db`).
+/// Look at past runs (from `STATE/state.db`, or a server's with --server).
 #[derive(Debug, Subcommand)]
 pub(crate) enum RunsCommand {
     /// List runs, newest first.
@@ -16,9 +18,14 @@ pub(crate) enum RunsCommand {
         /// The state directory.
         #[arg(long, value_name = "DIR", default_value = ".cairn")]
         state_dir: PathBuf,
+        /// Only this workflow's runs (with --server).
+        #[arg(long, value_name = "WORKFLOW", requires = "server")]
+        workflow: Option<String>,
         /// Print the runs as JSON on stdout.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Show one run: each task's status, attempts, duration and outputs.
     Show {
@@ -31,6 +38,8 @@ pub(crate) enum RunsCommand {
         /// Print the run as JSON on stdout.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Print what a run's tasks logged and wrote to stdout and stderr.
     Logs {
@@ -47,7 +56,52 @@ pub(crate) enum RunsCommand {
         /// log lines, stdout and stderr.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: Remote,
     },
+    /// Cancel a queued or running run of a server (`--server`): it is
+    /// stopped and recorded `cancelled` (a run of `cairn run` stops with
+    /// Ctrl-C).
+    Cancel {
+        /// The run's id.
+        #[arg(value_name = "RUN")]
+        run: String,
+        /// Print the answer as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// `cairn runs`: against the server if one is given, else the state directory.
+pub(crate) async fn command(command: &RunsCommand) -> Result<Exit, CliError> {
+    match command {
+        RunsCommand::List {
+            remote,
+            workflow,
+            json,
+            ..
+        } if remote.server.is_some() => {
+            super::client::list(remote, workflow.as_deref(), *json).await
+        }
+        RunsCommand::Show {
+            remote, run, json, ..
+        } if remote.server.is_some() => super::client::show(remote, run, *json).await,
+        RunsCommand::Logs {
+            remote,
+            run,
+            task,
+            json,
+            ..
+        } if remote.server.is_some() => {
+            super::client::logs(remote, run, task.as_deref(), *json).await
+        }
+        RunsCommand::Cancel { remote, run, json } => {
+            super::client::cancel(remote, run, *json).await
+        }
+        local => runs(local),
+    }
 }
 
 fn open(state_dir: &Path) -> Result<State, CliError> {
@@ -85,7 +139,12 @@ fn known(state: &State, run: &str) -> Result<crate::state::RunRow, CliError> {
 
 pub(crate) fn runs(command: &RunsCommand) -> Result<Exit, CliError> {
     match command {
-        RunsCommand::List { state_dir, json } => {
+        RunsCommand::Cancel { .. } => Err(CliError::input(
+            "cancelling is for a server's runs: pass --server URL or set CAIRN_SERVER (a `cairn run` stops with Ctrl-C)",
+        )),
+        RunsCommand::List {
+            state_dir, json, ..
+        } => {
             let state = open(state_dir)?;
             let runs = state.runs().map_err(CliError::input)?;
             if *json {
@@ -113,6 +172,7 @@ pub(crate) fn runs(command: &RunsCommand) -> Result<Exit, CliError> {
             run,
             state_dir,
             json,
+            ..
         } => {
             let state = open(state_dir)?;
             let row = known(&state, run)?;
@@ -159,6 +219,7 @@ pub(crate) fn runs(command: &RunsCommand) -> Result<Exit, CliError> {
             task,
             state_dir,
             json,
+            ..
         } => {
             let state = open(state_dir)?;
             known(&state, run)?;

@@ -51,6 +51,9 @@ pub struct Manifest {
     pub description: Option<String>,
     /// `[workflow] policies`: Cedar files or folders, relative to the manifest.
     pub policies: Vec<At<String>>,
+    /// `[workflow] max_active_runs`: how many runs of it the service runs
+    /// at once (more wait their turn).
+    pub max_active_runs: Option<At<u32>>,
     /// `[params]`: values a run is given (`cairn run --param NAME=VALUE`),
     /// used in tasks' `env` and `args` as `${params.NAME}`.
     pub params: IndexMap<Name, Param>,

@@ -23,7 +23,13 @@ use crate::units::{HumanDuration, Size};
 /// Top-level keys.
 pub const FIELDS_TOP: &[&str] = &["workflow", "params", "defaults", "tasks"];
 /// Keys of `[workflow]`.
-pub const FIELDS_WORKFLOW: &[&str] = &["name", "format", "description", "policies"];
+pub const FIELDS_WORKFLOW: &[&str] = &[
+    "name",
+    "format",
+    "description",
+    "policies",
+    "max_active_runs",
+];
 /// Keys of `[defaults]`.
 pub const FIELDS_DEFAULTS: &[&str] = &[
     "timeout",
@@ -338,6 +344,7 @@ impl Cx {
         let mut format = FORMAT;
         let mut description = None;
         let mut policies = Vec::new();
+        let mut max_active_runs = None;
         let mut defaults = Settings::default();
         let mut params = IndexMap::new();
         // Every key of `[params]`, even one whose declaration has problems
@@ -373,6 +380,22 @@ impl Cx {
                                 description = self.string(value, "the description").map(|s| s.value)
                             }
                             "policies" => policies = self.strings(value, "`policies`"),
+                            "max_active_runs" => {
+                                if let Some(n) = self.integer(value, "`max_active_runs`") {
+                                    match u32::try_from(n.value) {
+                                        Ok(most) if most >= 1 => {
+                                            max_active_runs = Some(At::new(most, n.span));
+                                        }
+                                        _ => self.d.push(
+                                            Diagnostic::at(
+                                                n.span,
+                                                "`max_active_runs` must be at least 1",
+                                            )
+                                            .help("leave it out for no limit of the workflow's own; `cairn serve --jobs` still limits tasks"),
+                                        ),
+                                    }
+                                }
+                            }
                             _ => {}
                         }
                     }
@@ -449,6 +472,7 @@ impl Cx {
             name,
             description,
             policies,
+            max_active_runs,
             params,
             defaults,
             tasks,

@@ -133,7 +133,8 @@ pub fn schema() -> Value {
                     "name": { "type": "string", "pattern": NAME },
                     "format": { "const": super::FORMAT, "description": "Manifest format version." },
                     "description": { "type": "string" },
-                    "policies": { "type": "array", "items": { "type": "string" }, "description": "Cedar files or folders." }
+                    "policies": { "type": "array", "items": { "type": "string" }, "description": "Cedar files or folders." },
+                    "max_active_runs": { "type": "integer", "minimum": 1, "description": "How many runs of this workflow `cairn serve` runs at once; more wait their turn." }
                 }
             },
             "params": {

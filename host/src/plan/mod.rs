@@ -65,6 +65,8 @@ pub struct Plan {
     pub name: Name,
     /// Policy paths as written.
     pub policies: Vec<At<String>>,
+    /// How many runs of it the service runs at once, if limited.
+    pub max_active_runs: Option<u32>,
     /// Run parameters and their defaults.
     pub params: IndexMap<Name, Param>,
     /// Tasks; each comes after all of its upstream tasks.
@@ -220,6 +222,7 @@ impl Plan {
         Ok(Self {
             name: manifest.name.value.clone(),
             policies: manifest.policies.clone(),
+            max_active_runs: manifest.max_active_runs.as_ref().map(|n| n.value),
             params: manifest.params.clone(),
             tasks,
         })

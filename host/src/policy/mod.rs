@@ -11,6 +11,7 @@ pub mod bounds;
 pub mod cases;
 mod gate;
 mod preflight;
+pub mod service;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,12 @@ pub const ACTIONS: &[&str] = &[
     "connect",
     "inject_secret",
     "approve",
+    "trigger",
+    "read_workflow",
+    "list_runs",
+    "read_run",
+    "read_audit",
+    "cancel_run",
 ];
 
 /// Policies sliced by what their scope can match, so a request is evaluated

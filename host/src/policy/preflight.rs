@@ -74,7 +74,7 @@ impl Preflight {
 static TYPES: std::sync::LazyLock<HashMap<&'static str, EntityTypeName>> =
     std::sync::LazyLock::new(|| {
         [
-            "Action", "User", "Group", "Workflow", "Task", "Secret", "Data", "Path", "Host",
+            "Action", "User", "Group", "Workflow", "Task", "Secret", "Data", "Path", "Host", "Run",
         ]
         .into_iter()
         .filter_map(|kind| {

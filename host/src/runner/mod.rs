@@ -78,7 +78,8 @@ pub struct TaskResult {
 pub struct Summary {
     /// The run's id.
     pub run: String,
-    /// `succeeded`, `failed` or `refused`.
+    /// `succeeded`, `failed` or `refused`; `interrupted` when the run was
+    /// drained ([`Setup::drain`]) before it ended (no end is recorded).
     pub status: &'static str,
     /// Each task, in plan order.
     pub tasks: Vec<TaskResult>,
@@ -116,6 +117,15 @@ pub struct Setup {
     pub jobs: usize,
     /// The run state (`cairn runs`).
     pub state: Arc<Mutex<State>>,
+    /// The `trigger` record that starts the run, for a run the service
+    /// starts (named in its `run-started`).
+    pub trigger: Option<u64>,
+    /// Slots shared by every run of a process: an attempt starts only
+    /// holding one (the service's global task limit), besides `jobs`.
+    pub slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// Once this turns true, no attempt starts: the run ends `Drained`
+    /// when those under way have ended, recording no end (it resumes).
+    pub drain: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for Setup {
@@ -206,7 +216,7 @@ fn decision_event(phase: &str, d: &Decision) -> Event {
 }
 
 /// The policy files of `policies` as recorded: paths relative to `dir`.
-fn policy_files(policies: &Policies, dir: &Path) -> Vec<PolicyFile> {
+pub(crate) fn policy_files(policies: &Policies, dir: &Path) -> Vec<PolicyFile> {
     policies
         .sources()
         .map(|(path, text)| PolicyFile {
@@ -412,6 +422,7 @@ fn begin(workflow: &Workflow, setup: &Setup, run: &str, start: &Start) -> Result
             parameters: setup.params.clone(),
             components,
             cairn: env!("CARGO_PKG_VERSION").to_owned(),
+            trigger: setup.trigger,
         },
         Start::Resume(resumption) => Event::RunResumed {
             after: resumption.after.clone(),
@@ -520,14 +531,19 @@ async fn run_steps(
     let setup = &shared.setup;
     let mut inflight: HashMap<usize, InFlight> = HashMap::new();
     let mut waiting: JoinSet<Wake> = JoinSet::new();
+    let mut drain = setup.drain.clone();
+    // Attempts under way (retry delays aside).
+    let mut attempts = 0usize;
 
     loop {
-        while let Some(step) = core.next(core.running() < jobs) {
+        let draining = drain.as_ref().is_some_and(|d| *d.borrow());
+        while let Some(step) = core.next(!draining && core.running() < jobs) {
             let (index, reason) = match step {
                 Step::Skip { index, reason } => (index, reason),
                 Step::Start { index, attempt } => {
                     match launch(&shared, &mut inflight, index, attempt, &produced)? {
                         Launched::Attempt(future) => {
+                            attempts += 1;
                             waiting.spawn(async move { Wake::Attempted(future.await) });
                             continue;
                         }
@@ -552,9 +568,36 @@ async fn run_steps(
             core.settle(index, Ended::Skipped);
             set(&mut results, index, Some(result));
         }
-        let Some(joined) = waiting.join_next().await else {
+        if draining && attempts == 0 && !core.is_over() {
+            // Stopped between attempts: no end is recorded, and the run
+            // resumes from here (its retry delays are dropped with it).
+            return Ok(Summary {
+                run: run.to_owned(),
+                status: "interrupted",
+                tasks: results.into_iter().flatten().collect(),
+                duration: started.elapsed(),
+                log: lock(&setup.log).path().to_owned(),
+                checkpoint: 0,
+            });
+        }
+        let joined = match drain.as_mut().filter(|_| !draining) {
+            Some(told) => tokio::select! {
+                joined = waiting.join_next() => joined,
+                changed = told.changed() => {
+                    if changed.is_err() {
+                        drain = None;
+                    }
+                    continue;
+                }
+            },
+            None => waiting.join_next().await,
+        };
+        let Some(joined) = joined else {
             break;
         };
+        if matches!(joined, Ok(Wake::Attempted(_))) {
+            attempts = attempts.saturating_sub(1);
+        }
         let attempted = match joined {
             Ok(Wake::Attempted(attempted)) => attempted?,
             Ok(Wake::RetryDue(index)) => {
@@ -845,6 +888,23 @@ fn launch(
     };
     let shared = Arc::clone(shared);
     Ok(Launched::Attempt(Box::pin(async move {
+        // Waiting here for a slot shared with other runs, before anything
+        // of the attempt is recorded.
+        let _slot = match &shared.setup.slots {
+            Some(slots) => Some(slots.acquire().await.map_err(|_| {
+                RunError::Task {
+                    task: shared
+                        .workflow
+                        .plan
+                        .tasks
+                        .get(index)
+                        .map(|t| t.task.name.value.to_string())
+                        .unwrap_or_default(),
+                    message: "the process is shutting down".to_owned(),
+                }
+            })?),
+            None => None,
+        };
         one_attempt(&shared, index, attempt, &prepared)
             .await
             .map(Box::new)
@@ -1389,7 +1449,7 @@ fn ended(
 /// For tests of the crash windows: when `CAIRN_CRASH_AT` names this point,
 /// die here as a `kill -9` would (no destructors, no flushing, nothing
 /// after). Unset, it costs one comparison.
-fn crash_point(point: &str) {
+pub(crate) fn crash_point(point: &str) {
     static AT: std::sync::LazyLock<Option<String>> =
         std::sync::LazyLock::new(|| std::env::var("CAIRN_CRASH_AT").ok());
     if AT.as_deref() == Some(point) {

@@ -1,5 +1,264 @@
-//! The service, `cairn serve` — being built in steps (ARCHITECTURE.md,
-//! "The service"). So far: the API tokens it will authenticate requests
-//! with.
+//! The service, `cairn serve`: one process over one state directory that
+//! starts runs of the workflows it serves when an authenticated, allowed
+//! request asks, and shows what they did (ARCHITECTURE.md, "The service").
+//!
+//! [`serve`] binds the listener, opens the state directory (repairing
+//! what a killed process left), loads the workflows, goes on with what a
+//! crash interrupted, then answers HTTP until told to stop; then it takes
+//! no more work, lets attempts under way finish within the grace period,
+//! and signs a checkpoint. Schedules and webhooks come next.
 
+pub mod api;
+pub mod catalog;
+pub mod client;
+pub mod runs;
 pub mod tokens;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+
+use crate::audit::note::Signer;
+use crate::launch::{LaunchError, Launcher, SecretProvider, StateDir};
+
+/// How long a client may take to send a request's headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a request (its body included) may take to be answered.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections served at once; more wait to be accepted.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// What `cairn serve` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The manifests (or folders holding `workflow.toml`) to serve.
+    pub workflows: Vec<PathBuf>,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// Tasks at once, across every run.
+    pub jobs: usize,
+    /// How long attempts under way may take to finish at shutdown.
+    pub grace: Duration,
+    /// How often the workflows' files are looked at for changes.
+    pub reload: Duration,
+    /// Where compiled components are cached.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Why the service could not start or went down.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "cannot listen on {addr}: {source}; pass another address with --listen (port 0 picks a free one)"
+    )]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::log::AuditError),
+    #[error(transparent)]
+    Start(#[from] runs::StartError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+}
+
+/// Serve `config` until `shutdown` completes; `ready` is told the address
+/// listened on once requests are answered.
+///
+/// # Errors
+///
+/// When it cannot listen, or the state directory cannot be opened or
+/// written.
+pub async fn serve(
+    config: Config,
+    signer: Signer,
+    secrets: Box<dyn SecretProvider + Send + Sync>,
+    shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(SocketAddr, usize),
+) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    let (state, repairs) = StateDir::open(&config.state_dir, signer)?;
+    if !repairs.is_empty() {
+        eprintln!(
+            "note: repaired what a stopped cairn left: {}",
+            repairs
+                .runs
+                .iter()
+                .map(|(run, status)| format!("run {run} is `{status}`"))
+                .chain(
+                    repairs
+                        .signed
+                        .then(|| "signed an unsigned checkpoint".to_owned())
+                )
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    let reader = crate::state::State::open(&config.state_dir)?;
+    let launcher = Launcher::new(config.jobs, config.cache_dir.as_deref())?;
+    let mut catalog = catalog::Catalog::new(&config.workflows);
+    report(&catalog.refresh(&state.log)?);
+    let runs = runs::Runs::new(launcher, state, config.jobs, secrets);
+    for note in runs.recover(&catalog).await? {
+        eprintln!("note: {note}");
+    }
+    let served = catalog.all().count();
+    let app = Arc::new(api::App {
+        catalog: Mutex::new(catalog),
+        runs: Arc::clone(&runs),
+        reader: Mutex::new(reader),
+        base_url: format!("http://{addr}"),
+    });
+    let reloading = tokio::spawn(reload(Arc::clone(&app), config.reload));
+    let committing = tokio::spawn(commit(Arc::clone(&runs)));
+    let router = api::router(Arc::clone(&app)).layer((
+        tower_http::timeout::RequestBodyTimeoutLayer::new(REQUEST_TIMEOUT),
+        tower_http::timeout::TimeoutLayer::with_status_code(
+            http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ),
+    ));
+    ready(addr, served);
+    accept(listener, router, shutdown).await;
+    reloading.abort();
+    committing.abort();
+    eprintln!(
+        "stopping: no new runs; waiting up to {:.0} s for tasks under way",
+        config.grace.as_secs_f64()
+    );
+    runs.shutdown(config.grace).await?;
+    eprintln!("stopped; the audit log is signed to its last record");
+    Ok(())
+}
+
+fn report(refreshed: &catalog::Refreshed) {
+    for name in &refreshed.loaded {
+        eprintln!("serving workflow {name}");
+    }
+    for problem in &refreshed.problems {
+        eprintln!(
+            "warning: `{}` does not load (the last version that did, if any, is still served):",
+            problem.source.display()
+        );
+        for line in &problem.problems {
+            eprintln!("  {line}");
+        }
+    }
+}
+
+/// Look at the workflows' files every `every`, and sign a checkpoint
+/// over requests recorded since the last one, once it is due.
+async fn reload(app: Arc<api::App>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let refreshed = {
+            let mut catalog = app
+                .catalog
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            catalog.refresh(&app.runs.state().log)
+        };
+        match refreshed {
+            Ok(refreshed) => report(&refreshed),
+            Err(e) => eprintln!("warning: cannot record a changed workflow: {e}"),
+        }
+        // Requests answered since the last checkpoint get one soon.
+        let signed = app
+            .runs
+            .state()
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .checkpoint_if_stale();
+        if let Err(e) = signed {
+            eprintln!("warning: cannot sign a checkpoint: {e}");
+        }
+    }
+}
+
+/// Commit the run state's group transaction once it is due, so that
+/// what runs did shows in the API within [`COMMIT_EVERY`] even while no
+/// run writes anything more.
+///
+/// [`COMMIT_EVERY`]: crate::state::COMMIT_EVERY
+async fn commit(runs: Arc<runs::Runs>) {
+    let mut ticks = tokio::time::interval(crate::state::COMMIT_EVERY);
+    loop {
+        ticks.tick().await;
+        let committed = runs
+            .state()
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .commit_if_due();
+        if let Err(e) = committed {
+            eprintln!("warning: cannot commit the run state: {e}");
+        }
+    }
+}
+
+/// Answer connections on `listener` with `router` until `shutdown`, then
+/// let requests under way finish (for a few seconds).
+async fn accept(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(64 * 1024);
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    tokio::pin!(shutdown);
+    loop {
+        let Ok(permit) = Arc::clone(&connections).acquire_owned().await else {
+            break;
+        };
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors, say: wait a little, go on.
+                    eprintln!("warning: accepting a connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = watched.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}

@@ -1,0 +1,632 @@
+//! The HTTP API, `/v1`: JSON in and out.
+//!
+//! Every request but `/v1/health` and `/v1/openapi.json` is authenticated
+//! by an API token (`Authorization: Bearer cairn_…`): the principal is
+//! the token's user, never anything the request says. Then it is one
+//! Cedar action on a workflow or run, decided by that workflow's policies
+//! and recorded (`access`, with the token's id) before it takes effect
+//! ([`App::decide`]). Errors are `{"error": {"code", "message"}}` with
+//! distinct statuses: 400 bad input, 401 no valid token, 403 denied (or
+//! nothing there: the two look the same), 409 a run not active, 413 a body
+//! too large, 422 a run that cannot start, 503 shutting down. Never
+//! touches the log or the state but through `decide` and [`Runs`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::catalog::{Catalog, Served};
+use super::runs::{Phase, Runs, StartError, Trigger};
+use super::tokens;
+use crate::audit::record::{Event, Record};
+use crate::policy::service::Asked;
+use crate::state::{RunRow, State as RunState};
+
+/// The OpenAPI document, as served at `/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// The routes, as `METHOD /path` (the OpenAPI document lists the same).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/health"),
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/v1/workflows"),
+    ("GET", "/v1/workflows/{workflow}"),
+    ("POST", "/v1/workflows/{workflow}/runs"),
+    ("GET", "/v1/runs"),
+    ("GET", "/v1/runs/{run}"),
+    ("GET", "/v1/runs/{run}/logs"),
+    ("GET", "/v1/runs/{run}/audit"),
+    ("POST", "/v1/runs/{run}/cancel"),
+];
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct App {
+    /// The workflows served.
+    pub catalog: Mutex<Catalog>,
+    /// The runs.
+    pub runs: Arc<Runs>,
+    /// A connection of its own to the run state, for reading (tokens,
+    /// runs) without waiting for the runs' writes.
+    pub reader: Mutex<RunState>,
+    /// Where the service is reached, for the URLs it hands out.
+    pub base_url: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// Denied, or nothing there: the same answer, so a denial tells
+    /// nothing about what exists.
+    fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "not allowed: no policy permits this, or there is nothing here",
+        )
+    }
+
+    fn internal(message: impl std::fmt::Display) -> Self {
+        eprintln!("cairn serve: {message}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the service could not do this; its log says why",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+type Answer = Result<Response, ApiError>;
+
+/// Who made a request: the token's user and id.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: String,
+    pub token: String,
+}
+
+impl App {
+    /// The caller of a request with `headers`, from its token.
+    fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        let unauthenticated =
+            |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message);
+        let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            unauthenticated(
+                "no token: send `Authorization: Bearer cairn_…` (`cairn token create` makes one)",
+            )
+        })?;
+        let presented = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthenticated("the Authorization header is not `Bearer <token>`"))?;
+        let reader = lock(&self.reader);
+        match tokens::authenticate(&reader, presented, SystemTime::now()) {
+            Ok(row) => Ok(Caller {
+                user: row.user,
+                token: row.id,
+            }),
+            Err(
+                e @ (tokens::TokenError::Malformed
+                | tokens::TokenError::Unknown
+                | tokens::TokenError::Revoked
+                | tokens::TokenError::Expired),
+            ) => Err(unauthenticated(&format!(
+                "{e}; `cairn token create` makes a new one"
+            ))),
+            Err(other) => Err(ApiError::internal(other)),
+        }
+    }
+
+    /// Decide whether `caller` may do `asked` on `served`, and record the
+    /// decision (synced) before anything else happens; the `access`
+    /// record's number when allowed, 403 when not.
+    fn decide(&self, caller: &Caller, served: &Served, asked: Asked<'_>) -> Result<u64, ApiError> {
+        let decision = served
+            .service
+            .decide(&caller.user, asked)
+            .map_err(ApiError::internal)?;
+        let entity = |uid: &cedar_policy::EntityUid| json!({ "type": uid.type_name().to_string(), "id": uid.id().unescaped() });
+        let seq = {
+            let state = self.runs.state();
+            let mut log = lock(&state.log);
+            let seq = log
+                .append(
+                    "",
+                    Event::Access {
+                        token: caller.token.clone(),
+                        workflow: served.name.clone(),
+                        action: decision.action.to_owned(),
+                        principal: entity(&decision.principal),
+                        resource: entity(&decision.resource),
+                        context: decision.context.clone(),
+                        decision: if decision.allowed { "allow" } else { "deny" }.to_owned(),
+                        policies: decision.policies.clone(),
+                        errors: decision.errors.clone(),
+                        policy_set: served.policy_set.clone(),
+                    },
+                )
+                .map_err(ApiError::internal)?;
+            log.sync().map_err(ApiError::internal)?;
+            seq
+        };
+        if decision.allowed {
+            Ok(seq)
+        } else {
+            Err(ApiError::forbidden())
+        }
+    }
+
+    fn served(&self, name: &str) -> Option<Arc<Served>> {
+        lock(&self.catalog).get(name)
+    }
+
+    /// Run `id`, as recorded or active, with the workflow it belongs to.
+    fn run(&self, id: &str) -> Result<(RunRow, Arc<Served>), ApiError> {
+        let row = lock(&self.reader).run(id).map_err(ApiError::internal)?;
+        let row = match row {
+            Some(row) => row,
+            None => {
+                // Queued, or so new its row is not committed yet.
+                let active = self
+                    .runs
+                    .active()
+                    .into_iter()
+                    .find(|a| a.id == id)
+                    .ok_or_else(ApiError::forbidden)?;
+                RunRow {
+                    id: active.id,
+                    workflow: active.workflow,
+                    manifest: String::new(),
+                    manifest_sha256: String::new(),
+                    policy_set: String::new(),
+                    user: active.user,
+                    status: "queued".to_owned(),
+                    started: String::new(),
+                    duration_ms: None,
+                }
+            }
+        };
+        let served = self.served(&row.workflow).ok_or_else(ApiError::forbidden)?;
+        Ok((row, served))
+    }
+
+    fn run_json(&self, row: &RunRow) -> Value {
+        let status = match self.runs.phase(&row.id) {
+            Some(Phase::Queued) => "queued",
+            Some(Phase::Running) => "running",
+            None => row.status.as_str(),
+        };
+        json!({
+            "id": row.id,
+            "workflow": row.workflow,
+            "user": row.user,
+            "status": status,
+            "started": row.started,
+            "duration_ms": row.duration_ms,
+            "url": format!("{}/v1/runs/{}", self.base_url, row.id),
+        })
+    }
+}
+
+/// The router over `app`.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/workflows", get(workflows))
+        .route("/v1/workflows/{workflow}", get(workflow))
+        .route("/v1/workflows/{workflow}/runs", post(trigger))
+        .route("/v1/runs", get(runs))
+        .route("/v1/runs/{run}", get(run))
+        .route("/v1/runs/{run}/logs", get(logs))
+        .route("/v1/runs/{run}/audit", get(audit))
+        .route("/v1/runs/{run}/cancel", post(cancel))
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(app)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; GET /v1/openapi.json lists them",
+    )
+}
+
+async fn health(State(app): State<Arc<App>>) -> Response {
+    let draining = app.runs.draining();
+    let status = if draining {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        axum::Json(json!({
+            "status": if draining { "draining" } else { "ok" },
+            "cairn": env!("CARGO_PKG_VERSION"),
+        })),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI,
+    )
+        .into_response()
+}
+
+fn ok(status: StatusCode, body: Value) -> Answer {
+    Ok((status, axum::Json(body)).into_response())
+}
+
+async fn workflows(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
+    let caller = app.caller(&headers)?;
+    let served: Vec<Arc<Served>> = lock(&app.catalog).all().cloned().collect();
+    let mut shown = Vec::new();
+    for s in served {
+        if app.decide(&caller, &s, Asked::ReadWorkflow).is_ok() {
+            shown.push(workflow_json(&app, &s));
+        }
+    }
+    ok(StatusCode::OK, json!({ "workflows": shown }))
+}
+
+fn workflow_json(app: &App, s: &Served) -> Value {
+    let plan = &s.workflow.plan;
+    let params: BTreeMap<&str, Value> = plan
+        .params
+        .iter()
+        .map(|(name, p)| {
+            (
+                name.as_str(),
+                json!({ "default": p.default.value, "description": p.description }),
+            )
+        })
+        .collect();
+    json!({
+        "name": s.name,
+        "manifest": s.workflow.path,
+        "manifest_sha256": s.manifest_sha256,
+        "policy_set": s.policy_set,
+        "tasks": plan.tasks.iter().map(|t| t.task.name.value.as_str()).collect::<Vec<_>>(),
+        "params": params,
+        "max_active_runs": plan.max_active_runs,
+        "runs_url": format!("{}/v1/workflows/{}/runs", app.base_url, s.name),
+    })
+}
+
+async fn workflow(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Answer {
+    let caller = app.caller(&headers)?;
+    let served = app.served(&name).ok_or_else(ApiError::forbidden)?;
+    app.decide(&caller, &served, Asked::ReadWorkflow)?;
+    ok(StatusCode::OK, workflow_json(&app, &served))
+}
+
+/// A JSON body: a 400 saying what is wrong with it, a 413 when too large.
+fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let bytes = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "too_large",
+                format!("the body is larger than {MAX_BODY} bytes"),
+            )
+        } else {
+            ApiError::new(status, "bad_request", rejection.body_text())
+        }
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))
+}
+
+async fn trigger(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let caller = app.caller(&headers)?;
+    let served = app.served(&name).ok_or_else(ApiError::forbidden)?;
+    // Decided first: a bad body says nothing to whoever may not trigger.
+    let access = app.decide(
+        &caller,
+        &served,
+        Asked::Trigger {
+            via: "api",
+            trigger: "",
+        },
+    )?;
+    let params = params_of(&json_body(body)?)?;
+    let started = app
+        .runs
+        .trigger(
+            &served,
+            &params,
+            Trigger {
+                via: "api",
+                user: caller.user.clone(),
+                token: caller.token.clone(),
+                access,
+            },
+        )
+        .await;
+    let id = match started {
+        Ok(id) => id,
+        Err(StartError::Params(why)) => return Err(ApiError::bad_request(why)),
+        Err(StartError::Draining) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "draining",
+                StartError::Draining.to_string(),
+            ));
+        }
+        Err(StartError::Launch(e)) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "cannot_start",
+                format!("the run cannot start: {e}"),
+            ));
+        }
+        Err(e @ StartError::Audit(_)) => return Err(ApiError::internal(e)),
+    };
+    let url = format!("{}/v1/runs/{id}", app.base_url);
+    let mut response = (
+        StatusCode::CREATED,
+        axum::Json(json!({ "run": id, "workflow": served.name, "user": caller.user, "url": url })),
+    )
+        .into_response();
+    if let Ok(location) = HeaderValue::from_str(&url) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// `{"params": {"NAME": "VALUE", ...}}`, each value a string.
+fn params_of(body: &Value) -> Result<Vec<(String, String)>, ApiError> {
+    let Some(object) = body.as_object() else {
+        return Err(ApiError::bad_request(
+            "the body is not a JSON object; send {\"params\": {\"NAME\": \"VALUE\"}} or nothing",
+        ));
+    };
+    if let Some(unknown) = object.keys().find(|k| *k != "params") {
+        return Err(ApiError::bad_request(format!(
+            "unknown field `{unknown}`; the body has only `params`"
+        )));
+    }
+    let Some(params) = object.get("params") else {
+        return Ok(Vec::new());
+    };
+    let Some(params) = params.as_object() else {
+        return Err(ApiError::bad_request(
+            "`params` is not an object of NAME: \"VALUE\"",
+        ));
+    };
+    params
+        .iter()
+        .map(|(name, value)| match value.as_str() {
+            Some(value) => Ok((name.clone(), value.to_owned())),
+            None => Err(ApiError::bad_request(format!(
+                "parameter `{name}` is not a string (values are strings: \"{name}\": \"...\")"
+            ))),
+        })
+        .collect()
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ListQuery {
+    workflow: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn runs(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Answer {
+    let caller = app.caller(&headers)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
+    let served: Vec<Arc<Served>> = match &query.workflow {
+        Some(name) => vec![app.served(name).ok_or_else(ApiError::forbidden)?],
+        None => lock(&app.catalog).all().cloned().collect(),
+    };
+    let mut allowed = std::collections::HashSet::new();
+    for s in &served {
+        let decided = app.decide(&caller, s, Asked::ListRuns);
+        if decided.is_ok() {
+            allowed.insert(s.name.clone());
+        } else if query.workflow.is_some() {
+            return Err(ApiError::forbidden());
+        }
+    }
+    let rows = lock(&app.reader).runs().map_err(ApiError::internal)?;
+    let mut listed: Vec<Value> = app
+        .runs
+        .active()
+        .into_iter()
+        .filter(|a| a.phase == Phase::Queued && allowed.contains(&a.workflow))
+        .filter(|a| !rows.iter().any(|r| r.id == a.id))
+        .map(|a| {
+            json!({
+                "id": a.id, "workflow": a.workflow, "user": a.user, "status": "queued",
+                "started": null, "duration_ms": null,
+                "url": format!("{}/v1/runs/{}", app.base_url, a.id),
+            })
+        })
+        .collect();
+    listed.extend(
+        rows.iter()
+            .filter(|r| allowed.contains(&r.workflow))
+            .map(|r| app.run_json(r)),
+    );
+    listed.truncate(limit);
+    ok(StatusCode::OK, json!({ "runs": listed }))
+}
+
+fn run_context(row: &RunRow) -> (&str, &str) {
+    (row.id.as_str(), row.user.as_str())
+}
+
+async fn run(State(app): State<Arc<App>>, Path(id): Path<String>, headers: HeaderMap) -> Answer {
+    let caller = app.caller(&headers)?;
+    let (row, served) = app.run(&id)?;
+    let (run, run_by) = run_context(&row);
+    app.decide(&caller, &served, Asked::ReadRun { run, run_by })?;
+    let tasks = lock(&app.reader).tasks(&id).map_err(ApiError::internal)?;
+    let mut body = app.run_json(&row);
+    if let Some(object) = body.as_object_mut() {
+        object.insert("tasks".to_owned(), json!(tasks));
+        object.insert(
+            "logs_url".to_owned(),
+            json!(format!("{}/v1/runs/{id}/logs", app.base_url)),
+        );
+        object.insert(
+            "audit_url".to_owned(),
+            json!(format!("{}/v1/runs/{id}/audit", app.base_url)),
+        );
+    }
+    ok(StatusCode::OK, body)
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct LogsQuery {
+    task: Option<String>,
+}
+
+async fn logs(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<LogsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Answer {
+    let caller = app.caller(&headers)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let (row, served) = app.run(&id)?;
+    let (run, run_by) = run_context(&row);
+    app.decide(&caller, &served, Asked::ReadRun { run, run_by })?;
+    let attempts = lock(&app.reader)
+        .attempts(&id, query.task.as_deref())
+        .map_err(ApiError::internal)?;
+    let attempts: Vec<Value> = attempts
+        .iter()
+        .map(|a| {
+            json!({
+                "task": a.task,
+                "attempt": a.attempt,
+                "outcome": a.outcome,
+                "detail": a.detail,
+                "duration_ms": a.duration_ms,
+                "logs": a.logs,
+                "stdout": String::from_utf8_lossy(&a.stdout),
+                "stderr": String::from_utf8_lossy(&a.stderr),
+            })
+        })
+        .collect();
+    ok(StatusCode::OK, json!({ "run": id, "attempts": attempts }))
+}
+
+async fn audit(State(app): State<Arc<App>>, Path(id): Path<String>, headers: HeaderMap) -> Answer {
+    let caller = app.caller(&headers)?;
+    let (row, served) = app.run(&id)?;
+    let (run, run_by) = run_context(&row);
+    app.decide(&caller, &served, Asked::ReadAudit { run, run_by })?;
+    let path = crate::launch::StateDir::log_path(app.runs.state().path());
+    let bytes = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
+    // The run's own records, and the service's records about it (its
+    // trigger), each as written.
+    let records: Vec<Value> = bytes
+        .split(|b| *b == b'\n')
+        .filter_map(|line| {
+            let record: Record = serde_json::from_slice(line).ok()?;
+            let about = record.run == id
+                || matches!(&record.event, Event::Trigger { starts, .. } if *starts == id);
+            about.then(|| serde_json::from_slice::<Value>(line).ok())?
+        })
+        .collect();
+    ok(StatusCode::OK, json!({ "run": id, "records": records }))
+}
+
+async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>, headers: HeaderMap) -> Answer {
+    let caller = app.caller(&headers)?;
+    let (row, served) = app.run(&id)?;
+    let (run, run_by) = run_context(&row);
+    app.decide(&caller, &served, Asked::CancelRun { run, run_by })?;
+    if app.runs.cancel(&id).await {
+        ok(
+            StatusCode::ACCEPTED,
+            json!({ "run": id, "status": "cancelling", "url": format!("{}/v1/runs/{id}", app.base_url) }),
+        )
+    } else {
+        Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_active",
+            format!(
+                "run {id} is not active (it is `{}`); only a queued or running run can be cancelled",
+                row.status
+            ),
+        ))
+    }
+}

@@ -1,0 +1,545 @@
+//! The service's runs: every run on one [`Launcher`] and one opened state
+//! directory, a task limit shared by all of them, each workflow's
+//! `max_active_runs`, cancelling, draining on shutdown, and going on after
+//! a crash.
+//!
+//! A run the service starts has a `trigger` record (after the `access`
+//! that allowed it) before its `run-started`, which names it. The trigger
+//! is the run's identity: on start, a trigger whose run never started
+//! (the process died in between, or the run was waiting its turn) starts
+//! that run, once; a run the log shows interrupted goes on from where it
+//! stopped (as `cairn resume`). Never decides who may do what: callers
+//! bring an allowed `access` record.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use super::catalog::{Catalog, Served};
+use crate::audit::log::AuditError;
+use crate::audit::record::{Event, Record};
+use crate::launch::{LaunchError, Launcher, Prepared, SecretProvider, StateDir, changes};
+use crate::resume::{History, Resumption};
+use crate::runner::{Progress, Start, Status, may_retry, new_run_id};
+use crate::state::RunRow;
+use crate::workflow::Workflow;
+
+/// Why a run could not be started. Nothing of the run was recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad parameters (the caller's mistake).
+    #[error("{0}")]
+    Params(String),
+    /// A secret, component or policy problem on this side.
+    #[error("{0}")]
+    Launch(#[from] LaunchError),
+    /// The service is shutting down.
+    #[error("the service is shutting down; try again when it is back")]
+    Draining,
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+/// A recorded trigger: its record, the run it starts, the workflow, the
+/// user, the parameters.
+type Triggered = (u64, String, String, String, BTreeMap<String, String>);
+
+/// What a trigger asks for.
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    /// `api` (and later `schedule`, `webhook`).
+    pub via: &'static str,
+    /// Who the run runs as.
+    pub user: String,
+    /// The token's id (`""` for none).
+    pub token: String,
+    /// The `access` record that allowed it.
+    pub access: u64,
+}
+
+/// How an active run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Waiting for its workflow's `max_active_runs`.
+    Queued,
+    /// Running.
+    Running,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Control {
+    /// Stop it and record it cancelled.
+    Cancel,
+}
+
+#[derive(Debug)]
+struct Active {
+    workflow: String,
+    user: String,
+    phase: Phase,
+    control: mpsc::Sender<Control>,
+}
+
+/// A run, as the service knows it while it is active.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ActiveRun {
+    pub id: String,
+    pub workflow: String,
+    pub user: String,
+    pub phase: Phase,
+}
+
+/// Every run of the service.
+pub struct Runs {
+    launcher: Launcher,
+    state: StateDir,
+    /// The service's task limit, shared by every run.
+    slots: Arc<Semaphore>,
+    jobs: usize,
+    drain: watch::Sender<bool>,
+    active: Mutex<HashMap<String, Active>>,
+    /// Per workflow with `max_active_runs`: its turns.
+    turns: Mutex<HashMap<String, Arc<Semaphore>>>,
+    secrets: Box<dyn SecretProvider + Send + Sync>,
+    supervisors: Mutex<tokio::task::JoinSet<()>>,
+}
+
+impl std::fmt::Debug for Runs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runs")
+            .field("state", &self.state.path())
+            .field("jobs", &self.jobs)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Runs {
+    /// Runs on `launcher` in `state`, at most `jobs` tasks at once across
+    /// all of them, with secrets from `secrets`.
+    #[must_use]
+    pub fn new(
+        launcher: Launcher,
+        state: StateDir,
+        jobs: usize,
+        secrets: Box<dyn SecretProvider + Send + Sync>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            launcher,
+            state,
+            slots: Arc::new(Semaphore::new(jobs.max(1))),
+            jobs: jobs.max(1),
+            drain: watch::Sender::new(false),
+            active: Mutex::new(HashMap::new()),
+            turns: Mutex::new(HashMap::new()),
+            secrets,
+            supervisors: Mutex::new(tokio::task::JoinSet::new()),
+        })
+    }
+
+    /// The opened state directory (its log and run state).
+    #[must_use]
+    pub fn state(&self) -> &StateDir {
+        &self.state
+    }
+
+    /// Whether the service is shutting down.
+    #[must_use]
+    pub fn draining(&self) -> bool {
+        *self.drain.borrow()
+    }
+
+    /// The runs active now (queued or running).
+    #[must_use]
+    pub fn active(&self) -> Vec<ActiveRun> {
+        let mut runs: Vec<ActiveRun> = lock(&self.active)
+            .iter()
+            .map(|(id, a)| ActiveRun {
+                id: id.clone(),
+                workflow: a.workflow.clone(),
+                user: a.user.clone(),
+                phase: a.phase,
+            })
+            .collect();
+        runs.sort_by(|a, b| a.id.cmp(&b.id));
+        runs
+    }
+
+    /// Whether run `id` is active, and how.
+    #[must_use]
+    pub fn phase(&self, id: &str) -> Option<Phase> {
+        lock(&self.active).get(id).map(|a| a.phase)
+    }
+
+    /// Start a run of `served` with `params` (`NAME=VALUE`, the rest take
+    /// their defaults) as `trigger` says: prepared (secrets, components,
+    /// preflight), then its `trigger` record, synced, then started (or
+    /// queued for its workflow's turn). Returns the run's id.
+    ///
+    /// # Errors
+    ///
+    /// Bad parameters, a run that cannot be prepared, or the log failing:
+    /// then no `trigger` was recorded.
+    pub async fn trigger(
+        self: &Arc<Self>,
+        served: &Arc<Served>,
+        params: &[(String, String)],
+        trigger: Trigger,
+    ) -> Result<String, StartError> {
+        if self.draining() {
+            return Err(StartError::Draining);
+        }
+        let params = served
+            .workflow
+            .plan
+            .param_values(params)
+            .map_err(StartError::Params)?;
+        let (workflow, prepared) = self.prepare(served, &trigger.user, params.clone()).await?;
+        let id = new_run_id();
+        let seq = {
+            let mut log = lock(&self.state.log);
+            let seq = log.append(
+                "",
+                Event::Trigger {
+                    via: trigger.via.to_owned(),
+                    workflow: served.name.clone(),
+                    starts: id.clone(),
+                    user: trigger.user.clone(),
+                    token: trigger.token.clone(),
+                    parameters: params,
+                    access: trigger.access,
+                },
+            )?;
+            log.sync()?;
+            seq
+        };
+        crate::runner::crash_point("after-trigger");
+        self.launch(
+            served,
+            workflow,
+            prepared,
+            id.clone(),
+            Start::New,
+            Some(seq),
+        );
+        Ok(id)
+    }
+
+    /// Secrets, components, preflight: on a blocking thread (a component
+    /// may compile).
+    async fn prepare(
+        self: &Arc<Self>,
+        served: &Arc<Served>,
+        user: &str,
+        params: BTreeMap<String, String>,
+    ) -> Result<(Workflow, Prepared), StartError> {
+        let me = Arc::clone(self);
+        let served = Arc::clone(served);
+        let user = user.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut workflow = (*served.workflow).clone();
+            workflow.plan = workflow.plan.with_params(&params);
+            let prepared = me.launcher.prepare(
+                &workflow,
+                &served.policies,
+                &user,
+                params,
+                me.secrets.as_ref(),
+            )?;
+            Ok((workflow, prepared))
+        })
+        .await
+        .unwrap_or_else(|e| Err(StartError::Params(format!("preparing the run failed: {e}"))))
+    }
+
+    /// Supervise run `id`: wait for its workflow's turn, run it, and
+    /// answer a cancel.
+    fn launch(
+        self: &Arc<Self>,
+        served: &Arc<Served>,
+        workflow: Workflow,
+        prepared: Prepared,
+        id: String,
+        start: Start,
+        trigger: Option<u64>,
+    ) {
+        let (control, mut told) = mpsc::channel(1);
+        lock(&self.active).insert(
+            id.clone(),
+            Active {
+                workflow: served.name.clone(),
+                user: prepared.user.clone(),
+                phase: Phase::Queued,
+                control,
+            },
+        );
+        let turn = served.workflow.plan.max_active_runs.map(|most| {
+            Arc::clone(
+                lock(&self.turns)
+                    .entry(served.name.clone())
+                    .or_insert_with(|| Arc::new(Semaphore::new(most as usize))),
+            )
+        });
+        let me = Arc::clone(self);
+        let served = Arc::clone(served);
+        let policies = Arc::clone(&served.policies);
+        let supervised = async move {
+            let _turn = match turn {
+                Some(turn) => {
+                    let mut draining = me.drain.subscribe();
+                    tokio::select! {
+                        permit = turn.acquire_owned() => permit.ok(),
+                        _ = told.recv() => {
+                            me.cancel_queued(&id, &served, &prepared.user);
+                            lock(&me.active).remove(&id);
+                            return;
+                        }
+                        // Still only triggered: it starts when the service is back.
+                        _ = draining.wait_for(|d| *d) => {
+                            lock(&me.active).remove(&id);
+                            return;
+                        }
+                    }
+                }
+                None => None,
+            };
+            if let Some(active) = lock(&me.active).get_mut(&id) {
+                active.phase = Phase::Running;
+            }
+            let mut setup =
+                me.launcher
+                    .setup(prepared, policies, &me.state, progress(id.clone()), me.jobs);
+            setup.trigger = trigger;
+            setup.slots = Some(Arc::clone(&me.slots));
+            setup.drain = Some(me.drain.subscribe());
+            let began = std::time::Instant::now();
+            let mut running = crate::runner::start(Arc::new(workflow), setup, &id, start);
+            tokio::select! {
+                summary = running.finish() => match summary {
+                    Ok(summary) => eprintln!("run {id} {}", summary.status),
+                    Err(e) => eprintln!("run {id} could not go on: {e}"),
+                },
+                Some(Control::Cancel) = told.recv() => {
+                    running.stop().await;
+                    match crate::runner::cancelled(&me.state.log, &me.state.state, &id, began.elapsed()) {
+                        Ok(_) => eprintln!("run {id} cancelled"),
+                        Err(e) => eprintln!("run {id} cancelled, but its end was not recorded: {e}"),
+                    }
+                }
+            }
+            lock(&me.active).remove(&id);
+        };
+        lock(&self.supervisors).spawn(supervised);
+    }
+
+    /// A run cancelled while waiting its turn: it never started, so its
+    /// end is all there is to record (and its row, for `cairn runs`).
+    fn cancel_queued(&self, id: &str, served: &Served, user: &str) {
+        let mut log = lock(&self.state.log);
+        let recorded = log
+            .append(
+                id,
+                Event::RunFinished {
+                    status: "cancelled".to_owned(),
+                    duration_ms: 0,
+                },
+            )
+            .and_then(|_| log.sync());
+        drop(log);
+        let row = RunRow {
+            id: id.to_owned(),
+            workflow: served.name.clone(),
+            manifest: served.workflow.path.display().to_string(),
+            manifest_sha256: served.manifest_sha256.clone(),
+            policy_set: served.policy_set.clone(),
+            user: user.to_owned(),
+            status: "cancelled".to_owned(),
+            started: crate::audit::record::rfc3339(std::time::SystemTime::now()),
+            duration_ms: Some(0),
+        };
+        let mut state = lock(&self.state.state);
+        if let Err(e) = recorded
+            .map_err(|e| e.to_string())
+            .and_then(|()| state.start_run(&row).map_err(|e| e.to_string()))
+        {
+            eprintln!("run {id} cancelled before it started, but not recorded: {e}");
+        }
+    }
+
+    /// Cancel run `id`: `true` if it was active (it is then stopped and
+    /// recorded cancelled), `false` if it is not.
+    pub async fn cancel(&self, id: &str) -> bool {
+        let control = lock(&self.active).get(id).map(|a| a.control.clone());
+        match control {
+            Some(control) => control.send(Control::Cancel).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Go on with what a stopped or killed service left: runs the log
+    /// shows interrupted resume; triggers whose run never started start
+    /// it. Runs whose workflow is not served, or changed since they
+    /// started, stay as they are (reported).
+    ///
+    /// # Errors
+    ///
+    /// The audit log cannot be read.
+    pub async fn recover(self: &Arc<Self>, catalog: &Catalog) -> Result<Vec<String>, StartError> {
+        let path = StateDir::log_path(self.state.path());
+        let bytes = std::fs::read(&path).map_err(|source| {
+            StartError::Audit(AuditError::Io {
+                path: path.clone(),
+                source,
+            })
+        })?;
+        let mut notes = Vec::new();
+        let mut started: HashSet<String> = HashSet::new();
+        // Each trigger: its record, the run it starts, the workflow, who, parameters.
+        let mut triggers: Vec<Triggered> = Vec::new();
+        for line in bytes.split(|b| *b == b'\n') {
+            let Ok(record) = serde_json::from_slice::<Record>(line) else {
+                continue;
+            };
+            match record.event {
+                Event::RunStarted { .. } | Event::RunFinished { .. } => {
+                    started.insert(record.run);
+                }
+                Event::Trigger {
+                    workflow,
+                    starts: run,
+                    user,
+                    parameters,
+                    ..
+                } => triggers.push((record.seq, run, workflow, user, parameters)),
+                _ => {}
+            }
+        }
+        // Triggered, never started: start them now, once.
+        for (seq, run, workflow, user, params) in triggers {
+            if started.contains(&run) {
+                continue;
+            }
+            let Some(served) = catalog.get(&workflow) else {
+                notes.push(format!(
+                    "run {run} was triggered but {workflow} is not served; it does not start"
+                ));
+                continue;
+            };
+            match self.prepare(&served, &user, params).await {
+                Ok((wf, prepared)) => {
+                    self.launch(&served, wf, prepared, run.clone(), Start::New, Some(seq));
+                    notes.push(format!("run {run} of {workflow} was triggered before the service stopped; starting it"));
+                }
+                Err(e) => notes.push(format!("run {run} of {workflow} cannot start: {e}")),
+            }
+        }
+        // Interrupted: go on.
+        let interrupted = lock(&self.state.state)
+            .runs_with_status("interrupted")
+            .map_err(LaunchError::from)?;
+        for run in interrupted {
+            match self.resume(catalog, &bytes, &run).await {
+                Ok(note) => notes.push(note),
+                Err(why) => notes.push(format!("run {run} stays interrupted: {why}")),
+            }
+        }
+        Ok(notes)
+    }
+
+    async fn resume(
+        self: &Arc<Self>,
+        catalog: &Catalog,
+        bytes: &[u8],
+        run: &str,
+    ) -> Result<String, String> {
+        let row = lock(&self.state.state)
+            .run(run)
+            .map_err(|e| e.to_string())?
+            .ok_or("it is not in the run state")?;
+        let served = catalog
+            .get(&row.workflow)
+            .ok_or_else(|| format!("{} is not served", row.workflow))?;
+        let plan = &served.workflow.plan;
+        let history = History::read(bytes, run, &|task, kind, detail, failures| {
+            may_retry(plan, task, kind, detail, failures)
+        })
+        .map_err(|e| e.to_string())?
+        .ok_or("the audit log has none of its records")?;
+        if !history.resumable() {
+            return Err(format!("it ended ({})", history.standing()));
+        }
+        let (workflow, prepared) = self
+            .prepare(&served, &history.user, history.params.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let changed = changes(&history, &workflow, &served.policies, &prepared);
+        if !changed.is_empty() {
+            return Err(format!(
+                "it changed since it started ({}); stop the service and go on with `cairn resume {run} --allow-changes`",
+                changed.join("; ")
+            ));
+        }
+        let resumption =
+            Resumption::new(&history, &workflow.plan, self.state.path(), changed, None)?;
+        let kept = resumption.kept(&workflow.plan).len();
+        let total = workflow.plan.tasks.len();
+        self.launch(
+            &served,
+            workflow,
+            prepared,
+            run.to_owned(),
+            Start::Resume(resumption),
+            None,
+        );
+        Ok(format!(
+            "run {run} of {} goes on ({kept} of {total} task(s) recorded complete)",
+            row.workflow
+        ))
+    }
+
+    /// Shut down: start nothing more, let attempts under way finish
+    /// within `grace`, stop the rest (they resume when the service is
+    /// back), and sign a checkpoint over everything recorded.
+    ///
+    /// # Errors
+    ///
+    /// The audit log failing at the end.
+    pub async fn shutdown(&self, grace: Duration) -> Result<(), AuditError> {
+        self.drain.send_replace(true);
+        let mut supervisors = std::mem::take(&mut *lock(&self.supervisors));
+        let drained = tokio::time::timeout(grace, async {
+            while supervisors.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            let left = supervisors.len();
+            eprintln!(
+                "{left} run(s) still had tasks running after the {:.0} s grace period; stopped (they go on when the service is back)",
+                grace.as_secs_f64()
+            );
+            supervisors.shutdown().await;
+        }
+        lock(&self.state.log).close()
+    }
+}
+
+/// What a run of the service shows on its stderr: each task's end.
+fn progress(run: String) -> Arc<dyn Fn(Progress<'_>) + Send + Sync> {
+    Arc::new(move |p| {
+        if let Progress::Finished(result) = p {
+            let status = match &result.status {
+                Status::Succeeded => "ok".to_owned(),
+                Status::Failed(why) => format!("failed: {why}"),
+                Status::Skipped(why) => format!("skipped: {why}"),
+            };
+            let line = format!("run {run} task {} {status}\n", result.name);
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+        }
+    })
+}
