@@ -509,15 +509,26 @@ impl Preflight {
     ///
     /// Only if Cedar cannot write its own entities (a bug).
     pub fn entities_json(&self) -> Result<crate::audit::record::EntitiesJson, PolicyError> {
-        let mut pretty = Vec::new();
-        self.entities
-            .write_to_json(&mut pretty)
-            .map_err(|e| PolicyError::Schema(e.to_string()))?;
-        let text =
-            String::from_utf8(compact(pretty)).map_err(|e| PolicyError::Schema(e.to_string()))?;
-        crate::audit::record::EntitiesJson::rendered(text)
-            .map_err(|e| PolicyError::Schema(e.to_string()))
+        entities_json(&self.entities)
     }
+}
+
+/// `entities` in Cedar's JSON format, compact, as records hold them.
+///
+/// # Errors
+///
+/// Only if Cedar cannot write its own entities (a bug).
+pub(super) fn entities_json(
+    entities: &Entities,
+) -> Result<crate::audit::record::EntitiesJson, PolicyError> {
+    let mut pretty = Vec::new();
+    entities
+        .write_to_json(&mut pretty)
+        .map_err(|e| PolicyError::Schema(e.to_string()))?;
+    let text =
+        String::from_utf8(compact(pretty)).map_err(|e| PolicyError::Schema(e.to_string()))?;
+    crate::audit::record::EntitiesJson::rendered(text)
+        .map_err(|e| PolicyError::Schema(e.to_string()))
 }
 
 /// `json` without the whitespace between its tokens (what a pretty

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use cedar_policy::{Entities, Entity};
 
-use super::preflight::{Ask, authorize, compact, entity_json, uid};
+use super::preflight::{Ask, authorize, entity_json, uid};
 use super::{Decision, Policies, PolicyError};
 use crate::audit::record::EntitiesJson;
 
@@ -90,13 +90,7 @@ impl ServicePolicies {
     ///
     /// Only if Cedar cannot write its own entities (a bug).
     pub fn entities_json(&self) -> Result<EntitiesJson, PolicyError> {
-        let mut pretty = Vec::new();
-        self.entities
-            .write_to_json(&mut pretty)
-            .map_err(|e| PolicyError::Schema(e.to_string()))?;
-        let text =
-            String::from_utf8(compact(pretty)).map_err(|e| PolicyError::Schema(e.to_string()))?;
-        EntitiesJson::rendered(text).map_err(|e| PolicyError::Schema(e.to_string()))
+        super::preflight::entities_json(&self.entities)
     }
 
     /// Decide whether `user` may do `asked`.
