@@ -23,6 +23,7 @@ mod network;
 mod policy;
 mod recovery;
 mod resume;
+mod schedules;
 mod serve;
 mod support;
 mod tokens;

@@ -13,16 +13,18 @@ use serde_json::{Value, json};
 use crate::support::{Scratch, assert_contains, cairn, run_in, verify_json};
 
 /// Who may do what through the service: Alice everything on `pair`, Bob
-/// only to see it; everyone reads the runs they started.
+/// only to see it, `scheduler` to trigger it from a schedule; everyone
+/// reads the runs they started.
 const SERVICE_RULES: &str = r#"
-@id("alice-triggers") permit (principal == Cairn::User::"alice", action in [Cairn::Action::"trigger", Cairn::Action::"list_runs", Cairn::Action::"read_workflow", Cairn::Action::"read_audit", Cairn::Action::"cancel_run"], resource);
+@id("alice-triggers") permit (principal == Cairn::User::"alice", action in [Cairn::Action::"trigger", Cairn::Action::"list_runs", Cairn::Action::"read_workflow", Cairn::Action::"read_audit", Cairn::Action::"cancel_run", Cairn::Action::"pause_schedule", Cairn::Action::"resume_schedule"], resource);
+@id("scheduler-triggers") permit (principal == Cairn::User::"scheduler", action == Cairn::Action::"trigger", resource) when { context.via == "schedule" };
 @id("bob-sees") permit (principal == Cairn::User::"bob", action in [Cairn::Action::"read_workflow", Cairn::Action::"list_runs"], resource);
 @id("own-runs") permit (principal, action == Cairn::Action::"read_run", resource) when { context.run_by == principal };
 "#;
 
 /// A workflow `pair`: `a` then `b` (taking `a`'s output), each sleeping
 /// `SLEEP_MS` as given; `extra` is added to `[workflow]`.
-fn workflow(s: &Scratch, a_ms: u64, b_ms: u64, extra: &str) {
+pub(crate) fn workflow(s: &Scratch, a_ms: u64, b_ms: u64, extra: &str) {
     s.policies();
     s.write("p/service.cedar", SERVICE_RULES);
     let task = |name: &str, ms: u64, inputs: &str| {
@@ -42,25 +44,25 @@ fn workflow(s: &Scratch, a_ms: u64, b_ms: u64, extra: &str) {
 }
 
 /// A token for `user` in `s`'s state directory.
-fn token(s: &Scratch, user: &str) -> String {
+pub(crate) fn token(s: &Scratch, user: &str) -> String {
     let made = run_in(s.path(), &["token", "create", "--user", user]);
     assert_eq!(made.code, 0, "{}", made.stderr);
     made.stdout.trim().to_owned()
 }
 
 /// The daemon, as a child process.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     addr: String,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Daemon {
-    fn start(s: &Scratch) -> Self {
+    pub(crate) fn start(s: &Scratch) -> Self {
         Self::start_with(s, &[])
     }
 
-    fn start_with(s: &Scratch, env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start_with(s: &Scratch, env: &[(&str, &str)]) -> Self {
         let mut command = cairn();
         command
             .current_dir(s.path())
@@ -116,11 +118,11 @@ impl Daemon {
         }
     }
 
-    fn server(&self) -> String {
+    pub(crate) fn server(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    fn call(
+    pub(crate) fn call(
         &self,
         method: &str,
         path: &str,
@@ -143,16 +145,16 @@ impl Daemon {
         (answer.status, answer.body)
     }
 
-    fn get(&self, path: &str, token: &str) -> (u16, Value) {
+    pub(crate) fn get(&self, path: &str, token: &str) -> (u16, Value) {
         self.call("GET", path, Some(token), None)
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
     /// Poll run `run` until `done` says so (or a minute passes).
-    fn until(&self, run: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn until(&self, run: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
         let started = Instant::now();
         loop {
             let (status, shown) = self.get(&format!("/v1/runs/{run}"), token);
@@ -169,7 +171,7 @@ impl Daemon {
     }
 
     /// SIGTERM, and the exit code.
-    fn term(mut self) -> (i32, String) {
+    pub(crate) fn term(mut self) -> (i32, String) {
         let sent = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -180,8 +182,26 @@ impl Daemon {
         (status.code().unwrap_or(-1), self.stderr())
     }
 
+    /// Wait (up to `within`) for the daemon to exit by itself: its exit
+    /// code (`None` for a signal), and its stderr.
+    pub(crate) fn exited(mut self, within: Duration) -> (Option<i32>, String) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                return (status.code(), self.stderr());
+            }
+            assert!(
+                started.elapsed() < within,
+                "the daemon did not exit:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `kill -9`.
-    fn kill(mut self) -> String {
+    pub(crate) fn kill(mut self) -> String {
         self.child.kill().unwrap();
         let _ = self.child.wait();
         self.stderr()
@@ -195,11 +215,11 @@ impl Drop for Daemon {
     }
 }
 
-fn status(run: &Value) -> &str {
+pub(crate) fn status(run: &Value) -> &str {
     run["status"].as_str().unwrap_or("")
 }
 
-fn log(s: &Scratch) -> Vec<Value> {
+pub(crate) fn log(s: &Scratch) -> Vec<Value> {
     std::fs::read_to_string(s.path().join(".cairn/audit/log.jsonl"))
         .unwrap()
         .lines()
@@ -207,14 +227,14 @@ fn log(s: &Scratch) -> Vec<Value> {
         .collect()
 }
 
-fn kinds<'a>(log: &'a [Value], run: &str, kind: &str) -> Vec<&'a Value> {
+pub(crate) fn kinds<'a>(log: &'a [Value], run: &str, kind: &str) -> Vec<&'a Value> {
     log.iter()
         .filter(|r| r["run"] == run && r["kind"] == kind)
         .collect()
 }
 
 #[track_caller]
-fn assert_log_verifies(s: &Scratch) -> Value {
+pub(crate) fn assert_log_verifies(s: &Scratch) -> Value {
     let verified = verify_json(s.path());
     assert_eq!(verified.code, 0, "{}\n{}", verified.stdout, verified.stderr);
     verified.json()
@@ -596,7 +616,7 @@ fn a_broken_edit_keeps_the_last_good_version_served_and_a_fix_is_picked_up() {
     assert_log_verifies(&s);
 }
 
-fn wait_for(done: impl Fn() -> bool) {
+pub(crate) fn wait_for(done: impl Fn() -> bool) {
     let started = Instant::now();
     while !done() {
         assert!(started.elapsed() < Duration::from_secs(30), "timed out");
@@ -608,6 +628,10 @@ fn wait_for(done: impl Fn() -> bool) {
 fn the_openapi_document_matches_the_routes_and_their_answers() {
     let s = Scratch::new();
     workflow(&s, 0, 0, "");
+    s.append(
+        "workflow.toml",
+        "\n[schedules.yearly]\ncron = \"@yearly\"\nas = \"scheduler\"\n",
+    );
     let alice = token(&s, "alice");
     let d = Daemon::start(&s);
     let (code, doc) = d.call("GET", "/v1/openapi.json", None, None);
@@ -633,7 +657,10 @@ fn the_openapi_document_matches_the_routes_and_their_answers() {
     // Every operation, asked as Alice: an answer the document lists, and
     // for a success the fields its schema requires.
     for (method, path) in &documented {
-        let concrete = path.replace("{workflow}", "pair").replace("{run}", &run);
+        let concrete = path
+            .replace("{workflow}", "pair")
+            .replace("{run}", &run)
+            .replace("{schedule}", "yearly");
         let (code, body) = d.call(method, &concrete, Some(&alice), None);
         let responses = &doc["paths"][path][method.to_lowercase()]["responses"];
         assert!(

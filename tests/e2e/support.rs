@@ -128,7 +128,14 @@ impl Scratch {
         path
     }
 
-    /// Panic unless the file outside every mount is exactly as created.
+    /// Add `text` to the end of file `name`.
+    pub fn append(&self, name: &str, text: &str) {
+        let path = self.path().join(name);
+        let mut all = std::fs::read_to_string(&path).expect("read");
+        all.push_str(text);
+        std::fs::write(&path, all).expect("write");
+    }
+
     /// Write [`RULES`] and [`PEOPLE`] into `p/`.
     pub fn policies(&self) {
         self.mkdir("p");
@@ -136,6 +143,7 @@ impl Scratch {
         self.write("p/people.entities.json", PEOPLE);
     }
 
+    /// Panic unless the file outside every mount is exactly as created.
     pub fn assert_outside_untouched(&self) {
         let text =
             std::fs::read_to_string(self.path().join(OUTSIDE)).expect("outside file still exists");

@@ -227,6 +227,8 @@ pub enum Event {
     /// Something starts run `starts` of `workflow` as `user`: an API call
     /// (`via` `api`, with its token's id), allowed by the `access` record
     /// `access`. The run's `run-started` names this record.
+    /// A schedule's (`via` `schedule`) names it as `source` and its
+    /// `tick` record as `cause`.
     Trigger {
         via: String,
         workflow: String,
@@ -234,6 +236,54 @@ pub enum Event {
         user: String,
         token: String,
         parameters: BTreeMap<String, String>,
+        access: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<u64>,
+    },
+    /// A tick of schedule `schedule` of `workflow`: the instant it stands
+    /// for (`nominal`, UTC), that instant on the schedule's wall clock
+    /// (`local`, with offset and zone), when it was handled (`actual`),
+    /// the tz database version (`tzdb`). `decision` `run`: it starts run
+    /// `starts` as `user`, allowed by record `access`. `skip`: no run,
+    /// `why` (`paused`, `overlap`, `outside-catch-up-window`,
+    /// `catch-up-none`, `superseded`, `dst-gap`, `denied` (then `access`
+    /// is the denial), `not-started`) and `detail`; a skip may stand for
+    /// every tick up to `through` (`count` of them, when counted).
+    /// `dst_gap` names the wall times of a DST gap the tick stands for.
+    Tick {
+        workflow: String,
+        schedule: String,
+        user: String,
+        nominal: String,
+        local: String,
+        actual: String,
+        tzdb: String,
+        decision: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        through: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dst_gap: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        access: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        starts: Option<String>,
+    },
+    /// Schedule `schedule` of `workflow` paused (`paused` true) or
+    /// resumed by `user` (token `token`), allowed by record `access`.
+    Pause {
+        workflow: String,
+        schedule: String,
+        paused: bool,
+        user: String,
+        token: String,
         access: u64,
     },
     /// A data edge: an upstream output handed to a task's input.
@@ -344,6 +394,8 @@ impl Event {
             Self::WorkflowLoaded { .. } => "workflow-loaded",
             Self::Access { .. } => "access",
             Self::Trigger { .. } => "trigger",
+            Self::Tick { .. } => "tick",
+            Self::Pause { .. } => "pause",
             Self::DataFlow { .. } => "data-flow",
             Self::TaskStarted { .. } => "task-started",
             Self::SecretRead { .. } => "secret-read",

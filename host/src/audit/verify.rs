@@ -234,6 +234,13 @@ struct Checker<'a> {
     triggers_allowed: HashMap<u64, (String, String)>,
     /// `trigger` records: record → (run, workflow).
     triggers: HashMap<u64, (String, String)>,
+    /// Allowed `pause_schedule` / `resume_schedule` requests: record →
+    /// (workflow, principal id, action).
+    pauses_allowed: HashMap<u64, (String, String, String)>,
+    /// `tick` records that start a run: record → (workflow, schedule, run).
+    ticks_run: HashMap<u64, (String, String, String)>,
+    /// Every (workflow, schedule, nominal) a tick started a run for.
+    ticked: HashSet<(String, String, String)>,
 }
 
 impl Checker<'_> {
@@ -607,13 +614,19 @@ impl Checker<'_> {
                     );
                     return;
                 };
+                let who = principal
+                    .get("id")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default();
                 if action == "trigger" && decision == "allow" {
-                    let who = principal
-                        .get("id")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or_default();
                     self.triggers_allowed
                         .insert(at, (workflow.clone(), who.to_owned()));
+                }
+                if (action == "pause_schedule" || action == "resume_schedule")
+                    && decision == "allow"
+                {
+                    self.pauses_allowed
+                        .insert(at, (workflow.clone(), who.to_owned(), action.clone()));
                 }
                 self.report.decisions += 1;
                 self.pending.push(Pending {
@@ -629,24 +642,113 @@ impl Checker<'_> {
                 });
             }
             Event::Trigger {
+                via,
                 workflow,
                 starts: run,
                 user,
                 access,
+                source,
+                cause,
                 ..
-            } => match self.triggers_allowed.get(access) {
-                Some((of, who)) if of == workflow && who == user => {
-                    self.report.authorized += 1;
-                    self.triggers.insert(at, (run.clone(), workflow.clone()));
+            } => {
+                if via == "schedule" {
+                    let from_tick = cause.and_then(|c| self.ticks_run.get(&c));
+                    let fits = matches!(from_tick, Some((of, schedule, starts))
+                        if of == workflow && Some(schedule) == source.as_ref() && starts == run);
+                    if !fits {
+                        self.problem(
+                            at,
+                            "authorization",
+                            format!(
+                                "the trigger of run `{run}` is a schedule's, but names no tick of `{workflow}` that starts it"
+                            ),
+                        );
+                        return;
+                    }
                 }
-                _ => self.problem(
-                    at,
-                    "authorization",
-                    format!(
-                        "the trigger of run `{run}` names record {access}, which is not an allowed `trigger` of `{workflow}` by `{user}`"
+                match self.triggers_allowed.get(access) {
+                    Some((of, who)) if of == workflow && who == user => {
+                        self.report.authorized += 1;
+                        self.triggers.insert(at, (run.clone(), workflow.clone()));
+                    }
+                    _ => self.problem(
+                        at,
+                        "authorization",
+                        format!(
+                            "the trigger of run `{run}` names record {access}, which is not an allowed `trigger` of `{workflow}` by `{user}`"
+                        ),
                     ),
-                ),
-            },
+                }
+            }
+            Event::Tick {
+                workflow,
+                schedule,
+                user,
+                nominal,
+                decision,
+                access,
+                starts,
+                ..
+            } => {
+                if decision != "run" {
+                    return;
+                }
+                let allowed = access
+                    .and_then(|a| self.triggers_allowed.get(&a))
+                    .is_some_and(|(of, who)| of == workflow && who == user);
+                let Some(run) = starts.as_ref().filter(|_| allowed) else {
+                    self.problem(
+                        at,
+                        "authorization",
+                        format!(
+                            "tick {nominal} of schedule `{schedule}` of `{workflow}` starts a run without an allowed `trigger` by `{user}` before it"
+                        ),
+                    );
+                    return;
+                };
+                if !self
+                    .ticked
+                    .insert((workflow.clone(), schedule.clone(), nominal.clone()))
+                {
+                    self.problem(
+                        at,
+                        "authorization",
+                        format!(
+                            "tick {nominal} of schedule `{schedule}` of `{workflow}` starts a second run ({run}); a tick starts one at most"
+                        ),
+                    );
+                    return;
+                }
+                self.ticks_run
+                    .insert(at, (workflow.clone(), schedule.clone(), run.clone()));
+            }
+            Event::Pause {
+                workflow,
+                schedule,
+                paused,
+                user,
+                access,
+                ..
+            } => {
+                let action = if *paused {
+                    "pause_schedule"
+                } else {
+                    "resume_schedule"
+                };
+                match self.pauses_allowed.get(access) {
+                    Some((of, who, did)) if of == workflow && who == user && did == action => {
+                        self.report.authorized += 1;
+                    }
+                    _ => self.problem(
+                        at,
+                        "authorization",
+                        format!(
+                            "schedule `{schedule}` of `{workflow}` is {} by `{user}` citing record {access}, which is not an allowed `{action}`",
+                            if *paused { "paused" } else { "resumed" }
+                        ),
+                    ),
+                }
+            }
             Event::DataFlow { .. }
             | Event::HttpRequest { allowed: false, .. }
             | Event::Retry { .. }
@@ -836,6 +938,9 @@ fn scan(bytes: &[u8], key: &Verifier, artifacts: &Artifacts) -> (Report, Stored,
         announced: None,
         triggers_allowed: HashMap::new(),
         triggers: HashMap::new(),
+        pauses_allowed: HashMap::new(),
+        ticks_run: HashMap::new(),
+        ticked: HashSet::new(),
     };
     let mut tree = Tree::new();
     let mut leaves = Stored::new();

@@ -571,6 +571,45 @@ fn describe(event: &Event) -> String {
             access,
             ..
         } => format!("{via} starts run {run} of {workflow} as {user} (allowed at record {access})"),
+        Event::Tick {
+            workflow,
+            schedule,
+            nominal,
+            local,
+            decision,
+            why,
+            through,
+            count,
+            starts,
+            ..
+        } => {
+            let range = match (through, count) {
+                (Some(t), Some(n)) => format!(" and {n} tick(s) through {t}"),
+                (Some(t), None) => format!(" and every tick through {t}"),
+                _ => String::new(),
+            };
+            match (decision.as_str(), starts) {
+                ("run", Some(run)) => {
+                    format!(
+                        "schedule {schedule} of {workflow} ticks {nominal} ({local}): starts run {run}"
+                    )
+                }
+                _ => format!(
+                    "schedule {schedule} of {workflow} ticks {nominal} ({local}){range}: no run ({})",
+                    why.as_deref().unwrap_or("?")
+                ),
+            }
+        }
+        Event::Pause {
+            workflow,
+            schedule,
+            paused,
+            user,
+            ..
+        } => format!(
+            "{user} {} schedule {schedule} of {workflow}",
+            if *paused { "pauses" } else { "resumes" }
+        ),
         Event::Decision {
             phase,
             task,

@@ -13,7 +13,10 @@ use std::ops::Range;
 
 use indexmap::IndexMap;
 
-pub use parse::{FIELDS_DEFAULTS, FIELDS_TASK, FIELDS_TOP, FIELDS_WORKFLOW, parse, parse_partial};
+pub use parse::{
+    FIELDS_DEFAULTS, FIELDS_SCHEDULE, FIELDS_TASK, FIELDS_TOP, FIELDS_WORKFLOW, parse,
+    parse_partial,
+};
 pub use schema::schema;
 
 use crate::digest::Digest;
@@ -61,6 +64,20 @@ pub struct Manifest {
     pub defaults: Settings,
     /// `[tasks.NAME]`, in the author's order.
     pub tasks: IndexMap<Name, Task>,
+    /// `[schedules.NAME]`: when `cairn serve` runs the workflow by itself.
+    pub schedules: IndexMap<Name, Schedule>,
+}
+
+/// `[schedules.NAME]`: a cron schedule, checked (its cron expression,
+/// time zone and choices) into the spec the scheduler follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// Its name (the table key).
+    pub name: At<Name>,
+    /// What it does.
+    pub spec: crate::serve::schedule::Spec,
+    /// Each of its `params`: the name and the value, where written.
+    pub params: Vec<(At<String>, At<String>)>,
 }
 
 /// A run parameter: `target = "staging"`, or `target = { default =

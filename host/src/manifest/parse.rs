@@ -11,17 +11,32 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::{
-    At, Backoff, Edge, FORMAT, Inject, Manifest, MountDecl, Output, Param, Retries, Settings, Task,
-    When,
+    At, Backoff, Edge, FORMAT, Inject, Manifest, MountDecl, Output, Param, Retries, Schedule,
+    Settings, Task, When,
 };
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::digest::Digest;
 use crate::name::Name;
 use crate::sandbox::MountMode;
+use crate::serve::schedule::{self, CatchUp, Gap, Overlap, Repeat};
 use crate::units::{HumanDuration, Size};
 
 /// Top-level keys.
-pub const FIELDS_TOP: &[&str] = &["workflow", "params", "defaults", "tasks"];
+pub const FIELDS_TOP: &[&str] = &["workflow", "params", "defaults", "tasks", "schedules"];
+/// Keys of `[schedules.NAME]`.
+pub const FIELDS_SCHEDULE: &[&str] = &[
+    "cron",
+    "timezone",
+    "as",
+    "params",
+    "dst_gap",
+    "dst_repeat",
+    "catch_up",
+    "catch_up_window",
+    "overlap",
+    "jitter",
+    "paused",
+];
 /// Keys of `[workflow]`.
 pub const FIELDS_WORKFLOW: &[&str] = &[
     "name",
@@ -116,6 +131,9 @@ struct Cx {
     /// `${params.NAME}` references in `env` and `args`: the name and where
     /// it is in the manifest, checked once every parameter is known.
     param_refs: Vec<(String, Range<usize>)>,
+    /// Every schedule's `params` (name, value), even a schedule with other
+    /// problems, checked once every parameter is known.
+    schedule_params: Vec<(At<String>, At<String>)>,
 }
 
 fn kind(value: &DeValue<'_>) -> &'static str {
@@ -351,6 +369,7 @@ impl Cx {
         // (reported there, not again at each use).
         let mut declared = Vec::new();
         let mut tasks = IndexMap::new();
+        let mut schedules = IndexMap::new();
         let mut saw_workflow = false;
         for (key, value) in top {
             match key.get_ref().as_ref() {
@@ -433,9 +452,15 @@ impl Cx {
                         }
                     }
                 }
+                "schedules" => {
+                    if let Some(table) = self.table(value, "`[schedules]`") {
+                        schedules = self.schedules(table);
+                    }
+                }
                 _ => {}
             }
         }
+        self.schedule_params(&params, &declared);
         if !saw_workflow {
             self.d.push(
                 Diagnostic::at(
@@ -476,6 +501,217 @@ impl Cx {
             params,
             defaults,
             tasks,
+            schedules,
+        }
+    }
+
+    /// `[schedules.NAME]` tables.
+    fn schedules(&mut self, table: &DeTable<'_>) -> IndexMap<Name, Schedule> {
+        let mut schedules = IndexMap::new();
+        for (key, value) in table {
+            let Some(name) = self.name_at(key.get_ref(), key.span(), "the schedule name") else {
+                continue;
+            };
+            let Some(spec) = self.table(value, "a schedule") else {
+                continue;
+            };
+            if let Some(schedule) = self.schedule(name, key.span(), spec) {
+                schedules.insert(schedule.name.value.clone(), schedule);
+            }
+        }
+        schedules
+    }
+
+    fn schedule(
+        &mut self,
+        name: At<Name>,
+        key: Range<usize>,
+        table: &DeTable<'_>,
+    ) -> Option<Schedule> {
+        self.unknown_fields(table, FIELDS_SCHEDULE, "a schedule");
+        let problems = self.d.len();
+        let mut cron = None;
+        let mut timezone = ("UTC".to_owned(), jiff::tz::TimeZone::UTC);
+        let mut principal = None;
+        let mut params = Vec::new();
+        let mut gap = Gap::Shift;
+        let mut repeat = Repeat::First;
+        let mut catch_up = CatchUp::Latest;
+        let mut window = std::time::Duration::from_secs(86_400);
+        let mut overlap = Overlap::Skip;
+        let mut jitter = std::time::Duration::ZERO;
+        let mut paused = false;
+        for (k, value) in table {
+            match k.get_ref().as_ref() {
+                "cron" => {
+                    let Some(s) = self.string(value, "`cron`") else {
+                        continue;
+                    };
+                    match schedule::Cron::parse(&s.value) {
+                        Ok(c) => cron = Some(c),
+                        Err(e) => self.d.push(Diagnostic::at(s.span, e).help(
+                            "e.g. `cron = \"0 2 * * *\"` (02:00 every day), `\"*/15 * * * *\"`, `\"0 30 9 * * 1-5\"` (seconds first) or `\"@daily\"`",
+                        )),
+                    }
+                }
+                "timezone" => {
+                    let Some(s) = self.string(value, "`timezone`") else {
+                        continue;
+                    };
+                    match schedule::zone(&s.value) {
+                        Ok(zone) => timezone = (s.value, zone),
+                        Err(e) => self.d.push(Diagnostic::at(s.span, e).help(
+                            "an IANA time zone name from the tz database bundled with Cairn: `UTC`, `Europe/Berlin`, `America/New_York`",
+                        )),
+                    }
+                }
+                "as" => {
+                    let Some(s) = self.string(value, "`as`") else {
+                        continue;
+                    };
+                    if crate::serve::tokens::check_user(&s.value).is_ok() {
+                        principal = Some(s.value);
+                    } else {
+                        self.d.push(
+                            Diagnostic::at(s.span, "`as` must be a user name: 1 to 128 characters, no control characters")
+                                .help("the user the schedule's runs start as, e.g. `as = \"scheduler\"`"),
+                        );
+                    }
+                }
+                "params" => {
+                    let Some(t) = self.table(value, "the schedule's `params`") else {
+                        continue;
+                    };
+                    for (pk, pv) in t {
+                        if let Some(v) = self.string(pv, "a schedule parameter") {
+                            let name = At::new(pk.get_ref().to_string(), pk.span());
+                            self.schedule_params.push((name.clone(), v.clone()));
+                            params.push((name, v));
+                        }
+                    }
+                }
+                "dst_gap" => {
+                    if let Some(c) = self.choice(value, "`dst_gap`", Gap::NAMES) {
+                        gap = Gap::from_name(&c.value).unwrap_or(gap);
+                    }
+                }
+                "dst_repeat" => {
+                    if let Some(c) = self.choice(value, "`dst_repeat`", Repeat::NAMES) {
+                        repeat = Repeat::from_name(&c.value).unwrap_or(repeat);
+                    }
+                }
+                "catch_up" => {
+                    if let Some(c) = self.choice(value, "`catch_up`", CatchUp::NAMES) {
+                        catch_up = CatchUp::from_name(&c.value).unwrap_or(catch_up);
+                    }
+                }
+                "overlap" => {
+                    if let Some(c) = self.choice(value, "`overlap`", Overlap::NAMES) {
+                        overlap = Overlap::from_name(&c.value).unwrap_or(overlap);
+                    }
+                }
+                "catch_up_window" => {
+                    if let Some(d) = self.duration(value, "`catch_up_window`") {
+                        window = d.value.0;
+                    }
+                }
+                "jitter" => {
+                    if let Some(d) = self.duration(value, "`jitter`") {
+                        jitter = d.value.0;
+                    }
+                }
+                "paused" => {
+                    if let Some(b) = self.boolean(value, "`paused`") {
+                        paused = b;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let has = |field: &str| table.keys().any(|k| k.get_ref() == field);
+        if !has("cron") {
+            self.d.push(
+                Diagnostic::at(key.clone(), format!("schedule `{}` has no `cron`", name.value))
+                    .help("add when it runs, e.g. `cron = \"0 2 * * *\"` (02:00 every day, in `timezone`, UTC by default)"),
+            );
+        }
+        if !has("as") {
+            self.d.push(
+                Diagnostic::at(key, format!("schedule `{}` has no `as`", name.value)).help(
+                    "name the user its runs start as, e.g. `as = \"scheduler\"`; the workflow's policies must permit that user to `trigger` it",
+                ),
+            );
+        }
+        if self.d.len() > problems {
+            return None;
+        }
+        let spec = schedule::Spec {
+            name: name.value.to_string(),
+            cron: cron?,
+            timezone: timezone.0,
+            zone: timezone.1,
+            gap,
+            repeat,
+            catch_up,
+            window,
+            overlap,
+            jitter,
+            principal: principal?,
+            params: params
+                .iter()
+                .map(|(k, v)| (k.value.clone(), v.value.clone()))
+                .collect(),
+            paused,
+        };
+        Some(Schedule { name, spec, params })
+    }
+
+    /// Each schedule's `params` are declared parameters, with values they
+    /// allow.
+    fn schedule_params(&mut self, params: &IndexMap<Name, Param>, declared: &[String]) {
+        for (name, value) in &std::mem::take(&mut self.schedule_params) {
+            let Some(param) = params
+                .iter()
+                .find(|(n, _)| n.as_str() == name.value)
+                .map(|(_, p)| p)
+            else {
+                if declared.contains(&name.value) {
+                    continue;
+                }
+                let help = match did_you_mean(&name.value, declared.iter().map(String::as_str)) {
+                    Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                    None => format!(
+                        "declare it: `[params]` with `{} = \"default value\"`",
+                        name.value
+                    ),
+                };
+                self.d.push(
+                    Diagnostic::at(
+                        name.span.clone(),
+                        format!("unknown parameter `{}`", name.value),
+                    )
+                    .label("not in `[params]`")
+                    .help(help),
+                );
+                continue;
+            };
+            if !param.allowed.is_empty() && !param.allowed.iter().any(|a| a.value == value.value) {
+                let allowed: Vec<String> = param
+                    .allowed
+                    .iter()
+                    .map(|a| format!("`{}`", a.value))
+                    .collect();
+                self.d.push(
+                    Diagnostic::at(
+                        value.span.clone(),
+                        format!(
+                            "`{}` is not an allowed value of parameter `{}`",
+                            value.value, name.value
+                        ),
+                    )
+                    .help(format!("use one of {}", allowed.join(", "))),
+                );
+            }
         }
     }
 

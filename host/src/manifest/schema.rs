@@ -167,6 +167,29 @@ pub fn schema() -> Value {
                     "required": ["component"],
                     "properties": task
                 }
+            },
+            "schedules": {
+                "type": "object",
+                "description": "When `cairn serve` runs the workflow by itself.",
+                "propertyNames": { "pattern": NAME },
+                "additionalProperties": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["cron", "as"],
+                    "properties": {
+                        "cron": { "type": "string", "description": "5 fields (minute hour day-of-month month day-of-week), 6 with seconds first, or @yearly, @monthly, @weekly, @daily, @hourly." },
+                        "timezone": { "type": "string", "default": "UTC", "description": "IANA time zone the cron's wall clock times are in." },
+                        "as": { "type": "string", "description": "The user its runs start as; policy must permit it to `trigger` the workflow." },
+                        "params": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Run parameters its runs get." },
+                        "dst_gap": { "enum": ["skip", "shift"], "default": "shift", "description": "A wall time the clock skips: not run, or run when the gap ends." },
+                        "dst_repeat": { "enum": ["first", "second", "both"], "default": "first", "description": "A wall time the clock repeats: run at its first instant, its second, or both." },
+                        "catch_up": { "enum": ["none", "latest", "all"], "default": "latest", "description": "Ticks missed while the service was down: none run, the latest runs, or all run (within catch_up_window)." },
+                        "catch_up_window": { "type": "string", "default": "1d", "description": "How far back missed ticks are caught up." },
+                        "overlap": { "enum": ["skip", "buffer_one", "allow", "cancel_previous"], "default": "skip", "description": "A tick while the schedule's previous run is still going." },
+                        "jitter": { "type": "string", "default": "0s", "description": "Each tick starts up to this much after its nominal time (fixed per tick)." },
+                        "paused": { "type": "boolean", "default": false }
+                    }
+                }
             }
         }
     })
@@ -174,7 +197,9 @@ pub fn schema() -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{FIELDS_DEFAULTS, FIELDS_TASK, FIELDS_TOP, FIELDS_WORKFLOW};
+    use super::super::{
+        FIELDS_DEFAULTS, FIELDS_SCHEDULE, FIELDS_TASK, FIELDS_TOP, FIELDS_WORKFLOW,
+    };
     use super::*;
 
     fn keys(value: &Value) -> Vec<String> {
@@ -208,6 +233,10 @@ mod tests {
         assert_eq!(
             keys(&props["tasks"]["additionalProperties"]["properties"]),
             sorted(FIELDS_TASK)
+        );
+        assert_eq!(
+            keys(&props["schedules"]["additionalProperties"]["properties"]),
+            sorted(FIELDS_SCHEDULE)
         );
     }
 }

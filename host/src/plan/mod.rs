@@ -71,6 +71,8 @@ pub struct Plan {
     pub params: IndexMap<Name, Param>,
     /// Tasks; each comes after all of its upstream tasks.
     pub tasks: Vec<PlannedTask>,
+    /// When the service runs it by itself.
+    pub schedules: Vec<crate::serve::schedule::Spec>,
 }
 
 impl Plan {
@@ -225,6 +227,11 @@ impl Plan {
             max_active_runs: manifest.max_active_runs.as_ref().map(|n| n.value),
             params: manifest.params.clone(),
             tasks,
+            schedules: manifest
+                .schedules
+                .values()
+                .map(|s| s.spec.clone())
+                .collect(),
         })
     }
 

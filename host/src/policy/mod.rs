@@ -45,6 +45,8 @@ pub const ACTIONS: &[&str] = &[
     "read_run",
     "read_audit",
     "cancel_run",
+    "pause_schedule",
+    "resume_schedule",
 ];
 
 /// Policies sliced by what their scope can match, so a request is evaluated

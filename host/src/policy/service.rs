@@ -1,7 +1,8 @@
 //! The service's decisions: who may trigger, read or cancel what.
 //!
 //! Every request `cairn serve` answers is one Cedar action (`trigger`,
-//! `read_workflow`, `list_runs`, `read_run`, `read_audit`, `cancel_run`)
+//! `read_workflow`, `list_runs`, `read_run`, `read_audit`, `cancel_run`,
+//! `pause_schedule`, `resume_schedule`)
 //! asked of the policies of the workflow it is about, with the principal
 //! of the API token that made it. The entities are the people of those
 //! policies and the workflow; a run is known by its id, with its workflow
@@ -34,6 +35,10 @@ pub enum Asked<'a> {
     ReadAudit { run: &'a str, run_by: &'a str },
     /// Cancel run `run`.
     CancelRun { run: &'a str, run_by: &'a str },
+    /// Pause the workflow's schedule `schedule`.
+    PauseSchedule { schedule: &'a str },
+    /// Resume it.
+    ResumeSchedule { schedule: &'a str },
 }
 
 impl Asked<'_> {
@@ -47,6 +52,8 @@ impl Asked<'_> {
             Self::ReadRun { .. } => "read_run",
             Self::ReadAudit { .. } => "read_audit",
             Self::CancelRun { .. } => "cancel_run",
+            Self::PauseSchedule { .. } => "pause_schedule",
+            Self::ResumeSchedule { .. } => "resume_schedule",
         }
     }
 }
@@ -126,6 +133,11 @@ impl ServicePolicies {
             Asked::ReadRun { run, run_by }
             | Asked::ReadAudit { run, run_by }
             | Asked::CancelRun { run, run_by } => on_run(run, run_by)?,
+            Asked::PauseSchedule { schedule } | Asked::ResumeSchedule { schedule } => (
+                uid("Workflow", workflow)?,
+                format!("schedule {schedule} of {workflow}"),
+                serde_json::json!({ "schedule": schedule }),
+            ),
         };
         authorize(
             &self.policies,

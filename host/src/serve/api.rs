@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 
 use super::catalog::{Catalog, Served};
 use super::runs::{Phase, Runs, StartError, Trigger};
+use super::scheduler::Scheduler;
 use super::tokens;
 use crate::audit::record::{Event, Record};
 use crate::policy::service::Asked;
@@ -44,6 +45,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/workflows"),
     ("GET", "/v1/workflows/{workflow}"),
     ("POST", "/v1/workflows/{workflow}/runs"),
+    ("GET", "/v1/workflows/{workflow}/schedules"),
+    (
+        "POST",
+        "/v1/workflows/{workflow}/schedules/{schedule}/pause",
+    ),
+    (
+        "POST",
+        "/v1/workflows/{workflow}/schedules/{schedule}/resume",
+    ),
     ("GET", "/v1/runs"),
     ("GET", "/v1/runs/{run}"),
     ("GET", "/v1/runs/{run}/logs"),
@@ -55,9 +65,11 @@ pub const ROUTES: &[(&str, &str)] = &[
 #[derive(Debug)]
 pub struct App {
     /// The workflows served.
-    pub catalog: Mutex<Catalog>,
+    pub catalog: Arc<Mutex<Catalog>>,
     /// The runs.
     pub runs: Arc<Runs>,
+    /// The schedules.
+    pub scheduler: Arc<Scheduler>,
     /// A connection of its own to the run state, for reading (tokens,
     /// runs) without waiting for the runs' writes.
     pub reader: Mutex<RunState>,
@@ -169,35 +181,15 @@ impl App {
     /// decision (synced) before anything else happens; the `access`
     /// record's number when allowed, 403 when not.
     fn decide(&self, caller: &Caller, served: &Served, asked: Asked<'_>) -> Result<u64, ApiError> {
-        let decision = served
-            .service
-            .decide(&caller.user, asked)
-            .map_err(ApiError::internal)?;
-        let entity = |uid: &cedar_policy::EntityUid| json!({ "type": uid.type_name().to_string(), "id": uid.id().unescaped() });
-        let seq = {
-            let state = self.runs.state();
-            let mut log = lock(&state.log);
-            let seq = log
-                .append(
-                    "",
-                    Event::Access {
-                        token: caller.token.clone(),
-                        workflow: served.name.clone(),
-                        action: decision.action.to_owned(),
-                        principal: entity(&decision.principal),
-                        resource: entity(&decision.resource),
-                        context: decision.context.clone(),
-                        decision: if decision.allowed { "allow" } else { "deny" }.to_owned(),
-                        policies: decision.policies.clone(),
-                        errors: decision.errors.clone(),
-                        policy_set: served.policy_set.clone(),
-                    },
-                )
-                .map_err(ApiError::internal)?;
-            log.sync().map_err(ApiError::internal)?;
-            seq
-        };
-        if decision.allowed {
+        let (seq, allowed) = super::decide_recorded(
+            self.runs.state(),
+            served,
+            &caller.user,
+            &caller.token,
+            asked,
+        )
+        .map_err(ApiError::internal)?;
+        if allowed {
             Ok(seq)
         } else {
             Err(ApiError::forbidden())
@@ -264,6 +256,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/workflows", get(workflows))
         .route("/v1/workflows/{workflow}", get(workflow))
         .route("/v1/workflows/{workflow}/runs", post(trigger))
+        .route("/v1/workflows/{workflow}/schedules", get(schedules))
+        .route(
+            "/v1/workflows/{workflow}/schedules/{schedule}/pause",
+            post(pause),
+        )
+        .route(
+            "/v1/workflows/{workflow}/schedules/{schedule}/resume",
+            post(resume),
+        )
         .route("/v1/runs", get(runs))
         .route("/v1/runs/{run}", get(run))
         .route("/v1/runs/{run}/logs", get(logs))
@@ -346,7 +347,9 @@ fn workflow_json(app: &App, s: &Served) -> Value {
         "tasks": plan.tasks.iter().map(|t| t.task.name.value.as_str()).collect::<Vec<_>>(),
         "params": params,
         "max_active_runs": plan.max_active_runs,
+        "schedules": plan.schedules.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
         "runs_url": format!("{}/v1/workflows/{}/runs", app.base_url, s.name),
+        "schedules_url": format!("{}/v1/workflows/{}/schedules", app.base_url, s.name),
     })
 }
 
@@ -359,6 +362,77 @@ async fn workflow(
     let served = app.served(&name).ok_or_else(ApiError::forbidden)?;
     app.decide(&caller, &served, Asked::ReadWorkflow)?;
     ok(StatusCode::OK, workflow_json(&app, &served))
+}
+
+async fn schedules(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Answer {
+    let caller = app.caller(&headers)?;
+    let served = app.served(&name).ok_or_else(ApiError::forbidden)?;
+    app.decide(&caller, &served, Asked::ReadWorkflow)?;
+    ok(
+        StatusCode::OK,
+        json!({ "workflow": served.name, "schedules": app.scheduler.shown(&served) }),
+    )
+}
+
+async fn pause(
+    State(app): State<Arc<App>>,
+    Path((name, schedule)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer {
+    set_paused(&app, &name, &schedule, &headers, true)
+}
+
+async fn resume(
+    State(app): State<Arc<App>>,
+    Path((name, schedule)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer {
+    set_paused(&app, &name, &schedule, &headers, false)
+}
+
+/// Pause or resume a schedule: decided (`pause_schedule` /
+/// `resume_schedule`), recorded (`pause`), then in effect.
+fn set_paused(app: &App, name: &str, schedule: &str, headers: &HeaderMap, paused: bool) -> Answer {
+    let caller = app.caller(headers)?;
+    let served = app.served(name).ok_or_else(ApiError::forbidden)?;
+    if !served
+        .workflow
+        .plan
+        .schedules
+        .iter()
+        .any(|s| s.name == schedule)
+    {
+        return Err(ApiError::forbidden());
+    }
+    let asked = if paused {
+        Asked::PauseSchedule { schedule }
+    } else {
+        Asked::ResumeSchedule { schedule }
+    };
+    let access = app.decide(&caller, &served, asked)?;
+    app.scheduler
+        .set_paused(
+            &served.name,
+            schedule,
+            paused,
+            &caller.user,
+            &caller.token,
+            access,
+        )
+        .map_err(ApiError::internal)?;
+    ok(
+        StatusCode::OK,
+        json!({
+            "workflow": served.name,
+            "schedule": schedule,
+            "paused": paused,
+            "url": format!("{}/v1/workflows/{}/schedules", app.base_url, served.name),
+        }),
+    )
 }
 
 /// A JSON body: a 400 saying what is wrong with it, a 413 when too large.
@@ -405,12 +479,7 @@ async fn trigger(
         .trigger(
             &served,
             &params,
-            Trigger {
-                via: "api",
-                user: caller.user.clone(),
-                token: caller.token.clone(),
-                access,
-            },
+            Trigger::api(caller.user.clone(), caller.token.clone(), access),
         )
         .await;
     let id = match started {
@@ -602,7 +671,8 @@ async fn audit(State(app): State<Arc<App>>, Path(id): Path<String>, headers: Hea
         .filter_map(|line| {
             let record: Record = serde_json::from_slice(line).ok()?;
             let about = record.run == id
-                || matches!(&record.event, Event::Trigger { starts, .. } if *starts == id);
+                || matches!(&record.event, Event::Trigger { starts, .. } if *starts == id)
+                || matches!(&record.event, Event::Tick { starts: Some(starts), .. } if *starts == id);
             about.then(|| serde_json::from_slice::<Value>(line).ok())?
         })
         .collect();

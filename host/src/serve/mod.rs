@@ -12,6 +12,8 @@ pub mod api;
 pub mod catalog;
 pub mod client;
 pub mod runs;
+pub mod schedule;
+pub mod scheduler;
 pub mod tokens;
 
 use std::future::Future;
@@ -124,14 +126,25 @@ pub async fn serve(
         eprintln!("note: {note}");
     }
     let served = catalog.all().count();
+    let catalog = Arc::new(Mutex::new(catalog));
+    let log = std::fs::read(StateDir::log_path(runs.state().path())).map_err(|source| {
+        crate::audit::log::AuditError::Io {
+            path: StateDir::log_path(runs.state().path()),
+            source,
+        }
+    })?;
+    let scheduler = scheduler::Scheduler::new(Arc::clone(&catalog), Arc::clone(&runs), &log);
+    drop(log);
     let app = Arc::new(api::App {
-        catalog: Mutex::new(catalog),
+        catalog,
         runs: Arc::clone(&runs),
+        scheduler: Arc::clone(&scheduler),
         reader: Mutex::new(reader),
         base_url: format!("http://{addr}"),
     });
     let reloading = tokio::spawn(reload(Arc::clone(&app), config.reload));
     let committing = tokio::spawn(commit(Arc::clone(&runs)));
+    let scheduling = tokio::spawn(scheduler.run());
     let router = api::router(Arc::clone(&app)).layer((
         tower_http::timeout::RequestBodyTimeoutLayer::new(REQUEST_TIMEOUT),
         tower_http::timeout::TimeoutLayer::with_status_code(
@@ -142,6 +155,7 @@ pub async fn serve(
     ready(addr, served);
     accept(listener, router, shutdown).await;
     reloading.abort();
+    scheduling.abort();
     committing.abort();
     eprintln!(
         "stopping: no new runs; waiting up to {:.0} s for tasks under way",
@@ -150,6 +164,52 @@ pub async fn serve(
     runs.shutdown(config.grace).await?;
     eprintln!("stopped; the audit log is signed to its last record");
     Ok(())
+}
+
+/// Decide whether `user` (by token `token`, `""` for the service's own
+/// requests: a schedule's tick) may do `asked` on `served`, and record the
+/// decision (an `access` record, synced) before it takes effect. Returns
+/// the record's number and whether it allows.
+///
+/// # Errors
+///
+/// The decision could not be made (a bug: the request does not fit the
+/// schema) or recorded.
+pub(crate) fn decide_recorded(
+    state: &StateDir,
+    served: &catalog::Served,
+    user: &str,
+    token: &str,
+    asked: crate::policy::service::Asked<'_>,
+) -> Result<(u64, bool), String> {
+    let decision = served
+        .service
+        .decide(user, asked)
+        .map_err(|e| e.to_string())?;
+    let entity = |uid: &cedar_policy::EntityUid| serde_json::json!({ "type": uid.type_name().to_string(), "id": uid.id().unescaped() });
+    let mut log = state
+        .log
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let seq = log
+        .append(
+            "",
+            crate::audit::record::Event::Access {
+                token: token.to_owned(),
+                workflow: served.name.clone(),
+                action: decision.action.to_owned(),
+                principal: entity(&decision.principal),
+                resource: entity(&decision.resource),
+                context: decision.context.clone(),
+                decision: if decision.allowed { "allow" } else { "deny" }.to_owned(),
+                policies: decision.policies.clone(),
+                errors: decision.errors.clone(),
+                policy_set: served.policy_set.clone(),
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    log.sync().map_err(|e| e.to_string())?;
+    Ok((seq, decision.allowed))
 }
 
 fn report(refreshed: &catalog::Refreshed) {
@@ -183,7 +243,12 @@ async fn reload(app: Arc<api::App>, every: Duration) {
             catalog.refresh(&app.runs.state().log)
         };
         match refreshed {
-            Ok(refreshed) => report(&refreshed),
+            Ok(refreshed) => {
+                if !refreshed.loaded.is_empty() {
+                    app.scheduler.wake();
+                }
+                report(&refreshed);
+            }
             Err(e) => eprintln!("warning: cannot record a changed workflow: {e}"),
         }
         // Requests answered since the last checkpoint get one soon.

@@ -43,13 +43,20 @@ pub enum StartError {
 }
 
 /// A recorded trigger: its record, the run it starts, the workflow, the
-/// user, the parameters.
-type Triggered = (u64, String, String, String, BTreeMap<String, String>);
+/// user, the parameters, the schedule it comes from.
+type Triggered = (
+    u64,
+    String,
+    String,
+    String,
+    BTreeMap<String, String>,
+    Option<String>,
+);
 
 /// What a trigger asks for.
 #[derive(Debug, Clone)]
 pub struct Trigger {
-    /// `api` (and later `schedule`, `webhook`).
+    /// `api`, `schedule` (and later `webhook`).
     pub via: &'static str,
     /// Who the run runs as.
     pub user: String,
@@ -57,6 +64,34 @@ pub struct Trigger {
     pub token: String,
     /// The `access` record that allowed it.
     pub access: u64,
+    /// The run's id, when the caller chose it (a tick names its run);
+    /// else a new one.
+    pub run: Option<String>,
+    /// The schedule it comes from.
+    pub source: Option<String>,
+    /// Recorded just before the trigger, which names it as its cause (a
+    /// schedule's tick).
+    pub cause: Option<Event>,
+    /// Whether the run waits for the previous run of `source` to end
+    /// (overlap `buffer_one`).
+    pub serial: bool,
+}
+
+impl Trigger {
+    /// An API call's, by token `token` of `user`, allowed by `access`.
+    #[must_use]
+    pub fn api(user: String, token: String, access: u64) -> Self {
+        Self {
+            via: "api",
+            user,
+            token,
+            access,
+            run: None,
+            source: None,
+            cause: None,
+            serial: false,
+        }
+    }
 }
 
 /// How an active run stands.
@@ -79,6 +114,7 @@ enum Control {
 struct Active {
     workflow: String,
     user: String,
+    schedule: Option<String>,
     phase: Phase,
     control: mpsc::Sender<Control>,
 }
@@ -89,6 +125,8 @@ pub struct ActiveRun {
     pub id: String,
     pub workflow: String,
     pub user: String,
+    /// The schedule that started it.
+    pub schedule: Option<String>,
     pub phase: Phase,
 }
 
@@ -164,10 +202,19 @@ impl Runs {
                 id: id.clone(),
                 workflow: a.workflow.clone(),
                 user: a.user.clone(),
+                schedule: a.schedule.clone(),
                 phase: a.phase,
             })
             .collect();
         runs.sort_by(|a, b| a.id.cmp(&b.id));
+        runs
+    }
+
+    /// The active runs schedule `schedule` of `workflow` started.
+    #[must_use]
+    pub fn of_schedule(&self, workflow: &str, schedule: &str) -> Vec<ActiveRun> {
+        let mut runs = self.active();
+        runs.retain(|a| a.workflow == workflow && a.schedule.as_deref() == Some(schedule));
         runs
     }
 
@@ -201,9 +248,13 @@ impl Runs {
             .param_values(params)
             .map_err(StartError::Params)?;
         let (workflow, prepared) = self.prepare(served, &trigger.user, params.clone()).await?;
-        let id = new_run_id();
+        let id = trigger.run.clone().unwrap_or_else(new_run_id);
         let seq = {
             let mut log = lock(&self.state.log);
+            let cause = match trigger.cause {
+                Some(event) => Some(log.append("", event)?),
+                None => None,
+            };
             let seq = log.append(
                 "",
                 Event::Trigger {
@@ -214,12 +265,19 @@ impl Runs {
                     token: trigger.token.clone(),
                     parameters: params,
                     access: trigger.access,
+                    source: trigger.source.clone(),
+                    cause,
                 },
             )?;
             log.sync()?;
             seq
         };
-        crate::runner::crash_point("after-trigger");
+        crate::runner::crash_point(if trigger.via == "schedule" {
+            "after-tick"
+        } else {
+            "after-trigger"
+        });
+        let schedule = trigger.source.map(|s| (s, trigger.serial));
         self.launch(
             served,
             workflow,
@@ -227,6 +285,7 @@ impl Runs {
             id.clone(),
             Start::New,
             Some(seq),
+            schedule,
         );
         Ok(id)
     }
@@ -258,8 +317,10 @@ impl Runs {
         .unwrap_or_else(|e| Err(StartError::Params(format!("preparing the run failed: {e}"))))
     }
 
-    /// Supervise run `id`: wait for its workflow's turn, run it, and
-    /// answer a cancel.
+    /// Supervise run `id`: wait for its turns (its schedule's previous
+    /// run, when `schedule` says serial; its workflow's
+    /// `max_active_runs`), run it, and answer a cancel.
+    #[allow(clippy::too_many_arguments)]
     fn launch(
         self: &Arc<Self>,
         served: &Arc<Served>,
@@ -268,6 +329,7 @@ impl Runs {
         id: String,
         start: Start,
         trigger: Option<u64>,
+        schedule: Option<(String, bool)>,
     ) {
         let (control, mut told) = mpsc::channel(1);
         lock(&self.active).insert(
@@ -275,40 +337,46 @@ impl Runs {
             Active {
                 workflow: served.name.clone(),
                 user: prepared.user.clone(),
+                schedule: schedule.as_ref().map(|(s, _)| s.clone()),
                 phase: Phase::Queued,
                 control,
             },
         );
-        let turn = served.workflow.plan.max_active_runs.map(|most| {
+        let turn = |key: String, most: usize| {
             Arc::clone(
                 lock(&self.turns)
-                    .entry(served.name.clone())
-                    .or_insert_with(|| Arc::new(Semaphore::new(most as usize))),
+                    .entry(key)
+                    .or_insert_with(|| Arc::new(Semaphore::new(most))),
             )
-        });
+        };
+        let mut turns = Vec::new();
+        if let Some((name, true)) = &schedule {
+            turns.push(turn(format!("{}\0{name}", served.name), 1));
+        }
+        if let Some(most) = served.workflow.plan.max_active_runs {
+            turns.push(turn(served.name.clone(), most as usize));
+        }
         let me = Arc::clone(self);
         let served = Arc::clone(served);
         let policies = Arc::clone(&served.policies);
         let supervised = async move {
-            let _turn = match turn {
-                Some(turn) => {
-                    let mut draining = me.drain.subscribe();
-                    tokio::select! {
-                        permit = turn.acquire_owned() => permit.ok(),
-                        _ = told.recv() => {
-                            me.cancel_queued(&id, &served, &prepared.user);
-                            lock(&me.active).remove(&id);
-                            return;
-                        }
-                        // Still only triggered: it starts when the service is back.
-                        _ = draining.wait_for(|d| *d) => {
-                            lock(&me.active).remove(&id);
-                            return;
-                        }
+            let mut held = Vec::new();
+            for turn in turns {
+                let mut draining = me.drain.subscribe();
+                tokio::select! {
+                    permit = turn.acquire_owned() => held.extend(permit.ok()),
+                    _ = told.recv() => {
+                        me.cancel_queued(&id, &served, &prepared.user);
+                        lock(&me.active).remove(&id);
+                        return;
+                    }
+                    // Still only triggered: it starts when the service is back.
+                    _ = draining.wait_for(|d| *d) => {
+                        lock(&me.active).remove(&id);
+                        return;
                     }
                 }
-                None => None,
-            };
+            }
             if let Some(active) = lock(&me.active).get_mut(&id) {
                 active.phase = Phase::Running;
             }
@@ -402,6 +470,8 @@ impl Runs {
         let mut started: HashSet<String> = HashSet::new();
         // Each trigger: its record, the run it starts, the workflow, who, parameters.
         let mut triggers: Vec<Triggered> = Vec::new();
+        // Each run a schedule started: the schedule.
+        let mut sources: HashMap<String, String> = HashMap::new();
         for line in bytes.split(|b| *b == b'\n') {
             let Ok(record) = serde_json::from_slice::<Record>(line) else {
                 continue;
@@ -415,13 +485,19 @@ impl Runs {
                     starts: run,
                     user,
                     parameters,
+                    source,
                     ..
-                } => triggers.push((record.seq, run, workflow, user, parameters)),
+                } => {
+                    if let Some(source) = &source {
+                        sources.insert(run.clone(), source.clone());
+                    }
+                    triggers.push((record.seq, run, workflow, user, parameters, source));
+                }
                 _ => {}
             }
         }
         // Triggered, never started: start them now, once.
-        for (seq, run, workflow, user, params) in triggers {
+        for (seq, run, workflow, user, params, source) in triggers {
             if started.contains(&run) {
                 continue;
             }
@@ -433,7 +509,19 @@ impl Runs {
             };
             match self.prepare(&served, &user, params).await {
                 Ok((wf, prepared)) => {
-                    self.launch(&served, wf, prepared, run.clone(), Start::New, Some(seq));
+                    let schedule = source.map(|s| {
+                        let serial = serial(&served, &s);
+                        (s, serial)
+                    });
+                    self.launch(
+                        &served,
+                        wf,
+                        prepared,
+                        run.clone(),
+                        Start::New,
+                        Some(seq),
+                        schedule,
+                    );
                     notes.push(format!("run {run} of {workflow} was triggered before the service stopped; starting it"));
                 }
                 Err(e) => notes.push(format!("run {run} of {workflow} cannot start: {e}")),
@@ -444,7 +532,8 @@ impl Runs {
             .runs_with_status("interrupted")
             .map_err(LaunchError::from)?;
         for run in interrupted {
-            match self.resume(catalog, &bytes, &run).await {
+            let source = sources.get(&run).cloned();
+            match self.resume(catalog, &bytes, &run, source).await {
                 Ok(note) => notes.push(note),
                 Err(why) => notes.push(format!("run {run} stays interrupted: {why}")),
             }
@@ -457,6 +546,7 @@ impl Runs {
         catalog: &Catalog,
         bytes: &[u8],
         run: &str,
+        source: Option<String>,
     ) -> Result<String, String> {
         let row = lock(&self.state.state)
             .run(run)
@@ -496,6 +586,10 @@ impl Runs {
             run.to_owned(),
             Start::Resume(resumption),
             None,
+            source.map(|s| {
+                let serial = serial(&served, &s);
+                (s, serial)
+            }),
         );
         Ok(format!(
             "run {run} of {} goes on ({kept} of {total} task(s) recorded complete)",
@@ -527,6 +621,17 @@ impl Runs {
         }
         lock(&self.state.log).close()
     }
+}
+
+/// Whether runs of schedule `schedule` of `served` wait for each other
+/// (overlap `buffer_one`).
+fn serial(served: &Served, schedule: &str) -> bool {
+    served
+        .workflow
+        .plan
+        .schedules
+        .iter()
+        .any(|s| s.name == schedule && s.overlap == super::schedule::Overlap::BufferOne)
 }
 
 /// What a run of the service shows on its stderr: each task's end.
