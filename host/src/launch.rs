@@ -236,6 +236,7 @@ impl Launcher {
             jobs,
             state: Arc::clone(&state.state),
             trigger: None,
+            given: None,
             slots: None,
             drain: None,
         }

@@ -28,3 +28,4 @@ mod serve;
 mod support;
 mod tokens;
 mod torture;
+mod webhooks;

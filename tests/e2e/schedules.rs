@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::serve::{Daemon, assert_log_verifies, kinds, log, token, wait_for, workflow};
-use crate::support::Scratch;
+use crate::support::{Scratch, cairn};
 
 /// The audit log as it is now, while the daemon may be writing (a line
 /// being written is left out).
@@ -140,6 +140,25 @@ as = "mallory"
             .iter()
             .any(|t| t["seq"].as_u64().unwrap() > resumed_at)
     });
+    // The CLI client: list, and a pause policy denies (exit 3).
+    let client = |token: &str, args: &[&str]| {
+        cairn()
+            .current_dir(s.path())
+            .env("CAIRN_SERVER", d.server())
+            .env("CAIRN_TOKEN", token)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let listed = client(&alice, &["schedules", "list", "pair"]);
+    assert_eq!(listed.status.code(), Some(0));
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("every") && listed.contains("* * * * * *"),
+        "{listed}"
+    );
+    let denied = client(&bob, &["schedules", "pause", "pair", "every"]);
+    assert_eq!(denied.status.code(), Some(3));
     let (code, _) = d.term();
     assert_eq!(code, 0);
 
@@ -226,6 +245,43 @@ fn a_kill_9_between_a_tick_and_its_run_starts_that_run_once_on_restart() {
         "started exactly once"
     );
     assert_eq!(kinds(&all, &run, "run-finished")[0]["status"], "succeeded");
+    assert_each_tick_ran_once(&all, "every");
+    assert_log_verifies(&s);
+}
+
+#[test]
+fn a_kill_9_after_a_tick_is_allowed_but_before_it_is_recorded_decides_it_again_once() {
+    let s = Scratch::new();
+    workflow(&s, 0, 0, "");
+    s.append(
+        "workflow.toml",
+        "\n[schedules.every]\ncron = \"* * * * * *\"\nas = \"scheduler\"\n",
+    );
+    let d = Daemon::start_with(&s, &[("CAIRN_CRASH_AT", "before-tick")]);
+    let (code, _) = d.exited(Duration::from_secs(30));
+    assert_ne!(code, Some(0));
+    let all = log(&s);
+    assert!(
+        ticks(&all, "every").is_empty(),
+        "the crash came before the tick record"
+    );
+    let allowed = all
+        .iter()
+        .filter(|r| r["kind"] == "access" && r["context"]["via"] == "schedule")
+        .count();
+    assert_eq!(allowed, 1);
+
+    // Back up: the tick was missed; catch-up (`latest`) runs the latest missed.
+    let d = Daemon::start(&s);
+    wait_for(|| {
+        let all = live_log(&s);
+        run_ticks(&all, "every")
+            .iter()
+            .any(|t| !kinds(&all, t["starts"].as_str().unwrap(), "run-finished").is_empty())
+    });
+    let (code, _) = d.term();
+    assert_eq!(code, 0);
+    let all = log(&s);
     assert_each_tick_ran_once(&all, "every");
     assert_log_verifies(&s);
 }

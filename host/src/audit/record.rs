@@ -227,8 +227,10 @@ pub enum Event {
     /// Something starts run `starts` of `workflow` as `user`: an API call
     /// (`via` `api`, with its token's id), allowed by the `access` record
     /// `access`. The run's `run-started` names this record.
-    /// A schedule's (`via` `schedule`) names it as `source` and its
-    /// `tick` record as `cause`.
+    /// A schedule's (`via` `schedule`) or webhook's (`via` `webhook`)
+    /// names it as `source` and its `tick` or `delivery` record as
+    /// `cause`; a webhook's gives the run the delivery's `body` (in the
+    /// artifact store, by digest).
     Trigger {
         via: String,
         workflow: String,
@@ -241,6 +243,33 @@ pub enum Event {
         source: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cause: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<Artifact>,
+    },
+    /// A delivery to webhook `webhook` of `workflow`, `id` as the sender
+    /// gave it, signed by `scheme`: `result` `accepted` (it starts run
+    /// `starts` as `user`, allowed by record `access`), `duplicate` (a
+    /// delivery already accepted: `starts` is its run; nothing new
+    /// starts), or why it was refused (`malformed`, `stale`,
+    /// `bad-signature`, `no-key`, `denied`), with `detail`. `key` is the
+    /// id of the key that signed it; `sha256` and `bytes` its body's.
+    Delivery {
+        workflow: String,
+        webhook: String,
+        id: String,
+        scheme: String,
+        user: String,
+        result: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+        sha256: String,
+        bytes: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        access: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        starts: Option<String>,
     },
     /// A tick of schedule `schedule` of `workflow`: the instant it stands
     /// for (`nominal`, UTC), that instant on the schedule's wall clock
@@ -395,6 +424,7 @@ impl Event {
             Self::Access { .. } => "access",
             Self::Trigger { .. } => "trigger",
             Self::Tick { .. } => "tick",
+            Self::Delivery { .. } => "delivery",
             Self::Pause { .. } => "pause",
             Self::DataFlow { .. } => "data-flow",
             Self::TaskStarted { .. } => "task-started",

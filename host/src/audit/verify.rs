@@ -241,6 +241,10 @@ struct Checker<'a> {
     ticks_run: HashMap<u64, (String, String, String)>,
     /// Every (workflow, schedule, nominal) a tick started a run for.
     ticked: HashSet<(String, String, String)>,
+    /// Accepted `delivery` records: record → (workflow, webhook, run, body digest).
+    deliveries_run: HashMap<u64, (String, String, String, String)>,
+    /// Every (workflow, webhook, delivery id) accepted.
+    delivered: HashSet<(String, String, String)>,
 }
 
 impl Checker<'_> {
@@ -649,8 +653,25 @@ impl Checker<'_> {
                 access,
                 source,
                 cause,
+                body,
                 ..
             } => {
+                if via == "webhook" {
+                    let from = cause.and_then(|c| self.deliveries_run.get(&c));
+                    let fits = matches!(from, Some((of, hook, starts, sha256))
+                        if of == workflow && Some(hook) == source.as_ref() && starts == run
+                            && body.as_ref().is_some_and(|b| &b.sha256 == sha256));
+                    if !fits {
+                        self.problem(
+                            at,
+                            "authorization",
+                            format!(
+                                "the trigger of run `{run}` is a webhook's, but names no accepted delivery of `{workflow}` that starts it with its body"
+                            ),
+                        );
+                        return;
+                    }
+                }
                 if via == "schedule" {
                     let from_tick = cause.and_then(|c| self.ticks_run.get(&c));
                     let fits = matches!(from_tick, Some((of, schedule, starts))
@@ -721,6 +742,56 @@ impl Checker<'_> {
                 }
                 self.ticks_run
                     .insert(at, (workflow.clone(), schedule.clone(), run.clone()));
+            }
+            Event::Delivery {
+                workflow,
+                webhook,
+                id,
+                user,
+                result,
+                sha256,
+                access,
+                starts,
+                ..
+            } => {
+                if result != "accepted" {
+                    return;
+                }
+                let allowed = access
+                    .and_then(|a| self.triggers_allowed.get(&a))
+                    .is_some_and(|(of, who)| of == workflow && who == user);
+                let Some(run) = starts.as_ref().filter(|_| allowed) else {
+                    self.problem(
+                        at,
+                        "authorization",
+                        format!(
+                            "delivery {id} to webhook `{webhook}` of `{workflow}` is accepted without an allowed `trigger` by `{user}` before it"
+                        ),
+                    );
+                    return;
+                };
+                if !self
+                    .delivered
+                    .insert((workflow.clone(), webhook.clone(), id.clone()))
+                {
+                    self.problem(
+                        at,
+                        "authorization",
+                        format!(
+                            "delivery {id} to webhook `{webhook}` of `{workflow}` is accepted twice ({run}); a replay starts nothing"
+                        ),
+                    );
+                    return;
+                }
+                self.deliveries_run.insert(
+                    at,
+                    (
+                        workflow.clone(),
+                        webhook.clone(),
+                        run.clone(),
+                        sha256.clone(),
+                    ),
+                );
             }
             Event::Pause {
                 workflow,
@@ -941,6 +1012,8 @@ fn scan(bytes: &[u8], key: &Verifier, artifacts: &Artifacts) -> (Report, Stored,
         pauses_allowed: HashMap::new(),
         ticks_run: HashMap::new(),
         ticked: HashSet::new(),
+        deliveries_run: HashMap::new(),
+        delivered: HashSet::new(),
     };
     let mut tree = Tree::new();
     let mut leaves = Stored::new();

@@ -600,6 +600,19 @@ fn describe(event: &Event) -> String {
                 ),
             }
         }
+        Event::Delivery {
+            workflow,
+            webhook,
+            id,
+            result,
+            starts,
+            ..
+        } => match starts {
+            Some(run) => {
+                format!("webhook {webhook} of {workflow}: delivery {id} {result}, run {run}")
+            }
+            None => format!("webhook {webhook} of {workflow}: delivery {id} {result}"),
+        },
         Event::Pause {
             workflow,
             schedule,

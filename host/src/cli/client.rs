@@ -1,6 +1,6 @@
-//! The client side of `cairn serve`: `cairn trigger`, and `cairn runs`
-//! against a server (`--server URL` or `CAIRN_SERVER`, with the API token
-//! in `CAIRN_TOKEN`).
+//! The client side of `cairn serve`: `cairn trigger`, `cairn schedules`,
+//! and `cairn runs` against a server (`--server URL` or `CAIRN_SERVER`,
+//! with the API token in `CAIRN_TOKEN`).
 
 use std::time::Duration;
 
@@ -358,6 +358,150 @@ pub(crate) async fn cancel(remote: &Remote, run: &str, json: bool) -> Result<Exi
         eprintln!(
             "{} run {run} is being cancelled; `cairn runs show {run}` shows when it stopped",
             Style::stderr().good("ok")
+        );
+    }
+    Ok(Exit::Success)
+}
+
+/// A server's schedules: list them, pause or resume one.
+///
+/// Listing is `read_workflow` on the workflow; pausing and resuming are
+/// `pause_schedule` and `resume_schedule`, decided by its policies and
+/// recorded in the service's audit log before they take effect. A paused
+/// schedule's ticks are still recorded (`why: "paused"`), and start no run.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum SchedulesCommand {
+    /// A workflow's schedules, with each one's next tick and last one.
+    #[command(after_help = "Example:\n  cairn schedules list etl --server http://127.0.0.1:8080")]
+    List {
+        /// The workflow's name.
+        #[arg(value_name = "WORKFLOW")]
+        workflow: String,
+        /// Print them as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Pause a schedule: its ticks start no run until it is resumed.
+    Pause {
+        #[arg(value_name = "WORKFLOW")]
+        workflow: String,
+        /// The schedule (`[schedules.NAME]`).
+        #[arg(value_name = "SCHEDULE")]
+        schedule: String,
+        /// Print the answer as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Resume a paused schedule.
+    Resume {
+        #[arg(value_name = "WORKFLOW")]
+        workflow: String,
+        /// The schedule (`[schedules.NAME]`).
+        #[arg(value_name = "SCHEDULE")]
+        schedule: String,
+        /// Print the answer as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+pub(crate) async fn schedules(command: &SchedulesCommand) -> Result<Exit, CliError> {
+    let (remote, workflow, json, set) = match command {
+        SchedulesCommand::List {
+            workflow,
+            json,
+            remote,
+        } => (remote, workflow, *json, None),
+        SchedulesCommand::Pause {
+            workflow,
+            schedule,
+            json,
+            remote,
+        } => (remote, workflow, *json, Some((schedule, "pause"))),
+        SchedulesCommand::Resume {
+            workflow,
+            schedule,
+            json,
+            remote,
+        } => (remote, workflow, *json, Some((schedule, "resume"))),
+    };
+    let Some((schedule, verb)) = set else {
+        let answer = remote
+            .call(
+                "GET",
+                &format!("/v1/workflows/{}/schedules", segment(workflow)),
+                None,
+            )
+            .await?;
+        if json {
+            outln!("{answer:#}");
+            return Ok(Exit::Success);
+        }
+        let shown = answer
+            .get("schedules")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if shown.is_empty() {
+            eprintln!("{workflow} has no schedules (`[schedules.NAME]` in its manifest)");
+        }
+        for s in &shown {
+            let last = match s["last"].as_object() {
+                Some(last) => format!(
+                    "last {} {}{}",
+                    text(&s["last"], "nominal"),
+                    text(&s["last"], "decision"),
+                    last.get("why")
+                        .and_then(Value::as_str)
+                        .map(|w| format!(" ({w})"))
+                        .unwrap_or_default()
+                ),
+                None => "no tick yet".to_owned(),
+            };
+            outln!(
+                "{:<20} {:<16} {:<18} as {:<12} {}  next {}  {last}",
+                text(s, "name"),
+                text(s, "cron"),
+                text(s, "timezone"),
+                text(s, "as"),
+                if s["paused"] == true {
+                    "paused "
+                } else {
+                    "active "
+                },
+                s["next_local"].as_str().unwrap_or("never"),
+            );
+        }
+        return Ok(Exit::Success);
+    };
+    let answer = remote
+        .call(
+            "POST",
+            &format!(
+                "/v1/workflows/{}/schedules/{}/{verb}",
+                segment(workflow),
+                segment(schedule)
+            ),
+            None,
+        )
+        .await?;
+    if json {
+        outln!("{answer:#}");
+    } else {
+        eprintln!(
+            "{} schedule {schedule} of {workflow} {}",
+            Style::stderr().good("ok"),
+            if verb == "pause" {
+                "is paused; its ticks are recorded and start no run"
+            } else {
+                "is resumed"
+            }
         );
     }
     Ok(Exit::Success)

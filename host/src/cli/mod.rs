@@ -117,9 +117,9 @@ as a placeholder that the host swaps for the value only in requests to hosts pol
 signed, tamper-evident audit log that `cairn audit verify` checks offline with only the public key. \
 `cairn exec` runs one task on its own; `cairn validate` and `cairn graph` check and draw manifests; \
 `cairn policy test` checks policies against expected decisions.\n\n\
-`cairn serve` runs workflows as a service: runs start on authenticated API requests, each \
-decided by policy and recorded first (`cairn token` makes API tokens; `cairn trigger` and \
-`cairn runs --server` are its client).\n\n\
+`cairn serve` runs workflows as a service: runs start on authenticated API requests and on \
+the manifest's schedules, each decided by policy and recorded first (`cairn token` makes API \
+tokens; `cairn trigger`, `cairn schedules` and `cairn runs --server` are its client).\n\n\
 `cairn build` runs the tasks' build commands (`cairn run --build` builds, then runs); \
 `cairn resume` finishes a run that was killed or stopped; `cairn completions` prints shell \
 completions.",
@@ -145,6 +145,9 @@ enum Command {
     Runs(runs::RunsCommand),
     Serve(serve::ServeArgs),
     Trigger(client::TriggerArgs),
+    /// A server's schedules: list them, pause or resume one.
+    #[command(subcommand)]
+    Schedules(client::SchedulesCommand),
     Exec(Box<exec::ExecArgs>),
     Validate(workflow::ValidateArgs),
     Graph(workflow::GraphArgs),
@@ -243,6 +246,7 @@ fn command() -> ExitCode {
             Command::Runs(command) => runs::command(&command).await,
             Command::Serve(args) => serve::serve(&args).await,
             Command::Trigger(args) => client::trigger(&args).await,
+            Command::Schedules(command) => client::schedules(&command).await,
             Command::Exec(args) => exec::exec(*args, cli.verbose).await,
             Command::Keygen(args) => audit::keygen_command(&args),
             Command::Token(command) => token::token(&command),

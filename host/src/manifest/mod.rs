@@ -14,8 +14,8 @@ use std::ops::Range;
 use indexmap::IndexMap;
 
 pub use parse::{
-    FIELDS_DEFAULTS, FIELDS_SCHEDULE, FIELDS_TASK, FIELDS_TOP, FIELDS_WORKFLOW, parse,
-    parse_partial,
+    FIELDS_DEFAULTS, FIELDS_SCHEDULE, FIELDS_TASK, FIELDS_TOP, FIELDS_WEBHOOK, FIELDS_WORKFLOW,
+    parse, parse_partial,
 };
 pub use schema::schema;
 
@@ -66,6 +66,18 @@ pub struct Manifest {
     pub tasks: IndexMap<Name, Task>,
     /// `[schedules.NAME]`: when `cairn serve` runs the workflow by itself.
     pub schedules: IndexMap<Name, Schedule>,
+    /// `[webhooks.NAME]`: deliveries that start runs of it.
+    pub webhooks: IndexMap<Name, Webhook>,
+}
+
+/// `[webhooks.NAME]`: an endpoint whose signed deliveries start runs, the
+/// body given to them as `trigger.body`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// Its name (the table key).
+    pub name: At<Name>,
+    /// What it does.
+    pub spec: crate::serve::webhook::Spec,
 }
 
 /// `[schedules.NAME]`: a cron schedule, checked (its cron expression,

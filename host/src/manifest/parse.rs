@@ -12,17 +12,27 @@ use toml::de::{DeTable, DeValue};
 
 use super::{
     At, Backoff, Edge, FORMAT, Inject, Manifest, MountDecl, Output, Param, Retries, Schedule,
-    Settings, Task, When,
+    Settings, Task, Webhook, When,
 };
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::digest::Digest;
 use crate::name::Name;
 use crate::sandbox::MountMode;
 use crate::serve::schedule::{self, CatchUp, Gap, Overlap, Repeat};
+use crate::serve::webhook;
 use crate::units::{HumanDuration, Size};
 
 /// Top-level keys.
-pub const FIELDS_TOP: &[&str] = &["workflow", "params", "defaults", "tasks", "schedules"];
+pub const FIELDS_TOP: &[&str] = &[
+    "workflow",
+    "params",
+    "defaults",
+    "tasks",
+    "schedules",
+    "webhooks",
+];
+/// Keys of `[webhooks.NAME]`.
+pub const FIELDS_WEBHOOK: &[&str] = &["scheme", "secret", "as", "labels", "params", "tolerance"];
 /// Keys of `[schedules.NAME]`.
 pub const FIELDS_SCHEDULE: &[&str] = &[
     "cron",
@@ -131,8 +141,8 @@ struct Cx {
     /// `${params.NAME}` references in `env` and `args`: the name and where
     /// it is in the manifest, checked once every parameter is known.
     param_refs: Vec<(String, Range<usize>)>,
-    /// Every schedule's `params` (name, value), even a schedule with other
-    /// problems, checked once every parameter is known.
+    /// Every schedule's and webhook's `params` (name, value), even one with
+    /// other problems, checked once every parameter is known.
     schedule_params: Vec<(At<String>, At<String>)>,
 }
 
@@ -370,6 +380,7 @@ impl Cx {
         let mut declared = Vec::new();
         let mut tasks = IndexMap::new();
         let mut schedules = IndexMap::new();
+        let mut webhooks = IndexMap::new();
         let mut saw_workflow = false;
         for (key, value) in top {
             match key.get_ref().as_ref() {
@@ -457,6 +468,11 @@ impl Cx {
                         schedules = self.schedules(table);
                     }
                 }
+                "webhooks" => {
+                    if let Some(table) = self.table(value, "`[webhooks]`") {
+                        webhooks = self.webhooks(table);
+                    }
+                }
                 _ => {}
             }
         }
@@ -502,7 +518,128 @@ impl Cx {
             defaults,
             tasks,
             schedules,
+            webhooks,
         }
+    }
+
+    /// `[webhooks.NAME]` tables.
+    fn webhooks(&mut self, table: &DeTable<'_>) -> IndexMap<Name, Webhook> {
+        let mut webhooks = IndexMap::new();
+        for (key, value) in table {
+            let Some(name) = self.name_at(key.get_ref(), key.span(), "the webhook name") else {
+                continue;
+            };
+            let Some(spec) = self.table(value, "a webhook") else {
+                continue;
+            };
+            if let Some(webhook) = self.webhook(name, key.span(), spec) {
+                webhooks.insert(webhook.name.value.clone(), webhook);
+            }
+        }
+        webhooks
+    }
+
+    fn webhook(
+        &mut self,
+        name: At<Name>,
+        key: Range<usize>,
+        table: &DeTable<'_>,
+    ) -> Option<Webhook> {
+        self.unknown_fields(table, FIELDS_WEBHOOK, "a webhook");
+        let problems = self.d.len();
+        let mut scheme = None;
+        let mut secret = None;
+        let mut principal = None;
+        let mut labels = None;
+        let mut params = std::collections::BTreeMap::new();
+        let mut tolerance = std::time::Duration::from_secs(300);
+        for (k, value) in table {
+            match k.get_ref().as_ref() {
+                "scheme" => {
+                    scheme = self
+                        .choice(value, "`scheme`", webhook::Scheme::NAMES)
+                        .and_then(|c| webhook::Scheme::from_name(&c.value));
+                }
+                "secret" => secret = self.name(value, "the webhook's `secret`"),
+                "as" => {
+                    let Some(s) = self.string(value, "`as`") else {
+                        continue;
+                    };
+                    if crate::serve::tokens::check_user(&s.value).is_ok() {
+                        principal = Some(s.value);
+                    } else {
+                        self.d.push(
+                            Diagnostic::at(s.span, "`as` must be a user name: 1 to 128 characters, no control characters")
+                                .help("the user the webhook's runs start as, e.g. `as = \"github\"`"),
+                        );
+                    }
+                }
+                "labels" => {
+                    labels = Some(
+                        self.names(value, "`labels`", "a label")
+                            .into_iter()
+                            .map(|l| l.value.to_string())
+                            .collect::<std::collections::BTreeSet<_>>(),
+                    );
+                }
+                "params" => {
+                    let Some(t) = self.table(value, "the webhook's `params`") else {
+                        continue;
+                    };
+                    for (pk, pv) in t {
+                        if let Some(v) = self.string(pv, "a webhook parameter") {
+                            let name = At::new(pk.get_ref().to_string(), pk.span());
+                            self.schedule_params.push((name.clone(), v.clone()));
+                            params.insert(name.value, v.value);
+                        }
+                    }
+                }
+                "tolerance" => {
+                    if let Some(d) = self.duration(value, "`tolerance`") {
+                        tolerance = d.value.0;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let has = |field: &str| table.keys().any(|k| k.get_ref() == field);
+        for (field, help) in [
+            (
+                "scheme",
+                "how deliveries are signed: `scheme = \"github\"` (X-Hub-Signature-256) or `\"standard\"` (Standard Webhooks)",
+            ),
+            (
+                "secret",
+                "name the secret holding its key, e.g. `secret = \"GITHUB_WEBHOOK\"`; `cairn serve --secret GITHUB_WEBHOOK=env:...` gives its value",
+            ),
+            (
+                "as",
+                "name the user its runs start as, e.g. `as = \"github\"`; the workflow's policies must permit that user to `trigger` it",
+            ),
+        ] {
+            if !has(field) {
+                self.d.push(
+                    Diagnostic::at(
+                        key.clone(),
+                        format!("webhook `{}` has no `{field}`", name.value),
+                    )
+                    .help(help),
+                );
+            }
+        }
+        if self.d.len() > problems {
+            return None;
+        }
+        let spec = webhook::Spec {
+            name: name.value.to_string(),
+            scheme: scheme?,
+            secret: secret?.value,
+            principal: principal?,
+            labels: labels.unwrap_or_else(|| std::iter::once("untrusted".to_owned()).collect()),
+            params,
+            tolerance,
+        };
+        Some(Webhook { name, spec })
     }
 
     /// `[schedules.NAME]` tables.

@@ -190,6 +190,24 @@ pub fn schema() -> Value {
                         "paused": { "type": "boolean", "default": false }
                     }
                 }
+            },
+            "webhooks": {
+                "type": "object",
+                "description": "Endpoints (`POST /v1/hooks/WORKFLOW/NAME` on `cairn serve`) whose signed deliveries start runs; a task takes the body as `inputs = { x = \"trigger.body\" }`.",
+                "propertyNames": { "pattern": NAME },
+                "additionalProperties": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["scheme", "secret", "as"],
+                    "properties": {
+                        "scheme": { "enum": ["standard", "github"], "description": "Standard Webhooks (webhook-signature v1) or GitHub (X-Hub-Signature-256)." },
+                        "secret": { "type": "string", "pattern": NAME, "description": "The secret holding the key(s): several for rotation (standard: space-separated whsec_ keys; github: one per line)." },
+                        "as": { "type": "string", "description": "The user its runs start as; policy must permit it to `trigger` the workflow." },
+                        "labels": { "type": "array", "items": { "type": "string", "pattern": NAME }, "default": ["untrusted"], "description": "Labels the body carries into the run." },
+                        "params": { "type": "object", "additionalProperties": { "type": "string" } },
+                        "tolerance": { "type": "string", "default": "5m", "description": "How far a standard delivery's timestamp may be from now." }
+                    }
+                }
             }
         }
     })
@@ -198,7 +216,7 @@ pub fn schema() -> Value {
 #[cfg(test)]
 mod tests {
     use super::super::{
-        FIELDS_DEFAULTS, FIELDS_SCHEDULE, FIELDS_TASK, FIELDS_TOP, FIELDS_WORKFLOW,
+        FIELDS_DEFAULTS, FIELDS_SCHEDULE, FIELDS_TASK, FIELDS_TOP, FIELDS_WEBHOOK, FIELDS_WORKFLOW,
     };
     use super::*;
 
@@ -237,6 +255,10 @@ mod tests {
         assert_eq!(
             keys(&props["schedules"]["additionalProperties"]["properties"]),
             sorted(FIELDS_SCHEDULE)
+        );
+        assert_eq!(
+            keys(&props["webhooks"]["additionalProperties"]["properties"]),
+            sorted(FIELDS_WEBHOOK)
         );
     }
 }

@@ -56,7 +56,14 @@ pub struct PlannedTask {
     pub upstream: Vec<Upstream>,
     /// Settings after applying `[defaults]`.
     pub settings: Settings,
+    /// Its inputs that take the body of the webhook delivery that started
+    /// the run (`inputs = { event = "trigger.body" }`).
+    pub from_trigger: Vec<Name>,
 }
+
+/// The name of the run's trigger, as an upstream of inputs
+/// (`trigger.body`); no task may be called so.
+pub const TRIGGER: &str = "trigger";
 
 /// A validated workflow, tasks in a topological order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +80,8 @@ pub struct Plan {
     pub tasks: Vec<PlannedTask>,
     /// When the service runs it by itself.
     pub schedules: Vec<crate::serve::schedule::Spec>,
+    /// Deliveries that start runs of it.
+    pub webhooks: Vec<crate::serve::webhook::Spec>,
 }
 
 impl Plan {
@@ -99,8 +108,17 @@ impl Plan {
 
         // Edges in author's order; `upstream[i]` lists what task `i` waits for.
         let mut upstream: Vec<Vec<(usize, Dependency, std::ops::Range<usize>)>> = Vec::new();
+        let mut from_trigger: Vec<Vec<Name>> = Vec::new();
         for (i, task) in manifest.tasks.values().enumerate() {
             let mut edges = Vec::new();
+            let mut given = Vec::new();
+            if task.name.value.as_str() == TRIGGER {
+                d.push(
+                    Diagnostic::at(task.name.span.clone(), "a task may not be called `trigger`")
+                        .label("reserved")
+                        .help("`trigger.body` is the body of the webhook delivery that started the run; rename the task"),
+                );
+            }
             for needed in &task.needs {
                 match index.get(&needed.value) {
                     Some(&j) if j == i => d.push(
@@ -159,6 +177,27 @@ impl Plan {
                             );
                         }
                     }
+                    None if from.as_str() == TRIGGER => {
+                        if edge.value.output.as_str() != "body" {
+                            d.push(
+                                Diagnostic::at(
+                                    edge.span.clone(),
+                                    format!("the trigger has no output `{}`", edge.value.output),
+                                )
+                                .help("the trigger gives one: `trigger.body`, the body of the webhook delivery that started the run"),
+                            );
+                        } else if manifest.webhooks.is_empty() {
+                            d.push(
+                                Diagnostic::at(
+                                    edge.span.clone(),
+                                    format!("input `{input}` takes `trigger.body`, but the workflow has no webhooks"),
+                                )
+                                .help("declare one: `[webhooks.NAME]` with `scheme`, `secret` and `as`"),
+                            );
+                        } else {
+                            given.push(input.clone());
+                        }
+                    }
                     None => d.push(unknown_task(
                         from,
                         edge.span.clone(),
@@ -166,6 +205,7 @@ impl Plan {
                     )),
                 }
             }
+            from_trigger.push(given);
             if task.when.value == When::Failure && task.needs.is_empty() && task.inputs.is_empty() {
                 d.push(
                     Diagnostic::at(
@@ -215,6 +255,7 @@ impl Plan {
                     task: task.clone(),
                     upstream: deps,
                     settings: merge(&manifest.defaults, &task.settings),
+                    from_trigger: from_trigger.get(i).cloned().unwrap_or_default(),
                 })
             })
             .collect();
@@ -232,6 +273,7 @@ impl Plan {
                 .values()
                 .map(|s| s.spec.clone())
                 .collect(),
+            webhooks: manifest.webhooks.values().map(|w| w.spec.clone()).collect(),
         })
     }
 

@@ -80,6 +80,9 @@ impl Preflight {
                 );
             }
         }
+        for input in &planned.from_trigger {
+            inputs.insert(input.to_string(), format!("{}.body", crate::plan::TRIGGER));
+        }
         self.gate_with(policies, planned.task.name.value.as_str(), user, inputs)
     }
 

@@ -241,11 +241,32 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
         entities.push(Entity::new_no_attrs(user_uid.clone(), HashSet::new()));
     }
 
+    // A webhook delivery's body (`trigger.body`) carries the labels every
+    // webhook of the workflow declares: the strictest reading of any run.
+    let given: BTreeSet<String> = plan
+        .webhooks
+        .iter()
+        .flat_map(|w| w.labels.iter().cloned())
+        .collect();
+    let given_key = format!("{}.body", crate::plan::TRIGGER);
+    if !plan.webhooks.is_empty() {
+        labels.insert(given_key.clone(), given.clone());
+        entities.push(data_entity(
+            &given_key,
+            crate::plan::TRIGGER,
+            "body",
+            &given,
+        )?);
+    }
+
     // Labels first, in plan order: what reaches each task, what each output carries.
     let mut labels_in: Vec<BTreeSet<String>> = Vec::with_capacity(plan.tasks.len());
     for planned in &plan.tasks {
         let task = &planned.task;
         let mut incoming = BTreeSet::new();
+        if !planned.from_trigger.is_empty() {
+            incoming.extend(given.iter().cloned());
+        }
         for up in &planned.upstream {
             if let (Dependency::Data { output, .. }, Some(from)) =
                 (&up.why, plan.tasks.get(up.from))
@@ -390,6 +411,20 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
         // Requests (`connect`) and injected secrets (`inject_secret`) are
         // decided one by one as they are sent: their context (method, path)
         // is not known before.
+        let shown = given.iter().cloned().collect::<Vec<_>>().join(", ");
+        for input in &planned.from_trigger {
+            checker.check(
+                &all,
+                Ask {
+                    task: name,
+                    action: "flow",
+                    what: format!("data {given_key} [{shown}] into input `{input}`"),
+                    principal: uid("Data", &given_key)?,
+                    resource: task_uid.clone(),
+                    context: serde_json::json!({ "input": input.as_str() }),
+                },
+            )?;
+        }
         for up in &planned.upstream {
             let (Dependency::Data { input, output }, Some(from)) =
                 (&up.why, plan.tasks.get(up.from))

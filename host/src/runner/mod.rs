@@ -120,6 +120,9 @@ pub struct Setup {
     /// The `trigger` record that starts the run, for a run the service
     /// starts (named in its `run-started`).
     pub trigger: Option<u64>,
+    /// What the trigger gave the run: a webhook delivery's body, in the
+    /// artifact store (`trigger.body`).
+    pub given: Option<(Artifact, PathBuf)>,
     /// Slots shared by every run of a process: an attempt starts only
     /// holding one (the service's global task limit), besides `jobs`.
     pub slots: Option<Arc<tokio::sync::Semaphore>>,
@@ -772,6 +775,32 @@ fn prepare(
         records: Vec::new(),
         flows: Vec::new(),
     };
+    let given_key = format!("{}.body", crate::plan::TRIGGER);
+    for input in &planned.from_trigger {
+        let Some((artifact, path)) = &shared.setup.given else {
+            return Err(format!(
+                "input `{input}` takes `{given_key}`, and this run was not started by a webhook delivery"
+            ));
+        };
+        prepared.inputs.insert(input.clone(), path.clone());
+        prepared.records.push(Artifact {
+            name: input.to_string(),
+            ..artifact.clone()
+        });
+        prepared.flows.push(Event::DataFlow {
+            labels: shared
+                .setup
+                .preflight
+                .labels
+                .get(&given_key)
+                .map(|l| l.iter().cloned().collect())
+                .unwrap_or_default(),
+            from: given_key.clone(),
+            task: name.to_owned(),
+            input: input.to_string(),
+            sha256: artifact.sha256.clone(),
+        });
+    }
     for up in &planned.upstream {
         let Dependency::Data { input, output } = &up.why else {
             continue;

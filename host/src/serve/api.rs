@@ -59,6 +59,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/runs/{run}/logs"),
     ("GET", "/v1/runs/{run}/audit"),
     ("POST", "/v1/runs/{run}/cancel"),
+    ("POST", "/v1/hooks/{workflow}/{webhook}"),
 ];
 
 /// What every request handler shares.
@@ -70,6 +71,8 @@ pub struct App {
     pub runs: Arc<Runs>,
     /// The schedules.
     pub scheduler: Arc<Scheduler>,
+    /// The webhooks' deliveries.
+    pub hooks: super::hooks::Hooks,
     /// A connection of its own to the run state, for reading (tokens,
     /// runs) without waiting for the runs' writes.
     pub reader: Mutex<RunState>,
@@ -270,6 +273,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/runs/{run}/logs", get(logs))
         .route("/v1/runs/{run}/audit", get(audit))
         .route("/v1/runs/{run}/cancel", post(cancel))
+        .route("/v1/hooks/{workflow}/{webhook}", post(hook))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
@@ -672,7 +676,8 @@ async fn audit(State(app): State<Arc<App>>, Path(id): Path<String>, headers: Hea
             let record: Record = serde_json::from_slice(line).ok()?;
             let about = record.run == id
                 || matches!(&record.event, Event::Trigger { starts, .. } if *starts == id)
-                || matches!(&record.event, Event::Tick { starts: Some(starts), .. } if *starts == id);
+                || matches!(&record.event, Event::Tick { starts: Some(starts), .. } if *starts == id)
+                || matches!(&record.event, Event::Delivery { starts: Some(starts), .. } if *starts == id);
             about.then(|| serde_json::from_slice::<Value>(line).ok())?
         })
         .collect();
@@ -698,5 +703,65 @@ async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>, headers: He
                 row.status
             ),
         ))
+    }
+}
+
+/// A webhook delivery: no token (the signature is its authentication),
+/// 202 once it is recorded and its run started, 200 for a replay of one
+/// accepted before (nothing new starts), 401 for a bad or stale
+/// signature, 403 when policy denies the webhook's principal, 404 for no
+/// such webhook.
+async fn hook(
+    State(app): State<Arc<App>>,
+    Path((name, hook)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "too_large",
+                format!("the body is larger than {MAX_BODY} bytes"),
+            )
+        } else {
+            ApiError::new(status, "bad_request", rejection.body_text())
+        }
+    })?;
+    let no_such = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such webhook; a workflow's `[webhooks.NAME]` is served at /v1/hooks/WORKFLOW/NAME",
+        )
+    };
+    let served = app.served(&name).ok_or_else(no_such)?;
+    let spec = served
+        .workflow
+        .plan
+        .webhooks
+        .iter()
+        .find(|w| w.name == hook)
+        .cloned()
+        .ok_or_else(no_such)?;
+    match app.hooks.deliver(&served, &spec, &headers, &body).await {
+        super::hooks::Answered::Accepted { run, delivery } => ok(
+            StatusCode::ACCEPTED,
+            json!({ "run": run, "delivery": delivery, "duplicate": false, "url": format!("{}/v1/runs/{run}", app.base_url) }),
+        ),
+        super::hooks::Answered::Duplicate { run, delivery } => ok(
+            StatusCode::OK,
+            json!({ "run": run, "delivery": delivery, "duplicate": true, "url": format!("{}/v1/runs/{run}", app.base_url) }),
+        ),
+        super::hooks::Answered::Refused {
+            status,
+            code,
+            message,
+        } => Err(ApiError::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code,
+            message,
+        )),
     }
 }

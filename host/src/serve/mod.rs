@@ -11,10 +11,12 @@
 pub mod api;
 pub mod catalog;
 pub mod client;
+pub mod hooks;
 pub mod runs;
 pub mod schedule;
 pub mod scheduler;
 pub mod tokens;
+pub mod webhook;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -134,11 +136,13 @@ pub async fn serve(
         }
     })?;
     let scheduler = scheduler::Scheduler::new(Arc::clone(&catalog), Arc::clone(&runs), &log);
+    let hooks = hooks::Hooks::new(Arc::clone(&runs), &log);
     drop(log);
     let app = Arc::new(api::App {
         catalog,
         runs: Arc::clone(&runs),
         scheduler: Arc::clone(&scheduler),
+        hooks,
         reader: Mutex::new(reader),
         base_url: format!("http://{addr}"),
     });

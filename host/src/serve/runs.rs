@@ -12,6 +12,7 @@
 //! bring an allowed `access` record.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::catalog::{Catalog, Served};
 use crate::audit::log::AuditError;
-use crate::audit::record::{Event, Record};
+use crate::audit::record::{Artifact, Event, Record};
 use crate::launch::{LaunchError, Launcher, Prepared, SecretProvider, StateDir, changes};
 use crate::resume::{History, Resumption};
 use crate::runner::{Progress, Start, Status, may_retry, new_run_id};
@@ -75,6 +76,17 @@ pub struct Trigger {
     /// Whether the run waits for the previous run of `source` to end
     /// (overlap `buffer_one`).
     pub serial: bool,
+    /// What the run is given: a webhook delivery's body, stored.
+    pub given: Option<(Artifact, PathBuf)>,
+}
+
+/// Where a run comes from, as its supervisor needs it: the schedule that
+/// started it (and whether its runs wait for each other), what it was
+/// given.
+#[derive(Debug, Default)]
+struct Origin {
+    schedule: Option<(String, bool)>,
+    given: Option<(Artifact, PathBuf)>,
 }
 
 impl Trigger {
@@ -90,6 +102,7 @@ impl Trigger {
             source: None,
             cause: None,
             serial: false,
+            given: None,
         }
     }
 }
@@ -210,6 +223,25 @@ impl Runs {
         runs
     }
 
+    /// Artifact `artifact` given to a run, where the store keeps it.
+    fn stored(&self, artifact: &Artifact) -> (Artifact, PathBuf) {
+        let hex = artifact
+            .sha256
+            .strip_prefix("sha256:")
+            .unwrap_or(&artifact.sha256);
+        let path = self.state.path().join("artifacts").join("sha256").join(hex);
+        (artifact.clone(), path)
+    }
+
+    /// Secret `name`'s value, from the service's secret providers.
+    ///
+    /// # Errors
+    ///
+    /// What is wrong, as the provider says.
+    pub fn secret(&self, name: &crate::name::Name) -> Result<crate::secrets::SecretValue, String> {
+        self.secrets.secret(name)
+    }
+
     /// The active runs schedule `schedule` of `workflow` started.
     #[must_use]
     pub fn of_schedule(&self, workflow: &str, schedule: &str) -> Vec<ActiveRun> {
@@ -267,17 +299,24 @@ impl Runs {
                     access: trigger.access,
                     source: trigger.source.clone(),
                     cause,
+                    body: trigger.given.as_ref().map(|(a, _)| a.clone()),
                 },
             )?;
             log.sync()?;
             seq
         };
-        crate::runner::crash_point(if trigger.via == "schedule" {
-            "after-tick"
-        } else {
-            "after-trigger"
+        crate::runner::crash_point(match trigger.via {
+            "schedule" => "after-tick",
+            "webhook" => "after-delivery",
+            _ => "after-trigger",
         });
-        let schedule = trigger.source.map(|s| (s, trigger.serial));
+        let origin = Origin {
+            schedule: trigger
+                .source
+                .filter(|_| trigger.via == "schedule")
+                .map(|s| (s, trigger.serial)),
+            given: trigger.given,
+        };
         self.launch(
             served,
             workflow,
@@ -285,7 +324,7 @@ impl Runs {
             id.clone(),
             Start::New,
             Some(seq),
-            schedule,
+            origin,
         );
         Ok(id)
     }
@@ -318,7 +357,7 @@ impl Runs {
     }
 
     /// Supervise run `id`: wait for its turns (its schedule's previous
-    /// run, when `schedule` says serial; its workflow's
+    /// run, when its origin says serial; its workflow's
     /// `max_active_runs`), run it, and answer a cancel.
     #[allow(clippy::too_many_arguments)]
     fn launch(
@@ -329,8 +368,9 @@ impl Runs {
         id: String,
         start: Start,
         trigger: Option<u64>,
-        schedule: Option<(String, bool)>,
+        origin: Origin,
     ) {
+        let Origin { schedule, given } = origin;
         let (control, mut told) = mpsc::channel(1);
         lock(&self.active).insert(
             id.clone(),
@@ -384,6 +424,7 @@ impl Runs {
                 me.launcher
                     .setup(prepared, policies, &me.state, progress(id.clone()), me.jobs);
             setup.trigger = trigger;
+            setup.given = given;
             setup.slots = Some(Arc::clone(&me.slots));
             setup.drain = Some(me.drain.subscribe());
             let began = std::time::Instant::now();
@@ -472,6 +513,8 @@ impl Runs {
         let mut triggers: Vec<Triggered> = Vec::new();
         // Each run a schedule started: the schedule.
         let mut sources: HashMap<String, String> = HashMap::new();
+        // Each run a webhook started: the body it was given.
+        let mut bodies: HashMap<String, Artifact> = HashMap::new();
         for line in bytes.split(|b| *b == b'\n') {
             let Ok(record) = serde_json::from_slice::<Record>(line) else {
                 continue;
@@ -481,15 +524,21 @@ impl Runs {
                     started.insert(record.run);
                 }
                 Event::Trigger {
+                    via,
                     workflow,
                     starts: run,
                     user,
                     parameters,
                     source,
+                    body,
                     ..
                 } => {
+                    let source = source.filter(|_| via == "schedule");
                     if let Some(source) = &source {
                         sources.insert(run.clone(), source.clone());
+                    }
+                    if let Some(body) = body {
+                        bodies.insert(run.clone(), body);
                     }
                     triggers.push((record.seq, run, workflow, user, parameters, source));
                 }
@@ -509,10 +558,13 @@ impl Runs {
             };
             match self.prepare(&served, &user, params).await {
                 Ok((wf, prepared)) => {
-                    let schedule = source.map(|s| {
-                        let serial = serial(&served, &s);
-                        (s, serial)
-                    });
+                    let origin = Origin {
+                        schedule: source.map(|s| {
+                            let serial = serial(&served, &s);
+                            (s, serial)
+                        }),
+                        given: bodies.get(&run).map(|b| self.stored(b)),
+                    };
                     self.launch(
                         &served,
                         wf,
@@ -520,7 +572,7 @@ impl Runs {
                         run.clone(),
                         Start::New,
                         Some(seq),
-                        schedule,
+                        origin,
                     );
                     notes.push(format!("run {run} of {workflow} was triggered before the service stopped; starting it"));
                 }
@@ -532,8 +584,11 @@ impl Runs {
             .runs_with_status("interrupted")
             .map_err(LaunchError::from)?;
         for run in interrupted {
-            let source = sources.get(&run).cloned();
-            match self.resume(catalog, &bytes, &run, source).await {
+            let origin = Origin {
+                schedule: sources.get(&run).cloned().map(|s| (s, false)),
+                given: bodies.get(&run).map(|b| self.stored(b)),
+            };
+            match self.resume(catalog, &bytes, &run, origin).await {
                 Ok(note) => notes.push(note),
                 Err(why) => notes.push(format!("run {run} stays interrupted: {why}")),
             }
@@ -546,7 +601,7 @@ impl Runs {
         catalog: &Catalog,
         bytes: &[u8],
         run: &str,
-        source: Option<String>,
+        mut origin: Origin,
     ) -> Result<String, String> {
         let row = lock(&self.state.state)
             .run(run)
@@ -586,10 +641,13 @@ impl Runs {
             run.to_owned(),
             Start::Resume(resumption),
             None,
-            source.map(|s| {
-                let serial = serial(&served, &s);
-                (s, serial)
-            }),
+            {
+                origin.schedule = origin.schedule.map(|(s, _)| {
+                    let serial = serial(&served, &s);
+                    (s, serial)
+                });
+                origin
+            },
         );
         Ok(format!(
             "run {run} of {} goes on ({kept} of {total} task(s) recorded complete)",

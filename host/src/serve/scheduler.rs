@@ -365,6 +365,7 @@ impl Scheduler {
                 Some(access),
             );
         }
+        crate::runner::crash_point("before-tick");
         let run = crate::runner::new_run_id();
         let mut event = tick_event(served, spec, tick, now);
         if let Event::Tick {
@@ -394,6 +395,7 @@ impl Scheduler {
             source: Some(spec.name.clone()),
             cause: Some(event),
             serial,
+            given: None,
         };
         match self.runs.trigger(served, &params, trigger).await {
             Ok(id) => Ok(LastTick {
