@@ -390,6 +390,41 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// What the trigger of run `run` gave it, as the audit log `log` (its
+/// bytes) records: a webhook delivery's body, where the artifact store of
+/// state directory `state` keeps it.
+#[must_use]
+pub fn given_of(
+    log: &[u8],
+    run: &str,
+    state: &Path,
+) -> Option<(crate::audit::record::Artifact, PathBuf)> {
+    log.split(|b| *b == b'\n').find_map(|line| {
+        let record: crate::audit::record::Record = serde_json::from_slice(line).ok()?;
+        match record.event {
+            crate::audit::record::Event::Trigger {
+                starts,
+                body: Some(body),
+                ..
+            } if starts == run => {
+                let path = stored_path(state, &body);
+                Some((body, path))
+            }
+            _ => None,
+        }
+    })
+}
+
+/// Where the artifact store of state directory `state` keeps `artifact`.
+#[must_use]
+pub fn stored_path(state: &Path, artifact: &crate::audit::record::Artifact) -> PathBuf {
+    let hex = artifact
+        .sha256
+        .strip_prefix("sha256:")
+        .unwrap_or(&artifact.sha256);
+    state.join("artifacts").join("sha256").join(hex)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {

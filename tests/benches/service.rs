@@ -7,6 +7,9 @@
 //!   a time; the latency is from just before the request is sent to the
 //!   `time` of the run's `task-started` record (same host, same clock),
 //!   p50 and p99 over `CAIRN_BENCH_TRIGGERS` (200) triggers;
+//! - a webhook delivery (GitHub's signature) until its 202, which comes
+//!   after the delivery, its decision and its trigger are synced and the
+//!   run has started: p50 and p99 over as many deliveries;
 //! - sustained runs per second: 8 concurrent clients trigger
 //!   `CAIRN_BENCH_RUNS` (400) runs between them, timed until every one
 //!   has ended;
@@ -37,6 +40,52 @@ const RULES: &str = r#"
 @id("runs") permit (principal, action == Cairn::Action::"run", resource);
 "#;
 
+const HOOK_SECRET: &str = "bench-webhook-secret";
+
+/// POST a signed delivery `id` to the bench workflow's webhook: the time
+/// until its answer (202).
+fn delivery(server: &str, id: &str) -> Duration {
+    use std::io::{Read as _, Write as _};
+    let body = format!(r#"{{"delivery":"{id}"}}"#);
+    let mut request = format!(
+        "POST /v1/hooks/bench/hook HTTP/1.1\r\nHost: cairn\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in cairn::serve::webhook::sign(
+        cairn::serve::webhook::Scheme::GitHub,
+        HOOK_SECRET,
+        id,
+        0,
+        body.as_bytes(),
+    ) {
+        let _ = write!(request, "{k}: {v}\r\n");
+    }
+    request.push_str("\r\n");
+    request.push_str(&body);
+    let addr = server.trim_start_matches("http://");
+    let started = Instant::now();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let took = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    took
+}
+
+fn deliveries(server: &str, n: usize) {
+    let mut took: Vec<Duration> = (0..n)
+        .map(|i| delivery(server, &format!("d-{i}")))
+        .collect();
+    took.sort();
+    let at = |q: f64| took[((took.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e3;
+    println!(
+        "  webhook delivery to its 202, durable ({n}, one at a time)       p50 {:>6.2} ms   p99 {:>6.2} ms",
+        at(0.5),
+        at(0.99)
+    );
+}
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -51,7 +100,7 @@ fn workflow(schedules: usize) -> tempfile::TempDir {
     std::fs::create_dir(dir.path().join("p")).unwrap();
     std::fs::write(dir.path().join("p/rules.cedar"), RULES).unwrap();
     let mut text = format!(
-        "[workflow]\nname = \"bench\"\npolicies = [\"p\"]\n\n[tasks.noop]\ncomponent = {:?}\n",
+        "[workflow]\nname = \"bench\"\npolicies = [\"p\"]\n\n[tasks.noop]\ncomponent = {:?}\n\n[webhooks.hook]\nscheme = \"github\"\nsecret = \"bench_hook\"\nas = \"alice\"\n",
         cairn_tests::CMD_NOOP
     );
     for i in 0..schedules {
@@ -100,6 +149,7 @@ fn serve(cairn: &Path, dir: &Path, cache: &Path) -> (Daemon, String) {
         .arg(state.path())
         .arg("--cache-dir")
         .arg(cache)
+        .env("CAIRN_SECRET_BENCH_HOOK", HOOK_SECRET)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -300,6 +350,7 @@ fn main() {
         &token,
         env_usize("CAIRN_BENCH_TRIGGERS", 200),
     );
+    deliveries(&daemon.server, env_usize("CAIRN_BENCH_TRIGGERS", 200));
     throughput(
         &daemon.server,
         &token,

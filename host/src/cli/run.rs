@@ -215,7 +215,7 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
         &state,
         &args.options,
         new_run_id(),
-        Start::New,
+        (Start::New, None),
     )
     .await
 }
@@ -295,6 +295,8 @@ pub(crate) async fn resume(args: &ResumeArgs) -> Result<Exit, CliError> {
             Start::New
         }
     };
+    // A run a webhook started goes on with the body it was given.
+    let given = crate::launch::given_of(&bytes, &args.run, state);
     execute(
         workflow,
         policies,
@@ -302,7 +304,7 @@ pub(crate) async fn resume(args: &ResumeArgs) -> Result<Exit, CliError> {
         state,
         &args.options,
         args.run.clone(),
-        start,
+        (start, given),
     )
     .await
 }
@@ -447,7 +449,7 @@ async fn execute(
     state: &Path,
     args: &RunOptions,
     run_id: String,
-    start: Start,
+    (start, given): (Start, Option<(crate::audit::record::Artifact, PathBuf)>),
 ) -> Result<Exit, CliError> {
     let Ready { launcher, prepared } = ready;
     let user = prepared.user.clone();
@@ -517,7 +519,8 @@ async fn execute(
     });
     let started = std::time::Instant::now();
     let policy_count = policies.len();
-    let setup = launcher.setup(prepared, Arc::new(policies), &opened, progress, jobs(args));
+    let mut setup = launcher.setup(prepared, Arc::new(policies), &opened, progress, jobs(args));
+    setup.given = given;
     let (log, state_db) = (&opened.log, &opened.state);
     let workflow = Arc::new(workflow);
     let mut running = crate::runner::start(Arc::clone(&workflow), setup, &run_id, start);

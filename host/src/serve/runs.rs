@@ -225,12 +225,10 @@ impl Runs {
 
     /// Artifact `artifact` given to a run, where the store keeps it.
     fn stored(&self, artifact: &Artifact) -> (Artifact, PathBuf) {
-        let hex = artifact
-            .sha256
-            .strip_prefix("sha256:")
-            .unwrap_or(&artifact.sha256);
-        let path = self.state.path().join("artifacts").join("sha256").join(hex);
-        (artifact.clone(), path)
+        (
+            artifact.clone(),
+            crate::launch::stored_path(self.state.path(), artifact),
+        )
     }
 
     /// Secret `name`'s value, from the service's secret providers.
