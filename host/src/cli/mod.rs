@@ -117,8 +117,8 @@ as a placeholder that the host swaps for the value only in requests to hosts pol
 signed, tamper-evident audit log that `cairn audit verify` checks offline with only the public key. \
 `cairn exec` runs one task on its own; `cairn validate` and `cairn graph` check and draw manifests; \
 `cairn policy test` checks policies against expected decisions.\n\n\
-`cairn serve` runs workflows as a service: runs start on authenticated API requests and on \
-the manifest's schedules, each decided by policy and recorded first (`cairn token` makes API \
+`cairn serve` runs workflows as a service: runs start on authenticated API requests, the \
+manifest's schedules and signed webhook deliveries, each decided by policy and recorded first (`cairn token` makes API \
 tokens; `cairn trigger`, `cairn schedules` and `cairn runs --server` are its client).\n\n\
 `cairn build` runs the tasks' build commands (`cairn run --build` builds, then runs); \
 `cairn resume` finishes a run that was killed or stopped; `cairn completions` prints shell \

@@ -14,7 +14,8 @@ use crate::secrets::SecretSource;
 use crate::units::HumanDuration;
 
 /// Serve workflows over HTTP: start runs when an authenticated, allowed
-/// request asks, and show what they did.
+/// request asks, on their schedules and on signed webhook deliveries, and
+/// show what they did.
 ///
 /// One process over one state directory (its SQLite run state, audit log
 /// and artifacts), serving the workflows at the paths given (manifests, or
@@ -25,6 +26,12 @@ use crate::units::HumanDuration;
 /// `cancel_run`). Each decision is in the signed audit log before it takes
 /// effect, and a run the service starts names the `trigger` record that
 /// started it (`cairn audit verify` checks both).
+///
+/// A manifest's `[schedules.NAME]` tick as their `as` user (each tick
+/// recorded, with why when it starts nothing; `cairn schedules`
+/// pauses and resumes them); its `[webhooks.NAME]` are served at
+/// `POST /v1/hooks/WORKFLOW/NAME`, verified by signature, the body given
+/// to tasks as the input `trigger.body`.
 ///
 /// Runs share one engine and `--jobs` task slots; a workflow's
 /// `max_active_runs` queues the rest of its runs. A changed workflow file

@@ -56,6 +56,9 @@ struct Source {
     /// The workflow name it serves.
     serves: Option<String>,
     problem: Option<Vec<String>>,
+    /// The digest of its files' bytes when last loaded: unchanged, it is
+    /// not loaded (parsed, checked, its policies compiled) again.
+    fingerprint: Option<String>,
 }
 
 /// What one refresh did.
@@ -86,6 +89,7 @@ impl Catalog {
                     seen: None,
                     serves: None,
                     problem: None,
+                    fingerprint: None,
                 })
                 .collect(),
             served: BTreeMap::new(),
@@ -102,6 +106,28 @@ impl Catalog {
     pub fn refresh(&mut self, log: &Mutex<AuditLog>) -> Result<Refreshed, AuditError> {
         let mut done = Refreshed::default();
         for source in &mut self.sources {
+            let policies: Vec<PathBuf> = source
+                .serves
+                .as_ref()
+                .and_then(|name| self.served.get(name))
+                .map(|served| {
+                    let plan = &served.workflow.plan;
+                    plan.policies
+                        .iter()
+                        .map(|p| served.workflow.dir.join(&p.value))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let fingerprint = fingerprint(&source.path, &policies);
+            // Unchanged since it loaded: nothing to do. (One that did not
+            // load is tried again: what it lacked may be there now.)
+            if fingerprint.is_some()
+                && source.fingerprint == fingerprint
+                && source.problem.is_none()
+            {
+                continue;
+            }
+            source.fingerprint = fingerprint;
             let loaded = match load(&source.path) {
                 Ok(loaded) => loaded,
                 Err(problems) => {
@@ -221,6 +247,47 @@ fn record(log: &Mutex<AuditLog>, served: &Served) -> Result<(), AuditError> {
 }
 
 /// Load the workflow at `path` and its policies, or say what is wrong.
+/// A digest of the bytes of manifest `manifest` and of every file at or
+/// under `policies`, or `None` if the manifest cannot be read.
+fn fingerprint(manifest: &Path, policies: &[PathBuf]) -> Option<String> {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(std::fs::read(manifest).ok()?);
+    let mut files = Vec::new();
+    for path in policies {
+        walk(path, 0, &mut files);
+    }
+    files.sort();
+    for file in files {
+        h.update(file.as_os_str().as_encoded_bytes());
+        h.update([0]);
+        match std::fs::read(&file) {
+            Ok(bytes) => {
+                h.update((bytes.len() as u64).to_be_bytes());
+                h.update(bytes);
+            }
+            Err(_) => h.update([1]),
+        }
+    }
+    Some(crate::audit::log::hex(&h.finalize()))
+}
+
+/// The files at or under `path` (folders 8 deep at most).
+fn walk(path: &Path, depth: usize, files: &mut Vec<PathBuf>) {
+    if path.is_file() {
+        files.push(path.to_owned());
+        return;
+    }
+    if depth >= 8 {
+        return;
+    }
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for entry in entries.flatten() {
+            walk(&entry.path(), depth + 1, files);
+        }
+    }
+}
+
 fn load(path: &Path) -> Result<Served, Vec<String>> {
     let workflow = crate::workflow::load(path).map_err(|e| workflow_problems(&e))?;
     let policies = Arc::new(Policies::of_workflow(&workflow).map_err(|e| policy_problems(&e))?);

@@ -98,11 +98,32 @@ choices!(Repeat { "first" => First, "second" => Second, "both" => Both });
 choices!(CatchUp { "none" => None, "latest" => Latest, "all" => All });
 choices!(Overlap { "skip" => Skip, "buffer_one" => BufferOne, "allow" => Allow, "cancel_previous" => CancelPrevious });
 
-/// A parsed cron expression.
+/// A cron expression, checked. Kept as text (croner's parsed form takes
+/// about 5 KB, its years as a byte each: 10,000 schedules would hold 50
+/// MB) and compiled when ticks are computed.
 #[derive(Debug, Clone)]
 pub struct Cron {
     text: String,
-    cron: croner::Cron,
+    /// With any nickname written out.
+    expanded: String,
+}
+
+/// A cron expression compiled, for computing ticks.
+struct Compiled(croner::Cron);
+
+impl Compiled {
+    /// The first wall clock time after `wall` that the expression matches.
+    fn next_wall(&self, wall: DateTime) -> Option<DateTime> {
+        self.0.find_next_occurrence(&wall, false).ok()
+    }
+}
+
+fn compile(expanded: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .year(croner::parser::Year::Disallowed)
+        .build()
+        .parse(expanded)
 }
 
 impl PartialEq for Cron {
@@ -146,19 +167,15 @@ impl Cron {
                 "a cron expression has 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first), not {fields}"
             ));
         }
-        let cron = croner::parser::CronParser::builder()
-            .seconds(croner::parser::Seconds::Optional)
-            .year(croner::parser::Year::Disallowed)
-            .build()
-            .parse(expanded)
+        let cron = compile(expanded)
             .map_err(|e| format!("`{trimmed}` is not a valid cron expression: {e}"))?;
         let me = Self {
             text: trimmed.to_owned(),
-            cron,
+            expanded: expanded.to_owned(),
         };
         // A pattern can be well formed and still never match (30 February).
         let from = DateTime::constant(2000, 1, 1, 0, 0, 0, 0);
-        if me.next_wall(from).is_none() {
+        if Compiled(cron).next_wall(from).is_none() {
             return Err(format!(
                 "`{trimmed}` never matches a date (is it a day that does not exist, like 30 February?)"
             ));
@@ -172,9 +189,9 @@ impl Cron {
         &self.text
     }
 
-    /// The first wall clock time after `wall` that the expression matches.
-    fn next_wall(&self, wall: DateTime) -> Option<DateTime> {
-        self.cron.find_next_occurrence(&wall, false).ok()
+    /// Compiled (it parsed when checked, so it parses again).
+    fn compiled(&self) -> Option<Compiled> {
+        compile(&self.expanded).ok().map(Compiled)
     }
 }
 
@@ -285,6 +302,10 @@ impl Spec {
     /// again.
     #[must_use]
     pub fn next_after(&self, after: Timestamp) -> Option<Tick> {
+        self.next_with(&self.cron.compiled()?, after)
+    }
+
+    fn next_with(&self, cron: &Compiled, after: Timestamp) -> Option<Tick> {
         let local = self.zone.to_datetime(after);
         // Inside a repeated hour, a wall time before `local` can still be
         // ahead (at its second instant): look back over the hour.
@@ -298,7 +319,7 @@ impl Spec {
         };
         let mut best: Option<Tick> = None;
         for _ in 0..SEARCH_LIMIT {
-            wall = self.cron.next_wall(wall)?;
+            wall = cron.next_wall(wall)?;
             let (ticks, in_fold) = self.ticks_of(wall);
             let mut past_best = !ticks.is_empty();
             for tick in ticks {
@@ -417,7 +438,10 @@ impl Spec {
         let window = SignedDuration::try_from(self.window).unwrap_or(SignedDuration::MAX);
         let window_from = now.checked_sub(window).unwrap_or(Timestamp::MIN);
         let mut steps = Vec::new();
-        let Some(first) = self.next_after(cursor) else {
+        let Some(cron) = self.cron.compiled() else {
+            return steps;
+        };
+        let Some(first) = self.next_with(&cron, cursor) else {
             return steps;
         };
         if self.due_at(workflow, &first) > now {
@@ -446,7 +470,7 @@ impl Spec {
         let mut missed = Vec::new();
         let mut on_time = Vec::new();
         let mut at = from;
-        while let Some(tick) = self.next_after(at) {
+        while let Some(tick) = self.next_with(&cron, at) {
             let due = self.due_at(workflow, &tick);
             if due > now {
                 break;
