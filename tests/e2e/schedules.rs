@@ -356,3 +356,31 @@ fn ticks_missed_while_down_are_caught_up_as_each_schedule_says() {
 fn epoch(rfc3339: &str) -> i64 {
     rfc3339.parse::<jiff::Timestamp>().unwrap().as_second()
 }
+
+#[test]
+fn an_edited_schedule_goes_on_from_the_edit() {
+    let s = Scratch::new();
+    workflow(&s, 0, 0, "");
+    let yearly = "\n[schedules.every]\ncron = \"@yearly\"\nas = \"scheduler\"\n";
+    s.append("workflow.toml", yearly);
+    let d = Daemon::start(&s);
+    // Up for a while under the yearly cron: nothing due.
+    std::thread::sleep(Duration::from_secs(2));
+    let edited = std::fs::read_to_string(s.path().join("workflow.toml"))
+        .unwrap()
+        .replace("@yearly", "* * * * * *");
+    let at = jiff::Timestamp::now();
+    s.write("workflow.toml", &edited);
+    wait_for(|| !run_ticks(&live_log(&s), "every").is_empty());
+    let (code, _) = d.term();
+    assert_eq!(code, 0);
+    let all = log(&s);
+    for tick in ticks(&all, "every") {
+        let nominal: jiff::Timestamp = tick["nominal"].as_str().unwrap().parse().unwrap();
+        assert!(
+            nominal.as_second() >= at.as_second(),
+            "tick {nominal} is from before the edit at {at}: {tick}"
+        );
+    }
+    assert_log_verifies(&s);
+}

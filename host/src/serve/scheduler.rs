@@ -64,6 +64,8 @@ struct Book {
     /// When each schedule is next due, and the served version that was
     /// computed for.
     due: HashMap<Key, (usize, Option<Timestamp>)>,
+    /// When each schedule ticks (its cron and zone), as last served.
+    when: HashMap<Key, (String, String)>,
 }
 
 /// Which served version `served` is (the address of its allocation; only
@@ -205,7 +207,19 @@ impl Scheduler {
                     let due = match book.due.get(&key) {
                         Some((v, due)) if *v == version => *due,
                         _ => {
-                            let cursor = *book.cursors.entry(key.clone()).or_insert(now);
+                            // A schedule whose cron or zone changed starts
+                            // from now: the new cron's ticks before the edit
+                            // were never due.
+                            let when = (spec.cron.text().to_owned(), spec.timezone.clone());
+                            let changed = book
+                                .when
+                                .insert(key.clone(), when.clone())
+                                .is_some_and(|before| before != when);
+                            let cursor = book.cursors.entry(key.clone()).or_insert(now);
+                            if changed {
+                                *cursor = (*cursor).max(now);
+                            }
+                            let cursor = *cursor;
                             let due = spec.next_after(cursor).map(|t| spec.due_at(&s.name, &t));
                             book.due.insert(key, (version, due));
                             due
