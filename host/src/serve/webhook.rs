@@ -136,13 +136,23 @@ pub fn claimed_id(scheme: Scheme, headers: &dyn Headers) -> Option<String> {
         Scheme::Standard => "webhook-id",
         Scheme::GitHub => "x-github-delivery",
     };
-    headers
-        .header(name)
-        .map(|id| id.chars().take(MAX_ID).collect())
+    // Unverified: kept printable, so it cannot paint a terminal later.
+    headers.header(name).map(|id| {
+        id.chars()
+            .filter(char::is_ascii_graphic)
+            .take(MAX_ID)
+            .collect()
+    })
 }
 
 /// The longest delivery id kept.
 const MAX_ID: usize = 256;
+
+/// Whether `id` can be a delivery id: 1 to [`MAX_ID`] printable ASCII
+/// characters.
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_ID && id.bytes().all(|b| b.is_ascii_graphic())
+}
 
 /// A key's id: the first 12 hex digits of its SHA-256.
 fn key_id(key: &[u8]) -> String {
@@ -227,9 +237,9 @@ pub fn verify(
             let id = headers
                 .header("webhook-id")
                 .ok_or(Rejected::Missing("webhook-id"))?;
-            if id.is_empty() || id.len() > MAX_ID {
+            if !valid_id(id) {
                 return Err(Rejected::Malformed(format!(
-                    "`webhook-id` must be 1 to {MAX_ID} bytes"
+                    "`webhook-id` must be 1 to {MAX_ID} printable ASCII characters"
                 )));
             }
             let timestamp = headers
@@ -272,9 +282,9 @@ pub fn verify(
             let id = headers
                 .header("x-github-delivery")
                 .ok_or(Rejected::Missing("X-GitHub-Delivery"))?;
-            if id.is_empty() || id.len() > MAX_ID {
+            if !valid_id(id) {
                 return Err(Rejected::Malformed(format!(
-                    "`X-GitHub-Delivery` must be 1 to {MAX_ID} bytes"
+                    "`X-GitHub-Delivery` must be 1 to {MAX_ID} printable ASCII characters"
                 )));
             }
             let signature = headers
@@ -457,6 +467,27 @@ mod tests {
         ]);
         assert_eq!(
             verify(Scheme::GitHub, &bad, body, secret, 0, TOL)
+                .unwrap_err()
+                .code(),
+            "malformed"
+        );
+    }
+
+    #[test]
+    fn delivery_ids_are_printable_ascii() {
+        let body = b"{}";
+        let mut headers = sign(Scheme::GitHub, "s", "ok", 0, body);
+        headers[0].1 = "d\u{1b}[31m".to_owned();
+        let signed = H(headers);
+        let e = verify(Scheme::GitHub, &signed, body, "s", 0, TOL).unwrap_err();
+        assert_eq!(e.code(), "malformed");
+        assert_eq!(
+            claimed_id(Scheme::GitHub, &signed).as_deref(),
+            Some("d[31m")
+        );
+        let long = H(sign(Scheme::Standard, KEY, &"x".repeat(300), 1, body));
+        assert_eq!(
+            verify(Scheme::Standard, &long, body, KEY, 1, TOL)
                 .unwrap_err()
                 .code(),
             "malformed"
