@@ -237,17 +237,71 @@ struct Checker<'a> {
     /// Allowed `pause_schedule` / `resume_schedule` requests: record →
     /// (workflow, principal id, action).
     pauses_allowed: HashMap<u64, (String, String, String)>,
-    /// `tick` records that start a run: record → (workflow, schedule, run).
-    ticks_run: HashMap<u64, (String, String, String)>,
-    /// Every (workflow, schedule, nominal) a tick started a run for.
-    ticked: HashSet<(String, String, String)>,
-    /// Accepted `delivery` records: record → (workflow, webhook, run, body digest).
-    deliveries_run: HashMap<u64, (String, String, String, String)>,
-    /// Every (workflow, webhook, delivery id) accepted.
-    delivered: HashSet<(String, String, String)>,
+    /// `tick` and accepted `delivery` records, each the cause of a run.
+    causes: HashMap<u64, Cause>,
+    /// Every (via, workflow, schedule or webhook, nominal time or delivery
+    /// id) that started a run.
+    started_by: HashSet<(&'static str, String, String, String)>,
+}
+
+/// A record that starts a run (a schedule's tick, a webhook's delivery):
+/// what the `trigger` naming it must say.
+struct Cause {
+    /// `schedule` or `webhook`.
+    via: &'static str,
+    workflow: String,
+    /// The schedule or webhook.
+    source: String,
+    run: String,
+    /// The body it gives the run (a delivery's digest).
+    body: Option<String>,
 }
 
 impl Checker<'_> {
+    /// A `tick` or `delivery` (`what`, for messages) that starts run
+    /// `starts`: it must follow an allowed `trigger` by `user` of
+    /// `workflow`, and no other started a run for the same `identity`.
+    #[allow(clippy::too_many_arguments)]
+    fn cause(
+        &mut self,
+        at: u64,
+        cause: Cause,
+        identity: &str,
+        user: &str,
+        access: Option<u64>,
+        what: &str,
+    ) {
+        let allowed = access
+            .and_then(|a| self.triggers_allowed.get(&a))
+            .is_some_and(|(of, who)| *of == cause.workflow && who == user);
+        if !allowed {
+            self.problem(
+                at,
+                "authorization",
+                format!("{what} starts a run without an allowed `trigger` by `{user}` before it"),
+            );
+            return;
+        }
+        let key = (
+            cause.via,
+            cause.workflow.clone(),
+            cause.source.clone(),
+            identity.to_owned(),
+        );
+        if !self.started_by.insert(key) {
+            self.problem(
+                at,
+                "authorization",
+                format!(
+                    "{what} starts a second run ({}); it starts one at most",
+                    cause.run
+                ),
+            );
+            return;
+        }
+        self.causes.insert(at, cause);
+    }
+
     fn problem(&mut self, record: u64, check: &'static str, message: impl Into<String>) {
         self.report.problems.push(Problem {
             record,
@@ -656,32 +710,25 @@ impl Checker<'_> {
                 body,
                 ..
             } => {
-                if via == "webhook" {
-                    let from = cause.and_then(|c| self.deliveries_run.get(&c));
-                    let fits = matches!(from, Some((of, hook, starts, sha256))
-                        if of == workflow && Some(hook) == source.as_ref() && starts == run
-                            && body.as_ref().is_some_and(|b| &b.sha256 == sha256));
+                if via == "schedule" || via == "webhook" {
+                    let fits = cause.and_then(|c| self.causes.get(&c)).is_some_and(|c| {
+                        c.via == via
+                            && c.workflow == *workflow
+                            && Some(&c.source) == source.as_ref()
+                            && c.run == *run
+                            && c.body.as_deref() == body.as_ref().map(|b| b.sha256.as_str())
+                    });
                     if !fits {
+                        let cause = if via == "schedule" {
+                            "a tick"
+                        } else {
+                            "an accepted delivery"
+                        };
                         self.problem(
                             at,
                             "authorization",
                             format!(
-                                "the trigger of run `{run}` is a webhook's, but names no accepted delivery of `{workflow}` that starts it with its body"
-                            ),
-                        );
-                        return;
-                    }
-                }
-                if via == "schedule" {
-                    let from_tick = cause.and_then(|c| self.ticks_run.get(&c));
-                    let fits = matches!(from_tick, Some((of, schedule, starts))
-                        if of == workflow && Some(schedule) == source.as_ref() && starts == run);
-                    if !fits {
-                        self.problem(
-                            at,
-                            "authorization",
-                            format!(
-                                "the trigger of run `{run}` is a schedule's, but names no tick of `{workflow}` that starts it"
+                                "the trigger of run `{run}` is a {via}'s, but names no {cause} of `{workflow}` that starts it (with what it gives it)"
                             ),
                         );
                         return;
@@ -714,34 +761,22 @@ impl Checker<'_> {
                 if decision != "run" {
                     return;
                 }
-                let allowed = access
-                    .and_then(|a| self.triggers_allowed.get(&a))
-                    .is_some_and(|(of, who)| of == workflow && who == user);
-                let Some(run) = starts.as_ref().filter(|_| allowed) else {
-                    self.problem(
-                        at,
-                        "authorization",
-                        format!(
-                            "tick {nominal} of schedule `{schedule}` of `{workflow}` starts a run without an allowed `trigger` by `{user}` before it"
-                        ),
-                    );
-                    return;
+                let cause = Cause {
+                    via: "schedule",
+                    workflow: workflow.clone(),
+                    source: schedule.clone(),
+                    run: starts.clone().unwrap_or_default(),
+                    body: None,
                 };
-                if !self
-                    .ticked
-                    .insert((workflow.clone(), schedule.clone(), nominal.clone()))
-                {
-                    self.problem(
-                        at,
-                        "authorization",
-                        format!(
-                            "tick {nominal} of schedule `{schedule}` of `{workflow}` starts a second run ({run}); a tick starts one at most"
-                        ),
-                    );
-                    return;
-                }
-                self.ticks_run
-                    .insert(at, (workflow.clone(), schedule.clone(), run.clone()));
+                let what = format!("tick {nominal} of schedule `{schedule}` of `{workflow}`");
+                self.cause(
+                    at,
+                    cause,
+                    nominal,
+                    user,
+                    access.filter(|_| starts.is_some()),
+                    &what,
+                );
             }
             Event::Delivery {
                 workflow,
@@ -757,40 +792,21 @@ impl Checker<'_> {
                 if result != "accepted" {
                     return;
                 }
-                let allowed = access
-                    .and_then(|a| self.triggers_allowed.get(&a))
-                    .is_some_and(|(of, who)| of == workflow && who == user);
-                let Some(run) = starts.as_ref().filter(|_| allowed) else {
-                    self.problem(
-                        at,
-                        "authorization",
-                        format!(
-                            "delivery {id} to webhook `{webhook}` of `{workflow}` is accepted without an allowed `trigger` by `{user}` before it"
-                        ),
-                    );
-                    return;
+                let cause = Cause {
+                    via: "webhook",
+                    workflow: workflow.clone(),
+                    source: webhook.clone(),
+                    run: starts.clone().unwrap_or_default(),
+                    body: Some(sha256.clone()),
                 };
-                if !self
-                    .delivered
-                    .insert((workflow.clone(), webhook.clone(), id.clone()))
-                {
-                    self.problem(
-                        at,
-                        "authorization",
-                        format!(
-                            "delivery {id} to webhook `{webhook}` of `{workflow}` is accepted twice ({run}); a replay starts nothing"
-                        ),
-                    );
-                    return;
-                }
-                self.deliveries_run.insert(
+                let what = format!("delivery {id} to webhook `{webhook}` of `{workflow}`");
+                self.cause(
                     at,
-                    (
-                        workflow.clone(),
-                        webhook.clone(),
-                        run.clone(),
-                        sha256.clone(),
-                    ),
+                    cause,
+                    id,
+                    user,
+                    access.filter(|_| starts.is_some()),
+                    &what,
                 );
             }
             Event::Pause {
@@ -1010,10 +1026,8 @@ fn scan(bytes: &[u8], key: &Verifier, artifacts: &Artifacts) -> (Report, Stored,
         triggers_allowed: HashMap::new(),
         triggers: HashMap::new(),
         pauses_allowed: HashMap::new(),
-        ticks_run: HashMap::new(),
-        ticked: HashSet::new(),
-        deliveries_run: HashMap::new(),
-        delivered: HashSet::new(),
+        causes: HashMap::new(),
+        started_by: HashSet::new(),
     };
     let mut tree = Tree::new();
     let mut leaves = Stored::new();

@@ -384,31 +384,24 @@ pub(crate) enum SchedulesCommand {
         remote: Remote,
     },
     /// Pause a schedule: its ticks start no run until it is resumed.
-    Pause {
-        #[arg(value_name = "WORKFLOW")]
-        workflow: String,
-        /// The schedule (`[schedules.NAME]`).
-        #[arg(value_name = "SCHEDULE")]
-        schedule: String,
-        /// Print the answer as JSON on stdout.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        remote: Remote,
-    },
+    Pause(ScheduleArgs),
     /// Resume a paused schedule.
-    Resume {
-        #[arg(value_name = "WORKFLOW")]
-        workflow: String,
-        /// The schedule (`[schedules.NAME]`).
-        #[arg(value_name = "SCHEDULE")]
-        schedule: String,
-        /// Print the answer as JSON on stdout.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        remote: Remote,
-    },
+    Resume(ScheduleArgs),
+}
+
+/// One schedule of a server's workflow.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ScheduleArgs {
+    #[arg(value_name = "WORKFLOW")]
+    workflow: String,
+    /// The schedule (`[schedules.NAME]`).
+    #[arg(value_name = "SCHEDULE")]
+    schedule: String,
+    /// Print the answer as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: Remote,
 }
 
 pub(crate) async fn schedules(command: &SchedulesCommand) -> Result<Exit, CliError> {
@@ -418,18 +411,15 @@ pub(crate) async fn schedules(command: &SchedulesCommand) -> Result<Exit, CliErr
             json,
             remote,
         } => (remote, workflow, *json, None),
-        SchedulesCommand::Pause {
-            workflow,
-            schedule,
-            json,
-            remote,
-        } => (remote, workflow, *json, Some((schedule, "pause"))),
-        SchedulesCommand::Resume {
-            workflow,
-            schedule,
-            json,
-            remote,
-        } => (remote, workflow, *json, Some((schedule, "resume"))),
+        SchedulesCommand::Pause(a) => {
+            (&a.remote, &a.workflow, a.json, Some((&a.schedule, "pause")))
+        }
+        SchedulesCommand::Resume(a) => (
+            &a.remote,
+            &a.workflow,
+            a.json,
+            Some((&a.schedule, "resume")),
+        ),
     };
     let Some((schedule, verb)) = set else {
         let answer = remote

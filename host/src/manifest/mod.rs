@@ -88,8 +88,6 @@ pub struct Schedule {
     pub name: At<Name>,
     /// What it does.
     pub spec: crate::serve::schedule::Spec,
-    /// Each of its `params`: the name and the value, where written.
-    pub params: Vec<(At<String>, At<String>)>,
 }
 
 /// A run parameter: `target = "staging"`, or `target = { default =

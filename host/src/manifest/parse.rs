@@ -4,6 +4,7 @@
 //! that one mistake does not hide the next: each field is checked, each
 //! problem recorded with its span, and parsing goes on.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use indexmap::IndexMap;
@@ -143,7 +144,7 @@ struct Cx {
     param_refs: Vec<(String, Range<usize>)>,
     /// Every schedule's and webhook's `params` (name, value), even one with
     /// other problems, checked once every parameter is known.
-    schedule_params: Vec<(At<String>, At<String>)>,
+    trigger_params: Vec<(At<String>, At<String>)>,
 }
 
 fn kind(value: &DeValue<'_>) -> &'static str {
@@ -465,18 +466,18 @@ impl Cx {
                 }
                 "schedules" => {
                     if let Some(table) = self.table(value, "`[schedules]`") {
-                        schedules = self.schedules(table);
+                        schedules = self.named(table, "a schedule", Self::schedule);
                     }
                 }
                 "webhooks" => {
                     if let Some(table) = self.table(value, "`[webhooks]`") {
-                        webhooks = self.webhooks(table);
+                        webhooks = self.named(table, "a webhook", Self::webhook);
                     }
                 }
                 _ => {}
             }
         }
-        self.schedule_params(&params, &declared);
+        self.check_trigger_params(&params, &declared);
         if !saw_workflow {
             self.d.push(
                 Diagnostic::at(
@@ -522,21 +523,84 @@ impl Cx {
         }
     }
 
-    /// `[webhooks.NAME]` tables.
-    fn webhooks(&mut self, table: &DeTable<'_>) -> IndexMap<Name, Webhook> {
-        let mut webhooks = IndexMap::new();
+    /// `[KIND.NAME]` tables (`what` names one, e.g. "a webhook"), each
+    /// read by `one` given its name and the span of its key.
+    fn named<T>(
+        &mut self,
+        table: &DeTable<'_>,
+        what: &str,
+        mut one: impl FnMut(&mut Self, At<Name>, Range<usize>, &DeTable<'_>) -> Option<T>,
+    ) -> IndexMap<Name, T> {
+        let mut all = IndexMap::new();
+        let kind = what.trim_start_matches("a ");
         for (key, value) in table {
-            let Some(name) = self.name_at(key.get_ref(), key.span(), "the webhook name") else {
+            let Some(name) = self.name_at(key.get_ref(), key.span(), &format!("the {kind} name"))
+            else {
                 continue;
             };
-            let Some(spec) = self.table(value, "a webhook") else {
+            let Some(spec) = self.table(value, what) else {
                 continue;
             };
-            if let Some(webhook) = self.webhook(name, key.span(), spec) {
-                webhooks.insert(webhook.name.value.clone(), webhook);
+            let id = name.value.clone();
+            if let Some(item) = one(self, name, key.span(), spec) {
+                all.insert(id, item);
             }
         }
-        webhooks
+        all
+    }
+
+    /// `as = "USER"` of a schedule or webhook (`whose`), its runs'
+    /// principal.
+    fn principal(&mut self, value: &Value<'_>, whose: &str, example: &str) -> Option<String> {
+        let s = self.string(value, "`as`")?;
+        if crate::serve::tokens::check_user(&s.value).is_ok() {
+            return Some(s.value);
+        }
+        self.d.push(
+            Diagnostic::at(
+                s.span,
+                "`as` must be a user name: 1 to 128 characters, no control characters",
+            )
+            .help(format!(
+                "the user the {whose}'s runs start as, e.g. `as = \"{example}\"`"
+            )),
+        );
+        None
+    }
+
+    /// `params = { NAME = "VALUE" }` of a schedule or webhook (`whose`),
+    /// each checked against `[params]` once all are known.
+    fn trigger_params(&mut self, value: &Value<'_>, whose: &str) -> BTreeMap<String, String> {
+        let mut params = BTreeMap::new();
+        let Some(t) = self.table(value, &format!("the {whose}'s `params`")) else {
+            return params;
+        };
+        for (pk, pv) in t {
+            if let Some(v) = self.string(pv, &format!("a {whose} parameter")) {
+                let name = At::new(pk.get_ref().to_string(), pk.span());
+                params.insert(name.value.clone(), v.value.clone());
+                self.trigger_params.push((name, v));
+            }
+        }
+        params
+    }
+
+    /// A problem for each of `required` (field, help) that `table` (the
+    /// `whose` table at `key`) lacks.
+    fn require(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &Range<usize>,
+        whose: &str,
+        required: &[(&str, &str)],
+    ) {
+        for (field, help) in required {
+            if !table.keys().any(|k| k.get_ref() == *field) {
+                self.d.push(
+                    Diagnostic::at(key.clone(), format!("{whose} has no `{field}`")).help(*help),
+                );
+            }
+        }
     }
 
     fn webhook(
@@ -551,7 +615,7 @@ impl Cx {
         let mut secret = None;
         let mut principal = None;
         let mut labels = None;
-        let mut params = std::collections::BTreeMap::new();
+        let mut params = BTreeMap::new();
         let mut tolerance = std::time::Duration::from_secs(300);
         for (k, value) in table {
             match k.get_ref().as_ref() {
@@ -561,19 +625,7 @@ impl Cx {
                         .and_then(|c| webhook::Scheme::from_name(&c.value));
                 }
                 "secret" => secret = self.name(value, "the webhook's `secret`"),
-                "as" => {
-                    let Some(s) = self.string(value, "`as`") else {
-                        continue;
-                    };
-                    if crate::serve::tokens::check_user(&s.value).is_ok() {
-                        principal = Some(s.value);
-                    } else {
-                        self.d.push(
-                            Diagnostic::at(s.span, "`as` must be a user name: 1 to 128 characters, no control characters")
-                                .help("the user the webhook's runs start as, e.g. `as = \"github\"`"),
-                        );
-                    }
-                }
+                "as" => principal = self.principal(value, "webhook", "github"),
                 "labels" => {
                     labels = Some(
                         self.names(value, "`labels`", "a label")
@@ -582,18 +634,7 @@ impl Cx {
                             .collect::<std::collections::BTreeSet<_>>(),
                     );
                 }
-                "params" => {
-                    let Some(t) = self.table(value, "the webhook's `params`") else {
-                        continue;
-                    };
-                    for (pk, pv) in t {
-                        if let Some(v) = self.string(pv, "a webhook parameter") {
-                            let name = At::new(pk.get_ref().to_string(), pk.span());
-                            self.schedule_params.push((name.clone(), v.clone()));
-                            params.insert(name.value, v.value);
-                        }
-                    }
-                }
+                "params" => params = self.trigger_params(value, "webhook"),
                 "tolerance" => {
                     if let Some(d) = self.duration(value, "`tolerance`") {
                         tolerance = d.value.0;
@@ -602,31 +643,26 @@ impl Cx {
                 _ => {}
             }
         }
-        let has = |field: &str| table.keys().any(|k| k.get_ref() == field);
-        for (field, help) in [
-            (
-                "scheme",
-                "how deliveries are signed: `scheme = \"github\"` (X-Hub-Signature-256) or `\"standard\"` (Standard Webhooks)",
-            ),
-            (
-                "secret",
-                "name the secret holding its key, e.g. `secret = \"GITHUB_WEBHOOK\"`; `cairn serve --secret GITHUB_WEBHOOK=env:...` gives its value",
-            ),
-            (
-                "as",
-                "name the user its runs start as, e.g. `as = \"github\"`; the workflow's policies must permit that user to `trigger` it",
-            ),
-        ] {
-            if !has(field) {
-                self.d.push(
-                    Diagnostic::at(
-                        key.clone(),
-                        format!("webhook `{}` has no `{field}`", name.value),
-                    )
-                    .help(help),
-                );
-            }
-        }
+        let whose = format!("webhook `{}`", name.value);
+        self.require(
+            table,
+            &key,
+            &whose,
+            &[
+                (
+                    "scheme",
+                    "how deliveries are signed: `scheme = \"github\"` (X-Hub-Signature-256) or `\"standard\"` (Standard Webhooks)",
+                ),
+                (
+                    "secret",
+                    "name the secret holding its key, e.g. `secret = \"GITHUB_WEBHOOK\"`; `cairn serve --secret GITHUB_WEBHOOK=env:...` gives its value",
+                ),
+                (
+                    "as",
+                    "name the user its runs start as, e.g. `as = \"github\"`; the workflow's policies must permit that user to `trigger` it",
+                ),
+            ],
+        );
         if self.d.len() > problems {
             return None;
         }
@@ -642,23 +678,6 @@ impl Cx {
         Some(Webhook { name, spec })
     }
 
-    /// `[schedules.NAME]` tables.
-    fn schedules(&mut self, table: &DeTable<'_>) -> IndexMap<Name, Schedule> {
-        let mut schedules = IndexMap::new();
-        for (key, value) in table {
-            let Some(name) = self.name_at(key.get_ref(), key.span(), "the schedule name") else {
-                continue;
-            };
-            let Some(spec) = self.table(value, "a schedule") else {
-                continue;
-            };
-            if let Some(schedule) = self.schedule(name, key.span(), spec) {
-                schedules.insert(schedule.name.value.clone(), schedule);
-            }
-        }
-        schedules
-    }
-
     fn schedule(
         &mut self,
         name: At<Name>,
@@ -670,7 +689,7 @@ impl Cx {
         let mut cron = None;
         let mut timezone = ("UTC".to_owned(), jiff::tz::TimeZone::UTC);
         let mut principal = None;
-        let mut params = Vec::new();
+        let mut params = BTreeMap::new();
         let mut gap = Gap::Shift;
         let mut repeat = Repeat::First;
         let mut catch_up = CatchUp::Latest;
@@ -702,31 +721,8 @@ impl Cx {
                         )),
                     }
                 }
-                "as" => {
-                    let Some(s) = self.string(value, "`as`") else {
-                        continue;
-                    };
-                    if crate::serve::tokens::check_user(&s.value).is_ok() {
-                        principal = Some(s.value);
-                    } else {
-                        self.d.push(
-                            Diagnostic::at(s.span, "`as` must be a user name: 1 to 128 characters, no control characters")
-                                .help("the user the schedule's runs start as, e.g. `as = \"scheduler\"`"),
-                        );
-                    }
-                }
-                "params" => {
-                    let Some(t) = self.table(value, "the schedule's `params`") else {
-                        continue;
-                    };
-                    for (pk, pv) in t {
-                        if let Some(v) = self.string(pv, "a schedule parameter") {
-                            let name = At::new(pk.get_ref().to_string(), pk.span());
-                            self.schedule_params.push((name.clone(), v.clone()));
-                            params.push((name, v));
-                        }
-                    }
-                }
+                "as" => principal = self.principal(value, "schedule", "scheduler"),
+                "params" => params = self.trigger_params(value, "schedule"),
                 "dst_gap" => {
                     if let Some(c) = self.choice(value, "`dst_gap`", Gap::NAMES) {
                         gap = Gap::from_name(&c.value).unwrap_or(gap);
@@ -765,20 +761,22 @@ impl Cx {
                 _ => {}
             }
         }
-        let has = |field: &str| table.keys().any(|k| k.get_ref() == field);
-        if !has("cron") {
-            self.d.push(
-                Diagnostic::at(key.clone(), format!("schedule `{}` has no `cron`", name.value))
-                    .help("add when it runs, e.g. `cron = \"0 2 * * *\"` (02:00 every day, in `timezone`, UTC by default)"),
-            );
-        }
-        if !has("as") {
-            self.d.push(
-                Diagnostic::at(key, format!("schedule `{}` has no `as`", name.value)).help(
+        let whose = format!("schedule `{}`", name.value);
+        self.require(
+            table,
+            &key,
+            &whose,
+            &[
+                (
+                    "cron",
+                    "add when it runs, e.g. `cron = \"0 2 * * *\"` (02:00 every day, in `timezone`, UTC by default)",
+                ),
+                (
+                    "as",
                     "name the user its runs start as, e.g. `as = \"scheduler\"`; the workflow's policies must permit that user to `trigger` it",
                 ),
-            );
-        }
+            ],
+        );
         if self.d.len() > problems {
             return None;
         }
@@ -794,19 +792,16 @@ impl Cx {
             overlap,
             jitter,
             principal: principal?,
-            params: params
-                .iter()
-                .map(|(k, v)| (k.value.clone(), v.value.clone()))
-                .collect(),
+            params,
             paused,
         };
-        Some(Schedule { name, spec, params })
+        Some(Schedule { name, spec })
     }
 
     /// Each schedule's `params` are declared parameters, with values they
     /// allow.
-    fn schedule_params(&mut self, params: &IndexMap<Name, Param>, declared: &[String]) {
-        for (name, value) in &std::mem::take(&mut self.schedule_params) {
+    fn check_trigger_params(&mut self, params: &IndexMap<Name, Param>, declared: &[String]) {
+        for (name, value) in &std::mem::take(&mut self.trigger_params) {
             let Some(param) = params
                 .iter()
                 .find(|(n, _)| n.as_str() == name.value)

@@ -411,27 +411,19 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
         // Requests (`connect`) and injected secrets (`inject_secret`) are
         // decided one by one as they are sent: their context (method, path)
         // is not known before.
-        let shown = given.iter().cloned().collect::<Vec<_>>().join(", ");
-        for input in &planned.from_trigger {
-            checker.check(
-                &all,
-                Ask {
-                    task: name,
-                    action: "flow",
-                    what: format!("data {given_key} [{shown}] into input `{input}`"),
-                    principal: uid("Data", &given_key)?,
-                    resource: task_uid.clone(),
-                    context: serde_json::json!({ "input": input.as_str() }),
-                },
-            )?;
-        }
-        for up in &planned.upstream {
-            let (Dependency::Data { input, output }, Some(from)) =
-                (&up.why, plan.tasks.get(up.from))
-            else {
-                continue;
-            };
-            let key = format!("{}.{output}", from.task.name.value);
+        // Each input's data: the run's trigger's, or an upstream output.
+        let given_inputs = planned
+            .from_trigger
+            .iter()
+            .map(|input| (given_key.clone(), input));
+        let upstream = planned.upstream.iter().filter_map(|up| match &up.why {
+            Dependency::Data { input, output } => plan
+                .tasks
+                .get(up.from)
+                .map(|from| (format!("{}.{output}", from.task.name.value), input)),
+            Dependency::Needs => None,
+        });
+        for (key, input) in given_inputs.chain(upstream) {
             let carried = labels
                 .get(&key)
                 .map(|l| l.iter().cloned().collect::<Vec<_>>().join(", "))

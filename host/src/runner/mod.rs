@@ -775,31 +775,17 @@ fn prepare(
         records: Vec::new(),
         flows: Vec::new(),
     };
+    // Each input: its data (the run's trigger's, or an upstream output),
+    // where that data is known by (`task.output`), and where it is stored.
     let given_key = format!("{}.body", crate::plan::TRIGGER);
+    let mut sources: Vec<(&Name, String, &(Artifact, PathBuf))> = Vec::new();
     for input in &planned.from_trigger {
-        let Some((artifact, path)) = &shared.setup.given else {
+        let Some(given) = &shared.setup.given else {
             return Err(format!(
                 "input `{input}` takes `{given_key}`, and this run was not started by a webhook delivery"
             ));
         };
-        prepared.inputs.insert(input.clone(), path.clone());
-        prepared.records.push(Artifact {
-            name: input.to_string(),
-            ..artifact.clone()
-        });
-        prepared.flows.push(Event::DataFlow {
-            labels: shared
-                .setup
-                .preflight
-                .labels
-                .get(&given_key)
-                .map(|l| l.iter().cloned().collect())
-                .unwrap_or_default(),
-            from: given_key.clone(),
-            task: name.to_owned(),
-            input: input.to_string(),
-            sha256: artifact.sha256.clone(),
-        });
+        sources.push((input, given_key.clone(), given));
     }
     for up in &planned.upstream {
         let Dependency::Data { input, output } = &up.why else {
@@ -810,18 +796,19 @@ fn prepare(
             .get(up.from)
             .map(|t| t.task.name.value.as_str())
             .unwrap_or_default();
-        let Some((artifact, path)) = produced.get(up.from).and_then(|m| m.get(output.as_str()))
-        else {
+        let Some(stored) = produced.get(up.from).and_then(|m| m.get(output.as_str())) else {
             return Err(format!(
                 "input `{input}` has no data: `{from}` produced no `{output}`"
             ));
         };
+        sources.push((input, format!("{from}.{output}"), stored));
+    }
+    for (input, key, (artifact, path)) in sources {
         prepared.inputs.insert(input.clone(), path.clone());
         prepared.records.push(Artifact {
             name: input.to_string(),
             ..artifact.clone()
         });
-        let key = format!("{from}.{output}");
         prepared.flows.push(Event::DataFlow {
             labels: shared
                 .setup

@@ -439,9 +439,10 @@ fn set_paused(app: &App, name: &str, schedule: &str, headers: &HeaderMap, paused
     )
 }
 
-/// A JSON body: a 400 saying what is wrong with it, a 413 when too large.
-fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let bytes = body.map_err(|rejection| {
+/// A body as received, or a 413 when too large (a 400 when it could not
+/// be read).
+fn raw_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -452,7 +453,12 @@ fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
         } else {
             ApiError::new(status, "bad_request", rejection.body_text())
         }
-    })?;
+    })
+}
+
+/// A JSON body: a 400 saying what is wrong with it, a 413 when too large.
+fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let bytes = raw_body(body)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
@@ -717,18 +723,7 @@ async fn hook(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let body = body.map_err(|rejection| {
-        let status = rejection.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                status,
-                "too_large",
-                format!("the body is larger than {MAX_BODY} bytes"),
-            )
-        } else {
-            ApiError::new(status, "bad_request", rejection.body_text())
-        }
-    })?;
+    let body = raw_body(body)?;
     let no_such = || {
         ApiError::new(
             StatusCode::NOT_FOUND,

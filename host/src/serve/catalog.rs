@@ -61,6 +61,20 @@ struct Source {
     fingerprint: Option<String>,
 }
 
+impl Source {
+    /// Its latest version has `problems`: reported in `done` unless they
+    /// are the ones already reported.
+    fn report(&mut self, problems: Vec<String>, done: &mut Refreshed) {
+        if self.problem.as_ref() != Some(&problems) {
+            done.problems.push(Problem {
+                source: self.path.clone(),
+                problems: problems.clone(),
+            });
+        }
+        self.problem = Some(problems);
+    }
+}
+
 /// What one refresh did.
 #[derive(Debug, Default)]
 pub struct Refreshed {
@@ -131,13 +145,7 @@ impl Catalog {
             let loaded = match load(&source.path) {
                 Ok(loaded) => loaded,
                 Err(problems) => {
-                    if source.problem.as_ref() != Some(&problems) {
-                        done.problems.push(Problem {
-                            source: source.path.clone(),
-                            problems: problems.clone(),
-                        });
-                    }
-                    source.problem = Some(problems);
+                    source.report(problems, &mut done);
                     continue;
                 }
             };
@@ -157,13 +165,7 @@ impl Catalog {
                     other.workflow.path.display(),
                     loaded.name
                 )];
-                if source.problem.as_ref() != Some(&problems) {
-                    done.problems.push(Problem {
-                        source: source.path.clone(),
-                        problems: problems.clone(),
-                    });
-                }
-                source.problem = Some(problems);
+                source.report(problems, &mut done);
                 continue;
             }
             record(log, &loaded)?;
