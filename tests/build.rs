@@ -29,6 +29,7 @@ const COMMANDS: &[&str] = &[
     "exit_code",
     "handles",
     "noop",
+    "wasi_conformance",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

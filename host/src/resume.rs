@@ -168,6 +168,7 @@ impl History {
                 detail,
                 duration_ms,
                 outputs,
+                ..
             } => {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.last_attempt = t.last_attempt.max(attempt);
@@ -388,6 +389,7 @@ mod tests {
             attempt,
             outcome: outcome.into(),
             detail: outcome.into(),
+            exit_status: None,
             duration_ms: 5,
             outputs: Vec::new(),
         }

@@ -51,6 +51,7 @@ fn task_records(i: u64) -> [Event; 2] {
             attempt: 1,
             outcome: "success".into(),
             detail: "succeeded".into(),
+            exit_status: None,
             duration_ms: 3,
             outputs: vec![Artifact {
                 name: "rows".into(),

@@ -1,6 +1,6 @@
 //! Bad input: one clear line, exit 2, no panic, nothing written.
 
-use cairn_tests::{CMD_SOCKETS, HELLO, WAT_EMPTY_COMPONENT, WAT_NO_START};
+use cairn_tests::{CMD_SOCKETS, HELLO, WAT_EMPTY_COMPONENT, WAT_NO_START, WAT_UNKNOWN_IMPORT};
 
 use crate::support::{Run, Scratch, assert_contains, run_in};
 
@@ -73,14 +73,38 @@ fn component_that_is_neither_task_nor_command() {
 
 #[test]
 fn component_importing_what_the_host_does_not_provide() {
-    let run = run_in(Scratch::new().path(), &["exec", CMD_SOCKETS]);
-    assert_input_error(&run, "wasi:sockets/");
+    let run = run_in(Scratch::new().path(), &["exec", WAT_UNKNOWN_IMPORT]);
+    assert_input_error(
+        &run,
+        "needs `acme:db/query@1.0.0`, which Cairn does not provide",
+    );
     assert!(
-        run.stderr
-            .contains("needs something Cairn does not provide"),
+        run.stderr.contains("rebuild it without that import"),
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn sockets_load_but_refuse_every_connection_listen_send_and_lookup() {
+    // A real listener: if the guest got through, it would be accepted here.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let udp = std::net::UdpSocket::bind(listener.local_addr().unwrap()).unwrap();
+    udp.set_nonblocking(true).unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    let run = run_in(Scratch::new().path(), &["exec", CMD_SOCKETS, "--", &target]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for attempt in ["tcp connect", "tcp listen", "udp bind", "lookup"] {
+        assert!(
+            run.stdout.contains(&format!("refused {attempt}")),
+            "{attempt}: {}",
+            run.stdout
+        );
+    }
+    assert!(!run.stdout.contains("ESCAPED"), "{}", run.stdout);
+    assert!(listener.accept().is_err(), "the guest connected");
+    assert!(udp.recv(&mut [0; 16]).is_err(), "the guest sent a datagram");
 }
 
 #[test]

@@ -476,33 +476,9 @@ fn etl_policies_pass_their_tests() {
     assert_eq!(tested.code, 0, "{}{}", tested.stdout, tested.stderr);
 }
 
-/// Whether clang can build C for wasm32-wasi here (it needs a WASI libc).
-fn clang_for_wasm() -> bool {
-    let dir = Scratch::new();
-    let c = dir.write(
-        "probe.c",
-        "#include <stdio.h>\nint main(void) { return 0; }\n",
-    );
-    std::process::Command::new("clang")
-        .args(["--target=wasm32-wasi", "-o"])
-        .arg(dir.path().join("probe.wasm"))
-        .arg(c)
-        .output()
-        .is_ok_and(|out| out.status.success())
-}
-
 #[test]
 fn polyglot_runs_a_c_task_between_rust_tasks() {
-    if !clang_for_wasm() {
-        // CI installs clang (.ci/run); elsewhere, say what is not tested.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must test the C task: install clang lld wasi-libc libclang-rt-dev-wasm32"
-        );
-        eprintln!(
-            "SKIPPED polyglot_runs_a_c_task_between_rust_tasks: clang cannot build for wasm32-wasi \
-             here (apt-get install clang lld wasi-libc libclang-rt-dev-wasm32)"
-        );
+    if !crate::toolchains::clang_for_wasm("polyglot_runs_a_c_task_between_rust_tasks") {
         return;
     }
     let s = copy_example("polyglot", &buildable);

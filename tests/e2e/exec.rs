@@ -168,6 +168,15 @@ fn exit_status_of_a_command_is_a_guest_error() {
     assert_eq!(run.code, 1);
     assert_eq!(outcome_kind(&json), "guest-error");
     assert_eq!(json["outcome"]["message"], "failed: exited with status 5");
+    assert_eq!(json["exit_status"], 5, "the status as a number");
+    // A command that ends well says 0; a trap and a Cairn task say none.
+    let (_, ok) = exec_json(s.path(), CMD_ECHO, &["--output-dir", "out"]);
+    assert_eq!(ok["exit_status"], 0, "{ok:#}");
+    let (_, trapped) = exec_json(s.path(), cairn_tests::P1_TRAP, &["--output-dir", "out"]);
+    assert_eq!(outcome_kind(&trapped), "trap");
+    assert!(trapped["exit_status"].is_null(), "{trapped:#}");
+    let (_, task) = exec_json(s.path(), HELLO, &["--output-dir", "out"]);
+    assert!(task["exit_status"].is_null(), "{task:#}");
 }
 
 #[test]

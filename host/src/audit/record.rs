@@ -372,6 +372,11 @@ pub enum Event {
         /// `Outcome::kind`: `success`, `trap`, `timeout`...
         outcome: String,
         detail: String,
+        /// A command's exit status (0 for success) when its own exit
+        /// decided the outcome; absent for Cairn tasks and for commands
+        /// stopped by a trap or a limit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_status: Option<i32>,
         duration_ms: u64,
         outputs: Vec<Artifact>,
     },

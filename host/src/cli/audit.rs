@@ -692,13 +692,17 @@ fn describe(event: &Event) -> String {
             task,
             attempt,
             outcome,
+            exit_status,
             duration_ms,
             outputs,
             ..
-        } => format!(
-            "{task} attempt {attempt}: {outcome} in {duration_ms} ms, {} output(s)",
-            outputs.len()
-        ),
+        } => {
+            let status = exit_status.map_or_else(String::new, |s| format!(" (exit status {s})"));
+            format!(
+                "{task} attempt {attempt}: {outcome}{status} in {duration_ms} ms, {} output(s)",
+                outputs.len()
+            )
+        }
         Event::Retry {
             task,
             attempt,

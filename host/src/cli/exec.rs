@@ -440,6 +440,7 @@ fn print_json(args: &ExecArgs, program: &Program, attempt: &Attempt) {
         "cache_hit": stats.cache_hit,
         "compile_ms": stats.compile.as_secs_f64() * 1000.0,
         "outcome": outcome_json(&attempt.outcome),
+        "exit_status": attempt.exit_status,
         "duration_ms": attempt.duration.as_secs_f64() * 1000.0,
         "outputs": outputs,
         "logs": logs,

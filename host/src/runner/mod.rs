@@ -1236,6 +1236,7 @@ async fn one_attempt(
                 attempt: attempt_no,
                 outcome: attempt.outcome.kind().to_owned(),
                 detail: attempt.outcome.to_string(),
+                exit_status: attempt.exit_status,
                 duration_ms: millis(attempt.duration),
                 outputs: outputs.clone(),
             },

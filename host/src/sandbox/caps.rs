@@ -4,8 +4,9 @@
 //! inputs, no secrets, no stdin, no network — and the sandbox gives a guest
 //! exactly what it holds and nothing from the host process (not its env, not
 //! its cwd, not its files). The only network is HTTP to declared endpoints
-//! (`wasi:http`, each request checked as it is sent); `wasi:sockets` is not
-//! linked at all. Deciding *whether* a task may
+//! (`wasi:http`, each request checked as it is sent); `wasi:sockets` is
+//! linked only so that runtimes importing it load, and refuses every socket
+//! and lookup (see `wasi.rs`). Deciding *whether* a task may
 //! have a capability is policy's job, not this module's.
 
 use std::collections::BTreeMap;
@@ -52,14 +53,17 @@ impl GuestPathError {
         match self {
             Self::NotClean(_) => "write an absolute path such as `/data`",
             Self::Reserved(_) => {
-                "`/`, `/inputs` and `/outputs` belong to Cairn; mount elsewhere, e.g. `/data`"
+                "`/inputs` and `/outputs` belong to Cairn; mount elsewhere, e.g. `/data` or `/`"
             }
         }
     }
 }
 
 /// Check a guest mount point: absolute, no `.` or `..` segments, and not
-/// `/`, `/inputs`, `/outputs` or inside them (Cairn's own).
+/// `/inputs`, `/outputs` or inside them (Cairn's own). `/` is allowed, as
+/// `wasmtime run --dir HOST::/` gives it: the guest resolves each path to
+/// the longest preopened prefix, so `/inputs`, `/outputs` and other mounts
+/// stay what they are beside it.
 ///
 /// # Errors
 ///
@@ -69,20 +73,24 @@ pub fn check_guest_path(path: &str) -> Result<(), GuestPathError> {
         return Err(GuestPathError::NotClean(path.to_owned()));
     }
     let trimmed = path.trim_end_matches('/');
-    let reserved = trimmed.is_empty()
-        || ["/inputs", "/outputs"]
-            .iter()
-            .any(|r| trimmed == *r || trimmed.starts_with(&format!("{r}/")));
+    let reserved = ["/inputs", "/outputs"]
+        .iter()
+        .any(|r| trimmed == *r || trimmed.starts_with(&format!("{r}/")));
     if reserved {
         return Err(GuestPathError::Reserved(path.to_owned()));
     }
     Ok(())
 }
 
-/// Whether two guest mount points overlap (one is, or is inside, the other).
+/// Whether two guest mount points overlap: one is, or is inside, the
+/// other. The root is inside nothing but itself: a mount at `/` coexists
+/// with every other (the longest prefix wins), but not with a second `/`.
 #[must_use]
 pub fn guest_paths_overlap(a: &str, b: &str) -> bool {
     let (a, b) = (a.trim_end_matches('/'), b.trim_end_matches('/'));
+    if a.is_empty() || b.is_empty() {
+        return a == b;
+    }
     let inside = |x: &str, y: &str| x == y || x.starts_with(&format!("{y}/"));
     inside(a, b) || inside(b, a)
 }

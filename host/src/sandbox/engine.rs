@@ -112,21 +112,24 @@ pub fn build(settings: &EngineSettings) -> wasmtime::Result<Engine> {
 /// between instances avoids the page-release stalls that make two threads
 /// slower than one (see PERFORMANCE.md).
 fn pooling(settings: &EngineSettings, slots: u32) -> PoolingAllocationConfig {
-    // A component is several core instances (the guest, libc adapters...):
-    // the pool holds this many per slot on average, and any one task may
-    // use up to the per-task limits (`Limits`: 32 of each), as without a
-    // pool.
+    // A component is several core instances (the guest, libc adapters,
+    // shared libraries...): any one task may use up to the per-task limits
+    // (`Limits`), as without a pool. Memories and tables are reserved per
+    // slot, so the pool holds fewer of them on average than one task may
+    // have; core instances cost nothing until used.
+    let defaults = super::Limits::default();
     let per_task = 8;
-    let most = 32;
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(slots)
-        .total_core_instances(slots.saturating_mul(most))
+        .total_core_instances(
+            slots.saturating_mul(u32::try_from(defaults.instances).unwrap_or(u32::MAX)),
+        )
         .total_memories(slots.saturating_mul(per_task))
         .total_tables(slots.saturating_mul(per_task))
         .total_stacks(slots)
-        .max_memories_per_component(most)
-        .max_tables_per_component(most)
-        .max_core_instances_per_component(most)
+        .max_memories_per_component(u32::try_from(defaults.memories).unwrap_or(u32::MAX))
+        .max_tables_per_component(u32::try_from(defaults.tables).unwrap_or(u32::MAX))
+        .max_core_instances_per_component(u32::try_from(defaults.instances).unwrap_or(u32::MAX))
         .max_memory_size(usize::try_from(settings.max_memory).unwrap_or(usize::MAX))
         .table_elements(settings.max_table_elements)
         .linear_memory_keep_resident(256 * 1024)

@@ -14,7 +14,8 @@
 //! it happens. Redirects are not followed here: a redirect is a response, and
 //! the next hop is a new request checked like any other.
 //!
-//! There is no other network: `wasi:sockets` is not linked.
+//! There is no other network: `wasi:sockets` is linked but refuses every
+//! socket and lookup.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -25,12 +25,14 @@ pub struct Limits {
     pub memory: u64,
     /// Elements of any one table. Default 100,000.
     pub table_elements: u64,
-    /// Core instances, tables and memories per task (a component is several
-    /// core instances). Default 32 each.
+    /// Core instances per task: a component is several (componentize-py
+    /// 0.25's CPython is 14, one per shared library, and each native
+    /// extension adds one; componentize-js 0.23's is 4). Default 64.
     pub instances: usize,
-    /// See [`Limits::instances`].
+    /// Tables per task (both toolchains above use 2). Default 32.
     pub tables: usize,
-    /// See [`Limits::instances`].
+    /// Linear memories per task (both toolchains above use 1; jco's
+    /// QuickJS output and wasmtime's adapters use more). Default 32.
     pub memories: usize,
     /// Captured stdout. Default 1 MiB.
     pub stdout: u64,
@@ -65,7 +67,7 @@ impl Default for Limits {
             cpu_time: Duration::from_secs(60),
             memory: 256 * MIB,
             table_elements: 100_000,
-            instances: 32,
+            instances: 64,
             tables: 32,
             memories: 32,
             stdout: MIB,

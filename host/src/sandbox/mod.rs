@@ -163,18 +163,53 @@ impl Sandbox {
     }
 }
 
-/// What a component may import: Cairn's host interface, and of WASI p2 only
-/// io, clocks, random, cli, filesystem and outgoing HTTP (every request
-/// checked, see [`http`]). `wasi:sockets` is deliberately absent, so a guest
-/// that imports it fails to link with a clear message.
+/// The interfaces [`component_linker`] serves (by `package/interface`, any
+/// version of the same major), and the one core module WASI preview 1 gives.
+const SERVED: &[(&str, &str)] = &[
+    ("wasi:io/", "0.2."),
+    ("wasi:clocks/", "0.2."),
+    ("wasi:random/", "0.2."),
+    ("wasi:cli/", "0.2."),
+    ("wasi:filesystem/", "0.2."),
+    ("wasi:sockets/", "0.2."),
+    ("wasi:http/types", "0.2."),
+    ("wasi:http/outgoing-handler", "0.2."),
+    ("cairn:task/host", "0.1."),
+    ("cairn:task/types", "0.1."),
+];
+
+/// Whether the host serves an import called `name` (for naming the one it
+/// does not, when linking fails).
+fn serves(name: &str) -> bool {
+    if name == "wasi_snapshot_preview1" {
+        return true;
+    }
+    let (interface, version) = name.split_once('@').unwrap_or((name, ""));
+    SERVED.iter().any(|(prefix, major)| {
+        let matches = if prefix.ends_with('/') {
+            interface.starts_with(prefix)
+        } else {
+            interface == *prefix
+        };
+        matches && version.starts_with(major)
+    })
+}
+
+/// What a component may import: Cairn's host interface, and of WASI p2 io,
+/// clocks, random, cli, filesystem, outgoing HTTP (every request checked,
+/// see [`http`]) and sockets. Sockets are linked because language runtimes
+/// (componentize-py's CPython) import them whether or not a task uses them;
+/// the context refuses every socket, address and lookup (`wasi.rs`), so the
+/// guest gets an error, never a connection.
 fn component_linker(
     engine: &Engine,
 ) -> wasmtime::Result<wasmtime::component::Linker<ComponentState>> {
     use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
     use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
     use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
-    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sockets};
     use wasmtime_wasi::random::{WasiRandom, WasiRandomView as _};
+    use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView as _};
 
     type S = ComponentState;
     let mut linker = wasmtime::component::Linker::new(engine);
@@ -197,6 +232,14 @@ fn component_linker(
     cli::terminal_stdin::add_to_linker::<S, WasiCli>(l, S::cli)?;
     cli::terminal_stdout::add_to_linker::<S, WasiCli>(l, S::cli)?;
     cli::terminal_stderr::add_to_linker::<S, WasiCli>(l, S::cli)?;
+    let options = sockets::network::LinkOptions::default();
+    sockets::network::add_to_linker::<S, WasiSockets>(l, &options, S::sockets)?;
+    sockets::instance_network::add_to_linker::<S, WasiSockets>(l, S::sockets)?;
+    sockets::tcp::add_to_linker::<S, WasiSockets>(l, S::sockets)?;
+    sockets::tcp_create_socket::add_to_linker::<S, WasiSockets>(l, S::sockets)?;
+    sockets::udp::add_to_linker::<S, WasiSockets>(l, S::sockets)?;
+    sockets::udp_create_socket::add_to_linker::<S, WasiSockets>(l, S::sockets)?;
+    sockets::ip_name_lookup::add_to_linker::<S, WasiSockets>(l, S::sockets)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(l)?;
     host_api::Task::add_to_linker::<S, HostData>(l, |s| &mut s.host)?;
     Ok(linker)

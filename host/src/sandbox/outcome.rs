@@ -264,6 +264,10 @@ pub struct Output {
 pub struct Attempt {
     /// How it ended.
     pub outcome: Outcome,
+    /// A command's exit status (0 for success), when its own exit decided
+    /// the outcome; `None` for Cairn tasks and for commands stopped by a
+    /// trap or a limit.
+    pub exit_status: Option<i32>,
     /// How long it ran (instantiation included).
     pub duration: Duration,
     /// Captured stdout, secrets masked.

@@ -150,10 +150,16 @@ pub enum LoadError {
     )]
     CoreNotCommand { path: PathBuf },
     #[error(
-        "`{}` needs something Cairn does not provide: {message}. Tasks get only the cairn:task host interface and WASI's cli, clocks, random, io and filesystem interfaces and outgoing HTTP (`wasi:http`); no sockets",
+        "`{}` needs {missing}, which Cairn does not provide ({message}). A task gets the `cairn:task` host interface, WASI 0.2's cli, clocks, random, io and filesystem, sockets that refuse every address, and outgoing HTTP (`wasi:http/outgoing-handler`); rebuild it without that import (with componentize-py or componentize-js, leave it out of the world you build against)",
         path.display()
     )]
-    Link { path: PathBuf, message: String },
+    Link {
+        path: PathBuf,
+        /// The first import the host does not serve, in backticks, or
+        /// "something" when every import is known but one does not match.
+        missing: String,
+        message: String,
+    },
     #[error(
         "`{}` could not be loaded: wasmtime failed on it while {stage} ({message}). Cairn refused the task and went on; please report this with the file",
         path.display()
@@ -392,6 +398,7 @@ impl Sandbox {
         }
         let link = |e: wasmtime::Error| LoadError::Link {
             path: path.to_owned(),
+            missing: unserved(ty.imports(&self.engine).map(|(name, _)| name)),
             message: format!("{e:#}"),
         };
         let pre = self
@@ -421,10 +428,20 @@ impl Sandbox {
             .instantiate_pre(module)
             .map_err(|e| LoadError::Link {
                 path: path.to_owned(),
+                missing: unserved(module.imports().map(|i| i.module())),
                 message: format!("{e:#}"),
             })?;
         Ok(Linked::Core(pre))
     }
+}
+
+/// The first of `imports` the host serves nothing for, in backticks, or
+/// "something" when each names a known interface (then a function or type
+/// inside one does not match, and wasmtime's message says which).
+fn unserved<'a>(mut imports: impl Iterator<Item = &'a str>) -> String {
+    imports
+        .find(|name| !super::serves(name))
+        .map_or_else(|| "something".to_owned(), |name| format!("`{name}`"))
 }
 
 #[cfg(test)]
@@ -433,6 +450,31 @@ mod tests {
     use super::*;
 
     const TWO_MEMORIES: &str = include_str!("../../../tests/guests/wat/two_memories.wat");
+
+    #[test]
+    fn the_first_unserved_import_is_named() {
+        let served = [
+            "wasi:sockets/tcp@0.2.9",
+            "wasi:http/outgoing-handler@0.2.10",
+            "cairn:task/host@0.1.0",
+            "wasi_snapshot_preview1",
+        ];
+        assert_eq!(unserved(served.into_iter()), "something");
+        let imports = [
+            "wasi:cli/exit@0.2.0",
+            "wasi:http/incoming-handler@0.2.6",
+            "acme:db/query@1.0.0",
+        ];
+        assert_eq!(
+            unserved(imports.into_iter()),
+            "`wasi:http/incoming-handler@0.2.6`"
+        );
+        assert_eq!(
+            unserved(["wasi:cli/exit@0.3.0"].into_iter()),
+            "`wasi:cli/exit@0.3.0`"
+        );
+        assert_eq!(unserved(["env"].into_iter()), "`env`");
+    }
 
     #[test]
     fn a_panic_while_compiling_is_a_load_error_and_the_sandbox_goes_on() {

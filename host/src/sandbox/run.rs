@@ -256,8 +256,13 @@ impl Sandbox {
             Some((host, requests)) => (Some(host), requests),
             None => (None, Default::default()),
         };
+        let status = is_command.then(|| exit_status(&ended)).flatten();
         let mut outcome =
             classify(ended, &guard, &stdout, &stderr, host.as_ref()).masked(&redactor);
+        // A status only where the program's own end decided the outcome (not
+        // where a limit it ran into did).
+        let exit_status =
+            status.filter(|_| matches!(outcome, Outcome::Success | Outcome::GuestError { .. }));
         let mut outputs = Vec::new();
         if outcome.is_success() {
             match host.as_ref() {
@@ -275,6 +280,7 @@ impl Sandbox {
         denials.extend(http_denials);
         Ok(Attempt {
             outcome,
+            exit_status,
             duration: started.elapsed(),
             stdout: redactor.mask(&stdout.take()),
             stderr: redactor.mask(&stderr.take()),
@@ -460,6 +466,18 @@ fn task_result(result: Result<(), Failure>) -> Outcome {
             message,
             transient: false,
         },
+    }
+}
+
+/// The status a command ended with: 0 when `main` returned normally, 1
+/// when `wasi:cli/run` returned `err` (`exit(EXIT_FAILURE)` in preview 2),
+/// the code given to `exit` otherwise; `None` when it did not exit.
+fn exit_status(ended: &Ended<Outcome>) -> Option<i32> {
+    match ended {
+        Ended::Returned(Outcome::Success) => Some(0),
+        Ended::Returned(Outcome::GuestError { .. }) => Some(1),
+        Ended::Failed { error, .. } => error.downcast_ref::<I32Exit>().map(|exit| exit.0),
+        _ => None,
     }
 }
 

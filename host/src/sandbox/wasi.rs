@@ -6,7 +6,9 @@
 //! environment and preopens lazily, and the task's I/O goes through the
 //! `cairn:task` host interface. So a component's store holds a [`WasiPlan`]
 //! and builds the context on the first WASI call. The plan is the whole
-//! grant: what it does not list, the guest does not get.
+//! grant: what it does not list, the guest does not get. Sockets are never
+//! in it: `wasi:sockets` is linked so that language runtimes importing it
+//! load, but every socket and every name lookup is refused here.
 
 use std::path::PathBuf;
 
@@ -38,13 +40,20 @@ pub(crate) struct WasiPlan {
 
 impl WasiPlan {
     /// A builder holding exactly this plan. Nothing is inherited: env, args,
-    /// stdio, network and filesystem start empty in `WasiCtxBuilder::new`.
+    /// stdio, network and filesystem start empty in `WasiCtxBuilder::new`,
+    /// and sockets are refused outright (not left to wasmtime's defaults):
+    /// no TCP, no UDP, no name lookup, no address allowed. A guest's only
+    /// network is `wasi:http`, through the gate.
     fn builder(self) -> WasiCtxBuilder {
         let mut builder = WasiCtxBuilder::new();
         builder
             .stdin(MemoryInputPipe::new(self.stdin))
             .args(&self.args)
-            .envs(&self.env);
+            .envs(&self.env)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(std::future::ready(false)));
         if let Some(stdout) = self.stdout {
             builder.stdout(stdout);
         }
