@@ -44,7 +44,7 @@ fn build_runs_each_command_once_and_reports_what_it_built() {
     // still says so.
     assert_eq!(run_in(s.path(), &["validate"]).code, 2);
 
-    let built = run_in(s.path(), &["build", "--json"]);
+    let built = run_in(s.path(), &["build", "--json", "--cache-dir", "cache"]);
     assert_eq!(built.code, 0, "{}", built.stderr);
     // The commands' own stdout goes to stderr: stdout is the JSON alone.
     let json: Value = serde_json::from_str(&built.stdout).unwrap();
@@ -63,6 +63,20 @@ fn build_runs_each_command_once_and_reports_what_it_built() {
         "a command shared by two tasks runs once"
     );
     assert_eq!(run_in(s.path(), &["validate"]).code, 0);
+
+    // Each component was compiled into the cache the build was given, and
+    // a run (here `exec`) loads it from there.
+    let compiled = &steps[0]["components"][0]["compile"];
+    assert_eq!(compiled["cache_hit"], false, "{json:#}");
+    assert_contains(&built.stderr, "compiled in");
+    let (_, ran) = crate::support::exec_json(
+        s.path(),
+        cairn_tests::TASK,
+        &["--cache-dir", "cache", "--output-dir", "o"],
+    );
+    assert_eq!(ran["cache_hit"], true, "{ran:#}");
+    let again = run_in(s.path(), &["build", "--cache-dir", "cache"]);
+    assert_contains(&again.stderr, "already in the cache");
 }
 
 #[test]

@@ -21,6 +21,11 @@ use crate::workflow::Components;
 /// privileges. Read the `build` lines of a workflow you did not write
 /// before you build it.
 ///
+/// Each component built is then compiled into the compile cache that
+/// `cairn run` and `cairn serve` load from, so a large one (a Python or
+/// JavaScript task is 10–20 MB) is compiled once, here, with progress, and
+/// not on its first run.
+///
 /// Exits 0 when every component is built, 1 when a command failed or left
 /// a component missing, 2 for an invalid manifest.
 #[derive(Debug, Args)]
@@ -37,10 +42,19 @@ pub(crate) struct BuildArgs {
     /// goes to stderr).
     #[arg(long)]
     json: bool,
+
+    /// The compile cache to compile components into [default: the user
+    /// cache folder, as for `cairn run`].
+    #[arg(long, value_name = "DIR", env = "CAIRN_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
 }
 
 pub(crate) fn build(args: &BuildArgs) -> Result<Exit, CliError> {
-    match build_workflow(&args.path, args.json) {
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .or_else(super::exec::default_cache_dir);
+    match build_workflow(&args.path, args.json, cache_dir.as_deref()) {
         Ok(()) => Ok(Exit::Success),
         Err(done) => done,
     }
@@ -48,10 +62,20 @@ pub(crate) fn build(args: &BuildArgs) -> Result<Exit, CliError> {
 
 /// Build the workflow at `path`, printing progress on stderr and, with
 /// `json`, the result on stdout. `Err` holds what the command should return.
-pub(crate) fn build_workflow(path: &Path, json: bool) -> Result<(), Result<Exit, CliError>> {
+pub(crate) fn build_workflow(
+    path: &Path,
+    json: bool,
+    cache_dir: Option<&Path>,
+) -> Result<(), Result<Exit, CliError>> {
     let workflow = super::workflow::load_or_report_with(path, json, Components::MayBeBuilt)?;
     let (steps, prebuilt) = build::steps(&workflow);
     let style = Style::stderr();
+    // The engine `cairn run` uses, so that its cache entries are these.
+    let sandbox = cache_dir.and_then(|dir| {
+        crate::launch::Launcher::new(1, Some(dir))
+            .map_err(|e| eprintln!("{} not precompiling: {e}", style.dim("note")))
+            .ok()
+    });
     let mut results = Vec::new();
     let mut failure = None;
     for (n, step) in steps.iter().enumerate() {
@@ -79,10 +103,14 @@ pub(crate) fn build_workflow(path: &Path, json: bool) -> Result<(), Result<Exit,
                         b.sha256.short(),
                         took.as_secs_f64()
                     );
+                    let compiled = sandbox
+                        .as_ref()
+                        .map(|l| precompile(l, &b.path, &path, &style));
                     components.push(serde_json::json!({
                         "path": path,
                         "bytes": b.bytes,
                         "sha256": b.sha256.to_string(),
+                        "compile": compiled,
                     }));
                 }
                 results.push(step_json(step, "ok", Some(took), &components));
@@ -127,6 +155,38 @@ pub(crate) fn build_workflow(path: &Path, json: bool) -> Result<(), Result<Exit,
             message: e.to_string(),
             details: None,
         })),
+    }
+}
+
+/// Compile the component at `file` into the cache (or find it there),
+/// saying so on stderr; its summary for `--json`.
+fn precompile(
+    launcher: &crate::launch::Launcher,
+    file: &Path,
+    shown: &str,
+    style: &Style,
+) -> serde_json::Value {
+    eprintln!("{} {shown} …", style.dim("compile"));
+    match launcher.sandbox().load(file, None) {
+        Ok(program) => {
+            let stats = program.load_stats();
+            let how = if stats.cache_hit {
+                "already in the cache".to_owned()
+            } else {
+                format!("compiled in {:.1} s", stats.compile.as_secs_f64())
+            };
+            eprintln!("{} {shown}  {how}", style.good("ok"));
+            serde_json::json!({
+                "cache_hit": stats.cache_hit,
+                "compile_ms": stats.compile.as_millis(),
+            })
+        }
+        Err(e) => {
+            // The run will refuse it with the same message; the build
+            // itself did what it was asked.
+            eprintln!("{} {e}", style.warn("warning"));
+            serde_json::json!({ "error": e.to_string() })
+        }
     }
 }
 

@@ -190,7 +190,15 @@ pub(super) fn signer_of(key: Option<&Path>, state: &Path) -> Result<Signer, CliE
 
 pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
     if args.build
-        && let Err(done) = super::build::build_workflow(&args.path, false)
+        && let Err(done) = super::build::build_workflow(
+            &args.path,
+            false,
+            args.options
+                .cache_dir
+                .clone()
+                .or_else(super::exec::default_cache_dir)
+                .as_deref(),
+        )
     {
         return done;
     }
