@@ -595,7 +595,10 @@ fn a_broken_edit_keeps_the_last_good_version_served_and_a_fix_is_picked_up() {
         "workflow.toml",
         &good.replace("[params]", "max_active_runs = 0\n[params]"),
     );
-    wait_for(|| d.stderr().contains("does not load"));
+    // The warning and its diagnostic are written one after the other:
+    // wait for the diagnostic, not just the warning's first line.
+    wait_for(|| d.stderr().contains("must be at least 1"));
+    assert_contains(&d.stderr(), "does not load");
     assert_contains(
         &d.stderr(),
         "workflow.toml:5:19: `max_active_runs` must be at least 1",
