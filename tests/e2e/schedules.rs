@@ -372,6 +372,8 @@ fn an_edited_schedule_goes_on_from_the_edit() {
     let at = jiff::Timestamp::now();
     s.write("workflow.toml", &edited);
     wait_for(|| !run_ticks(&live_log(&s), "every").is_empty());
+    // Stopped once a run has ended, so that the log it leaves is whole.
+    wait_for(|| live_log(&s).iter().any(|r| r["kind"] == "run-finished"));
     let (code, _) = d.term();
     assert_eq!(code, 0);
     let all = log(&s);

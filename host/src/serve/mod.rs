@@ -158,9 +158,12 @@ pub async fn serve(
     ));
     ready(addr, served);
     accept(listener, router, shutdown).await;
-    reloading.abort();
-    scheduling.abort();
-    committing.abort();
+    // Stopped, and waited for: a scheduler caught mid-tick must not append
+    // after the log is closed and signed below.
+    for task in [reloading, scheduling, committing] {
+        task.abort();
+        let _ = task.await;
+    }
     eprintln!(
         "stopping: no new runs; waiting up to {:.0} s for tasks under way",
         config.grace.as_secs_f64()
