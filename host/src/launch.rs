@@ -65,13 +65,46 @@ pub enum LaunchError {
     Recover(#[from] RecoverError),
 }
 
+/// Components at least this large that are not in the compile cache yet
+/// are announced before they are compiled ([`Launcher::on_compile`]):
+/// a Python or JavaScript runtime (12 to 19 MB) takes seconds, a Rust task
+/// (a few MB at most) milliseconds.
+pub const ANNOUNCED_SIZE: u64 = 4 * 1024 * 1024;
+
+/// A slow load, as it happens: see [`ANNOUNCED_SIZE`].
+#[derive(Debug, Clone, Copy)]
+pub enum Compiling<'a> {
+    /// The component at `path`, `bytes` long, is being compiled.
+    Started { path: &'a Path, bytes: u64 },
+    /// It was compiled (or, if another process got there first, found in
+    /// the cache after all) in `took`.
+    Finished {
+        path: &'a Path,
+        took: std::time::Duration,
+        cache_hit: bool,
+    },
+}
+
+/// Told of each slow load.
+pub type CompileProgress = Arc<dyn Fn(Compiling<'_>) + Send + Sync>;
+
 /// One engine and everything loaded on it, shared by every run a process
 /// launches.
-#[derive(Debug)]
 pub struct Launcher {
     sandbox: Arc<Sandbox>,
     /// Loaded programs by the digest of their bytes and their name.
     programs: Mutex<HashMap<(Digest, String), Arc<Program>>>,
+    on_compile: Option<CompileProgress>,
+}
+
+impl std::fmt::Debug for Launcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launcher")
+            .field("sandbox", &self.sandbox)
+            .field("programs", &self.programs)
+            .field("on_compile", &self.on_compile.is_some())
+            .finish()
+    }
 }
 
 impl Launcher {
@@ -101,7 +134,16 @@ impl Launcher {
         Self {
             sandbox: Arc::new(sandbox),
             programs: Mutex::new(HashMap::new()),
+            on_compile: None,
         }
+    }
+
+    /// Tell `progress` about each slow load from now on: a component of at
+    /// least [`ANNOUNCED_SIZE`] bytes not yet in the compile cache.
+    #[must_use]
+    pub fn on_compile(mut self, progress: CompileProgress) -> Self {
+        self.on_compile = Some(progress);
+        self
     }
 
     /// The sandbox runs execute on.
@@ -160,11 +202,30 @@ impl Launcher {
             let program = match known {
                 Some(program) => program,
                 None => {
+                    let size = bytes.len() as u64;
+                    let announce = self
+                        .on_compile
+                        .as_ref()
+                        .filter(|_| size >= ANNOUNCED_SIZE && !self.sandbox.is_cached(digest));
+                    if let Some(progress) = announce {
+                        progress(Compiling::Started {
+                            path: &path,
+                            bytes: size,
+                        });
+                    }
                     let program = Arc::new(
                         self.sandbox
                             .load_bytes(&path, bytes, None)
                             .map_err(failed)?,
                     );
+                    if let Some(progress) = announce {
+                        let stats = program.load_stats();
+                        progress(Compiling::Finished {
+                            path: &path,
+                            took: stats.compile,
+                            cache_hit: stats.cache_hit,
+                        });
+                    }
                     lock(&self.programs).insert(key, Arc::clone(&program));
                     program
                 }
@@ -461,5 +522,52 @@ mod tests {
         assert!(!Arc::ptr_eq(t0, other));
         assert_eq!(t0.digest(), other.digest());
         assert_eq!(lock(&launcher.programs).len(), 2);
+    }
+
+    #[test]
+    fn a_large_component_not_in_the_cache_is_announced_before_it_is_compiled() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        // A WASI command as large as a language runtime, mostly data.
+        let data = "a".repeat(usize::try_from(ANNOUNCED_SIZE).unwrap());
+        let big = wat::parse_str(format!(
+            "(module (memory (export \"memory\") 80) (func (export \"_start\")) (data (i32.const 0) \"{data}\"))"
+        ))
+        .unwrap();
+        std::fs::write(dir.path().join("big.wasm"), &big).unwrap();
+        let trivial =
+            wat::parse_str(include_str!("../../tests/guests/wat/trivial_task.wat")).unwrap();
+        std::fs::write(dir.path().join("small.wasm"), &trivial).unwrap();
+        let path = dir.path().join("workflow.toml");
+        std::fs::write(
+            &path,
+            "[workflow]\nname = \"w\"\n[tasks.big]\ncomponent = \"big.wasm\"\n[tasks.small]\ncomponent = \"small.wasm\"\n",
+        )
+        .unwrap();
+        let workflow = crate::workflow::load(&path).unwrap();
+        let loads = |expected: usize| {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let kept = Arc::clone(&seen);
+            let launcher = Launcher::new(1, Some(cache.path()))
+                .unwrap()
+                .on_compile(Arc::new(move |event| {
+                    lock(&kept).push(match event {
+                        Compiling::Started { path, bytes } => (path.to_owned(), Some(bytes), None),
+                        Compiling::Finished {
+                            path, cache_hit, ..
+                        } => (path.to_owned(), None, Some(cache_hit)),
+                    });
+                }));
+            launcher.programs(&workflow).unwrap();
+            let seen = lock(&seen).clone();
+            assert_eq!(seen.len(), expected, "{seen:?}");
+            seen
+        };
+        let first = loads(2);
+        let big_path = dir.path().join("big.wasm");
+        assert_eq!(first[0], (big_path.clone(), Some(big.len() as u64), None));
+        assert_eq!(first[1], (big_path, None, Some(false)));
+        // Compiled into the cache: the next process says nothing.
+        loads(0);
     }
 }

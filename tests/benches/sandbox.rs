@@ -7,7 +7,9 @@
 //! - the same component through `Sandbox::run`: capabilities, limits, CPU and
 //!   wall-clock bounds, captured stdio, outcome classification;
 //! - the hello example (a real Rust component with WASI) through the sandbox;
-//! - cold (compile) vs warm (compile-cache hit) loading of the hello example.
+//! - cold (compile) vs warm (compile-cache hit) loading of the hello example;
+//! - cold and warm start of the languages example's Python and JavaScript
+//!   tasks, when `cairn build examples/languages` has built them.
 //!
 //! Prints a table; the goal is Cairn within 1.5x of the bare loop.
 #![allow(
@@ -20,7 +22,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cairn::sandbox::{Capabilities, EngineSettings, Limits, Sandbox, TaskSpec};
+use cairn::name::Name;
+use cairn::sandbox::{Capabilities, EngineSettings, Limits, Mount, MountMode, Sandbox, TaskSpec};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
@@ -138,6 +141,166 @@ fn main() {
         "  warm load (cache hit)                       {:>8.2} ms",
         ms(warm)
     );
+    languages(&settings, &runtime);
+}
+
+/// One task of the languages example, with what it needs to run.
+struct LanguageTask {
+    what: &'static str,
+    wasm: std::path::PathBuf,
+    caps: Capabilities,
+}
+
+/// Cold and warm start of the languages example's Python and JavaScript
+/// tasks: load and one run in a fresh sandbox (as a new `cairn run`
+/// process does), first with an empty compile cache, then with the cache
+/// warm; and a further run of the loaded component (another attempt in the
+/// same process). Skipped, saying why, until the example is built.
+fn languages(settings: &EngineSettings, runtime: &tokio::runtime::Runtime) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let built = repo.join("target/wasm32-wasip2/languages");
+    let (ingest, profile) = (built.join("ingest.wasm"), built.join("profile.wasm"));
+    if !ingest.is_file() || !profile.is_file() {
+        println!(
+            "python and javascript tasks: skipped, not built (`cairn build examples/languages`, which needs componentize-py and componentize-js; README \"Tasks in Python and JavaScript\")"
+        );
+        return;
+    }
+    let name = |n: &str| Name::new(n).unwrap();
+    let ingest_caps = Capabilities {
+        env: vec![("MAX_KWH".into(), "20".into())],
+        outputs: Some(vec![name("readings"), name("feeders"), name("rejects")]),
+        mounts: vec![Mount {
+            host: repo.join("examples/languages/data"),
+            guest: "/data".into(),
+            mode: MountMode::Ro,
+        }],
+        ..Capabilities::default()
+    };
+    // profile reads what ingest wrote: run ingest once for its outputs.
+    let outputs = tempfile::tempdir().unwrap();
+    let first = run_once(
+        &Sandbox::new(settings, None).unwrap(),
+        &ingest,
+        &ingest_caps,
+        outputs.path(),
+        runtime,
+    );
+    assert!(first.outcome.is_success(), "{:?}", first.outcome);
+    let profile_caps = Capabilities {
+        inputs: first
+            .outputs
+            .iter()
+            .filter(|o| matches!(o.name.as_str(), "readings" | "feeders"))
+            .map(|o| (o.name.clone(), o.path.clone()))
+            .collect(),
+        outputs: Some(vec![name("load")]),
+        ..Capabilities::default()
+    };
+    let tasks = [
+        LanguageTask {
+            what: "python (componentize-py), ingest",
+            wasm: ingest,
+            caps: ingest_caps,
+        },
+        LanguageTask {
+            what: "javascript (componentize-js), profile",
+            wasm: profile,
+            caps: profile_caps,
+        },
+    ];
+    println!("python and javascript tasks (the languages example): median of 5 where warm");
+    for task in &tasks {
+        let cache = tempfile::tempdir().unwrap();
+        let start = |cache: &Path| {
+            let sandbox = Sandbox::new(settings, Some(cache)).unwrap();
+            let began = Instant::now();
+            let program = sandbox.load(&task.wasm, None).unwrap();
+            let loaded = began.elapsed();
+            let dir = tempfile::tempdir().unwrap();
+            let attempt = runtime
+                .block_on(sandbox.run(&program, &spec_for(&task.caps, dir.path())))
+                .unwrap();
+            assert!(
+                attempt.outcome.is_success(),
+                "{}: {:?}",
+                task.what,
+                attempt.outcome
+            );
+            (
+                loaded,
+                began.elapsed(),
+                program.load_stats().cache_hit,
+                sandbox,
+                program,
+            )
+        };
+        let (cold_load, cold, hit, ..) = start(cache.path());
+        assert!(!hit);
+        let mut warm: Vec<(Duration, Duration)> = (0..5)
+            .map(|_| {
+                let (load, total, hit, ..) = start(cache.path());
+                assert!(hit);
+                (load, total)
+            })
+            .collect();
+        warm.sort_by_key(|w| w.1);
+        let (warm_load, warm_total) = warm[warm.len() / 2];
+        let (.., sandbox, program) = start(cache.path());
+        let mut again: Vec<Duration> = (0..5)
+            .map(|_| {
+                let dir = tempfile::tempdir().unwrap();
+                let began = Instant::now();
+                let attempt = runtime
+                    .block_on(sandbox.run(&program, &spec_for(&task.caps, dir.path())))
+                    .unwrap();
+                assert!(attempt.outcome.is_success());
+                began.elapsed()
+            })
+            .collect();
+        again.sort();
+        let size = program.load_stats().size;
+        println!("  {} ({:.1} MB)", task.what, size as f64 / 1e6);
+        println!(
+            "    cold start: compile + cache write, then run {:>9.1} ms  (compile {:.1} ms)",
+            ms(cold),
+            ms(cold_load)
+        );
+        println!(
+            "    warm start: cache hit, then run            {:>9.1} ms  (load {:.1} ms)",
+            ms(warm_total),
+            ms(warm_load)
+        );
+        println!(
+            "    another run of the loaded component        {:>9.1} ms",
+            ms(again[again.len() / 2])
+        );
+    }
+}
+
+fn spec_for(caps: &Capabilities, outputs_dir: &Path) -> TaskSpec {
+    TaskSpec {
+        caps: caps.clone(),
+        limits: Limits::default(),
+        outputs_dir: outputs_dir.to_owned(),
+        log_sink: None,
+        exchange_sink: None,
+        gate: None,
+    }
+}
+
+/// Load `wasm` and run it once in `sandbox`, its outputs into `outputs_dir`.
+fn run_once(
+    sandbox: &Sandbox,
+    wasm: &Path,
+    caps: &Capabilities,
+    outputs_dir: &Path,
+    runtime: &tokio::runtime::Runtime,
+) -> cairn::sandbox::Attempt {
+    let program = sandbox.load(wasm, None).unwrap();
+    runtime
+        .block_on(sandbox.run(&program, &spec_for(caps, outputs_dir)))
+        .unwrap()
 }
 
 fn ms(d: Duration) -> f64 {

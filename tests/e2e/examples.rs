@@ -1,5 +1,6 @@
 //! The examples, run end to end as users run them: plan, run, audit verify.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -29,7 +30,10 @@ fn copy_example(name: &str, rewrite: &dyn Fn(String) -> String) -> Scratch {
             let target = to.join(entry.file_name());
             if entry.file_type().unwrap().is_dir() {
                 // Source crates are not part of a run.
-                if !matches!(entry.file_name().to_str(), Some("tasks" | "deploy-api")) {
+                if !matches!(
+                    entry.file_name().to_str(),
+                    Some("tasks" | "deploy-api" | "report")
+                ) {
                     copy(&entry.path(), &target, rewrite);
                 }
             } else {
@@ -399,7 +403,7 @@ fn etl_builds_plans_runs_and_verifies_without_leaking_pii() {
                 && ["EUR", "SEK"].contains(&r[14])
         })
         .collect();
-    let customers: std::collections::BTreeSet<&str> = valid.iter().map(|r| r[2]).collect();
+    let customers: BTreeSet<&str> = valid.iter().map(|r| r[2]).collect();
     let report = output(&s, &run, "report", "report");
     assert_contains(
         &report,
@@ -495,7 +499,7 @@ fn polyglot_runs_a_c_task_between_rust_tasks() {
     let run = run_verified(&s, "alice");
 
     // The C task's counts, checked against counting here.
-    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    let mut counts = BTreeMap::<String, u64>::new();
     for entry in std::fs::read_dir(repo().join("examples/polyglot/texts")).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
         for word in text
@@ -524,6 +528,184 @@ fn polyglot_runs_a_c_task_between_rust_tasks() {
     let run_id = run["run"].as_str().unwrap();
     let logs = run_in(s.path(), &["runs", "logs", run_id]);
     assert_contains(&logs.stdout, &format!("counted {total} words"));
+}
+
+/// The languages example's readings as its tasks should read them, worked
+/// out here from the shipped CSV: per feeder, its meters and each hour's
+/// total kWh; and how many rows must be kept and refused.
+fn meter_readings() -> (
+    BTreeMap<String, (BTreeSet<String>, BTreeMap<String, f64>)>,
+    usize,
+    usize,
+) {
+    let dir = repo().join("examples/languages/data");
+    let feeders: BTreeSet<String> = std::fs::read_to_string(dir.join("feeders.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_owned())
+        .collect();
+    let mut seen = BTreeSet::new();
+    let mut by_feeder = BTreeMap::<_, (BTreeSet<_>, BTreeMap<_, f64>)>::new();
+    let (mut kept, mut refused) = (0, 0);
+    for line in std::fs::read_to_string(dir.join("readings.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+    {
+        let [meter, feeder, time, kwh] = line.split(',').collect::<Vec<_>>()[..] else {
+            panic!("{line}");
+        };
+        let hour: u32 = time[11..13].parse().unwrap();
+        let ok = feeders.contains(feeder)
+            && hour < 24
+            && &time[14..] == "00:00Z"
+            && kwh.parse::<f64>().is_ok_and(|k| k >= 0.0)
+            && seen.insert((meter, time));
+        if !ok {
+            refused += 1;
+            continue;
+        }
+        kept += 1;
+        let f = by_feeder.entry(feeder.to_owned()).or_default();
+        f.0.insert(meter.to_owned());
+        *f.1.entry(time.to_owned()).or_default() += kwh.parse::<f64>().unwrap();
+    }
+    (by_feeder, kept, refused)
+}
+
+#[test]
+fn languages_runs_python_javascript_and_rust_tasks_on_labelled_data() {
+    const TEST: &str = "languages_runs_python_javascript_and_rust_tasks_on_labelled_data";
+    if crate::toolchains::componentize_py(TEST).is_none()
+        || crate::toolchains::componentize_js(TEST).is_none()
+    {
+        return;
+    }
+    // The build scripts run from the repository (componentize-py and -js
+    // read the SDKs and `wit/` there); their outputs go to the guest target.
+    let here = repo().join("examples/languages");
+    let s = copy_example("languages", &|text| {
+        buildable(text)
+            .replace("sh python/", &format!("sh {}/python/", here.display()))
+            .replace("sh js/", &format!("sh {}/js/", here.display()))
+    });
+    let built = build(&s);
+    let steps = built["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3, "{built:#}");
+    for (step, task) in steps.iter().zip(["ingest", "profile", "report"]) {
+        assert_eq!(step["tasks"], serde_json::json!([task]), "{built:#}");
+        let path = step["components"][0]["path"].as_str().unwrap();
+        let wasm = std::fs::read(s.path().join(path)).unwrap();
+        assert_eq!(&wasm[..8], b"\0asm\x0d\0\x01\0", "{task}: not a component");
+    }
+
+    let plan = run_in(s.path(), &["plan", "--as", "alice", "--json"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
+    let declassified: Vec<&Value> = plan["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["action"] == "declassify")
+        .collect();
+    assert_eq!(declassified.len(), 1, "{plan:#}");
+    assert_eq!(declassified[0]["task"], "profile");
+    assert_eq!(
+        declassified[0]["policies"],
+        serde_json::json!(["profile-declassifies-readings"])
+    );
+
+    let run = run_verified(&s, "alice");
+    assert_eq!(run["status"], "succeeded");
+
+    // What the JavaScript task computed from what the Python task parsed,
+    // checked against the CSV worked out here.
+    let (feeders, kept, refused) = meter_readings();
+    let rejects: Value = serde_json::from_str(&output(&s, &run, "ingest", "rejects")).unwrap();
+    assert_eq!(rejects.as_array().unwrap().len(), refused, "{rejects:#}");
+    let load: Value = serde_json::from_str(&output(&s, &run, "profile", "load")).unwrap();
+    let report = output(&s, &run, "report", "report");
+    assert_contains(&report, &format!("## Rows refused ({refused})"));
+    let mut shown = 0;
+    for (feeder, (meters, hours)) in &feeders {
+        let f = &load[feeder];
+        if meters.len() < 3 {
+            assert_eq!(f["suppressed"], true, "{feeder}: {f:#}");
+            assert!(
+                f.get("hours").is_none(),
+                "{feeder} suppressed but its hours are there"
+            );
+            assert_contains(&report, &format!("| {feeder} | — | suppressed"));
+            continue;
+        }
+        shown += 1;
+        assert_eq!(f["meters"], meters.len(), "{feeder}");
+        let (peak_time, peak) = hours.iter().max_by(|a, b| a.1.total_cmp(b.1)).unwrap();
+        assert_eq!(f["peak"]["time"], peak_time.as_str(), "{feeder}");
+        assert!(
+            (f["peak"]["kw"].as_f64().unwrap() - peak).abs() < 1e-3,
+            "{feeder}: {f:#}"
+        );
+        let capacity = f["capacity_kw"].as_f64().unwrap();
+        let over: Vec<&str> = hours
+            .iter()
+            .filter(|(_, kw)| **kw > capacity)
+            .map(|(t, _)| t.as_str())
+            .collect();
+        assert_eq!(f["over_capacity"], serde_json::json!(over), "{feeder}");
+        let shown_peak = f["peak"]["kw"].as_f64().unwrap();
+        assert_contains(
+            &report,
+            &format!("| {feeder} | {} | {shown_peak:.2} |", meters.len()),
+        );
+    }
+    assert!(
+        shown >= 2 && shown < feeders.len(),
+        "the data should show and suppress feeders"
+    );
+    // No meter id leaves the task that may see them.
+    for (task, name) in [
+        ("profile", "load"),
+        ("report", "report"),
+        ("ingest", "rejects"),
+    ] {
+        let data = output(&s, &run, task, name);
+        assert!(!data.contains("M-"), "{task}.{name} names a meter");
+    }
+
+    // The audit trail records the labelled flow into the JavaScript task;
+    // each language's log line is in the run's logs.
+    let flows = run_in(
+        s.path(),
+        &["audit", "show", "--kind", "data-flow", "--json"],
+    );
+    let labelled: Vec<Value> = flows
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &Value| r["labels"] == serde_json::json!(["pii"]))
+        .collect();
+    assert_eq!(labelled.len(), 1, "{}", flows.stdout);
+    assert_eq!(labelled[0]["task"], "profile");
+    assert_eq!(labelled[0]["from"], "ingest.readings");
+    let logs = run_in(s.path(), &["runs", "logs", run["run"].as_str().unwrap()]);
+    for line in [
+        format!("python: {kept} readings"),
+        format!("javascript: {shown} feeders profiled"),
+        format!("rust: reported {} feeders", feeders.len()),
+    ] {
+        assert_contains(&logs.stdout, &line);
+    }
+
+    // Whoever is outside the team cannot run it; the policy tests pass.
+    let plan = run_in(s.path(), &["plan", "--as", "mallory"]);
+    assert_eq!(plan.code, 3, "{}{}", plan.stdout, plan.stderr);
+    let tested = run_in(
+        &repo(),
+        &["policy", "test", "examples/languages/policy-tests/"],
+    );
+    assert_eq!(tested.code, 0, "{}{}", tested.stdout, tested.stderr);
 }
 
 #[test]

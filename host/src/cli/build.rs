@@ -166,16 +166,11 @@ fn precompile(
     shown: &str,
     style: &Style,
 ) -> serde_json::Value {
-    eprintln!("{} {shown} …", style.dim("compile"));
+    say_compiling(style, shown, None);
     match launcher.sandbox().load(file, None) {
         Ok(program) => {
             let stats = program.load_stats();
-            let how = if stats.cache_hit {
-                "already in the cache".to_owned()
-            } else {
-                format!("compiled in {:.1} s", stats.compile.as_secs_f64())
-            };
-            eprintln!("{} {shown}  {how}", style.good("ok"));
+            say_compiled(style, shown, stats.compile, stats.cache_hit);
             serde_json::json!({
                 "cache_hit": stats.cache_hit,
                 "compile_ms": stats.compile.as_millis(),
@@ -188,6 +183,45 @@ fn precompile(
             serde_json::json!({ "error": e.to_string() })
         }
     }
+}
+
+/// `compile PATH …` on stderr: compiling a component starts.
+fn say_compiling(style: &Style, shown: &str, bytes: Option<u64>) {
+    let size = bytes.map_or_else(String::new, |b| {
+        format!(
+            " ({} KiB, not in the compile cache yet; later runs load it from there)",
+            b.div_ceil(1024)
+        )
+    });
+    eprintln!("{} {shown}{size} …", style.dim("compile"));
+}
+
+/// `ok PATH  compiled in N s` on stderr: it is done.
+fn say_compiled(style: &Style, shown: &str, took: std::time::Duration, cache_hit: bool) {
+    let how = if cache_hit {
+        "already in the cache".to_owned()
+    } else {
+        format!("compiled in {:.1} s", took.as_secs_f64())
+    };
+    eprintln!("{} {shown}  {how}", style.good("ok"));
+}
+
+/// What `cairn run` and `cairn resume` say about a slow load (a large
+/// component not in the compile cache yet), in the words of `cairn build`.
+pub(super) fn compile_progress() -> crate::launch::CompileProgress {
+    std::sync::Arc::new(|event| {
+        let style = Style::stderr();
+        match event {
+            crate::launch::Compiling::Started { path, bytes } => {
+                say_compiling(&style, &shown(path), Some(bytes));
+            }
+            crate::launch::Compiling::Finished {
+                path,
+                took,
+                cache_hit,
+            } => say_compiled(&style, &shown(path), took, cache_hit),
+        }
+    })
 }
 
 fn step_json(

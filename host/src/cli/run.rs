@@ -438,7 +438,8 @@ fn ready(
         .clone()
         .or_else(super::exec::default_cache_dir);
     let launcher = Launcher::new(jobs(args), cache_dir.as_deref())
-        .map_err(|e| CliError::input_with_sources(&e))?;
+        .map_err(|e| CliError::input_with_sources(&e))?
+        .on_compile(super::build::compile_progress());
     let prepared = launcher
         .prepare(workflow, policies, user, params, &CliSecrets(sources))
         .map_err(|e| match e {

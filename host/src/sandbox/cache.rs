@@ -87,6 +87,12 @@ impl CompileCache {
         }
     }
 
+    /// Whether there is an entry for `wasm` compiled as `kind` (not checked
+    /// for integrity: [`CompileCache::get`] does that).
+    pub(crate) fn has(&self, wasm: &Digest, kind: &str) -> bool {
+        self.path(wasm, kind).is_file()
+    }
+
     /// Remove the entry for `wasm` (e.g. wasmtime refused it).
     pub(crate) fn evict(&self, wasm: &Digest, kind: &str) {
         let _ = fs::remove_file(self.path(wasm, kind));

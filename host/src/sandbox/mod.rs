@@ -156,6 +156,16 @@ impl Sandbox {
         })
     }
 
+    /// Whether loading the wasm whose digest is `wasm` will find its
+    /// compiled code in the cache (and so take milliseconds, not seconds).
+    /// False without a cache.
+    #[must_use]
+    pub fn is_cached(&self, wasm: &crate::digest::Digest) -> bool {
+        self.cache
+            .as_ref()
+            .is_some_and(|c| c.has(wasm, "component") || c.has(wasm, "module"))
+    }
+
     /// The engine, for benchmarks and tools that compare against it.
     #[must_use]
     pub fn engine(&self) -> &Engine {

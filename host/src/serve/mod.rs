@@ -120,7 +120,21 @@ pub async fn serve(
         );
     }
     let reader = crate::state::State::open(&config.state_dir)?;
-    let launcher = Launcher::new(config.jobs, config.cache_dir.as_deref())?;
+    let launcher =
+        Launcher::new(config.jobs, config.cache_dir.as_deref())?.on_compile(Arc::new(|event| {
+            match event {
+                crate::launch::Compiling::Started { path, bytes } => {
+                    eprintln!(
+                        "compiling {} ({} KiB, not in the compile cache yet) …",
+                        path.display(),
+                        bytes.div_ceil(1024)
+                    );
+                }
+                crate::launch::Compiling::Finished { path, took, .. } => {
+                    eprintln!("compiled {} in {:.1} s", path.display(), took.as_secs_f64());
+                }
+            }
+        }));
     let mut catalog = catalog::Catalog::new(&config.workflows);
     report(&catalog.refresh(&state.log)?);
     let runs = runs::Runs::new(launcher, state, config.jobs, secrets);
