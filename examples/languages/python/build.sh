@@ -30,5 +30,7 @@ if [ -z "$tool" ]; then
 fi
 
 cd "$root"
+# No __pycache__ beside the sources.
+export PYTHONDONTWRITEBYTECODE=1
 exec "$tool" -d wit -d guest-sdk/python/wit -w cairn:python/task \
     componentize -p guest-sdk/python -p examples/languages/python ingest -o "$out"
