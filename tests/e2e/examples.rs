@@ -530,14 +530,18 @@ fn polyglot_runs_a_c_task_between_rust_tasks() {
     assert_contains(&logs.stdout, &format!("counted {total} words"));
 }
 
+/// One feeder of the languages example's readings: its meters and each
+/// hour's total kWh.
+#[derive(Default)]
+struct Feeder {
+    meters: BTreeSet<String>,
+    hours: BTreeMap<String, f64>,
+}
+
 /// The languages example's readings as its tasks should read them, worked
-/// out here from the shipped CSV: per feeder, its meters and each hour's
-/// total kWh; and how many rows must be kept and refused.
-fn meter_readings() -> (
-    BTreeMap<String, (BTreeSet<String>, BTreeMap<String, f64>)>,
-    usize,
-    usize,
-) {
+/// out here from the shipped CSV: each feeder's, and how many rows must be
+/// kept and refused.
+fn meter_readings() -> (BTreeMap<String, Feeder>, usize, usize) {
     let dir = repo().join("examples/languages/data");
     let feeders: BTreeSet<String> = std::fs::read_to_string(dir.join("feeders.csv"))
         .unwrap()
@@ -546,7 +550,7 @@ fn meter_readings() -> (
         .map(|l| l.split(',').next().unwrap().to_owned())
         .collect();
     let mut seen = BTreeSet::new();
-    let mut by_feeder = BTreeMap::<_, (BTreeSet<_>, BTreeMap<_, f64>)>::new();
+    let mut by_feeder = BTreeMap::<String, Feeder>::new();
     let (mut kept, mut refused) = (0, 0);
     for line in std::fs::read_to_string(dir.join("readings.csv"))
         .unwrap()
@@ -568,8 +572,8 @@ fn meter_readings() -> (
         }
         kept += 1;
         let f = by_feeder.entry(feeder.to_owned()).or_default();
-        f.0.insert(meter.to_owned());
-        *f.1.entry(time.to_owned()).or_default() += kwh.parse::<f64>().unwrap();
+        f.meters.insert(meter.to_owned());
+        *f.hours.entry(time.to_owned()).or_default() += kwh.parse::<f64>().unwrap();
     }
     (by_feeder, kept, refused)
 }
@@ -628,7 +632,7 @@ fn languages_runs_python_javascript_and_rust_tasks_on_labelled_data() {
     let report = output(&s, &run, "report", "report");
     assert_contains(&report, &format!("## Rows refused ({refused})"));
     let mut shown = 0;
-    for (feeder, (meters, hours)) in &feeders {
+    for (feeder, Feeder { meters, hours }) in &feeders {
         let f = &load[feeder];
         if meters.len() < 3 {
             assert_eq!(f["suppressed"], true, "{feeder}: {f:#}");

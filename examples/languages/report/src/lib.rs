@@ -53,8 +53,10 @@ impl Task for Report {
                 md,
                 "| {feeder} | {} | {:.2} | {} | {capacity:.1} | {:.1}% | {} |",
                 f["meters"].as_u64().unwrap_or(0),
-                f["peak"]["kw"].as_f64().unwrap_or(0.0),
-                f["peak"]["time"].as_str().unwrap_or("?"),
+                f.pointer("/peak/kw").and_then(Value::as_f64).unwrap_or(0.0),
+                f.pointer("/peak/time")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?"),
                 f["peak_percent"].as_f64().unwrap_or(0.0),
                 over.len(),
             )?;
