@@ -388,3 +388,36 @@ fn terminal_escape_sequences_from_a_guest_are_defused() {
     assert_contains(&run.stderr, "clearing your screen\\u{1b}[2J");
     assert_contains(&run.stderr, "failed: ok hello succeeded\\u{1b}[1A");
 }
+
+#[test]
+fn a_component_with_more_core_instances_than_allowed_does_not_start() {
+    // The Rust test task is a few core instances (its module, the WASI
+    // adapter, shims): one is too few, the default is plenty.
+    let s = Scratch::new();
+    let json = contained(&s, g::TASK, &["--instances", "1"], "instantiation");
+    let message = json["outcome"]["message"].as_str().unwrap();
+    assert_contains(message, "instance");
+    assert_contains(message, "instance count too high");
+    let run = crate::support::run_in(s.path(), &["exec", g::TASK, "--instances", "1"]);
+    assert_contains(&run.stderr, "raise the limit with --instances");
+    let run = crate::support::run_in(s.path(), &["exec", g::TASK, "--instances", "65"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_contains(&run.stderr, "1..=64");
+
+    // The same limit from a manifest.
+    s.write(
+        "workflow.toml",
+        &format!(
+            "[workflow]\nname = \"w\"\npolicies = [\"p\"]\n\n[tasks.a]\ncomponent = {:?}\ninstances = 1\n",
+            g::TASK
+        ),
+    );
+    s.mkdir("p");
+    s.write(
+        "p/all.cedar",
+        "@id(\"anyone-runs\") permit (principal, action == Cairn::Action::\"run\", resource);\n",
+    );
+    let run = crate::support::run_in(s.path(), &["run", "--as", "alice"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert_contains(&run.stderr, "could not start");
+}

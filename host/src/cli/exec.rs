@@ -96,6 +96,16 @@ pub(crate) struct ExecArgs {
     #[arg(long, value_name = "SIZE", default_value = "256MiB")]
     memory: Size,
 
+    /// Most core instances (a component is several; CPython in
+    /// componentize-py is 14), 1 to 64.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = crate::sandbox::MAX_INSTANCES as u64,
+        value_parser = clap::value_parser!(u64).range(1..=crate::sandbox::MAX_INSTANCES as u64)
+    )]
+    instances: u64,
+
     /// Limit on the task's stdout and on its stderr, each.
     #[arg(long, value_name = "SIZE", default_value = "1MiB")]
     max_stdout: Size,
@@ -234,6 +244,7 @@ impl ExecArgs {
             timeout: self.timeout.0,
             cpu_time: self.cpu_time.unwrap_or(self.timeout).0,
             memory: self.memory.0,
+            instances: usize::try_from(self.instances).unwrap_or(crate::sandbox::MAX_INSTANCES),
             stdout: self.max_stdout.0,
             stderr: self.max_stdout.0,
             output: self.max_output.0,
@@ -403,6 +414,9 @@ fn hint(outcome: &Outcome, verbose: bool) -> Option<&'static str> {
         }
         Outcome::OutputLimit { stream, .. } if stream.starts_with("output") => {
             "raise the limit with --max-output"
+        }
+        Outcome::Instantiation { message } if message.contains("instance count") => {
+            "raise the limit with --instances (up to 64)"
         }
         Outcome::Trap { .. } if !verbose => "run with -v to see the wasm backtrace",
         _ => return None,

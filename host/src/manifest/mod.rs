@@ -158,6 +158,8 @@ pub struct Settings {
     pub cpu_time: Option<At<HumanDuration>>,
     /// Linear-memory limit.
     pub memory: Option<At<Size>>,
+    /// Core instances per task, 1 to [`crate::sandbox::MAX_INSTANCES`].
+    pub instances: Option<At<u32>>,
     /// Retries of retriable failures.
     pub retries: Option<At<Retries>>,
     /// Most HTTP requests per attempt.

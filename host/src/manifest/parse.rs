@@ -61,6 +61,7 @@ pub const FIELDS_DEFAULTS: &[&str] = &[
     "timeout",
     "cpu_time",
     "memory",
+    "instances",
     "retries",
     "http_requests",
     "http_request_size",
@@ -86,6 +87,7 @@ pub const FIELDS_TASK: &[&str] = &[
     "timeout",
     "cpu_time",
     "memory",
+    "instances",
     "retries",
     "http_requests",
     "http_request_size",
@@ -932,6 +934,28 @@ impl Cx {
                 "timeout" => settings.timeout = self.duration(value, "`timeout`"),
                 "cpu_time" => settings.cpu_time = self.duration(value, "`cpu_time`"),
                 "memory" => settings.memory = self.size(value, "`memory`"),
+                "instances" => {
+                    settings.instances = self.integer(value, "`instances`").and_then(|n| {
+                        let max = crate::sandbox::MAX_INSTANCES;
+                        match u32::try_from(n.value) {
+                            Ok(count) if count > 0 && count as usize <= max => {
+                                Some(At::new(count, n.span))
+                            }
+                            _ => {
+                                self.d.push(
+                                    Diagnostic::at(
+                                        n.span,
+                                        format!("`instances` must be 1 to {max} core instances"),
+                                    )
+                                    .help(format!(
+                                        "a component is several core instances (CPython in componentize-py 0.25 is 14); {max} is the most a task may have"
+                                    )),
+                                );
+                                None
+                            }
+                        }
+                    });
+                }
                 "retries" => settings.retries = self.retries(value),
                 "http_requests" => {
                     settings.http_requests = self.integer(value, "`http_requests`").and_then(|n| {

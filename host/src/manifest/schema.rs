@@ -23,6 +23,10 @@ fn settings() -> serde_json::Map<String, Value> {
         json!({ "type": "string", "pattern": SIZE, "description": "Linear-memory limit, e.g. \"64MiB\"." }),
     );
     map.insert(
+        "instances".into(),
+        json!({ "type": "integer", "minimum": 1, "maximum": crate::sandbox::MAX_INSTANCES, "default": crate::sandbox::MAX_INSTANCES, "description": "Most core instances per task: a component is several (its modules, libc adapters, a language runtime's shared libraries)." }),
+    );
+    map.insert(
         "retries".into(),
         json!({
             "description": "Retries of retriable failures (traps, timeouts, transient errors): a count, or a table.",

@@ -357,6 +357,10 @@ fn merge(defaults: &Settings, task: &Settings) -> Settings {
         timeout: task.timeout.clone().or_else(|| defaults.timeout.clone()),
         cpu_time: task.cpu_time.clone().or_else(|| defaults.cpu_time.clone()),
         memory: task.memory.clone().or_else(|| defaults.memory.clone()),
+        instances: task
+            .instances
+            .clone()
+            .or_else(|| defaults.instances.clone()),
         retries: task.retries.clone().or_else(|| defaults.retries.clone()),
         http_requests: task
             .http_requests

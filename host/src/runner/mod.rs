@@ -1004,6 +1004,10 @@ fn limits(settings: &crate::manifest::Settings) -> Limits {
             .memory
             .as_ref()
             .map_or(defaults.memory, |m| m.value.0),
+        instances: settings
+            .instances
+            .as_ref()
+            .map_or(defaults.instances, |n| n.value as usize),
         http: HttpLimits {
             requests: settings
                 .http_requests

@@ -12,6 +12,11 @@ use wasmtime::ResourceLimiter;
 
 use super::http::HttpLimits;
 
+/// Most core instances one task may have (the default): the engine's
+/// instance pool is sized for this many per task, so a task's own limit
+/// (`instances` in a manifest, `--instances`) may lower it, not raise it.
+pub const MAX_INSTANCES: usize = 64;
+
 /// Limits on one task attempt. All sizes are bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -27,7 +32,8 @@ pub struct Limits {
     pub table_elements: u64,
     /// Core instances per task: a component is several (componentize-py
     /// 0.25's CPython is 14, one per shared library, and each native
-    /// extension adds one; componentize-js 0.23's is 4). Default 64.
+    /// extension adds one; componentize-js 0.23's is 4). Default and most
+    /// [`MAX_INSTANCES`].
     pub instances: usize,
     /// Tables per task (both toolchains above use 2). Default 32.
     pub tables: usize,
@@ -67,7 +73,7 @@ impl Default for Limits {
             cpu_time: Duration::from_secs(60),
             memory: 256 * MIB,
             table_elements: 100_000,
-            instances: 64,
+            instances: MAX_INSTANCES,
             tables: 32,
             memories: 32,
             stdout: MIB,

@@ -36,7 +36,7 @@ pub use host_api::LogSink;
 pub use http::{
     Endpoint, Exchange, ExchangeSink, HttpLimits, HttpTarget, Injection, InvalidEndpoint,
 };
-pub use limits::{EPOCH_TICK, Limits};
+pub use limits::{EPOCH_TICK, Limits, MAX_INSTANCES};
 pub use outcome::{Attempt, Clock, Level, LogLine, Outcome, Output, Resource, bytes};
 pub use program::{Kind, LoadError, LoadStats, Program};
 pub use run::TaskSpec;
