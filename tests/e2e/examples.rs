@@ -590,9 +590,7 @@ fn languages_runs_python_javascript_and_rust_tasks_on_labelled_data() {
     // read the SDKs and `wit/` there); their outputs go to the guest target.
     let here = repo().join("examples/languages");
     let s = copy_example("languages", &|text| {
-        buildable(text)
-            .replace("sh python/", &format!("sh {}/python/", here.display()))
-            .replace("sh js/", &format!("sh {}/js/", here.display()))
+        buildable(text).replace("sh build.sh", &format!("sh {}/build.sh", here.display()))
     });
     let built = build(&s);
     let steps = built["steps"].as_array().unwrap();
