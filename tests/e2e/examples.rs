@@ -348,6 +348,20 @@ fn output(s: &Scratch, run: &Value, task: &str, name: &str) -> String {
     std::fs::read_to_string(s.path().join(out["path"].as_str().unwrap())).unwrap()
 }
 
+/// The `data-flow` records of the audit log in `s`.
+fn data_flows(s: &Scratch) -> Vec<Value> {
+    let flows = run_in(
+        s.path(),
+        &["audit", "show", "--kind", "data-flow", "--json"],
+    );
+    assert_eq!(flows.code, 0, "{}", flows.stderr);
+    flows
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn etl_builds_plans_runs_and_verifies_without_leaking_pii() {
     let s = copy_example("etl", &buildable);
@@ -431,17 +445,11 @@ fn etl_builds_plans_runs_and_verifies_without_leaking_pii() {
         }
     }
     // The audit trail records the labelled flow into the anonymizer.
-    let flows = run_in(
-        s.path(),
-        &["audit", "show", "--kind", "data-flow", "--json"],
-    );
-    let into_anonymize: Vec<Value> = flows
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|r: &Value| r["task"] == "anonymize")
+    let into_anonymize: Vec<Value> = data_flows(&s)
+        .into_iter()
+        .filter(|r| r["task"] == "anonymize")
         .collect();
-    assert_eq!(into_anonymize.len(), 1, "{}", flows.stdout);
+    assert_eq!(into_anonymize.len(), 1, "{into_anonymize:#?}");
     assert_eq!(into_anonymize[0]["from"], "extract.customers");
     assert_eq!(into_anonymize[0]["labels"], serde_json::json!(["pii"]));
 }
@@ -678,17 +686,11 @@ fn languages_runs_python_javascript_and_rust_tasks_on_labelled_data() {
 
     // The audit trail records the labelled flow into the JavaScript task;
     // each language's log line is in the run's logs.
-    let flows = run_in(
-        s.path(),
-        &["audit", "show", "--kind", "data-flow", "--json"],
-    );
-    let labelled: Vec<Value> = flows
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|r: &Value| r["labels"] == serde_json::json!(["pii"]))
+    let labelled: Vec<Value> = data_flows(&s)
+        .into_iter()
+        .filter(|r| r["labels"] == serde_json::json!(["pii"]))
         .collect();
-    assert_eq!(labelled.len(), 1, "{}", flows.stdout);
+    assert_eq!(labelled.len(), 1, "{labelled:#?}");
     assert_eq!(labelled[0]["task"], "profile");
     assert_eq!(labelled[0]["from"], "ingest.readings");
     let logs = run_in(s.path(), &["runs", "logs", run["run"].as_str().unwrap()]);
