@@ -47,7 +47,8 @@ pub fn steps(workflow: &Workflow) -> (Vec<Step>, Vec<String>) {
         }
     }
     let mut prebuilt = Vec::new();
-    for task in tasks {
+    // A gate has no component to build.
+    for task in tasks.filter(|t| !t.is_gate()) {
         let name = task.name.value.to_string();
         let component = workflow.dir.join(&task.component.value);
         let by = match &task.build {

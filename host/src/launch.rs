@@ -167,7 +167,8 @@ impl Launcher {
     ) -> Result<HashMap<String, Arc<Program>>, LaunchError> {
         let mut read: HashMap<PathBuf, (Vec<u8>, Digest)> = HashMap::new();
         let mut programs = HashMap::with_capacity(workflow.plan.tasks.len());
-        for planned in &workflow.plan.tasks {
+        // A gate runs nothing: it has no program.
+        for planned in workflow.plan.tasks.iter().filter(|t| !t.task.is_gate()) {
             let task = &planned.task;
             let failed = |source| LaunchError::Load {
                 task: task.name.value.to_string(),
@@ -237,7 +238,9 @@ impl Launcher {
 
     /// What run of `workflow` (its parameters already written into its
     /// plan) as `user` needs before anything is recorded: every declared
-    /// secret's value, every component loaded, the preflight.
+    /// secret's value (with [`Release::BeforeGates`], only those of tasks
+    /// that no approval gate stands before), every component loaded, the
+    /// preflight.
     ///
     /// # Errors
     ///
@@ -250,9 +253,17 @@ impl Launcher {
         user: &str,
         params: BTreeMap<String, String>,
         secrets: &dyn SecretProvider,
+        release: Release,
     ) -> Result<Prepared, LaunchError> {
         let mut values = BTreeMap::new();
+        let later = match release {
+            Release::All => BTreeSet::new(),
+            Release::BeforeGates => gated_secrets(&workflow.plan),
+        };
         for (name, task) in declared_secrets(&workflow.plan) {
+            if later.contains(&name) {
+                continue;
+            }
             let value = secrets
                 .secret(&name)
                 .map_err(|message| LaunchError::Secret {
@@ -323,6 +334,55 @@ pub fn declared_secrets(plan: &Plan) -> BTreeMap<Name, String> {
         }
     }
     declared
+}
+
+/// Which secrets a run reads before it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Every declared secret.
+    All,
+    /// Only those of tasks no approval gate stands before: a run starting
+    /// afresh cannot get past a gate (approvals come while it waits), so
+    /// the secrets behind one are read when it goes on (`cairn resume`).
+    BeforeGates,
+}
+
+/// The secrets only tasks after an approval gate (directly or not) declare.
+#[must_use]
+pub fn gated_secrets(plan: &Plan) -> BTreeSet<Name> {
+    // Tasks come after their upstream: one sweep marks what follows a gate.
+    let mut behind = vec![false; plan.tasks.len()];
+    for (i, planned) in plan.tasks.iter().enumerate() {
+        let after = planned.upstream.iter().any(|u| {
+            behind.get(u.from) == Some(&true)
+                || plan.tasks.get(u.from).is_some_and(|t| t.task.is_gate())
+        });
+        if let Some(slot) = behind.get_mut(i) {
+            *slot = after;
+        }
+    }
+    let declared = |t: &crate::plan::PlannedTask| -> Vec<Name> {
+        t.task
+            .secrets
+            .iter()
+            .map(|s| s.value.clone())
+            .chain(t.task.inject.keys().cloned())
+            .collect()
+    };
+    let before: BTreeSet<Name> = plan
+        .tasks
+        .iter()
+        .zip(&behind)
+        .filter(|(_, b)| !**b)
+        .flat_map(|(t, _)| declared(t))
+        .collect();
+    plan.tasks
+        .iter()
+        .zip(&behind)
+        .filter(|(_, b)| **b)
+        .flat_map(|(t, _)| declared(t))
+        .filter(|n| !before.contains(n))
+        .collect()
 }
 
 /// A run ready to be recorded and run.

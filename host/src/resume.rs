@@ -39,6 +39,44 @@ pub struct History {
     pub tasks: BTreeMap<String, TaskHistory>,
     /// How many records the run has after its `run-started`.
     pub records: usize,
+    /// Each approval gate that opened, by task.
+    pub gates: BTreeMap<String, GateHistory>,
+}
+
+/// One approval gate's records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GateHistory {
+    /// What its latest opening binds approvals to.
+    pub bound: String,
+    /// When it first opened's deadline (RFC 3339), if it has one.
+    pub deadline: Option<String>,
+    /// Decisions that counted, in order: (approver, verdict, bound).
+    pub counted: Vec<(String, String, String)>,
+    /// Whether it closed (then its end is the task's).
+    pub closed: bool,
+    /// What a timeout means: `fail` or `skip`.
+    pub on_timeout: String,
+}
+
+impl GateHistory {
+    /// How the gate stands for approvals of `bound`: the distinct people
+    /// who approved it, and who rejected it first, if anyone did.
+    #[must_use]
+    pub fn standing(&self, bound: &str) -> (Vec<String>, Option<String>) {
+        let mut approvers: Vec<String> = Vec::new();
+        for (who, verdict, of) in &self.counted {
+            if of != bound {
+                continue;
+            }
+            if verdict == "reject" {
+                return (approvers, Some(who.clone()));
+            }
+            if !approvers.contains(who) {
+                approvers.push(who.clone());
+            }
+        }
+        (approvers, None)
+    }
 }
 
 /// One task's records.
@@ -209,6 +247,51 @@ impl History {
                     outputs: Vec::new(),
                 });
             }
+            Event::GateOpened {
+                task,
+                bound,
+                deadline,
+                on_timeout,
+                ..
+            } => {
+                let gate = self.gates.entry(task).or_default();
+                gate.bound = bound;
+                gate.on_timeout = on_timeout;
+                if gate.deadline.is_none() {
+                    gate.deadline = deadline;
+                }
+                gate.closed = false;
+            }
+            Event::Approval {
+                task,
+                verdict,
+                approver,
+                bound,
+                counted: true,
+                ..
+            } => {
+                if let Some(gate) = self.gates.get_mut(&task) {
+                    gate.counted.push((approver, verdict, bound));
+                }
+            }
+            Event::GateClosed { task, result, by } => {
+                let on_timeout = match self.gates.get_mut(&task) {
+                    Some(gate) => {
+                        gate.closed = true;
+                        gate.on_timeout.clone()
+                    }
+                    None => String::new(),
+                };
+                let status = gate_status(&result, &by, &on_timeout);
+                let t = self.tasks.entry(task.clone()).or_default();
+                t.end = Some(TaskResult {
+                    name: task,
+                    status,
+                    attempts: 0,
+                    duration: Duration::ZERO,
+                    outputs: Vec::new(),
+                });
+            }
             Event::CacheHit { task, outputs, .. } => {
                 let t = self.tasks.entry(task.clone()).or_default();
                 t.end = Some(TaskResult {
@@ -231,10 +314,33 @@ impl History {
     }
 
     /// Whether `cairn resume` can go on with it: it was killed, cancelled,
-    /// or could not go on (`error`).
+    /// could not go on (`error`), or stopped at an approval gate
+    /// (`waiting`).
     #[must_use]
     pub fn resumable(&self) -> bool {
-        matches!(self.ended.as_deref(), None | Some("cancelled" | "error"))
+        matches!(
+            self.ended.as_deref(),
+            None | Some("cancelled" | "error" | "waiting")
+        )
+    }
+
+    /// The gate `task` if it is open now: the run stopped there, waiting
+    /// (or is still running with it open).
+    #[must_use]
+    pub fn open_gate(&self, task: &str) -> Option<&GateHistory> {
+        self.gates.get(task).filter(|g| !g.closed)
+    }
+}
+
+/// A closed gate's result (`approved`, `rejected` by `by`, `timed-out`
+/// with `on_timeout`) as a task's status.
+#[must_use]
+pub fn gate_status(result: &str, by: &[String], on_timeout: &str) -> Status {
+    match (result, on_timeout) {
+        ("approved", _) => Status::Succeeded,
+        ("rejected", _) => Status::Failed(format!("rejected by {}", by.join(", "))),
+        (_, "skip") => Status::Skipped("nobody decided before the approval timed out".to_owned()),
+        _ => Status::Failed("nobody decided before the approval timed out".to_owned()),
     }
 }
 
@@ -249,6 +355,8 @@ pub struct Resumption {
     pub source: Option<String>,
     /// Per task in the plan: where it stands.
     pub tasks: HashMap<String, Prior>,
+    /// Approval gates that opened and did not close.
+    pub gates: BTreeMap<String, GateHistory>,
     /// The run's records it was read from (see [`History::records`]): if
     /// the log has more by the time the run goes on, someone else resumed
     /// it meanwhile.
@@ -311,6 +419,12 @@ impl Resumption {
             changed,
             source,
             tasks,
+            gates: history
+                .gates
+                .iter()
+                .filter(|(_, g)| !g.closed)
+                .map(|(t, g)| (t.clone(), g.clone()))
+                .collect(),
             records: history.records,
         })
     }

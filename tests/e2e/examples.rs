@@ -726,3 +726,219 @@ fn hello_builds_plans_runs_and_verifies() {
         format!("Hello, {}!\n", name.trim())
     );
 }
+
+/// `cairn approve|reject RUN approve-release --as USER ARGS...` in `s`.
+fn decide(s: &Scratch, verdict: &str, run: &str, user: &str, args: &[&str]) -> Run {
+    let mut all = vec![verdict, run, "approve-release", "--as", user];
+    all.extend_from_slice(args);
+    run_in(s.path(), &all)
+}
+
+/// `cairn resume RUN --json` in `s`, with the deploy token when `token`.
+fn resume(s: &Scratch, run: &str, token: bool) -> Run {
+    let mut cmd = cairn();
+    cmd.current_dir(s.path()).args(["resume", run, "--json"]);
+    if token {
+        cmd.env("CAIRN_SECRET_DEPLOY_TOKEN", DEPLOY_TOKEN);
+    }
+    let out = cmd.output().unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    run
+}
+
+/// Start the release (`release.toml`) as alice, without the deploy token:
+/// the run stops at the gate (exit 4); returns the run id and the gate's bound.
+fn start_release(s: &Scratch, env: &[(&str, &str)]) -> (Run, String, String) {
+    let out = cairn()
+        .current_dir(s.path())
+        .envs(env.iter().copied())
+        .args(["run", "release.toml", "--as", "alice", "--json"])
+        .output()
+        .unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    if !env.is_empty() {
+        return (run, String::new(), String::new());
+    }
+    assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
+    let json = run.json();
+    assert_eq!(json["status"], "waiting");
+    let gate = &json["waiting"][0];
+    assert_eq!(gate["gate"], "approve-release");
+    assert_eq!(gate["required"], 2);
+    assert_eq!(gate["gated"], serde_json::json!(["deploy"]));
+    assert_contains(&run.stderr, "cairn approve ");
+    let id = json["run"].as_str().unwrap().to_owned();
+    let bound = gate["bound"].as_str().unwrap().to_owned();
+    (run, id, bound)
+}
+
+#[test]
+fn a_release_waits_for_two_release_managers_and_deploys_what_they_approved() {
+    let api = Api::start(false);
+    let s = cicd(&api);
+    // No deploy token yet: what is behind the gate is not read to start.
+    let (_, run, bound) = start_release(&s, &[]);
+    assert!(api.calls().is_empty());
+    crate::support::assert_verifies(s.path());
+
+    // Refused, recorded, not counted (exit 3), each saying why.
+    for (user, args, why) in [
+        ("alice", &[][..], "alice started run"),
+        ("bob", &[][..], "policy does not allow bob to approve"),
+        (
+            "carol",
+            &["--bound", "sha256:0000"][..],
+            "the gate now binds",
+        ),
+    ] {
+        let refused = decide(&s, "approve", &run, user, args);
+        assert_eq!(refused.code, 3, "{user}: {}", refused.stderr);
+        assert_contains(&refused.stderr, why);
+        assert_contains(&refused.stderr, "not counted");
+    }
+    let carol = decide(&s, "approve", &run, "carol", &["--comment", "CHG-1234"]);
+    assert_eq!(carol.code, 0, "{}", carol.stderr);
+    assert_contains(&carol.stderr, "1 of 2");
+    let twice = decide(&s, "approve", &run, "carol", &[]);
+    assert_eq!(twice.code, 3, "{}", twice.stderr);
+    assert_contains(&twice.stderr, "one person counts once");
+
+    // One approval is not enough: the run waits on.
+    let early = resume(&s, &run, true);
+    assert_eq!(early.code, 4, "{}", early.stderr);
+    assert!(api.calls().is_empty());
+
+    let dave = decide(&s, "approve", &run, "dave", &["--bound", &bound, "--json"]);
+    assert_eq!(dave.code, 0, "{}", dave.stderr);
+    assert_eq!(
+        dave.json()["approvals"],
+        serde_json::json!(["carol", "dave"])
+    );
+    let done = resume(&s, &run, true);
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    assert_eq!(api.calls(), ["POST /v1/production/deployments -> 201"]);
+    crate::support::assert_verifies(s.path());
+
+    // The log tells who decided what, and whether it counted.
+    let records = crate::support::records(s.path(), &run);
+    let approvals: Vec<String> = records
+        .iter()
+        .filter(|r| r["kind"] == "approval")
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r["approver"].as_str().unwrap(),
+                r["decision"].as_str().unwrap(),
+                r["counted"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        approvals,
+        [
+            "alice deny false",
+            "bob deny false",
+            "carol allow false",
+            "carol allow true",
+            "carol allow false",
+            "dave allow true"
+        ]
+    );
+    let commented = records
+        .iter()
+        .find(|r| r["kind"] == "approval" && r["counted"] == true)
+        .unwrap();
+    assert_eq!(
+        commented["comment_sha256"],
+        cairn::audit::verify::sha256_tag(b"CHG-1234")
+    );
+    let closed: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "gate-closed")
+        .collect();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0]["result"], "approved");
+    assert_eq!(closed[0]["by"], serde_json::json!(["carol", "dave"]));
+    let gate_closed = records
+        .iter()
+        .position(|r| r["kind"] == "gate-closed")
+        .unwrap();
+    let deploy_started = records
+        .iter()
+        .position(|r| r["kind"] == "task-started" && r["task"] == "deploy")
+        .unwrap();
+    assert!(gate_closed < deploy_started);
+}
+
+#[test]
+fn a_rejected_release_does_not_deploy_and_the_gate_is_closed_for_good() {
+    let api = Api::start(false);
+    let s = cicd(&api);
+    let (_, run, _) = start_release(&s, &[]);
+    let carol = decide(&s, "approve", &run, "carol", &[]);
+    assert_eq!(carol.code, 0, "{}", carol.stderr);
+    let dave = decide(
+        &s,
+        "reject",
+        &run,
+        "dave",
+        &["--comment", "not in the freeze"],
+    );
+    assert_eq!(dave.code, 0, "{}", dave.stderr);
+    assert_contains(&dave.stderr, "rejected");
+    let done = resume(&s, &run, true);
+    assert_eq!(done.code, 1, "{}\n{}", done.stdout, done.stderr);
+    assert_contains(&status(&done, "approve-release"), "rejected by dave");
+    assert_contains(
+        &status(&done, "deploy"),
+        "upstream `approve-release` failed",
+    );
+    assert!(api.calls().is_empty());
+    // Over: no more decisions count.
+    let late = decide(&s, "approve", &run, "carol", &[]);
+    assert_eq!(late.code, 3, "{}", late.stderr);
+    assert_contains(&late.stderr, "is not waiting at `approve-release`");
+    crate::support::assert_verifies(s.path());
+}
+
+#[test]
+fn a_release_killed_at_its_gate_waits_there_after_and_goes_on_once_approved() {
+    let api = Api::start(false);
+    let s = cicd(&api);
+    // Killed (as by kill -9) right after the gate opened.
+    let (killed, _, _) = start_release(&s, &[("CAIRN_CRASH_AT", "after-gate-opened")]);
+    assert_ne!(killed.code, 0);
+    assert_ne!(killed.code, 4);
+    let started = run_in(
+        s.path(),
+        &["audit", "show", "--kind", "gate-opened", "--json"],
+    );
+    let opened: Value = serde_json::from_str(started.stdout.lines().next().unwrap()).unwrap();
+    let run = opened["run"].as_str().unwrap().to_owned();
+    for user in ["carol", "dave"] {
+        let approved = decide(&s, "approve", &run, user, &[]);
+        assert_eq!(approved.code, 0, "{user}: {}", approved.stderr);
+    }
+    let done = resume(&s, &run, true);
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    assert_eq!(api.calls(), ["POST /v1/production/deployments -> 201"]);
+    // The gate opened once: the resumed run found it open, covering the same.
+    let records = crate::support::records(s.path(), &run);
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r["kind"] == "gate-opened")
+            .count(),
+        1
+    );
+    crate::support::assert_verifies(s.path());
+}

@@ -401,8 +401,65 @@ pub enum Event {
         from_attempt: u32,
         outputs: Vec<Artifact>,
     },
+    /// An approval gate opened: the tasks in `gated` start only once
+    /// `required` distinct people (never the run's starter) whom policy
+    /// allows approve what `bound` names. A resumed run whose gate would
+    /// bind something else opens it again, with the new `bound`: approvals
+    /// of the old one no longer count.
+    GateOpened {
+        task: String,
+        required: u32,
+        /// The tasks the gate lets through.
+        gated: Vec<String>,
+        /// `sha256:` over what the approval covers: the manifest, the
+        /// policy set, the gated tasks' component digests, the run's
+        /// parameters and the digests of the gated tasks' inputs.
+        bound: String,
+        /// What `bound` is the digest of (its canonical JSON).
+        covers: serde_json::Value,
+        /// When the gate times out (RFC 3339), if it does; a reopened gate
+        /// keeps the first deadline.
+        deadline: Option<String>,
+        /// What a timeout means: `fail` or `skip`.
+        on_timeout: String,
+    },
+    /// Someone approved or rejected a gate (`cairn approve`, `cairn
+    /// reject`, or the service's API): the `approve` request as decided,
+    /// and whether it counts. One that does not count (`refused` says
+    /// why) changes nothing.
+    Approval {
+        task: String,
+        /// `approve` or `reject`.
+        verdict: String,
+        approver: String,
+        /// `sha256:` of the comment's text (the text is not kept here).
+        comment_sha256: Option<String>,
+        /// The `bound` the approver approved.
+        bound: String,
+        /// The `approve` request, as Cedar decided it.
+        principal: serde_json::Value,
+        resource: serde_json::Value,
+        context: serde_json::Value,
+        decision: String,
+        policies: Vec<String>,
+        errors: Vec<String>,
+        /// Whether it counts towards (or, for a rejection, ends) the gate.
+        counted: bool,
+        /// Why it does not count.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refused: Option<String>,
+    },
+    /// A gate closed: `approved` (with who counted), `rejected` (by
+    /// `by`), or `timed-out` (ending as `on_timeout` says).
+    GateClosed {
+        task: String,
+        result: String,
+        /// The approvers who counted, or the rejecter.
+        by: Vec<String>,
+    },
     /// A run ended: `succeeded`, `failed`, `refused` (by policy),
-    /// `cancelled` (Ctrl-C) or `error` (Cairn could not go on).
+    /// `cancelled` (Ctrl-C), `error` (Cairn could not go on) or `waiting`
+    /// (stopped at an approval gate, to go on with `cairn resume`).
     RunFinished { status: String, duration_ms: u64 },
     /// A signed checkpoint of every record before this one.
     Checkpoint {
@@ -439,6 +496,9 @@ impl Event {
             Self::Retry { .. } => "retry",
             Self::TaskSkipped { .. } => "task-skipped",
             Self::CacheHit { .. } => "cache-hit",
+            Self::GateOpened { .. } => "gate-opened",
+            Self::Approval { .. } => "approval",
+            Self::GateClosed { .. } => "gate-closed",
             Self::RunFinished { .. } => "run-finished",
             Self::Checkpoint { .. } => "checkpoint",
         }

@@ -11,8 +11,13 @@
 //! recorded Cedar decision, decided again against the run's recorded
 //! policy set and entities; and, for the service, every request decision
 //! against the policy set its `workflow-loaded` recorded, and that each
-//! run the service started names a `trigger` allowed before it. Never
-//! writes anything.
+//! run the service started names a `trigger` allowed before it; and that
+//! every task after an approval gate (as the run's recorded manifest says)
+//! started only after the gate closed `approved`, with the required number
+//! of counted approvals by distinct people other than the starter, each
+//! allowed and of the gate's bound, the bound the digest of what the gate
+//! covers, and the task started with the component and inputs covered.
+//! Never writes anything.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -116,10 +121,55 @@ pub fn sha256_tag(bytes: &[u8]) -> String {
 }
 
 struct Run {
+    /// Who started it: never an approver of its gates.
+    starter: String,
+    /// Per task, the approval gates it waits for, and per gate the
+    /// approvals it requires, as the run's recorded manifest says.
+    gated: HashMap<String, Vec<String>>,
+    required: HashMap<String, u32>,
+    /// The run's gates, as their records tell.
+    gates: HashMap<String, GateCheck>,
     policy_set: String,
     policies: Option<Arc<(Policies, cedar_policy::Entities)>>,
     /// (task, action, resource id) allowed so far.
     allowed: HashSet<(String, String, String)>,
+}
+
+/// An approval gate of a run, as its records tell.
+#[derive(Default)]
+struct GateCheck {
+    bound: String,
+    covers: serde_json::Value,
+    deadline: bool,
+    /// Distinct approvers whose approval of `bound` counted.
+    approvers: Vec<String>,
+    rejecter: Option<String>,
+    /// How it closed, if it did.
+    closed: Option<String>,
+}
+
+/// The gates of the manifest `source`: per task the gates it waits for,
+/// and per gate the approvals it requires (empty if it does not plan).
+fn gates_of(source: &str) -> (HashMap<String, Vec<String>>, HashMap<String, u32>) {
+    let mut gated: HashMap<String, Vec<String>> = HashMap::new();
+    let mut required = HashMap::new();
+    let Ok(plan) = crate::manifest::parse(source).and_then(|m| crate::plan::Plan::new(&m)) else {
+        return (gated, required);
+    };
+    for (i, planned) in plan.tasks.iter().enumerate() {
+        if let Some(approval) = &planned.task.approval {
+            required.insert(planned.task.name.value.to_string(), approval.value.required);
+        }
+        for gate in plan.gates_of(i) {
+            if let Some(g) = plan.tasks.get(gate) {
+                gated
+                    .entry(planned.task.name.value.to_string())
+                    .or_default()
+                    .push(g.task.name.value.to_string());
+            }
+        }
+    }
+    (gated, required)
 }
 
 /// A recorded decision to decide again.
@@ -450,6 +500,7 @@ impl Checker<'_> {
                 source,
                 workflow,
                 trigger,
+                user,
                 ..
             } => {
                 self.report.runs += 1;
@@ -474,7 +525,12 @@ impl Checker<'_> {
                         "the recorded manifest does not match its digest",
                     );
                 }
+                let (gated, required) = gates_of(source);
                 let run = Run {
+                    starter: user.clone(),
+                    gated,
+                    required,
+                    gates: HashMap::new(),
                     policy_set: policy_set.clone(),
                     policies: None,
                     allowed: HashSet::new(),
@@ -511,6 +567,13 @@ impl Checker<'_> {
                 run.policy_set.clone_from(policy_set);
                 run.policies = None;
                 run.allowed.clear();
+                // A changed manifest may gate other tasks.
+                if let Some(source) = source {
+                    (run.gated, run.required) = gates_of(source);
+                }
+            }
+            Event::GateOpened { .. } | Event::Approval { .. } | Event::GateClosed { .. } => {
+                self.gate_event(at, run_id, event);
             }
             Event::PolicySet {
                 sha256,
@@ -586,10 +649,16 @@ impl Checker<'_> {
                     errors: errors.len(),
                 });
             }
-            Event::TaskStarted { task, inputs, .. } => {
+            Event::TaskStarted {
+                task,
+                inputs,
+                component,
+                ..
+            } => {
                 self.authorized(at, run_id, (task, "run", task), || {
                     format!("task `{task}` started without an allow of its `run` before it")
                 });
+                self.past_gates(at, run_id, task, Some((&component.sha256, inputs)));
                 for input in inputs {
                     self.artifact(at, "input", input);
                 }
@@ -633,6 +702,7 @@ impl Checker<'_> {
                 self.authorized(at, run_id, (task, "run", task), || {
                     format!("task `{task}` reused cached outputs without an allow of its `run` before it")
                 });
+                self.past_gates(at, run_id, task, None);
                 for output in outputs {
                     self.artifact(at, "output", output);
                 }
@@ -845,6 +915,231 @@ impl Checker<'_> {
         }
     }
 
+    /// Task `task` of run `run_id` starts (with its component digest and
+    /// inputs, unless it reuses cached outputs): every gate it waits for
+    /// closed approved, covering what it starts with.
+    fn past_gates(
+        &mut self,
+        at: u64,
+        run_id: &str,
+        task: &str,
+        started: Option<(&str, &[Artifact])>,
+    ) {
+        let Some(run) = self.runs.get(run_id) else {
+            return;
+        };
+        let mut problems = Vec::new();
+        for gate in run.gated.get(task).into_iter().flatten() {
+            let Some(g) = run
+                .gates
+                .get(gate)
+                .filter(|g| g.closed.as_deref() == Some("approved"))
+            else {
+                problems.push(format!(
+                    "task `{task}` started before its approval gate `{gate}` was approved"
+                ));
+                continue;
+            };
+            self.report.authorized += 1;
+            let Some((component, inputs)) = started else {
+                continue;
+            };
+            let covered = g.covers.get("tasks").and_then(|t| t.get(task));
+            let field = |key: &str| covered.and_then(|c| c.get(key));
+            if field("component").and_then(|c| c.as_str()) != Some(component) {
+                problems.push(format!(
+                    "task `{task}` started with component {component}, not the one `{gate}` was approved for"
+                ));
+            }
+            if let Some(expected) = field("inputs").and_then(|i| i.as_object()) {
+                for (input, digest) in expected {
+                    let got = inputs
+                        .iter()
+                        .find(|a| a.name == *input)
+                        .map(|a| a.sha256.as_str());
+                    if got != digest.as_str() {
+                        problems.push(format!(
+                            "task `{task}` got input `{input}` {}, not what `{gate}` was approved for",
+                            got.unwrap_or("(none)")
+                        ));
+                    }
+                }
+            }
+        }
+        for message in problems {
+            self.problem(at, "authorization", message);
+        }
+    }
+
+    /// A gate's record: opened, decided, closed.
+    fn gate_event(&mut self, at: u64, run_id: &str, event: &Event) {
+        let Some(run) = self.runs.get_mut(run_id) else {
+            self.problem(
+                at,
+                "format",
+                format!("gate record outside a started run `{run_id}`"),
+            );
+            return;
+        };
+        let mut problems: Vec<(&'static str, String)> = Vec::new();
+        match event {
+            Event::GateOpened {
+                task,
+                required,
+                bound,
+                covers,
+                deadline,
+                ..
+            } => {
+                if run.required.get(task) != Some(required) {
+                    problems.push((
+                        "authorization",
+                        format!(
+                            "gate `{task}` opened requiring {required} approval(s); the run's manifest says {}",
+                            run.required
+                                .get(task)
+                                .map_or_else(|| "it is no gate".to_owned(), ToString::to_string)
+                        ),
+                    ));
+                }
+                if crate::runner::approval::bound_of(covers) != *bound {
+                    problems.push((
+                        "digest",
+                        format!("gate `{task}`: its bound is not the digest of what it covers"),
+                    ));
+                }
+                let g = run.gates.entry(task.clone()).or_default();
+                if g.bound != *bound {
+                    g.approvers.clear();
+                    g.rejecter = None;
+                }
+                g.bound.clone_from(bound);
+                g.covers = covers.clone();
+                g.deadline = deadline.is_some();
+                g.closed = None;
+            }
+            Event::Approval {
+                task,
+                verdict,
+                approver,
+                bound,
+                principal,
+                resource,
+                context,
+                decision,
+                policies,
+                errors,
+                counted,
+                ..
+            } => {
+                match &run.policies {
+                    Some(set) => {
+                        self.report.decisions += 1;
+                        self.pending.push(Pending {
+                            at,
+                            set: Arc::clone(set),
+                            action: "approve".to_owned(),
+                            principal: principal.clone(),
+                            resource: resource.clone(),
+                            context: context.clone(),
+                            decision: decision.clone(),
+                            policies: policies.clone(),
+                            errors: errors.len(),
+                        });
+                    }
+                    None => problems.push((
+                        "decision",
+                        "no policy set was recorded before this approval".to_owned(),
+                    )),
+                }
+                if *counted {
+                    let gate = run.gates.get_mut(task).filter(|g| g.closed.is_none());
+                    let why = match &gate {
+                        None => Some(format!("gate `{task}` is not open")),
+                        Some(g) if g.bound != *bound => {
+                            Some(format!("it approves {bound}, the gate binds {}", g.bound))
+                        }
+                        Some(_) if *approver == run.starter => {
+                            Some(format!("{approver} started the run"))
+                        }
+                        Some(_)
+                            if principal.get("id").and_then(|v| v.as_str())
+                                != Some(approver.as_str()) =>
+                        {
+                            Some("its request names someone else".to_owned())
+                        }
+                        Some(_) if decision != "allow" => Some("policy denied it".to_owned()),
+                        Some(_)
+                            if context
+                                .pointer("/starter/__entity/id")
+                                .and_then(|v| v.as_str())
+                                != Some(run.starter.as_str()) =>
+                        {
+                            Some("its request names someone else as the starter".to_owned())
+                        }
+                        Some(g) if verdict == "approve" && g.approvers.contains(approver) => {
+                            Some(format!("{approver} already counted"))
+                        }
+                        Some(_) => None,
+                    };
+                    match (why, gate) {
+                        (Some(why), _) => problems.push((
+                            "authorization",
+                            format!(
+                                "a counted {verdict} of gate `{task}` by {approver}, but {why}"
+                            ),
+                        )),
+                        (None, Some(g)) if verdict == "reject" => {
+                            g.rejecter.get_or_insert_with(|| approver.clone());
+                        }
+                        (None, Some(g)) => g.approvers.push(approver.clone()),
+                        (None, None) => {}
+                    }
+                }
+            }
+            Event::GateClosed { task, result, by } => {
+                let required = run.required.get(task).copied().unwrap_or(u32::MAX);
+                match run.gates.get_mut(task).filter(|g| g.closed.is_none()) {
+                    None => problems.push((
+                        "authorization",
+                        format!("gate `{task}` closed but was not open"),
+                    )),
+                    Some(g) => {
+                        let ok = match result.as_str() {
+                            "approved" => {
+                                usize::try_from(required).is_ok_and(|r| g.approvers.len() >= r)
+                                    && by.iter().all(|b| g.approvers.contains(b))
+                                    && g.rejecter.is_none()
+                            }
+                            "rejected" => g.rejecter.is_some(),
+                            "timed-out" => g.deadline,
+                            _ => false,
+                        };
+                        if !ok {
+                            problems.push((
+                        "authorization",
+                        format!(
+                            "gate `{task}` closed {result}, but its records show {} counted approval(s) of {required}{}",
+                            g.approvers.len(),
+                            match (&g.rejecter, g.deadline) {
+                                (Some(who), _) => format!(", rejected by {who}"),
+                                (None, false) => ", and no deadline".to_owned(),
+                                (None, true) => String::new(),
+                            }
+                        ),
+                    ));
+                        }
+                        g.closed = Some(result.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+        for (check, message) in problems {
+            self.problem(at, check, message);
+        }
+    }
+
     fn policy_set(
         &mut self,
         at: u64,
@@ -917,7 +1212,7 @@ impl Checker<'_> {
 }
 
 /// A recorded policy set, loaded to decide its decisions again.
-fn load_set(
+pub(crate) fn load_set(
     files: &[super::record::PolicyFile],
     entities: &super::record::EntitiesJson,
 ) -> Result<(Policies, cedar_policy::Entities), String> {
@@ -1116,4 +1411,260 @@ fn scan(bytes: &[u8], key: &Verifier, artifacts: &Artifacts) -> (Report, Stored,
     checker.report.problems.extend(problems);
     checker.report.problems.sort_by_key(|p| p.record);
     (checker.report, leaves, checker.origin)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::audit::log::AuditLog;
+    use crate::audit::note::Signer;
+    use crate::audit::record::{EntitiesJson, FileDigest, PolicyFile};
+
+    const MANIFEST: &str = r#"
+[workflow]
+name = "w"
+[tasks.build]
+component = "x.wasm"
+outputs = ["out"]
+[tasks.gate]
+approval = { required = 2 }
+needs = ["build"]
+[tasks.deploy]
+component = "x.wasm"
+needs = ["gate"]
+inputs = { out = "build.out" }
+"#;
+
+    const POLICY: &str = "@id(\"all\")\npermit (principal, action, resource);\n\
+        @id(\"self\")\nforbid (principal, action == Cairn::Action::\"approve\", resource) when { principal == context.starter };\n";
+
+    fn signer() -> Signer {
+        Signer::from_seed("test", &[5; 32])
+    }
+
+    fn approval(who: &str, bound: &str, counted: bool) -> Event {
+        Event::Approval {
+            task: "gate".into(),
+            verdict: "approve".into(),
+            approver: who.into(),
+            comment_sha256: None,
+            bound: bound.into(),
+            principal: serde_json::json!({ "type": "Cairn::User", "id": who }),
+            resource: serde_json::json!({ "type": "Cairn::Task", "id": "gate" }),
+            context: serde_json::json!({
+                "starter": { "__entity": { "type": "Cairn::User", "id": "alice" } },
+                "workflow": "w", "bound": bound, "verdict": "approve",
+            }),
+            decision: if who == "alice" { "deny" } else { "allow" }.into(),
+            policies: vec![if who == "alice" { "self" } else { "all" }.into()],
+            errors: Vec::new(),
+            counted,
+            refused: None,
+        }
+    }
+
+    /// A signed log of run `r`: started by alice, `build` done, then
+    /// `gate_events`, then `deploy` started with `component` and input
+    /// digest `input`. The problems verify finds.
+    fn problems(gate_events: &[Event], component: &str, input: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let mut log = AuditLog::open(&path, signer()).unwrap();
+        let files = vec![PolicyFile {
+            path: "p.cedar".into(),
+            sha256: sha256_tag(POLICY.as_bytes()),
+            text: POLICY.into(),
+        }];
+        let set = policy_set_digest(&files);
+        let mut events = vec![
+            Event::RunStarted {
+                user: "alice".into(),
+                workflow: "w".into(),
+                manifest: FileDigest {
+                    path: "workflow.toml".into(),
+                    sha256: sha256_tag(MANIFEST.as_bytes()),
+                },
+                source: MANIFEST.into(),
+                policy_set: set.clone(),
+                parameters: BTreeMap::new(),
+                components: BTreeMap::new(),
+                cairn: "test".into(),
+                trigger: None,
+            },
+            Event::PolicySet {
+                sha256: set,
+                files,
+                entities: EntitiesJson::rendered("[]".into()).unwrap(),
+            },
+            Event::Decision {
+                phase: "preflight".into(),
+                task: "deploy".into(),
+                action: "run".into(),
+                principal: serde_json::json!({ "type": "Cairn::User", "id": "alice" }),
+                resource: serde_json::json!({ "type": "Cairn::Task", "id": "deploy" }),
+                context: serde_json::json!({ "workflow": "w" }),
+                decision: "allow".into(),
+                policies: vec!["all".into()],
+                errors: Vec::new(),
+            },
+        ];
+        events.extend_from_slice(gate_events);
+        events.push(Event::TaskStarted {
+            task: "deploy".into(),
+            attempt: 1,
+            component: FileDigest {
+                path: "x.wasm".into(),
+                sha256: component.into(),
+            },
+            inputs: vec![Artifact {
+                name: "out".into(),
+                sha256: input.into(),
+                bytes: 1,
+            }],
+            when: "success".into(),
+        });
+        for event in events {
+            log.append("r", event).unwrap();
+        }
+        log.checkpoint("r").unwrap();
+        let report = verify(
+            &std::fs::read(&path).unwrap(),
+            &signer().verifier(),
+            &Artifacts::default(),
+        );
+        report.problems.into_iter().map(|p| p.message).collect()
+    }
+
+    fn covers() -> serde_json::Value {
+        serde_json::json!({
+            "tasks": { "deploy": { "component": "sha256:c0", "inputs": { "out": "sha256:d0" } } }
+        })
+    }
+
+    fn opened() -> (Event, String) {
+        let covers = covers();
+        let bound = crate::runner::approval::bound_of(&covers);
+        let event = Event::GateOpened {
+            task: "gate".into(),
+            required: 2,
+            gated: vec!["deploy".into()],
+            bound: bound.clone(),
+            covers,
+            deadline: None,
+            on_timeout: "fail".into(),
+        };
+        (event, bound)
+    }
+
+    fn closed(by: &[&str]) -> Event {
+        Event::GateClosed {
+            task: "gate".into(),
+            result: "approved".into(),
+            by: by.iter().map(|b| (*b).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_gated_task_starts_only_after_enough_approvals_of_what_it_gets() {
+        let (open, bound) = opened();
+        let good = [
+            open.clone(),
+            approval("bob", &bound, true),
+            approval("carol", &bound, true),
+            closed(&["bob", "carol"]),
+        ];
+        assert_eq!(
+            problems(&good, "sha256:c0", "sha256:d0"),
+            Vec::<String>::new()
+        );
+
+        // No gate at all: the task ran past it.
+        let skipped = problems(&[], "sha256:c0", "sha256:d0");
+        assert!(
+            skipped
+                .iter()
+                .any(|p| p.contains("started before its approval gate `gate` was approved")),
+            "{skipped:?}"
+        );
+
+        // Closed approved with one approval, the other by the starter.
+        let short = [
+            open.clone(),
+            approval("bob", &bound, true),
+            approval("alice", &bound, true),
+            closed(&["bob", "alice"]),
+        ];
+        let found = problems(&short, "sha256:c0", "sha256:d0");
+        assert!(
+            found.iter().any(|p| p.contains("alice started the run")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("1 counted approval(s) of 2")),
+            "{found:?}"
+        );
+
+        // One person counted twice; an approval of another bound.
+        let twice = [
+            open,
+            approval("bob", &bound, true),
+            approval("bob", &bound, true),
+            approval("carol", "sha256:other", true),
+            closed(&["bob"]),
+        ];
+        let found = problems(&twice, "sha256:c0", "sha256:d0");
+        assert!(
+            found.iter().any(|p| p.contains("bob already counted")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|p| p.contains("the gate binds")),
+            "{found:?}"
+        );
+
+        // Approved, but the task got other data than the gate covered.
+        let found = problems(&good, "sha256:c0", "sha256:d1");
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("got input `out` sha256:d1, not what `gate` was approved for")),
+            "{found:?}"
+        );
+        let found = problems(&good, "sha256:c1", "sha256:d0");
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("started with component sha256:c1")),
+            "{found:?}"
+        );
+
+        // A bound that is not the digest of what the gate covers.
+        let forged = Event::GateOpened {
+            task: "gate".into(),
+            required: 1,
+            gated: vec!["deploy".into()],
+            bound: "sha256:forged".into(),
+            covers: covers(),
+            deadline: None,
+            on_timeout: "fail".into(),
+        };
+        let found = problems(&[forged], "sha256:c0", "sha256:d0");
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("its bound is not the digest")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("requiring 1 approval(s); the run's manifest says 2")),
+            "{found:?}"
+        );
+    }
 }

@@ -475,7 +475,10 @@ fn task_of(event: &Event) -> Option<&str> {
         | Event::HttpRequest { task, .. }
         | Event::TaskFinished { task, .. }
         | Event::Retry { task, .. }
-        | Event::TaskSkipped { task, .. } => Some(task),
+        | Event::TaskSkipped { task, .. }
+        | Event::GateOpened { task, .. }
+        | Event::Approval { task, .. }
+        | Event::GateClosed { task, .. } => Some(task),
         _ => None,
     }
 }
@@ -722,6 +725,47 @@ fn describe(event: &Event) -> String {
             "{task}: reused {} output(s) of run {from_run} attempt {from_attempt}",
             outputs.len()
         ),
+        Event::GateOpened {
+            task,
+            required,
+            gated,
+            bound,
+            deadline,
+            ..
+        } => format!(
+            "{task}: waits for {required} approval(s) before {}, bound {}{}",
+            gated.join(", "),
+            short(bound),
+            deadline
+                .as_ref()
+                .map(|d| format!(", until {d}"))
+                .unwrap_or_default()
+        ),
+        Event::Approval {
+            task,
+            verdict,
+            approver,
+            decision,
+            policies,
+            refused,
+            ..
+        } => {
+            let counted = match refused {
+                Some(why) => format!("NOT COUNTED: {why}"),
+                None => "counted".to_owned(),
+            };
+            format!(
+                "{task}: {verdict} by {approver}, {decision} [{}], {counted}",
+                policies.join(", ")
+            )
+        }
+        Event::GateClosed { task, result, by } => {
+            if by.is_empty() {
+                format!("{task}: {result}")
+            } else {
+                format!("{task}: {result} by {}", by.join(", "))
+            }
+        }
         Event::RunFinished {
             status,
             duration_ms,

@@ -29,6 +29,7 @@ macro_rules! out {
     }};
 }
 
+mod approve;
 mod audit;
 mod build;
 mod client;
@@ -58,6 +59,9 @@ pub enum Exit {
     Input = 2,
     /// Policy refused.
     Denied = 3,
+    /// The run waits at an approval gate (`cairn approve`, then `cairn
+    /// resume`).
+    Waiting = 4,
     /// Stopped by Ctrl-C (as a shell reports SIGINT).
     Interrupted = 130,
 }
@@ -121,9 +125,10 @@ signed, tamper-evident audit log that `cairn audit verify` checks offline with o
 manifest's schedules and signed webhook deliveries, each decided by policy and recorded first (`cairn token` makes API \
 tokens; `cairn trigger`, `cairn schedules` and `cairn runs --server` are its client).\n\n\
 `cairn build` runs the tasks' build commands (`cairn run --build` builds, then runs); \
-`cairn resume` finishes a run that was killed or stopped; `cairn completions` prints shell \
+`cairn resume` finishes a run that was killed or stopped, or that waited at an approval gate \
+until `cairn approve` (or `cairn reject`) decided it; `cairn completions` prints shell \
 completions.",
-    after_help = "Exit codes: 0 success, 1 the run, task or check failed, 2 usage or input error, 3 refused by policy.\n\
+    after_help = "Exit codes: 0 success, 1 the run, task or check failed, 2 usage or input error, 3 refused by policy, 4 the run waits for approval.\n\
 Set NO_COLOR to disable colour. Use -v for details on errors (traps show a wasm backtrace)."
 )]
 struct Cli {
@@ -140,6 +145,8 @@ enum Command {
     Run(run::RunArgs),
     Build(build::BuildArgs),
     Resume(run::ResumeArgs),
+    Approve(approve::ApproveArgs),
+    Reject(approve::RejectArgs),
     /// Look at runs: list them, show one, print its tasks' logs; a server's too (--server), and cancel them.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
@@ -243,6 +250,8 @@ fn command() -> ExitCode {
             Command::Run(args) => run::run(&args).await,
             Command::Build(args) => build::build(&args),
             Command::Resume(args) => run::resume(&args).await,
+            Command::Approve(args) => approve::approve(&args),
+            Command::Reject(args) => approve::reject(&args),
             Command::Runs(command) => runs::command(&command).await,
             Command::Serve(args) => serve::serve(&args).await,
             Command::Trigger(args) => client::trigger(&args).await,

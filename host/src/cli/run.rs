@@ -12,7 +12,7 @@ use crate::audit::log::AuditLog;
 use crate::audit::note::{Signer, keygen};
 use crate::audit::verify::sha256_tag;
 use crate::launch::{
-    LaunchError, Launcher, Prepared, SecretProvider, StateDir, changes, declared_secrets,
+    LaunchError, Launcher, Prepared, Release, SecretProvider, StateDir, changes, declared_secrets,
 };
 use crate::name::Name;
 use crate::policy::Policies;
@@ -48,8 +48,14 @@ use crate::workflow::Workflow;
 /// checkpoint (exit 130); `cairn resume RUN` goes on with it, as after a
 /// crash.
 ///
+/// A task with `approval` is a gate: the run stops there, recorded as
+/// `waiting` (exit 4), and says who can do what next: `cairn approve RUN
+/// TASK` (or `cairn reject`) by people whom policy allows, other than the
+/// starter, then `cairn resume RUN`. Secrets of tasks after a gate are not
+/// read until the run goes on past it.
+///
 /// Exits 0 when the run succeeded, 1 when a task failed, 2 for invalid
-/// input, 3 when policy refused the run.
+/// input, 3 when policy refused the run, 4 when it waits for approval.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   cairn run --as alice
@@ -215,7 +221,14 @@ pub(crate) async fn run(args: &RunArgs) -> Result<Exit, CliError> {
         .state_dir
         .clone()
         .unwrap_or_else(|| workflow.dir.join(".cairn"));
-    let ready = ready(&workflow, &policies, &args.user, params, &args.options)?;
+    let ready = ready(
+        &workflow,
+        &policies,
+        &args.user,
+        params,
+        &args.options,
+        Release::BeforeGates,
+    )?;
     execute(
         workflow,
         policies,
@@ -290,7 +303,14 @@ pub(crate) async fn resume(args: &ResumeArgs) -> Result<Exit, CliError> {
         None => BTreeMap::new(),
     };
     workflow.plan = workflow.plan.with_params(&params);
-    let ready = ready(&workflow, &policies, &row.user, params, &args.options)?;
+    let ready = ready(
+        &workflow,
+        &policies,
+        &row.user,
+        params,
+        &args.options,
+        Release::All,
+    )?;
     let start = match history {
         Some(history) => Start::Resume(resumption(args, &history, &workflow, &policies, &ready)?),
         None => {
@@ -425,6 +445,7 @@ fn ready(
     user: &str,
     params: BTreeMap<String, String>,
     args: &RunOptions,
+    release: Release,
 ) -> Result<Ready, CliError> {
     let sources: BTreeMap<Name, SecretSource> = args.secrets.iter().cloned().collect();
     let declared = declared_secrets(&workflow.plan);
@@ -441,7 +462,14 @@ fn ready(
         .map_err(|e| CliError::input_with_sources(&e))?
         .on_compile(super::build::compile_progress());
     let prepared = launcher
-        .prepare(workflow, policies, user, params, &CliSecrets(sources))
+        .prepare(
+            workflow,
+            policies,
+            user,
+            params,
+            &CliSecrets(sources),
+            release,
+        )
         .map_err(|e| match e {
             LaunchError::Setup(_) => CliError::input_with_sources(&e),
             other => CliError::input(other),
@@ -521,6 +549,17 @@ async fn execute(
                     format!("{} {} ({why})\n", style.warn("skipped"), result.name)
                 }
             },
+            Progress::Waiting(gate) => format!(
+                "{} {} for approval: {} of {}{}\n",
+                style.warn("waiting"),
+                gate.task,
+                gate.approvals.len(),
+                gate.required,
+                gate.deadline
+                    .as_ref()
+                    .map(|d| format!(", until {d}"))
+                    .unwrap_or_default()
+            ),
         };
         // One write per line: stderr is unbuffered, and a line written in
         // pieces costs a system call per piece (and interleaves with others).
@@ -591,11 +630,51 @@ async fn execute(
             style,
         );
     }
-    Ok(if summary.status == "succeeded" {
-        Exit::Success
-    } else {
-        Exit::Failed
+    Ok(match summary.status {
+        "succeeded" => Exit::Success,
+        "waiting" => Exit::Waiting,
+        _ => Exit::Failed,
     })
+}
+
+/// What a run waiting at approval gates needs next, for people.
+fn say_waiting(summary: &Summary, state: &Path, style: Style) {
+    for gate in &summary.waiting {
+        let until = gate
+            .deadline
+            .as_ref()
+            .map(|d| format!("; it times out at {d}"))
+            .unwrap_or_default();
+        let so_far = if gate.approvals.is_empty() {
+            String::new()
+        } else {
+            format!(" (so far: {})", gate.approvals.join(", "))
+        };
+        eprintln!(
+            "{}: run {} waits at approval gate `{}` before {}: {} of {} approval(s){so_far}{until}.",
+            style.warn("waiting"),
+            summary.run,
+            gate.task,
+            gate.gated
+                .iter()
+                .map(|t| format!("`{t}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            gate.approvals.len(),
+            gate.required,
+        );
+        eprintln!(
+            "  approve (someone other than the starter, whom policy allows): cairn approve {} {} --as USER --state-dir {} [--comment TEXT]",
+            summary.run,
+            gate.task,
+            state.display()
+        );
+    }
+    eprintln!(
+        "  then go on: cairn resume {} --state-dir {}",
+        summary.run,
+        state.display()
+    );
 }
 
 fn summary_json(summary: &Summary, state: &Path) -> serde_json::Value {
@@ -626,6 +705,14 @@ fn summary_json(summary: &Summary, state: &Path) -> serde_json::Value {
         "status": summary.status,
         "duration_ms": summary.duration.as_secs_f64() * 1000.0,
         "tasks": tasks,
+        "waiting": summary.waiting.iter().map(|g| serde_json::json!({
+            "gate": g.task,
+            "required": g.required,
+            "approvals": g.approvals,
+            "bound": g.bound,
+            "deadline": g.deadline,
+            "gated": g.gated,
+        })).collect::<Vec<_>>(),
         "audit": { "log": summary.log, "checkpoint": summary.checkpoint },
     })
 }
@@ -686,12 +773,15 @@ fn print_summary(summary: &Summary, state: &Path, verify: &str, style: Style) {
     }
     eprintln!(
         "{} audit log `{}` signed at record {}; check it with {verify}",
-        if summary.status == "succeeded" {
-            style.good("ok")
-        } else {
-            style.error("failed")
+        match summary.status {
+            "succeeded" => style.good("ok"),
+            "waiting" => style.warn("waiting"),
+            _ => style.error("failed"),
         },
         summary.log.display(),
         summary.checkpoint,
     );
+    if summary.status == "waiting" {
+        say_waiting(summary, state, style);
+    }
 }

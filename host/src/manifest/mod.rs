@@ -287,6 +287,55 @@ pub struct Task {
     pub cache: At<bool>,
     /// Limits and retries, over `[defaults]`.
     pub settings: Settings,
+    /// `approval = { .. }`: the task is a gate, with no component; the
+    /// tasks that need it start only once enough people approve.
+    pub approval: Option<At<Approval>>,
+}
+
+impl Task {
+    /// Whether the task is an approval gate (runs nothing).
+    #[must_use]
+    pub fn is_gate(&self) -> bool {
+        self.approval.is_some()
+    }
+}
+
+/// Most approvals a gate may require.
+pub const MAX_APPROVALS: u32 = 100;
+
+/// `approval = { required = 2, timeout = "24h", on_timeout = "fail" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// Distinct allowed approvers needed, 1 to [`MAX_APPROVALS`].
+    pub required: u32,
+    /// How long the gate waits from when it opens; `None` waits until
+    /// someone decides.
+    pub timeout: Option<HumanDuration>,
+    /// What a timeout means.
+    pub on_timeout: OnTimeout,
+}
+
+/// How a gate that timed out ends: never as approved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnTimeout {
+    /// The gate fails (the default): the run fails, `when = "failure"`
+    /// tasks after it run.
+    #[default]
+    Fail,
+    /// The gate is skipped, and so is what needs it; the run does not
+    /// fail for it.
+    Skip,
+}
+
+impl OnTimeout {
+    /// `fail` or `skip`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fail => "fail",
+            Self::Skip => "skip",
+        }
+    }
 }
 
 /// A declared output.

@@ -12,8 +12,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::{
-    At, Backoff, Edge, FORMAT, Inject, Manifest, MountDecl, Output, Param, Retries, Schedule,
-    Settings, Task, Webhook, When,
+    Approval, At, Backoff, Edge, FORMAT, Inject, MAX_APPROVALS, Manifest, MountDecl, OnTimeout,
+    Output, Param, Retries, Schedule, Settings, Task, Webhook, When,
 };
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::digest::Digest;
@@ -71,6 +71,7 @@ pub const FIELDS_DEFAULTS: &[&str] = &[
 /// Keys of `[tasks.NAME]`.
 pub const FIELDS_TASK: &[&str] = &[
     "component",
+    "approval",
     "sha256",
     "build",
     "args",
@@ -94,6 +95,10 @@ pub const FIELDS_TASK: &[&str] = &[
     "http_response_size",
     "http_timeout",
 ];
+/// Keys of a task's `approval`.
+pub const FIELDS_APPROVAL: &[&str] = &["required", "timeout", "on_timeout"];
+/// What a gate (a task with `approval`) may say besides it.
+const FIELDS_GATE: &[&str] = &["approval", "needs", "when"];
 const FIELDS_RETRIES: &[&str] = &["max", "backoff", "initial", "max_delay", "jitter"];
 const FIELDS_MOUNT: &[&str] = &["host", "guest", "mode"];
 const FIELDS_OUTPUT: &[&str] = &["labels"];
@@ -1088,7 +1093,31 @@ impl Cx {
             when: At::new(When::Success, name.span.clone()),
             cache: At::new(false, name.span.clone()),
             settings: self.settings(table),
+            approval: None,
         };
+        if let Some((key, value)) = table.iter().find(|(k, _)| k.get_ref() == "approval") {
+            task.approval = self.approval(value);
+            for (other, _) in table {
+                let field = other.get_ref().as_ref();
+                if !FIELDS_GATE.contains(&field) && FIELDS_TASK.contains(&field) {
+                    self.d.push(
+                        Diagnostic::at(
+                            other.span(),
+                            format!("{what} is an approval gate and runs nothing: it takes no `{field}`"),
+                        )
+                        .related(key.span(), "a gate because of this")
+                        .help("a gate has `approval`, `needs` and `when`; put the work in a task that needs the gate"),
+                    );
+                }
+            }
+            if task.needs.is_empty() {
+                task.needs = self.names_of(table, "needs");
+            }
+            if let Some(when) = table.iter().find(|(k, _)| k.get_ref() == "when") {
+                task.when = self.when(when.1).unwrap_or(task.when);
+            }
+            return Some(task);
+        }
         let mut component = None;
         for (key, value) in table {
             match key.get_ref().as_ref() {
@@ -1129,14 +1158,8 @@ impl Cx {
                     }
                 }
                 "when" => {
-                    if let Some(s) = self.choice(value, "`when`", &["success", "failure", "always"])
-                    {
-                        let when = match s.value.as_str() {
-                            "failure" => When::Failure,
-                            "always" => When::Always,
-                            _ => When::Success,
-                        };
-                        task.when = At::new(when, s.span);
+                    if let Some(when) = self.when(value) {
+                        task.when = when;
                     }
                 }
                 _ => {}
@@ -1189,6 +1212,80 @@ impl Cx {
             }
         }
         Some(task)
+    }
+
+    fn when(&mut self, value: &Value<'_>) -> Option<At<When>> {
+        let s = self.choice(value, "`when`", &["success", "failure", "always"])?;
+        let when = match s.value.as_str() {
+            "failure" => When::Failure,
+            "always" => When::Always,
+            _ => When::Success,
+        };
+        Some(At::new(when, s.span))
+    }
+
+    /// The names under `key` in `table`, if it has one.
+    fn names_of(&mut self, table: &DeTable<'_>, key: &str) -> Vec<At<Name>> {
+        table
+            .iter()
+            .find(|(k, _)| k.get_ref() == key)
+            .map(|(_, value)| self.names(value, "`needs`", "the task name"))
+            .unwrap_or_default()
+    }
+
+    fn approval(&mut self, value: &Value<'_>) -> Option<At<Approval>> {
+        let example = "a table like `{ required = 2, timeout = \"24h\", on_timeout = \"fail\" }`";
+        let DeValue::Table(table) = value.get_ref() else {
+            self.wrong_type(value, "`approval`", example);
+            return None;
+        };
+        self.unknown_fields(table, FIELDS_APPROVAL, "`approval`");
+        let mut approval = Approval {
+            required: 1,
+            timeout: None,
+            on_timeout: OnTimeout::Fail,
+        };
+        let mut ok = true;
+        for (key, value) in table {
+            match key.get_ref().as_ref() {
+                "required" => match self.integer(value, "`required`") {
+                    Some(n) => match u32::try_from(n.value) {
+                        Ok(required) if (1..=MAX_APPROVALS).contains(&required) => {
+                            approval.required = required;
+                        }
+                        _ => {
+                            self.d.push(
+                                Diagnostic::at(
+                                    n.span,
+                                    format!("`required` must be between 1 and {MAX_APPROVALS}"),
+                                )
+                                .help("the number of distinct people, other than the run's starter, who must approve"),
+                            );
+                            ok = false;
+                        }
+                    },
+                    None => ok = false,
+                },
+                "timeout" => match self.duration(value, "`timeout`") {
+                    Some(d) if d.value.0.is_zero() => {
+                        self.d.push(
+                            Diagnostic::at(d.span, "a gate's `timeout` must be longer than 0s")
+                                .help("leave `timeout` out to wait until someone decides"),
+                        );
+                        ok = false;
+                    }
+                    Some(d) => approval.timeout = Some(d.value),
+                    None => ok = false,
+                },
+                "on_timeout" => match self.choice(value, "`on_timeout`", &["fail", "skip"]) {
+                    Some(s) if s.value == "skip" => approval.on_timeout = OnTimeout::Skip,
+                    Some(_) => approval.on_timeout = OnTimeout::Fail,
+                    None => ok = false,
+                },
+                _ => {}
+            }
+        }
+        ok.then(|| At::new(approval, value.span()))
     }
 
     fn env(&mut self, value: &Value<'_>) -> IndexMap<String, String> {

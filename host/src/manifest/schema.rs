@@ -71,6 +71,16 @@ pub fn schema() -> Value {
     let mut task = settings();
     let task_fields = json!({
         "component": { "type": "string", "description": "The task's .wasm file, relative to this manifest." },
+        "approval": {
+            "type": "object",
+            "additionalProperties": false,
+            "description": "Makes the task an approval gate (no component; only `needs` and `when` beside it): the tasks that need it start once enough people approve.",
+            "properties": {
+                "required": { "type": "integer", "minimum": 1, "maximum": super::MAX_APPROVALS, "default": 1, "description": "Distinct people, other than the run's starter, whom policy allows to approve." },
+                "timeout": { "type": "string", "pattern": DURATION, "description": "How long the gate waits once open; without it, until someone decides." },
+                "on_timeout": { "enum": ["fail", "skip"], "default": "fail", "description": "A timed-out gate fails (the run fails) or is skipped (with what needs it); never approved." }
+            }
+        },
         "sha256": { "type": "string", "pattern": "^(sha256:)?[0-9a-fA-F]{64}$", "description": "Refuse to run any other bytes." },
         "build": { "type": "string", "description": "Shell command that builds the component." },
         "args": { "type": "array", "items": { "type": "string" } },
@@ -168,7 +178,7 @@ pub fn schema() -> Value {
                 "additionalProperties": {
                     "type": "object",
                     "additionalProperties": false,
-                    "required": ["component"],
+                    "anyOf": [{ "required": ["component"] }, { "required": ["approval"] }],
                     "properties": task
                 }
             },

@@ -1,7 +1,8 @@
 //! Drawing the plan as a graph: Graphviz DOT or Mermaid.
 //!
 //! Data edges are labelled with the output's name and its labels; `needs`
-//! edges are dashed; tasks that run on failure or always say so. Names are
+//! edges are dashed; tasks that run on failure or always say so; approval
+//! gates are drawn as diamonds with the approvals they need. Names are
 //! validated identifiers, so they need no escaping.
 
 use std::fmt::Write as _;
@@ -22,9 +23,13 @@ fn node_label(plan: &Plan, i: usize) -> String {
     let Some(t) = plan.tasks.get(i) else {
         return String::new();
     };
+    let name = match &t.task.approval {
+        Some(a) => format!("{}: {} approval(s)", t.task.name.value, a.value.required),
+        None => t.task.name.value.to_string(),
+    };
     match t.task.when.value {
-        When::Success => t.task.name.value.to_string(),
-        when => format!("{} (on {})", t.task.name.value, when.as_str()),
+        When::Success => name,
+        when => format!("{name} (on {})", when.as_str()),
     }
 }
 
@@ -52,10 +57,10 @@ pub fn render(plan: &Plan, format: Format) -> String {
             let _ = writeln!(out, "digraph \"{}\" {{", plan.name);
             let _ = writeln!(out, "  rankdir=LR;\n  node [shape=box, style=rounded];");
             for (i, t) in plan.tasks.iter().enumerate() {
-                let style = if t.task.when.value == When::Success {
-                    ""
-                } else {
-                    ", style=\"rounded,dashed\""
+                let style = match (t.task.is_gate(), t.task.when.value == When::Success) {
+                    (true, _) => ", shape=diamond",
+                    (false, true) => "",
+                    (false, false) => ", style=\"rounded,dashed\"",
                 };
                 let _ = writeln!(
                     out,
@@ -79,8 +84,13 @@ pub fn render(plan: &Plan, format: Format) -> String {
         }
         Format::Mermaid => {
             out.push_str("flowchart LR\n");
-            for i in 0..plan.tasks.len() {
-                let _ = writeln!(out, "  t{i}[\"{}\"]", node_label(plan, i));
+            for (i, t) in plan.tasks.iter().enumerate() {
+                let (open, close) = if t.task.is_gate() {
+                    ("{", "}")
+                } else {
+                    ("[", "]")
+                };
+                let _ = writeln!(out, "  t{i}{open}\"{}\"{close}", node_label(plan, i));
             }
             for (i, t) in plan.tasks.iter().enumerate() {
                 for up in &t.upstream {

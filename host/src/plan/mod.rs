@@ -259,6 +259,10 @@ impl Plan {
                 })
             })
             .collect();
+        check_gates(&tasks, &mut d);
+        if !d.is_empty() {
+            return Err(d);
+        }
         // A task is about a kilobyte: keep no spare capacity (a 100,000-task
         // plan would otherwise hold up to twice what it needs).
         tasks.shrink_to_fit();
@@ -340,6 +344,104 @@ impl Plan {
             }
         }
         self
+    }
+}
+
+impl Plan {
+    /// The gates (tasks with `approval`) task `index` needs directly: it
+    /// starts only once each is approved.
+    pub fn gates_of(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
+        self.tasks
+            .get(index)
+            .into_iter()
+            .flat_map(|t| t.upstream.iter().map(|u| u.from))
+            .filter(|&u| self.tasks.get(u).is_some_and(|t| t.task.is_gate()))
+    }
+
+    /// The tasks that need gate `gate` directly: what its approval covers.
+    #[must_use]
+    pub fn gated_by(&self, gate: usize) -> Vec<usize> {
+        self.tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.upstream.iter().any(|u| u.from == gate))
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+/// An approval covers the data its gated tasks get, so that data must be
+/// known when the gate opens: each input of a task after a gate comes
+/// from a task before the gate, or from one after it (which itself runs
+/// only once the gate is approved).
+fn check_gates(tasks: &[PlannedTask], d: &mut Diagnostics) {
+    for (gate, planned) in tasks.iter().enumerate() {
+        if !planned.task.is_gate() {
+            continue;
+        }
+        let mut before = vec![false; tasks.len()];
+        let mut stack = vec![gate];
+        while let Some(i) = stack.pop() {
+            for up in tasks
+                .get(i)
+                .map(|t| t.upstream.as_slice())
+                .unwrap_or_default()
+            {
+                if let Some(seen) = before.get_mut(up.from)
+                    && !*seen
+                {
+                    *seen = true;
+                    stack.push(up.from);
+                }
+            }
+        }
+        // Tasks come after their upstream: one sweep finds what follows.
+        let mut after = vec![false; tasks.len()];
+        for (i, t) in tasks.iter().enumerate().skip(gate + 1) {
+            let follows = t
+                .upstream
+                .iter()
+                .any(|u| u.from == gate || after.get(u.from) == Some(&true));
+            if let Some(slot) = after.get_mut(i) {
+                *slot = follows;
+            }
+        }
+        for t in tasks
+            .iter()
+            .filter(|t| t.upstream.iter().any(|u| u.from == gate))
+        {
+            for up in &t.upstream {
+                let Dependency::Data { input, .. } = &up.why else {
+                    continue;
+                };
+                if before.get(up.from) == Some(&true) || after.get(up.from) == Some(&true) {
+                    continue;
+                }
+                let from = tasks
+                    .get(up.from)
+                    .map(|f| f.task.name.value.as_str())
+                    .unwrap_or("?");
+                let span = t
+                    .task
+                    .inputs
+                    .get(input)
+                    .map_or_else(|| t.task.name.span.clone(), |e| e.span.clone());
+                d.push(
+                    Diagnostic::at(
+                        span,
+                        format!(
+                            "task `{}` waits for approval at `{}`, but its input `{input}` comes from `{from}`, which the gate does not wait for",
+                            t.task.name.value, planned.task.name.value
+                        ),
+                    )
+                    .label("not known when the gate opens")
+                    .related(planned.task.name.span.clone(), "the gate")
+                    .help(format!(
+                        "an approval covers the data it lets through: add `{from}` to the gate's `needs`"
+                    )),
+                );
+            }
+        }
     }
 }
 

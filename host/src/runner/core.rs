@@ -50,6 +50,12 @@ pub enum Step {
         /// The attempt's number.
         attempt: u32,
     },
+    /// Open gate `index` (a task with `approval`): it stays open, holding
+    /// no slot, until [`Core::gate_closed`] settles it.
+    Open {
+        /// The gate, by plan index.
+        index: usize,
+    },
 }
 
 /// What follows a failed attempt.
@@ -75,6 +81,8 @@ enum Slot {
     Running,
     /// Failed, waiting for its retry's delay.
     Backoff,
+    /// A gate, open: waiting for people to decide.
+    Open,
     Done(Ended),
 }
 
@@ -87,6 +95,8 @@ struct Node {
     upstream: Vec<usize>,
     /// Attempts allowed in all: retries + 1.
     max_attempts: u32,
+    /// An approval gate: opened, never started.
+    gate: bool,
 }
 
 /// The state of one run's decisions.
@@ -104,7 +114,10 @@ pub struct Core {
     failures: Vec<u32>,
     ready: BinaryHeap<Reverse<usize>>,
     skips: VecDeque<(usize, String)>,
+    /// Gates ready to open, in plan order.
+    gates: VecDeque<usize>,
     running: usize,
+    open: usize,
     settled: usize,
     any_failed: bool,
 }
@@ -136,6 +149,7 @@ impl Core {
                         .as_ref()
                         .map_or(0, |r| r.value.max)
                         .saturating_add(1),
+                    gate: planned.task.is_gate(),
                 }
             })
             .collect();
@@ -150,7 +164,9 @@ impl Core {
             failures: vec![0; n],
             ready: BinaryHeap::new(),
             skips: VecDeque::new(),
+            gates: VecDeque::new(),
             running: 0,
+            open: 0,
             settled: 0,
             any_failed: false,
         };
@@ -182,6 +198,14 @@ impl Core {
                 return Some(Step::Skip { index, reason });
             }
         }
+        // Gates hold no slot: each opens as soon as it is ready.
+        while let Some(index) = self.gates.pop_front() {
+            if self.slots.get(index) == Some(&Slot::Ready) {
+                self.set(index, Slot::Open);
+                self.open += 1;
+                return Some(Step::Open { index });
+            }
+        }
         if !free {
             return None;
         }
@@ -207,6 +231,7 @@ impl Core {
         match self.slots.get(index) {
             None | Some(Slot::Done(_)) => return,
             Some(Slot::Running) => self.running = self.running.saturating_sub(1),
+            Some(Slot::Open) => self.open = self.open.saturating_sub(1),
             Some(_) => {}
         }
         let failed = ended == Ended::Failed
@@ -272,10 +297,25 @@ impl Core {
         }
     }
 
+    /// Gate `index` closed: `Succeeded` (approved), `Failed` (rejected,
+    /// or timed out to fail) or `Skipped` (timed out to skip). What needs
+    /// it may then become ready, as after any task.
+    pub fn gate_closed(&mut self, index: usize, ended: Ended) {
+        if self.slots.get(index) == Some(&Slot::Open) {
+            self.settle(index, ended);
+        }
+    }
+
     /// Attempts out now.
     #[must_use]
     pub fn running(&self) -> usize {
         self.running
+    }
+
+    /// Gates open now (waiting for people).
+    #[must_use]
+    pub fn open(&self) -> usize {
+        self.open
     }
 
     /// Whether every task is settled.
@@ -330,6 +370,7 @@ impl Core {
         };
         match skip {
             Some(reason) => self.skips.push_back((index, reason)),
+            None if node.gate => self.gates.push_back(index),
             None => self.ready.push(Reverse(index)),
         }
     }
@@ -377,6 +418,15 @@ mod tests {
                     Step::Start { index, attempt } => {
                         log.push(format!("start {}#{attempt}", name(index)));
                         out.push_back((index, attempt));
+                    }
+                    Step::Open { index } => {
+                        log.push(format!("open {}", name(index)));
+                        let ended = match outcome(&name(index), 0) {
+                            (true, _) => Ended::Succeeded,
+                            (false, true) => Ended::Skipped,
+                            (false, false) => Ended::Failed,
+                        };
+                        core.gate_closed(index, ended);
                     }
                 }
             }
@@ -487,6 +537,75 @@ when = "always"
                 "start report#1"
             ]
         );
+    }
+
+    #[test]
+    fn a_gate_holds_no_slot_and_what_needs_it_waits_for_its_decision() {
+        let text = r#"
+[workflow]
+name = "w"
+[tasks.build]
+component = "x.wasm"
+[tasks.lint]
+component = "x.wasm"
+[tasks.approve]
+approval = { required = 2 }
+needs = ["build"]
+[tasks.deploy]
+component = "x.wasm"
+needs = ["approve", "build"]
+[tasks.rollback]
+component = "x.wasm"
+needs = ["deploy"]
+when = "failure"
+"#;
+        let plan = plan(text);
+        // Approved: deploy runs.
+        let mut core = Core::new(&plan);
+        let log = drive(&plan, &mut core, 1, |_, _| (true, false));
+        assert_eq!(
+            log,
+            [
+                "start build#1",
+                "open approve",
+                "start lint#1",
+                "start deploy#1",
+                "skip rollback: nothing upstream failed"
+            ]
+        );
+        // Rejected: deploy is skipped, the failure handler runs, the run fails.
+        let mut core = Core::new(&plan);
+        let log = drive(&plan, &mut core, 1, |name, _| (name != "approve", false));
+        assert!(
+            log.contains(&"skip deploy: upstream `approve` failed".to_owned()),
+            "{log:?}"
+        );
+        assert!(log.contains(&"start rollback#1".to_owned()), "{log:?}");
+        assert!(core.any_failed());
+        // Timed out to skip: nothing after it runs and nothing failed.
+        let mut core = Core::new(&plan);
+        let log = drive(&plan, &mut core, 1, |name, _| (name != "approve", true));
+        assert!(
+            log.contains(&"skip deploy: upstream `approve` was skipped".to_owned()),
+            "{log:?}"
+        );
+        assert!(!core.any_failed());
+
+        // Left open, the run is not over and holds no attempt.
+        let mut core = Core::new(&plan);
+        let mut opened = Vec::new();
+        while let Some(step) = core.next(core.running() < 4) {
+            match step {
+                Step::Start { index, .. } => {
+                    core.attempt_ended(index, true, false);
+                }
+                Step::Open { index } => opened.push(index),
+                Step::Skip { index, .. } => core.settle(index, Ended::Skipped),
+            }
+        }
+        assert_eq!(opened, [index(&plan, "approve")]);
+        assert_eq!((core.open(), core.running()), (1, 0));
+        assert!(!core.is_over());
     }
 
     #[test]

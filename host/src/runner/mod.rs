@@ -19,6 +19,7 @@
 //! durations all read it, so tests pause and advance it instead of
 //! sleeping.
 
+pub mod approval;
 mod core;
 
 use std::collections::{BTreeMap, HashMap};
@@ -89,6 +90,25 @@ pub struct Summary {
     pub log: PathBuf,
     /// Sequence number of the final checkpoint.
     pub checkpoint: u64,
+    /// The approval gates it waits at (status `waiting`).
+    pub waiting: Vec<OpenGate>,
+}
+
+/// An approval gate a run waits at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenGate {
+    /// The gate task.
+    pub task: String,
+    /// Approvals needed.
+    pub required: u32,
+    /// Who approved so far.
+    pub approvals: Vec<String>,
+    /// What approvals are bound to.
+    pub bound: String,
+    /// When it times out, if it does.
+    pub deadline: Option<String>,
+    /// The tasks it lets through.
+    pub gated: Vec<String>,
 }
 
 /// What a run needs besides the workflow.
@@ -155,6 +175,8 @@ pub enum Progress<'a> {
         outcome: &'a str,
         delay: Duration,
     },
+    /// An approval gate opened, and waits for people.
+    Waiting(&'a OpenGate),
 }
 
 /// How a run begins.
@@ -489,6 +511,7 @@ async fn run_steps(
             duration: started.elapsed(),
             log: lock(&setup.log).path().to_owned(),
             checkpoint,
+            waiting: Vec::new(),
         });
     }
 
@@ -497,10 +520,12 @@ async fn run_steps(
     let mut results: Vec<Option<TaskResult>> = vec![None; n];
     // Per task: output name -> (artifact, path in the store).
     let mut produced: Vec<HashMap<String, (Artifact, PathBuf)>> = vec![HashMap::new(); n];
-    let mut priors: HashMap<String, Prior> = match start {
-        Start::New => HashMap::new(),
-        Start::Resume(resumption) => resumption.tasks,
+    let (mut priors, gates): (HashMap<String, Prior>, _) = match start {
+        Start::New => (HashMap::new(), BTreeMap::new()),
+        Start::Resume(resumption) => (resumption.tasks, resumption.gates),
     };
+    // Gates open now, waiting for people.
+    let mut open: Vec<OpenGate> = Vec::new();
     // A resumed run keeps what was recorded complete, and counts the
     // attempts of the rest on.
     for (i, planned) in plan.tasks.iter().enumerate() {
@@ -543,6 +568,21 @@ async fn run_steps(
         while let Some(step) = core.next(!draining && core.running() < jobs) {
             let (index, reason) = match step {
                 Step::Skip { index, reason } => (index, reason),
+                Step::Open { index } => {
+                    match open_gate(&shared, index, &produced, gates.get(task_name(plan, index)))? {
+                        Ok(result) => {
+                            lock_state(&setup.state).finish_task(run, None, &task_row(&result))?;
+                            (setup.progress)(Progress::Finished(&result));
+                            core.gate_closed(index, ended_of(&result.status));
+                            set(&mut results, index, Some(result));
+                        }
+                        Err(waiting) => {
+                            (setup.progress)(Progress::Waiting(&waiting));
+                            open.push(waiting);
+                        }
+                    }
+                    continue;
+                }
                 Step::Start { index, attempt } => {
                     match launch(&shared, &mut inflight, index, attempt, &produced)? {
                         Launched::Attempt(future) => {
@@ -581,6 +621,7 @@ async fn run_steps(
                 duration: started.elapsed(),
                 log: lock(&setup.log).path().to_owned(),
                 checkpoint: 0,
+                waiting: Vec::new(),
             });
         }
         let joined = match drain.as_mut().filter(|_| !draining) {
@@ -678,7 +719,11 @@ async fn run_steps(
     }
 
     let results: Vec<TaskResult> = results.into_iter().flatten().collect();
-    let status = if core.any_failed() {
+    // Nothing runs and nothing will: a gate still open stops the run here,
+    // to go on (`cairn resume`) once people decide.
+    let status = if core.open() > 0 {
+        "waiting"
+    } else if core.any_failed() {
         "failed"
     } else {
         "succeeded"
@@ -691,6 +736,7 @@ async fn run_steps(
         duration: started.elapsed(),
         log: lock(&setup.log).path().to_owned(),
         checkpoint,
+        waiting: if core.open() > 0 { open } else { Vec::new() },
     })
 }
 
@@ -700,6 +746,110 @@ fn ended_of(status: &Status) -> Ended {
         Status::Failed(_) => Ended::Failed,
         Status::Skipped(_) => Ended::Skipped,
     }
+}
+
+fn task_name(plan: &Plan, index: usize) -> &str {
+    plan.tasks
+        .get(index)
+        .map(|t| t.task.name.value.as_str())
+        .unwrap_or_default()
+}
+
+/// Open gate `index` (recording it, unless it is open already and still
+/// covers the same), and close it if the recorded approvals, a rejection
+/// or its deadline decide it: its result then, else the gate as it waits.
+fn open_gate(
+    shared: &Shared,
+    index: usize,
+    produced: &[HashMap<String, (Artifact, PathBuf)>],
+    history: Option<&crate::resume::GateHistory>,
+) -> Result<Result<TaskResult, OpenGate>, RunError> {
+    let plan = &shared.workflow.plan;
+    let setup = &shared.setup;
+    let run = shared.run.as_str();
+    let name = task_name(plan, index).to_owned();
+    let Some(approval) = plan
+        .tasks
+        .get(index)
+        .and_then(|t| t.task.approval.as_ref())
+        .map(|a| &a.value)
+    else {
+        return Err(RunError::Task {
+            task: name,
+            message: "is not an approval gate".to_owned(),
+        });
+    };
+    let covers = approval::covers(shared, index, produced);
+    let bound = approval::bound_of(&covers);
+    let now = SystemTime::now();
+    let deadline = history
+        .and_then(|h| h.deadline.clone())
+        .or_else(|| approval::deadline(approval, now));
+    let gated: Vec<String> = plan
+        .gated_by(index)
+        .into_iter()
+        .map(|i| task_name(plan, i).to_owned())
+        .collect();
+    let mut log = lock(&setup.log);
+    let reopened = history.is_some_and(|h| h.bound != bound);
+    if history.is_none_or(|h| h.bound != bound) {
+        log.append(
+            run,
+            Event::GateOpened {
+                task: name.clone(),
+                required: approval.required,
+                gated: gated.clone(),
+                bound: bound.clone(),
+                covers,
+                deadline: deadline.clone(),
+                on_timeout: approval.on_timeout.as_str().to_owned(),
+            },
+        )?;
+    }
+    let standing = approval::standing(approval, history, &bound, deadline.as_deref(), now);
+    let Some(result) = standing.result() else {
+        log.sync()?;
+        drop(log);
+        crash_point("after-gate-opened");
+        if reopened {
+            tracing::warn!(
+                "gate `{name}` covers something else than when it opened (the manifest, policies, components, parameters or inputs changed): the approvals so far no longer count"
+            );
+        }
+        let approvals = match standing {
+            approval::Standing::Waiting(who) => who,
+            _ => Vec::new(),
+        };
+        return Ok(Err(OpenGate {
+            task: name,
+            required: approval.required,
+            approvals,
+            bound,
+            deadline,
+            gated,
+        }));
+    };
+    let by = match &standing {
+        approval::Standing::Approved(who) => who.clone(),
+        approval::Standing::Rejected(who) => vec![who.clone()],
+        _ => Vec::new(),
+    };
+    log.append(
+        run,
+        Event::GateClosed {
+            task: name.clone(),
+            result: result.to_owned(),
+            by: by.clone(),
+        },
+    )?;
+    log.sync()?;
+    Ok(Ok(TaskResult {
+        name,
+        status: crate::resume::gate_status(result, &by, approval.on_timeout.as_str()),
+        attempts: 0,
+        duration: Duration::ZERO,
+        outputs: Vec::new(),
+    }))
 }
 
 /// Record that task `index` is skipped for `reason`; its result.

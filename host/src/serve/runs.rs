@@ -347,6 +347,7 @@ impl Runs {
                 &user,
                 params,
                 me.secrets.as_ref(),
+                crate::launch::Release::All,
             )?;
             Ok((workflow, prepared))
         })
