@@ -361,8 +361,9 @@ fn schema_is_json_schema_for_the_manifest() {
     assert_eq!(run.code, 0);
     let schema = run.json();
     assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    // A task has a component, or is an approval gate.
     assert_eq!(
-        schema["properties"]["tasks"]["additionalProperties"]["required"],
-        serde_json::json!(["component"])
+        schema["properties"]["tasks"]["additionalProperties"]["anyOf"],
+        serde_json::json!([{ "required": ["component"] }, { "required": ["approval"] }])
     );
 }

@@ -51,7 +51,14 @@ pub fn runner_setup(
     let policies = Policies::of_workflow(&workflow).unwrap();
     let launcher = Launcher::new(jobs, Some(cache)).unwrap();
     let prepared = launcher
-        .prepare(&workflow, &policies, user, BTreeMap::new(), &NoSecrets)
+        .prepare(
+            &workflow,
+            &policies,
+            user,
+            BTreeMap::new(),
+            &NoSecrets,
+            cairn::launch::Release::All,
+        )
         .unwrap();
     let signer = Signer::from_seed("cairn-test", &[7; 32]);
     let (opened, _) = StateDir::open(state, signer).unwrap();

@@ -150,7 +150,7 @@ struct GateCheck {
 
 /// The gates of the manifest `source`: per task the gates it waits for,
 /// and per gate the approvals it requires (empty if it does not plan).
-fn gates_of(source: &str) -> (HashMap<String, Vec<String>>, HashMap<String, u32>) {
+pub(crate) fn gates_of(source: &str) -> (HashMap<String, Vec<String>>, HashMap<String, u32>) {
     let mut gated: HashMap<String, Vec<String>> = HashMap::new();
     let mut required = HashMap::new();
     let Ok(plan) = crate::manifest::parse(source).and_then(|m| crate::plan::Plan::new(&m)) else {

@@ -622,6 +622,9 @@ async fn execute(
     }
     if args.json {
         outln!("{:#}", summary_json(&summary, &state));
+        if summary.status == "waiting" {
+            say_waiting(&summary, &state, style);
+        }
     } else {
         print_summary(
             &summary,
@@ -664,10 +667,15 @@ fn say_waiting(summary: &Summary, state: &Path, style: Style) {
             gate.required,
         );
         eprintln!(
-            "  approve (someone other than the starter, whom policy allows): cairn approve {} {} --as USER --state-dir {} [--comment TEXT]",
+            "  it covers {} (the manifest, policies, components, parameters and the gated tasks' inputs)",
+            gate.bound
+        );
+        eprintln!(
+            "  approve (someone other than the starter, whom policy allows): cairn approve {} {} --as USER --state-dir {} [--bound {}] [--comment TEXT]",
             summary.run,
             gate.task,
-            state.display()
+            state.display(),
+            gate.bound
         );
     }
     eprintln!(

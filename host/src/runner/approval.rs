@@ -186,9 +186,27 @@ pub enum AskError {
     /// The log has no such run.
     #[error("the audit log has no run `{0}`; `cairn runs list` shows the runs")]
     NoRun(String),
+    /// The task is no gate of the run.
+    #[error("`{gate}` is not an approval gate of run {run}{}", gates_hint(.gates))]
+    NotAGate {
+        /// The run.
+        run: String,
+        /// The task named.
+        gate: String,
+        /// The run's gates.
+        gates: Vec<String>,
+    },
     /// The log cannot be read back.
     #[error(transparent)]
     History(#[from] crate::resume::HistoryError),
+}
+
+fn gates_hint(gates: &[String]) -> String {
+    if gates.is_empty() {
+        " (it has none)".to_owned()
+    } else {
+        format!("; its gates: {}", gates.join(", "))
+    }
 }
 
 /// What deciding an [`Ask`] came to: the `approval` record to append, and
@@ -229,6 +247,7 @@ pub fn decide(bytes: &[u8], ask: &Ask<'_>) -> Result<Decided, AskError> {
     let mut set = None;
     let mut opened = None;
     let mut workflow = String::new();
+    let mut source = String::new();
     for line in bytes.split_inclusive(|b| *b == b'\n') {
         let Some(line) = line.strip_suffix(b"\n") else {
             break;
@@ -240,7 +259,17 @@ pub fn decide(bytes: &[u8], ask: &Ask<'_>) -> Result<Decided, AskError> {
             continue;
         }
         match record.event {
-            Event::RunStarted { workflow: w, .. } => workflow = w,
+            Event::RunStarted {
+                workflow: w,
+                source: s,
+                ..
+            } => {
+                workflow = w;
+                source = s;
+            }
+            Event::RunResumed {
+                source: Some(s), ..
+            } => source = s,
             Event::PolicySet {
                 files, entities, ..
             } => set = Some((files, entities)),
@@ -249,6 +278,17 @@ pub fn decide(bytes: &[u8], ask: &Ask<'_>) -> Result<Decided, AskError> {
             }
             _ => {}
         }
+    }
+    // The gates of the manifest the run goes by.
+    let (_, required) = crate::audit::verify::gates_of(&source);
+    if !required.contains_key(ask.gate) {
+        let mut gates: Vec<String> = required.into_keys().collect();
+        gates.sort();
+        return Err(AskError::NotAGate {
+            run: ask.run.to_owned(),
+            gate: ask.gate.to_owned(),
+            gates,
+        });
     }
     let gate = history.open_gate(ask.gate).filter(|_| history.resumable());
     let bound = ask

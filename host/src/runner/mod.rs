@@ -240,9 +240,12 @@ fn decision_event(phase: &str, d: &Decision) -> Event {
     }
 }
 
-/// The policy files of `policies` as recorded: paths relative to `dir`.
+/// The policy files of `policies` as recorded: paths relative to `dir`,
+/// in the order of those paths (so the set's digest does not depend on
+/// where the workflow was run from: a relative folder sorts apart from an
+/// absolute one differently under another working directory).
 pub(crate) fn policy_files(policies: &Policies, dir: &Path) -> Vec<PolicyFile> {
-    policies
+    let mut files: Vec<PolicyFile> = policies
         .sources()
         .map(|(path, text)| PolicyFile {
             path: path
@@ -253,7 +256,9 @@ pub(crate) fn policy_files(policies: &Policies, dir: &Path) -> Vec<PolicyFile> {
             sha256: sha256_tag(text.as_bytes()),
             text: text.to_owned(),
         })
-        .collect()
+        .collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files
 }
 
 /// The digest of `policies` as a run records it (files relative to `dir`).
