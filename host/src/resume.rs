@@ -56,6 +56,8 @@ pub struct GateHistory {
     pub closed: bool,
     /// What a timeout means: `fail` or `skip`.
     pub on_timeout: String,
+    /// Approvals it requires.
+    pub required: u32,
 }
 
 impl GateHistory {
@@ -252,10 +254,12 @@ impl History {
                 bound,
                 deadline,
                 on_timeout,
+                required,
                 ..
             } => {
                 let gate = self.gates.entry(task).or_default();
                 gate.bound = bound;
+                gate.required = required;
                 gate.on_timeout = on_timeout;
                 if gate.deadline.is_none() {
                     gate.deadline = deadline;

@@ -7,6 +7,7 @@
     reason = "tests fail loudly by design"
 )]
 
+mod approvals;
 mod audit;
 mod bad_input;
 mod build;

@@ -133,6 +133,31 @@ pub fn deadline(approval: &Approval, now: SystemTime) -> Option<String> {
         .map(rfc3339)
 }
 
+/// Whether the open gate `gate` would close if its run went on at `now`
+/// (enough approvals of its bound, a rejection, or its deadline passed),
+/// and else when it times out, if it does.
+#[must_use]
+pub fn due(gate: &GateHistory, now: SystemTime) -> (bool, Option<SystemTime>) {
+    let approval = Approval {
+        required: gate.required,
+        timeout: None,
+        on_timeout: OnTimeout::Fail,
+    };
+    let standing = standing(
+        &approval,
+        Some(gate),
+        &gate.bound,
+        gate.deadline.as_deref(),
+        now,
+    );
+    let at = gate
+        .deadline
+        .as_deref()
+        .and_then(|d| d.parse::<jiff::Timestamp>().ok())
+        .map(SystemTime::from);
+    (standing.result().is_some(), at)
+}
+
 /// Whether the RFC 3339 time `at` is at or before `now`; a time that does
 /// not parse has passed (a gate never waits on a deadline it cannot read).
 fn passed(at: &str, now: SystemTime) -> bool {
@@ -217,6 +242,9 @@ pub struct Decided {
     pub event: crate::audit::record::Event,
     /// Why it does not count, if it does not.
     pub refused: Option<String>,
+    /// Whether it was refused for who asked (policy, or the starter), not
+    /// for how the gate stands.
+    pub forbidden: bool,
     /// Whether policy allowed the request.
     pub allowed: bool,
     /// The policies that decided.
@@ -365,6 +393,8 @@ pub fn decide(bytes: &[u8], ask: &Ask<'_>) -> Result<Decided, AskError> {
         }
         Some(_) => None,
     };
+    let forbidden =
+        gate.is_some_and(|g| g.bound == bound) && (ask.approver == history.user || !allowed);
     if refused.is_none() && ask.verdict == Verdict::Approve {
         approvals.push(ask.approver.to_owned());
     }
@@ -386,6 +416,7 @@ pub fn decide(bytes: &[u8], ask: &Ask<'_>) -> Result<Decided, AskError> {
     Ok(Decided {
         event,
         refused,
+        forbidden,
         allowed,
         policies,
         required: opened.unwrap_or(0),

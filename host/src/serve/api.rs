@@ -25,11 +25,12 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::catalog::{Catalog, Served};
-use super::runs::{Phase, Runs, StartError, Trigger};
+use super::runs::{GateError, Phase, Runs, StartError, Trigger};
 use super::scheduler::Scheduler;
 use super::tokens;
 use crate::audit::record::{Event, Record};
 use crate::policy::service::Asked;
+use crate::runner::approval::{Ask, AskError, Verdict};
 use crate::state::{RunRow, State as RunState};
 
 /// The OpenAPI document, as served at `/v1/openapi.json`.
@@ -59,6 +60,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/runs/{run}/logs"),
     ("GET", "/v1/runs/{run}/audit"),
     ("POST", "/v1/runs/{run}/cancel"),
+    ("POST", "/v1/runs/{run}/tasks/{task}/approve"),
+    ("POST", "/v1/runs/{run}/tasks/{task}/reject"),
     ("POST", "/v1/hooks/{workflow}/{webhook}"),
 ];
 
@@ -273,6 +276,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/runs/{run}/logs", get(logs))
         .route("/v1/runs/{run}/audit", get(audit))
         .route("/v1/runs/{run}/cancel", post(cancel))
+        .route("/v1/runs/{run}/tasks/{task}/approve", post(approve))
+        .route("/v1/runs/{run}/tasks/{task}/reject", post(reject))
         .route("/v1/hooks/{workflow}/{webhook}", post(hook))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -710,6 +715,98 @@ async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>, headers: He
             ),
         ))
     }
+}
+
+async fn approve(
+    State(app): State<Arc<App>>,
+    Path((id, task)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    gate(&app, &id, &task, &headers, body, Verdict::Approve).await
+}
+
+async fn reject(
+    State(app): State<Arc<App>>,
+    Path((id, task)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    gate(&app, &id, &task, &headers, body, Verdict::Reject).await
+}
+
+/// A decision on a run's approval gate by the token's user: decided by
+/// the `approve` action with the run's recorded policies and recorded,
+/// counted or not (403 when policy or the four-eyes rule refuses it, 409
+/// when the gate is not open, already decided by them, or binds something
+/// else). A counted decision that settles the gate wakes the run.
+async fn gate(
+    app: &Arc<App>,
+    id: &str,
+    task: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    verdict: Verdict,
+) -> Answer {
+    let caller = app.caller(headers)?;
+    let body = json_body(body)?;
+    let text = |key: &str| match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::bad_request(format!("`{key}` must be a string"))),
+    };
+    if let Some(unknown) = body.as_object().and_then(|o| {
+        o.keys()
+            .find(|k| !matches!(k.as_str(), "comment" | "bound"))
+    }) {
+        return Err(ApiError::bad_request(format!(
+            "unknown field `{unknown}`; the body may have `comment` and `bound`"
+        )));
+    }
+    let (comment, bound) = (text("comment")?, text("bound")?);
+    let (_, served) = app.run(id)?;
+    let ask = Ask {
+        run: id,
+        gate: task,
+        approver: &caller.user,
+        verdict,
+        comment: comment.as_deref(),
+        bound: bound.as_deref(),
+    };
+    let (decided, record) = app.runs.decide_gate(&ask).map_err(|e| match e {
+        GateError::Ask(e @ AskError::NotAGate { .. }) => {
+            ApiError::new(StatusCode::NOT_FOUND, "not_a_gate", e.to_string())
+        }
+        GateError::Ask(AskError::NoRun(_)) => ApiError::forbidden(),
+        other => ApiError::internal(other),
+    })?;
+    if let Some(why) = decided.refused {
+        let (status, code) = if decided.forbidden {
+            (StatusCode::FORBIDDEN, "forbidden")
+        } else {
+            (StatusCode::CONFLICT, "not_counted")
+        };
+        return Err(ApiError::new(
+            status,
+            code,
+            format!("{why}; recorded (record {record}), not counted"),
+        ));
+    }
+    app.runs.wake(&served, id).await;
+    ok(
+        StatusCode::OK,
+        json!({
+            "run": id,
+            "gate": task,
+            "verdict": verdict.as_str(),
+            "approver": caller.user,
+            "counted": true,
+            "approvals": decided.approvals,
+            "required": decided.required,
+            "bound": decided.bound,
+            "record": record,
+        }),
+    )
 }
 
 /// A webhook delivery: no token (the signature is its authentication),

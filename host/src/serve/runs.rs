@@ -10,6 +10,11 @@
 //! that run, once; a run the log shows interrupted goes on from where it
 //! stopped (as `cairn resume`). Never decides who may do what: callers
 //! bring an allowed `access` record.
+//!
+//! A run that stops at an approval gate (`waiting`) holds nothing: no
+//! slot, no turn. [`Runs::wake`] goes on with it as soon as its gate is
+//! decided (a decision through the API, [`Runs::decide_gate`]) or its
+//! deadline passes (a timer, re-armed on restart).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -26,6 +31,15 @@ use crate::resume::{History, Resumption};
 use crate::runner::{Progress, Start, Status, may_retry, new_run_id};
 use crate::state::RunRow;
 use crate::workflow::Workflow;
+
+/// Why a decision on a gate could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error(transparent)]
+    Ask(#[from] crate::runner::approval::AskError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
 
 /// Why a run could not be started. Nothing of the run was recorded.
 #[derive(Debug, thiserror::Error)]
@@ -428,9 +442,13 @@ impl Runs {
             setup.drain = Some(me.drain.subscribe());
             let began = std::time::Instant::now();
             let mut running = crate::runner::start(Arc::new(workflow), setup, &id, start);
+            let mut waiting = false;
             tokio::select! {
                 summary = running.finish() => match summary {
-                    Ok(summary) => eprintln!("run {id} {}", summary.status),
+                    Ok(summary) => {
+                        eprintln!("run {id} {}", summary.status);
+                        waiting = summary.status == "waiting";
+                    }
                     Err(e) => eprintln!("run {id} could not go on: {e}"),
                 },
                 Some(Control::Cancel) = told.recv() => {
@@ -442,6 +460,12 @@ impl Runs {
                 }
             }
             lock(&me.active).remove(&id);
+            if waiting {
+                // Decided while it ran, or to time out later: it holds
+                // nothing meanwhile.
+                drop(held);
+                me.wake(&served, &id).await;
+            }
         };
         lock(&self.supervisors).spawn(supervised);
     }
@@ -578,6 +602,17 @@ impl Runs {
                 Err(e) => notes.push(format!("run {run} of {workflow} cannot start: {e}")),
             }
         }
+        // Waiting at a gate: go on if it was decided, else wait for its deadline.
+        let waiting = lock(&self.state.state)
+            .runs_with_status("waiting")
+            .map_err(LaunchError::from)?;
+        for run in waiting {
+            let row = lock(&self.state.state).run(&run).ok().flatten();
+            if let Some(served) = row.and_then(|r| catalog.get(&r.workflow)) {
+                self.wake(&served, &run).await;
+                notes.push(format!("run {run} waits at an approval gate"));
+            }
+        }
         // Interrupted: go on.
         let interrupted = lock(&self.state.state)
             .runs_with_status("interrupted")
@@ -600,7 +635,7 @@ impl Runs {
         catalog: &Catalog,
         bytes: &[u8],
         run: &str,
-        mut origin: Origin,
+        origin: Origin,
     ) -> Result<String, String> {
         let row = lock(&self.state.state)
             .run(run)
@@ -609,6 +644,16 @@ impl Runs {
         let served = catalog
             .get(&row.workflow)
             .ok_or_else(|| format!("{} is not served", row.workflow))?;
+        self.resume_served(&served, bytes, run, origin).await
+    }
+
+    async fn resume_served(
+        self: &Arc<Self>,
+        served: &Arc<Served>,
+        bytes: &[u8],
+        run: &str,
+        mut origin: Origin,
+    ) -> Result<String, String> {
         let plan = &served.workflow.plan;
         let history = History::read(bytes, run, &|task, kind, detail, failures| {
             may_retry(plan, task, kind, detail, failures)
@@ -619,7 +664,7 @@ impl Runs {
             return Err(format!("it ended ({})", history.standing()));
         }
         let (workflow, prepared) = self
-            .prepare(&served, &history.user, history.params.clone())
+            .prepare(served, &history.user, history.params.clone())
             .await
             .map_err(|e| e.to_string())?;
         let changed = changes(&history, &workflow, &served.policies, &prepared);
@@ -634,7 +679,7 @@ impl Runs {
         let kept = resumption.kept(&workflow.plan).len();
         let total = workflow.plan.tasks.len();
         self.launch(
-            &served,
+            served,
             workflow,
             prepared,
             run.to_owned(),
@@ -642,7 +687,7 @@ impl Runs {
             None,
             {
                 origin.schedule = origin.schedule.map(|(s, _)| {
-                    let serial = serial(&served, &s);
+                    let serial = serial(served, &s);
                     (s, serial)
                 });
                 origin
@@ -650,8 +695,126 @@ impl Runs {
         );
         Ok(format!(
             "run {run} of {} goes on ({kept} of {total} task(s) recorded complete)",
-            row.workflow
+            served.name
         ))
+    }
+
+    /// Decide `ask` (the caller's decision on a gate of one of its runs)
+    /// and record it, under the log's lock, synced: what it came to, and
+    /// the record's number. The caller wakes the run ([`Runs::wake`]).
+    ///
+    /// # Errors
+    ///
+    /// No such run or gate, or the log failing.
+    pub fn decide_gate(
+        &self,
+        ask: &crate::runner::approval::Ask<'_>,
+    ) -> Result<(crate::runner::approval::Decided, u64), GateError> {
+        let mut log = lock(&self.state.log);
+        let path = StateDir::log_path(self.state.path());
+        let bytes = std::fs::read(&path).map_err(|source| {
+            GateError::Audit(AuditError::Io {
+                path: path.clone(),
+                source,
+            })
+        })?;
+        let decided = crate::runner::approval::decide(&bytes, ask)?;
+        let at = log.append(ask.run, decided.event.clone())?;
+        log.sync()?;
+        Ok((decided, at))
+    }
+
+    /// Go on with run `run` of `served` if it waits at a gate that is now
+    /// decided (or timed out); else arm a timer for its earliest deadline.
+    /// Nothing for a run that is active or over.
+    pub fn wake<'a>(
+        self: &'a Arc<Self>,
+        served: &'a Arc<Served>,
+        run: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(self.wake_now(served, run))
+    }
+
+    async fn wake_now(self: &Arc<Self>, served: &Arc<Served>, run: &str) {
+        if lock(&self.active).contains_key(run) || self.draining() {
+            return;
+        }
+        let path = StateDir::log_path(self.state.path());
+        let Ok(bytes) = std::fs::read(&path) else {
+            return;
+        };
+        let Ok(Some(history)) = History::read(&bytes, run, &|_, _, _, _| false) else {
+            return;
+        };
+        if history.ended.as_deref() != Some("waiting") {
+            return;
+        }
+        let now = std::time::SystemTime::now();
+        let mut due = false;
+        let mut next: Option<std::time::SystemTime> = None;
+        for gate in history.gates.values().filter(|g| !g.closed) {
+            let (decided, deadline) = crate::runner::approval::due(gate, now);
+            due |= decided;
+            next = match (next, deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        if due {
+            let origin = self.origin_of(&bytes, run);
+            match self.resume_served(served, &bytes, run, origin).await {
+                Ok(note) => eprintln!("{note}: its approval gate was decided"),
+                Err(why) => eprintln!("run {run} waits on: {why}"),
+            }
+            return;
+        }
+        let Some(at) = next else {
+            return;
+        };
+        let wait = at.duration_since(now).unwrap_or_default();
+        let me = Arc::clone(self);
+        let served = Arc::clone(served);
+        let run = run.to_owned();
+        let mut draining = self.drain.subscribe();
+        tokio::spawn(async move {
+            let drained = async move {
+                let _ = draining.wait_for(|d| *d).await.map(|_| ());
+            };
+            let due = tokio::select! {
+                () = tokio::time::sleep(wait) => true,
+                () = drained => false,
+            };
+            if due {
+                me.wake(&served, &run).await;
+            }
+        });
+    }
+
+    /// How run `run` was started, from the log `bytes`: its schedule and
+    /// the body a webhook gave it.
+    fn origin_of(&self, bytes: &[u8], run: &str) -> Origin {
+        let mut origin = Origin {
+            schedule: None,
+            given: None,
+        };
+        for line in bytes.split(|b| *b == b'\n') {
+            let Ok(record) = serde_json::from_slice::<Record>(line) else {
+                continue;
+            };
+            if let Event::Trigger {
+                via,
+                starts,
+                source,
+                body,
+                ..
+            } = record.event
+                && starts == run
+            {
+                origin.schedule = source.filter(|_| via == "schedule").map(|s| (s, false));
+                origin.given = body.map(|b| self.stored(&b));
+            }
+        }
+        origin
     }
 
     /// Shut down: start nothing more, let attempts under way finish
