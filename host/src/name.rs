@@ -38,6 +38,30 @@ impl Name {
         }
     }
 
+    /// The name of element `key` of a fan-out of `base`: `base[key]`
+    /// (`key` is a [`is_key`] key or an index).
+    #[must_use]
+    pub fn fanned(base: &Self, key: &str) -> Self {
+        Self(format!("{}[{key}]", base.0))
+    }
+
+    /// `s` as a name, or as a fanned-out one (`base[key]`, see
+    /// [`Name::fanned`]): what a guest may ask for as an input's name.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidName`] when it is neither.
+    pub fn new_fanned(s: &str) -> Result<Self, InvalidName> {
+        if let Some((base, rest)) = s.split_once('[')
+            && let Some(key) = rest.strip_suffix(']')
+            && is_key(key)
+        {
+            let base = Self::new(base)?;
+            return Ok(Self::fanned(&base, key));
+        }
+        Self::new(s)
+    }
+
     /// `unnamed`: stands in for a missing or invalid name so that checking
     /// can go on (the problem itself is reported separately).
     #[must_use]
@@ -50,6 +74,20 @@ impl Name {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The longest key of a fanned-out task, in bytes.
+pub const MAX_KEY_LEN: usize = 64;
+
+/// Whether `key` can name an element of a fan-out (`fetch[eu-west]`):
+/// 1–64 ASCII letters, digits, `-`, `_` or `.`.
+#[must_use]
+pub fn is_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_KEY_LEN
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 impl fmt::Display for Name {

@@ -15,6 +15,7 @@ mod cli;
 mod clock;
 mod examples;
 mod exec;
+mod fanout;
 mod gate;
 mod hostile;
 mod isolation;

@@ -123,6 +123,8 @@ pub fn sha256_tag(bytes: &[u8]) -> String {
 struct Run {
     /// Who started it: never an approver of its gates.
     starter: String,
+    /// Its parameters (fan-outs expand with them).
+    params: std::collections::BTreeMap<String, String>,
     /// Per task, the approval gates it waits for, and per gate the
     /// approvals it requires, as the run's recorded manifest says.
     gated: HashMap<String, Vec<String>>,
@@ -148,14 +150,19 @@ struct GateCheck {
     closed: Option<String>,
 }
 
-/// The gates of the manifest `source`: per task the gates it waits for,
-/// and per gate the approvals it requires (empty if it does not plan).
-pub(crate) fn gates_of(source: &str) -> (HashMap<String, Vec<String>>, HashMap<String, u32>) {
+/// The gates of the manifest `source` in a run with parameters `params`
+/// (fan-outs expanded): per task the gates it waits for, and per gate the
+/// approvals it requires (empty if it does not plan).
+pub(crate) fn gates_of(
+    source: &str,
+    params: &std::collections::BTreeMap<String, String>,
+) -> (HashMap<String, Vec<String>>, HashMap<String, u32>) {
     let mut gated: HashMap<String, Vec<String>> = HashMap::new();
     let mut required = HashMap::new();
     let Ok(plan) = crate::manifest::parse(source).and_then(|m| crate::plan::Plan::new(&m)) else {
         return (gated, required);
     };
+    let plan = plan.with_params(params);
     for (i, planned) in plan.tasks.iter().enumerate() {
         if let Some(approval) = &planned.task.approval {
             required.insert(planned.task.name.value.to_string(), approval.value.required);
@@ -501,6 +508,7 @@ impl Checker<'_> {
                 workflow,
                 trigger,
                 user,
+                parameters,
                 ..
             } => {
                 self.report.runs += 1;
@@ -525,9 +533,10 @@ impl Checker<'_> {
                         "the recorded manifest does not match its digest",
                     );
                 }
-                let (gated, required) = gates_of(source);
+                let (gated, required) = gates_of(source, parameters);
                 let run = Run {
                     starter: user.clone(),
+                    params: parameters.clone(),
                     gated,
                     required,
                     gates: HashMap::new(),
@@ -569,7 +578,7 @@ impl Checker<'_> {
                 run.allowed.clear();
                 // A changed manifest may gate other tasks.
                 if let Some(source) = source {
-                    (run.gated, run.required) = gates_of(source);
+                    (run.gated, run.required) = gates_of(source, &run.params);
                 }
             }
             Event::GateOpened { .. } | Event::Approval { .. } | Event::GateClosed { .. } => {

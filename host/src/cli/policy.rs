@@ -32,6 +32,12 @@ pub(crate) struct PlanArgs {
     #[arg(long = "as", value_name = "USER", env = "CAIRN_USER")]
     user: String,
 
+    /// A run parameter: NAME=VALUE (repeatable; the rest take their
+    /// defaults). Fan-outs (`for_each`) are expanded with them, and every
+    /// task they expand to is decided.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = super::run::parse_param)]
+    params: Vec<(String, String)>,
+
     /// Print the decisions as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -122,10 +128,15 @@ fn at_run_time(plan: &crate::plan::Plan) -> Vec<serde_json::Value> {
 }
 
 pub(crate) fn plan(args: &PlanArgs) -> Result<Exit, CliError> {
-    let (workflow, policies) = match load_policies(&args.path) {
+    let (mut workflow, policies) = match load_policies(&args.path) {
         Ok(loaded) => loaded,
         Err(done) => return done,
     };
+    let values = workflow
+        .plan
+        .param_values(&args.params)
+        .map_err(CliError::input)?;
+    workflow.plan = workflow.plan.with_params(&values);
     let result = preflight(&workflow.plan, &policies, &args.user).map_err(CliError::input)?;
     let denied = result.denied().count();
     if args.json {

@@ -47,6 +47,12 @@ pub(crate) struct GraphArgs {
     /// The graph language.
     #[arg(long, value_enum, default_value = "dot")]
     format: Format,
+
+    /// A run parameter: NAME=VALUE (repeatable), for fan-outs over a
+    /// parameter; the rest take their defaults. Fan-outs are drawn
+    /// expanded, one node per task.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = super::run::parse_param)]
+    params: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -163,7 +169,12 @@ pub(crate) fn graph(args: &GraphArgs) -> Result<Exit, CliError> {
         Format::Dot => GraphFormat::Dot,
         Format::Mermaid => GraphFormat::Mermaid,
     };
-    out!("{}", render_graph(&workflow.plan, format));
+    let values = workflow
+        .plan
+        .param_values(&args.params)
+        .map_err(CliError::input)?;
+    let plan = workflow.plan.with_params(&values);
+    out!("{}", render_graph(&plan, format));
     Ok(Exit::Success)
 }
 

@@ -236,6 +236,9 @@ pub struct Edge {
     pub task: Name,
     /// Its output.
     pub output: Name,
+    /// `task[*].output`: that output of every task `task` fans out to
+    /// (fan-in).
+    pub all: bool,
 }
 
 /// A host directory mounted in a task.
@@ -290,7 +293,73 @@ pub struct Task {
     /// `approval = { .. }`: the task is a gate, with no component; the
     /// tasks that need it start only once enough people approve.
     pub approval: Option<At<Approval>>,
+    /// `for_each = [..]`: one task per element (`${each}` in its `args` and
+    /// `env` is the element), expanded when the run is planned.
+    pub for_each: Option<At<ForEach>>,
+    /// At most this many of its expanded tasks run at once.
+    pub max_parallel: Option<At<u32>>,
 }
+
+/// Most elements a fan-out expands to when the run is planned.
+pub const MAX_FAN_OUT: usize = 10_000;
+
+/// What a task fans out over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForEach {
+    /// The manifest's list.
+    List(Vec<String>),
+    /// A parameter holding a JSON array of strings (`"${params.NAME}"`).
+    Param(Name),
+}
+
+/// The elements of a fan-out parameter's value `text`: a JSON array of
+/// strings, at most [`MAX_FAN_OUT`] of them.
+///
+/// # Errors
+///
+/// A message saying what is wrong with it.
+pub fn fan_out_elements(text: &str) -> Result<Vec<String>, String> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| format!("must be a JSON array of strings, like [\"eu\", \"us\"] ({e})"))?;
+    let Some(items) = value.as_array() else {
+        return Err("must be a JSON array of strings, like [\"eu\", \"us\"]".to_owned());
+    };
+    if items.len() > MAX_FAN_OUT {
+        return Err(format!(
+            "has {} elements; a fan-out has at most {MAX_FAN_OUT}",
+            items.len()
+        ));
+    }
+    items
+        .iter()
+        .map(|item| {
+            item.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("must hold only strings, not {item}"))
+        })
+        .collect()
+}
+
+/// Each element's key: the elements themselves when each is a distinct
+/// [`crate::name::is_key`] key, else their indices.
+#[must_use]
+pub fn fan_out_keys(elements: &[String]) -> Vec<String> {
+    let distinct: std::collections::HashSet<&str> = elements.iter().map(String::as_str).collect();
+    if distinct.len() == elements.len() && elements.iter().all(|e| crate::name::is_key(e)) {
+        elements.to_vec()
+    } else {
+        (0..elements.len()).map(|i| i.to_string()).collect()
+    }
+}
+
+/// `text` with each `${each}` replaced by `element`.
+#[must_use]
+pub fn substitute_each(text: &str, element: &str) -> String {
+    text.replace(EACH, element)
+}
+
+/// What stands for a fan-out's element in `args` and `env`.
+pub const EACH: &str = "${each}";
 
 impl Task {
     /// Whether the task is an approval gate (runs nothing).

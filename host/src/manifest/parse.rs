@@ -12,8 +12,9 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::{
-    Approval, At, Backoff, Edge, FORMAT, Inject, MAX_APPROVALS, Manifest, MountDecl, OnTimeout,
-    Output, Param, Retries, Schedule, Settings, Task, Webhook, When,
+    Approval, At, Backoff, EACH, Edge, FORMAT, ForEach, Inject, MAX_APPROVALS, MAX_FAN_OUT,
+    Manifest, MountDecl, OnTimeout, Output, Param, Retries, Schedule, Settings, Task, Webhook,
+    When,
 };
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::digest::Digest;
@@ -72,6 +73,8 @@ pub const FIELDS_DEFAULTS: &[&str] = &[
 pub const FIELDS_TASK: &[&str] = &[
     "component",
     "approval",
+    "for_each",
+    "max_parallel",
     "sha256",
     "build",
     "args",
@@ -1094,6 +1097,8 @@ impl Cx {
             cache: At::new(false, name.span.clone()),
             settings: self.settings(table),
             approval: None,
+            for_each: None,
+            max_parallel: None,
         };
         if let Some((key, value)) = table.iter().find(|(k, _)| k.get_ref() == "approval") {
             task.approval = self.approval(value);
@@ -1152,6 +1157,20 @@ impl Cx {
                 "inputs" => task.inputs = self.inputs(value),
                 "outputs" => task.outputs = self.outputs(value),
                 "needs" => task.needs = self.names(value, "`needs`", "the task name"),
+                "for_each" => task.for_each = self.for_each(value),
+                "max_parallel" => {
+                    if let Some(n) = self.integer(value, "`max_parallel`") {
+                        match u32::try_from(n.value) {
+                            Ok(most) if most >= 1 => {
+                                task.max_parallel = Some(At::new(most, n.span));
+                            }
+                            _ => self.d.push(
+                                Diagnostic::at(n.span, "`max_parallel` must be at least 1")
+                                    .help("how many of the task's expanded tasks may run at once"),
+                            ),
+                        }
+                    }
+                }
                 "cache" => {
                     if let Some(cache) = self.boolean(value, "`cache`") {
                         task.cache = At::new(cache, value.span());
@@ -1169,11 +1188,27 @@ impl Cx {
             Some(component) => task.component = component,
             None if !table.keys().any(|k| k.get_ref() == "component") => {
                 self.d.push(
-                    Diagnostic::at(name.span, format!("{what} has no `component`"))
+                    Diagnostic::at(name.span.clone(), format!("{what} has no `component`"))
                         .help("add `component = \"path/to/task.wasm\"`, relative to this manifest"),
                 );
             }
             None => {}
+        }
+        if let (Some(most), None) = (&task.max_parallel, &task.for_each) {
+            self.d.push(
+                Diagnostic::at(most.span.clone(), format!("{what} has `max_parallel` but no `for_each`"))
+                    .help("`max_parallel` limits how many of a fan-out's tasks run at once; add `for_each = [..]` or remove it"),
+            );
+        }
+        if task.for_each.is_none() {
+            let uses_each = task.args.iter().any(|a| a.contains(EACH))
+                || task.env.values().any(|v| v.contains(EACH));
+            if uses_each {
+                self.d.push(
+                    Diagnostic::at(name.span.clone(), format!("{what} uses `${{each}}` but has no `for_each`"))
+                        .help("`${each}` is the element of a fan-out: add `for_each = [\"a\", \"b\"]`, or remove it"),
+                );
+            }
         }
         for (secret, at) in &task.inject {
             if let Some(read) = task.secrets.iter().find(|s| &s.value == secret) {
@@ -1231,6 +1266,72 @@ impl Cx {
             .find(|(k, _)| k.get_ref() == key)
             .map(|(_, value)| self.names(value, "`needs`", "the task name"))
             .unwrap_or_default()
+    }
+
+    fn for_each(&mut self, value: &Value<'_>) -> Option<At<ForEach>> {
+        let help = "fan out over a list, `for_each = [\"eu\", \"us\"]`, or a parameter holding a JSON array of strings, `for_each = \"${params.regions}\"`";
+        match value.get_ref() {
+            DeValue::Array(items) => {
+                if items.len() > MAX_FAN_OUT {
+                    self.d.push(
+                        Diagnostic::at(
+                            value.span(),
+                            format!(
+                                "`for_each` has {} elements; a fan-out has at most {MAX_FAN_OUT}",
+                                items.len()
+                            ),
+                        )
+                        .help("split the work into fewer, larger tasks"),
+                    );
+                    return None;
+                }
+                let elements: Vec<String> = self
+                    .strings(value, "`for_each`")
+                    .into_iter()
+                    .map(|s| s.value)
+                    .collect();
+                (elements.len() == items.len())
+                    .then(|| At::new(ForEach::List(elements), value.span()))
+            }
+            DeValue::String(text) => {
+                let refs = super::param_refs(text);
+                match refs.as_slice() {
+                    [(name, range)] if range.start == 0 && range.end == text.len() => {
+                        let name = self.name_at(name, value.span(), "the parameter name")?;
+                        self.param_refs.push((name.value.to_string(), value.span()));
+                        Some(At::new(ForEach::Param(name.value), value.span()))
+                    }
+                    _ if text.contains('.') && !text.contains('$') => {
+                        self.d.push(
+                            Diagnostic::at(
+                                value.span(),
+                                format!("`for_each` over an upstream output (`{text}`) is not supported yet"),
+                            )
+                            .help(help),
+                        );
+                        None
+                    }
+                    _ => {
+                        self.d.push(
+                            Diagnostic::at(
+                                value.span(),
+                                format!("`for_each` cannot fan out over `{text}`"),
+                            )
+                            .help(help),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.wrong_type(
+                    value,
+                    "`for_each`",
+                    "a list of strings or \"${params.NAME}\"",
+                );
+                None
+            }
+        }
     }
 
     fn approval(&mut self, value: &Value<'_>) -> Option<At<Approval>> {
@@ -1471,9 +1572,14 @@ impl Cx {
                 continue;
             };
             let parsed = edge.value.split_once('.').and_then(|(task, output)| {
+                let (task, all) = match task.strip_suffix("[*]") {
+                    Some(task) => (task, true),
+                    None => (task, false),
+                };
                 Some(Edge {
                     task: Name::new(task).ok()?,
                     output: Name::new(output).ok()?,
+                    all,
                 })
             });
             match parsed {

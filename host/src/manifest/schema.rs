@@ -71,6 +71,14 @@ pub fn schema() -> Value {
     let mut task = settings();
     let task_fields = json!({
         "component": { "type": "string", "description": "The task's .wasm file, relative to this manifest." },
+        "for_each": {
+            "description": "One task per element, named TASK[KEY] (the element when all are distinct keys of letters, digits, -, _ or ., else its index); `${each}` in args and env is the element. A list, or a parameter holding a JSON array of strings. At most 10,000.",
+            "oneOf": [
+                { "type": "array", "items": { "type": "string" }, "maxItems": super::MAX_FAN_OUT },
+                { "type": "string", "pattern": "^\\$\\{params\\.[A-Za-z][A-Za-z0-9_-]*\\}$" }
+            ]
+        },
+        "max_parallel": { "type": "integer", "minimum": 1, "description": "At most this many of a fan-out's tasks run at once." },
         "approval": {
             "type": "object",
             "additionalProperties": false,

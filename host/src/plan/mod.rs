@@ -15,7 +15,10 @@ use std::collections::{BTreeMap, HashMap};
 use indexmap::IndexMap;
 
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
-use crate::manifest::{At, Manifest, Param, Settings, Task, When, substitute_params};
+use crate::manifest::{
+    At, ForEach, Manifest, Param, Settings, Task, When, fan_out_elements, fan_out_keys,
+    substitute_each, substitute_params,
+};
 use crate::name::Name;
 
 pub use graph::{Format as GraphFormat, render as render_graph};
@@ -59,6 +62,21 @@ pub struct PlannedTask {
     /// Its inputs that take the body of the webhook delivery that started
     /// the run (`inputs = { event = "trigger.body" }`).
     pub from_trigger: Vec<Name>,
+    /// For a task a fan-out expanded to: which one it is.
+    pub fan: Option<Fan>,
+}
+
+/// One task of an expanded fan-out (`for_each`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fan {
+    /// The task as written (`fetch`).
+    pub template: Name,
+    /// Its key (`eu`, or the index).
+    pub key: String,
+    /// Its element.
+    pub element: String,
+    /// The template's `max_parallel`.
+    pub max_parallel: Option<u32>,
 }
 
 /// The name of the run's trigger, as an upstream of inputs
@@ -149,7 +167,25 @@ impl Plan {
                     Some(&j) => {
                         let producer = manifest.tasks.get_index(j).map(|(_, t)| t);
                         let output = &edge.value.output;
-                        if producer.is_some_and(|p| p.outputs.contains_key(output)) {
+                        let fans = producer.is_some_and(|p| p.for_each.is_some());
+                        if fans != edge.value.all {
+                            let help = if fans {
+                                format!(
+                                    "`{from}` fans out (`for_each`): take every one of its outputs with `{from}[*].{output}`"
+                                )
+                            } else {
+                                format!(
+                                    "`{from}` does not fan out: take its output as `{from}.{output}`"
+                                )
+                            };
+                            d.push(
+                                Diagnostic::at(
+                                    edge.span.clone(),
+                                    format!("input `{input}` of task `{}` takes `{from}` as if it {} out", task.name.value, if fans { "did not fan" } else { "fanned" }),
+                                )
+                                .help(help),
+                            );
+                        } else if producer.is_some_and(|p| p.outputs.contains_key(output)) {
                             let why = Dependency::Data {
                                 input: input.clone(),
                                 output: output.clone(),
@@ -256,10 +292,12 @@ impl Plan {
                     upstream: deps,
                     settings: merge(&manifest.defaults, &task.settings),
                     from_trigger: from_trigger.get(i).cloned().unwrap_or_default(),
+                    fan: None,
                 })
             })
             .collect();
         check_gates(&tasks, &mut d);
+        check_fan_outs(manifest, &mut d);
         if !d.is_empty() {
             return Err(d);
         }
@@ -327,11 +365,31 @@ impl Plan {
             }
             values.insert(name.clone(), value.clone());
         }
+        for planned in &self.tasks {
+            if let Some(At {
+                value: ForEach::Param(param),
+                ..
+            }) = &planned.task.for_each
+                && let Some(value) = values.get(param.as_str())
+                && let Err(why) = fan_out_elements(value)
+            {
+                return Err(format!(
+                    "--param `{param}`: task `{}` fans out over it, so it {why}",
+                    planned.task.name.value
+                ));
+            }
+        }
         Ok(values)
     }
 
     /// This plan with `values` written into every task's `env` and `args`
-    /// in place of `${params.NAME}`.
+    /// in place of `${params.NAME}`, and each fan-out (`for_each`) expanded:
+    /// one task per element, `fetch[KEY]`, in the template's place, with
+    /// `${each}` written as the element; `needs` of the template waits for
+    /// all of them, and a fan-in input (`fetch[*].page`) becomes one input
+    /// per element (`pages[KEY]`). A parameter that does not hold a JSON
+    /// array of strings (checked by [`Plan::param_values`]) expands to
+    /// nothing.
     #[must_use]
     pub fn with_params(mut self, values: &BTreeMap<String, String>) -> Self {
         for planned in &mut self.tasks {
@@ -342,6 +400,9 @@ impl Plan {
             for value in task.env.values_mut() {
                 *value = substitute_params(value, values);
             }
+        }
+        if self.tasks.iter().any(|t| t.task.for_each.is_some()) {
+            self.tasks = expand(std::mem::take(&mut self.tasks), values);
         }
         self
     }
@@ -367,6 +428,123 @@ impl Plan {
             .filter(|(_, t)| t.upstream.iter().any(|u| u.from == gate))
             .map(|(i, _)| i)
             .collect()
+    }
+}
+
+/// The elements a fan-out expands to with parameter values `values`.
+fn elements(for_each: &ForEach, values: &BTreeMap<String, String>) -> Vec<String> {
+    match for_each {
+        ForEach::List(items) => items.clone(),
+        ForEach::Param(name) => values
+            .get(name.as_str())
+            .and_then(|text| fan_out_elements(text).ok())
+            .unwrap_or_default(),
+    }
+}
+
+/// `tasks` (a plan's, in order) with each fan-out expanded in place.
+fn expand(tasks: Vec<PlannedTask>, values: &BTreeMap<String, String>) -> Vec<PlannedTask> {
+    // Old index -> the new indices it became (one, or one per element).
+    let mut became: Vec<Vec<usize>> = Vec::with_capacity(tasks.len());
+    let mut keys: Vec<Vec<String>> = Vec::with_capacity(tasks.len());
+    let mut out: Vec<PlannedTask> = Vec::with_capacity(tasks.len());
+    for planned in tasks {
+        // Upstream, in the new indices: a fan-out's every task; a fan-in
+        // input once per element, named by its key.
+        let mut upstream: Vec<Upstream> = Vec::new();
+        for up in &planned.upstream {
+            let targets = became.get(up.from).cloned().unwrap_or_default();
+            let fanned = keys.get(up.from).is_some_and(|k| !k.is_empty());
+            for (n, from) in targets.into_iter().enumerate() {
+                let why = match &up.why {
+                    Dependency::Data { input, output } if fanned => Dependency::Data {
+                        input: Name::fanned(
+                            input,
+                            keys.get(up.from)
+                                .and_then(|k| k.get(n))
+                                .map_or("?", String::as_str),
+                        ),
+                        output: output.clone(),
+                    },
+                    other => other.clone(),
+                };
+                upstream.push(Upstream { from, why });
+            }
+        }
+        let Some(for_each) = planned.task.for_each.as_ref().map(|f| f.value.clone()) else {
+            became.push(vec![out.len()]);
+            keys.push(Vec::new());
+            out.push(PlannedTask {
+                upstream,
+                ..planned
+            });
+            continue;
+        };
+        let items = elements(&for_each, values);
+        let item_keys = fan_out_keys(&items);
+        let first = out.len();
+        became.push((first..first + items.len()).collect());
+        for (item, key) in items.iter().zip(&item_keys) {
+            let mut task = planned.task.clone();
+            task.name.value = Name::fanned(&planned.task.name.value, key);
+            for arg in &mut task.args {
+                *arg = substitute_each(arg, item);
+            }
+            for value in task.env.values_mut() {
+                *value = substitute_each(value, item);
+            }
+            out.push(PlannedTask {
+                task,
+                upstream: upstream.clone(),
+                settings: planned.settings.clone(),
+                from_trigger: planned.from_trigger.clone(),
+                fan: Some(Fan {
+                    template: planned.task.name.value.clone(),
+                    key: key.clone(),
+                    element: item.clone(),
+                    max_parallel: planned.task.max_parallel.as_ref().map(|m| m.value),
+                }),
+            });
+        }
+        keys.push(item_keys);
+    }
+    out.shrink_to_fit();
+    out
+}
+
+/// A fan-out over a parameter needs a declared parameter whose default is
+/// a JSON array of strings; a gate fans out nothing.
+fn check_fan_outs(manifest: &Manifest, d: &mut Diagnostics) {
+    for task in manifest.tasks.values() {
+        let Some(for_each) = &task.for_each else {
+            continue;
+        };
+        let ForEach::Param(name) = &for_each.value else {
+            continue;
+        };
+        match manifest.params.get(name) {
+            None => d.push(
+                Diagnostic::at(
+                    for_each.span.clone(),
+                    format!("there is no parameter `{name}`"),
+                )
+                .help(format!(
+                    "declare it under `[params]`, e.g. `{name} = '[\"eu\", \"us\"]'`"
+                )),
+            ),
+            Some(param) => {
+                if let Err(why) = fan_out_elements(&param.default.value) {
+                    d.push(
+                        Diagnostic::at(
+                            param.default.span.clone(),
+                            format!("parameter `{name}` is what `{}` fans out over, so its default {why}", task.name.value),
+                        )
+                        .related(for_each.span.clone(), "fans out over it")
+                        .help("e.g. `regions = '[\"eu\", \"us\"]'`"),
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -276,6 +276,7 @@ pub fn decide(bytes: &[u8], ask: &Ask<'_>) -> Result<Decided, AskError> {
     let mut opened = None;
     let mut workflow = String::new();
     let mut source = String::new();
+    let mut params = std::collections::BTreeMap::new();
     for line in bytes.split_inclusive(|b| *b == b'\n') {
         let Some(line) = line.strip_suffix(b"\n") else {
             break;
@@ -290,10 +291,12 @@ pub fn decide(bytes: &[u8], ask: &Ask<'_>) -> Result<Decided, AskError> {
             Event::RunStarted {
                 workflow: w,
                 source: s,
+                parameters,
                 ..
             } => {
                 workflow = w;
                 source = s;
+                params = parameters;
             }
             Event::RunResumed {
                 source: Some(s), ..
@@ -308,7 +311,7 @@ pub fn decide(bytes: &[u8], ask: &Ask<'_>) -> Result<Decided, AskError> {
         }
     }
     // The gates of the manifest the run goes by.
-    let (_, required) = crate::audit::verify::gates_of(&source);
+    let (_, required) = crate::audit::verify::gates_of(&source, &params);
     if !required.contains_key(ask.gate) {
         let mut gates: Vec<String> = required.into_keys().collect();
         gates.sort();

@@ -97,6 +97,17 @@ struct Node {
     max_attempts: u32,
     /// An approval gate: opened, never started.
     gate: bool,
+    /// The fan-out it is part of, if one with a `max_parallel`.
+    group: Option<usize>,
+}
+
+/// The tasks of one fan-out with a `max_parallel`.
+#[derive(Debug, Default)]
+struct Group {
+    most: usize,
+    running: usize,
+    /// Ready, but the group was full: in plan order.
+    held: VecDeque<usize>,
 }
 
 /// The state of one run's decisions.
@@ -116,6 +127,8 @@ pub struct Core {
     skips: VecDeque<(usize, String)>,
     /// Gates ready to open, in plan order.
     gates: VecDeque<usize>,
+    /// Fan-outs with a `max_parallel`.
+    groups: Vec<Group>,
     running: usize,
     open: usize,
     settled: usize,
@@ -128,6 +141,8 @@ impl Core {
     pub fn new(plan: &Plan) -> Self {
         let n = plan.tasks.len();
         let mut downstream = vec![Vec::new(); n];
+        let mut groups: Vec<Group> = Vec::new();
+        let mut group_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         let nodes: Vec<Node> = plan
             .tasks
             .iter()
@@ -150,6 +165,18 @@ impl Core {
                         .map_or(0, |r| r.value.max)
                         .saturating_add(1),
                     gate: planned.task.is_gate(),
+                    group: planned.fan.as_ref().and_then(|fan| {
+                        let most = fan.max_parallel?;
+                        let next = groups.len();
+                        let group = *group_of.entry(fan.template.as_str()).or_insert(next);
+                        if group == next {
+                            groups.push(Group {
+                                most: usize::try_from(most).unwrap_or(usize::MAX),
+                                ..Group::default()
+                            });
+                        }
+                        Some(group)
+                    }),
                 }
             })
             .collect();
@@ -165,6 +192,7 @@ impl Core {
             ready: BinaryHeap::new(),
             skips: VecDeque::new(),
             gates: VecDeque::new(),
+            groups,
             running: 0,
             open: 0,
             settled: 0,
@@ -213,6 +241,16 @@ impl Core {
             if self.slots.get(index) != Some(&Slot::Ready) {
                 continue;
             }
+            if let Some(group) = self.nodes.get(index).and_then(|n| n.group)
+                && let Some(g) = self.groups.get_mut(group)
+            {
+                if g.running >= g.most {
+                    // Its fan-out is at `max_parallel`: it starts when one ends.
+                    g.held.push_back(index);
+                    continue;
+                }
+                g.running += 1;
+            }
             let attempt = self.next_attempt.get(index).copied().unwrap_or(1);
             if let Some(next) = self.next_attempt.get_mut(index) {
                 *next = attempt.saturating_add(1);
@@ -230,7 +268,10 @@ impl Core {
     pub fn settle(&mut self, index: usize, ended: Ended) {
         match self.slots.get(index) {
             None | Some(Slot::Done(_)) => return,
-            Some(Slot::Running) => self.running = self.running.saturating_sub(1),
+            Some(Slot::Running) => {
+                self.running = self.running.saturating_sub(1);
+                self.left_group(index);
+            }
             Some(Slot::Open) => self.open = self.open.saturating_sub(1),
             Some(_) => {}
         }
@@ -281,6 +322,7 @@ impl Core {
         let max = self.nodes.get(index).map_or(1, |n| n.max_attempts);
         if retriable && failures < max {
             self.running = self.running.saturating_sub(1);
+            self.left_group(index);
             self.set(index, Slot::Backoff);
             return AfterAttempt::Retry { retry: failures };
         }
@@ -328,6 +370,23 @@ impl Core {
     #[must_use]
     pub fn any_failed(&self) -> bool {
         self.any_failed
+    }
+
+    /// An attempt of task `index` is no longer out: a task of its fan-out
+    /// held back by `max_parallel` may start.
+    fn left_group(&mut self, index: usize) {
+        let Some(g) = self
+            .nodes
+            .get(index)
+            .and_then(|n| n.group)
+            .and_then(|group| self.groups.get_mut(group))
+        else {
+            return;
+        };
+        g.running = g.running.saturating_sub(1);
+        if let Some(next) = g.held.pop_front() {
+            self.ready.push(Reverse(next));
+        }
     }
 
     fn failed(&self, index: usize) -> bool {
@@ -606,6 +665,72 @@ when = "failure"
         assert_eq!(opened, [index(&plan, "approve")]);
         assert_eq!((core.open(), core.running()), (1, 0));
         assert!(!core.is_over());
+    }
+
+    #[test]
+    fn a_fan_out_runs_at_most_max_parallel_at_once_and_fan_in_waits_for_all() {
+        let text = r#"
+[workflow]
+name = "w"
+[tasks.fetch]
+component = "x.wasm"
+for_each = ["a", "b", "c", "d", "e"]
+max_parallel = 2
+outputs = ["page"]
+[tasks.merge]
+component = "x.wasm"
+inputs = { pages = "fetch[*].page" }
+"#;
+        let plan = plan(text).with_params(&std::collections::BTreeMap::new());
+        let names: Vec<&str> = plan
+            .tasks
+            .iter()
+            .map(|t| t.task.name.value.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "fetch[a]", "fetch[b]", "fetch[c]", "fetch[d]", "fetch[e]", "merge"
+            ]
+        );
+        let merge = &plan.tasks[5];
+        let inputs: Vec<String> = merge
+            .upstream
+            .iter()
+            .map(|u| match &u.why {
+                crate::plan::Dependency::Data { input, .. } => format!("{input}<-{}", u.from),
+                crate::plan::Dependency::Needs => format!("needs {}", u.from),
+            })
+            .collect();
+        assert_eq!(
+            inputs,
+            [
+                "pages[a]<-0",
+                "pages[b]<-1",
+                "pages[c]<-2",
+                "pages[d]<-3",
+                "pages[e]<-4"
+            ]
+        );
+        let mut core = Core::new(&plan);
+        let mut most = 0;
+        let mut out: VecDeque<usize> = VecDeque::new();
+        let mut order = Vec::new();
+        loop {
+            while let Some(step) = core.next(core.running() < 8) {
+                if let Step::Start { index, .. } = step {
+                    order.push(index);
+                    out.push_back(index);
+                }
+            }
+            let fetching = out.iter().filter(|&&i| i < 5).count();
+            most = most.max(fetching);
+            let Some(index) = out.pop_front() else { break };
+            core.attempt_ended(index, true, false);
+        }
+        assert_eq!(most, 2, "max_parallel = 2");
+        assert_eq!(order, [0, 1, 2, 3, 4, 5], "plan order, merge last");
+        assert!(core.is_over());
     }
 
     #[test]

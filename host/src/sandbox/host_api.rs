@@ -110,7 +110,9 @@ impl wit_host::Host for HostState {
     }
 
     async fn read_input(&mut self, name: String) -> wasmtime::Result<Result<Vec<u8>, WitError>> {
-        let name = match parse_name(&name) {
+        // A fan-in input is named by its element: `pages[eu]`.
+        let parsed = Name::new_fanned(&name).map_err(|e| WitError::Invalid(e.to_string()));
+        let name = match parsed {
             Ok(name) => name,
             Err(e) => return Ok(Err(e)),
         };

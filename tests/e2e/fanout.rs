@@ -1,0 +1,263 @@
+//! Fan-out and fan-in: `for_each` over a list or a parameter expands to
+//! one task per element when the run is planned — each preflighted, shown
+//! by `cairn plan` and `cairn graph`, run at most `max_parallel` at once —
+//! and a downstream task takes all their outputs (`fetch[*].echo`).
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{Scratch, assert_contains, assert_verifies, cairn, records, run_in};
+
+/// `fetch` over `${params.regions}` (3 by default), at most 2 at once,
+/// each sleeping `ms`; `merge` takes every `fetch[*].echo`.
+fn workflow(s: &Scratch, ms: u64) {
+    s.policies();
+    s.write(
+        "workflow.toml",
+        &format!(
+            r#"[workflow]
+name = "regions"
+policies = ["p"]
+
+[params]
+regions = {{ default = '["eu", "us", "ap"]', description = "Where to fetch from" }}
+
+[tasks.fetch]
+component = {task:?}
+for_each = "${{params.regions}}"
+max_parallel = 2
+env = {{ MODE = "work", NAME = "fetch-${{each}}", SLEEP_MS = "{ms}" }}
+outputs = ["echo"]
+
+[tasks.merge]
+component = {task:?}
+env = {{ MODE = "work", NAME = "merge" }}
+inputs = {{ pages = "fetch[*].echo" }}
+outputs = ["echo"]
+"#,
+            task = cairn_tests::TASK
+        ),
+    );
+}
+
+fn merged(s: &Scratch, run: &Value) -> String {
+    let merge = run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "merge")
+        .unwrap();
+    let path = merge["outputs"][0]["path"].as_str().unwrap();
+    std::fs::read_to_string(s.path().join(path)).unwrap()
+}
+
+/// The most `fetch[..]` attempts out at once, from the log's records.
+fn most_at_once(records: &[Value]) -> usize {
+    let (mut now, mut most) = (0usize, 0usize);
+    for r in records {
+        let fetch = r["task"].as_str().is_some_and(|t| t.starts_with("fetch["));
+        match r["kind"].as_str() {
+            Some("task-started") if fetch => {
+                now += 1;
+                most = most.max(now);
+            }
+            Some("task-finished") if fetch => now = now.saturating_sub(1),
+            _ => {}
+        }
+    }
+    most
+}
+
+#[test]
+fn a_fan_out_over_a_parameter_is_planned_run_two_at_a_time_and_fanned_in() {
+    let s = Scratch::new();
+    workflow(&s, 100);
+    let plan = run_in(s.path(), &["plan", "--as", "alice", "--json"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let tasks: Vec<String> = plan.json()["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["action"] == "run")
+        .map(|d| d["task"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(tasks, ["fetch[eu]", "fetch[us]", "fetch[ap]", "merge"]);
+    let graph = run_in(
+        s.path(),
+        &[
+            "graph",
+            "--format",
+            "mermaid",
+            "--param",
+            r#"regions=["x", "y"]"#,
+        ],
+    );
+    assert_eq!(graph.code, 0, "{}", graph.stderr);
+    assert_contains(&graph.stdout, "fetch[x]");
+    assert!(!graph.stdout.contains("fetch[eu]"), "{}", graph.stdout);
+
+    let run = run_in(s.path(), &["run", "--as", "alice", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json = run.json();
+    assert_eq!(
+        merged(&s, &json),
+        "merge(pages[ap]=fetch-ap(),pages[eu]=fetch-eu(),pages[us]=fetch-us())"
+    );
+    let id = json["run"].as_str().unwrap().to_owned();
+    let log = records(s.path(), &id);
+    assert_eq!(most_at_once(&log), 2, "max_parallel = 2");
+    // Each expanded task was authorized before it ran.
+    let flows: Vec<&str> = log
+        .iter()
+        .filter(|r| r["kind"] == "data-flow")
+        .map(|r| r["input"].as_str().unwrap())
+        .collect();
+    assert_eq!(flows, ["pages[eu]", "pages[us]", "pages[ap]"]);
+    assert_verifies(s.path());
+
+    // Another parameter, another expansion; one that is no array, refused.
+    let run = run_in(
+        s.path(),
+        &[
+            "run",
+            "--as",
+            "alice",
+            "--json",
+            "--param",
+            r#"regions=["x"]"#,
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(merged(&s, &run.json()), "merge(pages[x]=fetch-x())");
+    let bad = run_in(
+        s.path(),
+        &["run", "--as", "alice", "--param", "regions=eu,us"],
+    );
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert_contains(
+        &bad.stderr,
+        "--param `regions`: task `fetch` fans out over it, so it must be a JSON array of strings",
+    );
+    let many = format!(
+        "regions=[{}]",
+        (0..10_001)
+            .map(|i| format!("\"r{i}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let bad = run_in(s.path(), &["plan", "--as", "alice", "--param", &many]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert_contains(
+        &bad.stderr,
+        "has 10001 elements; a fan-out has at most 10000",
+    );
+}
+
+#[test]
+fn a_run_killed_halfway_through_a_fan_out_finishes_the_rest_once() {
+    let s = Scratch::new();
+    workflow(&s, 400);
+    let mut child = cairn()
+        .current_dir(s.path())
+        .args(["run", "--as", "alice"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it (SIGKILL) once the first fetch has finished.
+    let started = Instant::now();
+    let log = s.path().join(".cairn/audit/log.jsonl");
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("\"kind\":\"task-finished\"") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no task finished"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let runs = run_in(s.path(), &["runs", "list", "--json"]).json();
+    let id = runs[0]["id"].as_str().unwrap().to_owned();
+    let resumed = run_in(s.path(), &["resume", &id, "--json"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(
+        merged(&s, &resumed.json()),
+        "merge(pages[ap]=fetch-ap(),pages[eu]=fetch-eu(),pages[us]=fetch-us())"
+    );
+    // Every expanded task succeeded exactly once.
+    let log = records(s.path(), &id);
+    for task in ["fetch[eu]", "fetch[us]", "fetch[ap]", "merge"] {
+        let done = log
+            .iter()
+            .filter(|r| {
+                r["kind"] == "task-finished" && r["task"] == task && r["outcome"] == "success"
+            })
+            .count();
+        assert_eq!(done, 1, "{task}");
+    }
+    assert_verifies(s.path());
+}
+
+#[test]
+fn fan_out_mistakes_are_manifest_errors_at_their_line() {
+    let s = Scratch::new();
+    s.write(
+        "workflow.toml",
+        r#"[workflow]
+name = "w"
+
+[tasks.fetch]
+component = "task.wasm"
+for_each = ["a", "b"]
+outputs = ["page"]
+
+[tasks.one]
+component = "task.wasm"
+inputs = { page = "fetch.page" }
+
+[tasks.two]
+component = "task.wasm"
+max_parallel = 2
+env = { X = "${each}" }
+inputs = { page = "one[*].page" }
+
+[tasks.three]
+component = "task.wasm"
+for_each = "fetch.page"
+"#,
+    );
+    s.write("task.wasm", "");
+    let checked = run_in(s.path(), &["validate"]);
+    assert_eq!(checked.code, 2, "{}", checked.stderr);
+    for message in [
+        "`for_each` over an upstream output (`fetch.page`) is not supported yet",
+        "task `two` has `max_parallel` but no `for_each`",
+        "task `two` uses `${each}` but has no `for_each`",
+    ] {
+        assert_contains(&checked.stderr, message);
+    }
+    // With those fixed, the edges are checked.
+    let text = std::fs::read_to_string(s.path().join("workflow.toml")).unwrap();
+    let text = text
+        .replace("max_parallel = 2\nenv = { X = \"${each}\" }\n", "")
+        .replace(
+            "[tasks.three]\ncomponent = \"task.wasm\"\nfor_each = \"fetch.page\"\n",
+            "",
+        );
+    s.write("workflow.toml", &text);
+    let checked = run_in(s.path(), &["validate"]);
+    assert_eq!(checked.code, 2, "{}", checked.stderr);
+    assert_contains(
+        &checked.stderr,
+        "take every one of its outputs with `fetch[*].page`",
+    );
+    assert_contains(
+        &checked.stderr,
+        "`one` does not fan out: take its output as `one.page`",
+    );
+}
