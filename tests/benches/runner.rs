@@ -13,6 +13,9 @@
 //!   main(){}` task: the peer DAG (median of 5), 10,000 independent tasks,
 //!   a chain of 10,000 and one of 100,000 (`CAIRN_BENCH_BIG=0` leaves that
 //!   out), each with its peak memory (the child's maximum resident set);
+//! - a 1,000-way fan-out (`for_each`) with a fan-in after it: the time to
+//!   plan it (parse, plan, expand) and to run it, beside 1,000 independent
+//!   tasks written out one by one;
 //! - warm `cairn run`s of the hello and ETL examples, as processes (needs
 //!   `cargo build --release -p cairn` and the examples built: `cairn build`).
 //!
@@ -101,8 +104,51 @@ fn main() {
             per(took, count) / bare
         );
     }
+    fan_out(&runtime, jobs);
     example_process("hello", "demo");
     example_process("etl", "alice");
+}
+
+/// A 1,000-way fan-out and a task after all of it: planned (the median of
+/// 5: parse, plan, expand) and run, beside 1,000 tasks written out.
+fn fan_out(runtime: &tokio::runtime::Runtime, jobs: usize) {
+    let n = 1000;
+    let elements: Vec<String> = (0..n).map(|i| format!("\"e{i}\"")).collect();
+    let fanned = format!(
+        "[workflow]\nname = \"bench\"\npolicies = [\"p\"]\n[tasks.fan]\ncomponent = {:?}\nfor_each = [{}]\n[tasks.after]\ncomponent = {:?}\nneeds = [\"fan\"]\n",
+        cairn_tests::WAT_TRIVIAL_TASK,
+        elements.join(", "),
+        cairn_tests::WAT_TRIVIAL_TASK,
+    );
+    let mut planned: Vec<Duration> = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            let manifest = cairn::manifest::parse(&fanned).unwrap();
+            let plan = cairn::plan::Plan::new(&manifest).unwrap();
+            let values = plan.param_values(&[]).unwrap();
+            let plan = plan.with_params(&values);
+            assert_eq!(plan.tasks.len(), n + 1);
+            start.elapsed()
+        })
+        .collect();
+    planned.sort();
+    let mut out = manifest(n, |_| None);
+    let all: Vec<String> = (0..n).map(|i| format!("\"t{i}\"")).collect();
+    let _ = write!(
+        out,
+        "[tasks.after]\ncomponent = {:?}\nneeds = [{}]\n",
+        cairn_tests::WAT_TRIVIAL_TASK,
+        all.join(", ")
+    );
+    let written = run(runtime, &out, jobs);
+    let ran = run(runtime, &fanned, jobs);
+    println!(
+        "  1,000-way fan-out + 1 after it: planned {:.1} ms; run {:.1} ms ({:.1} us/task), 1,000 + 1 written out {:.1} ms",
+        planned[2].as_secs_f64() * 1e3,
+        ran.as_secs_f64() * 1e3,
+        ran.as_secs_f64() * 1e6 / (n + 1) as f64,
+        written.as_secs_f64() * 1e3,
+    );
 }
 
 /// A warm `cairn run` of `examples/NAME` as a process: the median of

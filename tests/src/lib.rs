@@ -6,7 +6,6 @@
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -47,7 +46,10 @@ pub fn runner_setup(
     cache: &Path,
     jobs: usize,
 ) -> (Arc<Workflow>, Setup) {
-    let workflow = cairn::workflow::load(manifest).unwrap();
+    let mut workflow = cairn::workflow::load(manifest).unwrap();
+    // As `cairn run` does: parameters at their defaults, fan-outs expanded.
+    let params = workflow.plan.param_values(&[]).unwrap();
+    workflow.plan = workflow.plan.with_params(&params);
     let policies = Policies::of_workflow(&workflow).unwrap();
     let launcher = Launcher::new(jobs, Some(cache)).unwrap();
     let prepared = launcher
@@ -55,7 +57,7 @@ pub fn runner_setup(
             &workflow,
             &policies,
             user,
-            BTreeMap::new(),
+            params,
             &NoSecrets,
             cairn::launch::Release::All,
         )
