@@ -109,11 +109,7 @@ fn run_as(s: &Scratch, user: &str, args: &[&str]) -> Run {
         .args(args)
         .output()
         .unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let run = Run::from(out);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     assert!(
         !run.stdout.contains(DEPLOY_TOKEN) && !run.stderr.contains(DEPLOY_TOKEN),
@@ -742,11 +738,7 @@ fn resume(s: &Scratch, run: &str, token: bool) -> Run {
         cmd.env("CAIRN_SECRET_DEPLOY_TOKEN", DEPLOY_TOKEN);
     }
     let out = cmd.output().unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let run = Run::from(out);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     run
 }
@@ -760,11 +752,7 @@ fn start_release(s: &Scratch, env: &[(&str, &str)]) -> (Run, String, String) {
         .args(["run", "release.toml", "--as", "alice", "--json"])
         .output()
         .unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let run = Run::from(out);
     if !env.is_empty() {
         return (run, String::new(), String::new());
     }

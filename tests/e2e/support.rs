@@ -39,6 +39,16 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Run {
     /// stdout parsed as JSON.
     pub fn json(&self) -> Value {
@@ -58,11 +68,7 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Run {
         .args(args)
         .output()
         .expect("run cairn");
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let run = Run::from(out);
     assert!(
         !run.stderr.contains("panicked"),
         "cairn panicked:\n{}",

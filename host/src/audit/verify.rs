@@ -1568,6 +1568,14 @@ inputs = { out = "build.out" }
         (event, bound)
     }
 
+    #[track_caller]
+    fn has(found: &[String], message: &str) {
+        assert!(
+            found.iter().any(|p| p.contains(message)),
+            "`{message}` not in {found:?}"
+        );
+    }
+
     fn closed(by: &[&str]) -> Event {
         Event::GateClosed {
             task: "gate".into(),
@@ -1592,11 +1600,9 @@ inputs = { out = "build.out" }
 
         // No gate at all: the task ran past it.
         let skipped = problems(&[], "sha256:c0", "sha256:d0");
-        assert!(
-            skipped
-                .iter()
-                .any(|p| p.contains("started before its approval gate `gate` was approved")),
-            "{skipped:?}"
+        has(
+            &skipped,
+            "started before its approval gate `gate` was approved",
         );
 
         // Closed approved with one approval, the other by the starter.
@@ -1607,16 +1613,8 @@ inputs = { out = "build.out" }
             closed(&["bob", "alice"]),
         ];
         let found = problems(&short, "sha256:c0", "sha256:d0");
-        assert!(
-            found.iter().any(|p| p.contains("alice started the run")),
-            "{found:?}"
-        );
-        assert!(
-            found
-                .iter()
-                .any(|p| p.contains("1 counted approval(s) of 2")),
-            "{found:?}"
-        );
+        has(&found, "alice started the run");
+        has(&found, "1 counted approval(s) of 2");
 
         // One person counted twice; an approval of another bound.
         let twice = [
@@ -1627,30 +1625,17 @@ inputs = { out = "build.out" }
             closed(&["bob"]),
         ];
         let found = problems(&twice, "sha256:c0", "sha256:d0");
-        assert!(
-            found.iter().any(|p| p.contains("bob already counted")),
-            "{found:?}"
-        );
-        assert!(
-            found.iter().any(|p| p.contains("the gate binds")),
-            "{found:?}"
-        );
+        has(&found, "bob already counted");
+        has(&found, "the gate binds");
 
         // Approved, but the task got other data than the gate covered.
         let found = problems(&good, "sha256:c0", "sha256:d1");
-        assert!(
-            found
-                .iter()
-                .any(|p| p.contains("got input `out` sha256:d1, not what `gate` was approved for")),
-            "{found:?}"
+        has(
+            &found,
+            "got input `out` sha256:d1, not what `gate` was approved for",
         );
         let found = problems(&good, "sha256:c1", "sha256:d0");
-        assert!(
-            found
-                .iter()
-                .any(|p| p.contains("started with component sha256:c1")),
-            "{found:?}"
-        );
+        has(&found, "started with component sha256:c1");
 
         // A bound that is not the digest of what the gate covers.
         let forged = Event::GateOpened {
@@ -1663,17 +1648,7 @@ inputs = { out = "build.out" }
             on_timeout: "fail".into(),
         };
         let found = problems(&[forged], "sha256:c0", "sha256:d0");
-        assert!(
-            found
-                .iter()
-                .any(|p| p.contains("its bound is not the digest")),
-            "{found:?}"
-        );
-        assert!(
-            found
-                .iter()
-                .any(|p| p.contains("requiring 1 approval(s); the run's manifest says 2")),
-            "{found:?}"
-        );
+        has(&found, "its bound is not the digest");
+        has(&found, "requiring 1 approval(s); the run's manifest says 2");
     }
 }
