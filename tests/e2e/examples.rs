@@ -800,6 +800,16 @@ fn a_release_waits_for_two_release_managers_and_deploys_what_they_approved() {
     assert_eq!(twice.code, 3, "{}", twice.stderr);
     assert_contains(&twice.stderr, "one person counts once");
 
+    // `cairn runs show` says what the run waits for.
+    let shown = run_in(s.path(), &["runs", "show", &run, "--json"]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    let waiting = &shown.json()["waiting"][0];
+    assert_eq!(waiting["gate"], "approve-release");
+    assert_eq!(waiting["approvals"], serde_json::json!(["carol"]));
+    assert_eq!(waiting["bound"], bound.as_str());
+    let shown = run_in(s.path(), &["runs", "show", &run]);
+    assert_contains(&shown.stdout, "waiting for approval: 1 of 2 (carol)");
+
     // One approval is not enough: the run waits on.
     let early = resume(&s, &run, true);
     assert_eq!(early.code, 4, "{}", early.stderr);

@@ -104,6 +104,35 @@ pub(crate) async fn command(command: &RunsCommand) -> Result<Exit, CliError> {
     }
 }
 
+/// The approval gates run `run` waits at, as its audit log says: gate,
+/// approvals needed and counted so far (of the gate's bound), bound and
+/// deadline. Empty when the log cannot be read.
+fn open_gates(state_dir: &Path, run: &str) -> Vec<serde_json::Value> {
+    let bytes = std::fs::read(state_dir.join("audit").join("log.jsonl")).unwrap_or_default();
+    let Ok(Some(history)) = crate::resume::History::read(&bytes, run, &|_, _, _, _| false) else {
+        return Vec::new();
+    };
+    if !history.resumable() {
+        return Vec::new();
+    }
+    history
+        .gates
+        .iter()
+        .filter(|(_, g)| !g.closed)
+        .map(|(task, g)| {
+            let (approvals, rejected) = g.standing(&g.bound);
+            serde_json::json!({
+                "gate": task,
+                "required": g.required,
+                "approvals": approvals,
+                "rejected_by": rejected,
+                "bound": g.bound,
+                "deadline": g.deadline,
+            })
+        })
+        .collect()
+}
+
 fn open(state_dir: &Path) -> Result<State, CliError> {
     if !state_dir.join("state.db").is_file() {
         return Err(CliError::input(format!(
@@ -177,8 +206,12 @@ pub(crate) fn runs(command: &RunsCommand) -> Result<Exit, CliError> {
             let state = open(state_dir)?;
             let row = known(&state, run)?;
             let tasks = state.tasks(run).map_err(CliError::input)?;
+            let gates = open_gates(state_dir, run);
             if *json {
-                outln!("{:#}", serde_json::json!({ "run": row, "tasks": tasks }));
+                outln!(
+                    "{:#}",
+                    serde_json::json!({ "run": row, "tasks": tasks, "waiting": gates })
+                );
             } else {
                 outln!(
                     "run {}  {}  workflow {} ({}), by {}, started {}",
@@ -210,6 +243,30 @@ pub(crate) fn runs(command: &RunsCommand) -> Result<Exit, CliError> {
                             o.get("sha256").and_then(|v| v.as_str()).unwrap_or_default()
                         );
                     }
+                }
+                for g in &gates {
+                    outln!(
+                        "  {:<20} waiting for approval: {} of {}{}; bound {}{}",
+                        g["gate"].as_str().unwrap_or_default(),
+                        g["approvals"].as_array().map_or(0, Vec::len),
+                        g["required"],
+                        g["approvals"]
+                            .as_array()
+                            .filter(|a| !a.is_empty())
+                            .map(|a| format!(
+                                " ({})",
+                                a.iter()
+                                    .filter_map(|v| v.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ))
+                            .unwrap_or_default(),
+                        g["bound"].as_str().unwrap_or_default(),
+                        g["deadline"]
+                            .as_str()
+                            .map(|d| format!(", until {d}"))
+                            .unwrap_or_default()
+                    );
                 }
             }
             Ok(Exit::Success)
