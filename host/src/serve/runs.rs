@@ -170,6 +170,9 @@ pub struct Runs {
     turns: Mutex<HashMap<String, Arc<Semaphore>>>,
     secrets: Box<dyn SecretProvider + Send + Sync>,
     supervisors: Mutex<tokio::task::JoinSet<()>>,
+    /// Runs a [`Runs::wake`] is deciding about now: two at once (two
+    /// approvals, an approval at the deadline) must not both resume one.
+    waking: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Runs {
@@ -205,6 +208,7 @@ impl Runs {
             turns: Mutex::new(HashMap::new()),
             secrets,
             supervisors: Mutex::new(tokio::task::JoinSet::new()),
+            waking: Mutex::new(HashSet::new()),
         })
     }
 
@@ -736,6 +740,22 @@ impl Runs {
     }
 
     async fn wake_now(self: &Arc<Self>, served: &Arc<Served>, run: &str) {
+        if !lock(&self.waking).insert(run.to_owned()) {
+            return;
+        }
+        // Released however this ends, a dropped request's future too.
+        struct Claim<'a>(&'a Mutex<HashSet<String>>, &'a str);
+        impl Drop for Claim<'_> {
+            fn drop(&mut self) {
+                lock(self.0).remove(self.1);
+            }
+        }
+        let _claim = Claim(&self.waking, run);
+        self.wake_once(served, run).await;
+    }
+
+    /// [`Runs::wake`], with no other wake of `run` under way.
+    async fn wake_once(self: &Arc<Self>, served: &Arc<Served>, run: &str) {
         if lock(&self.active).contains_key(run) || self.draining() {
             return;
         }
