@@ -89,6 +89,12 @@ pub fn manifest(data: &[u8]) {
     if let Some(manifest) = &manifest {
         match crate::plan::Plan::new(manifest) {
             Ok(plan) => {
+                // As `cairn run` plans it: parameters at their defaults,
+                // fan-outs expanded (within the run's limits).
+                let plan = match plan.param_values(&[]) {
+                    Ok(values) => plan.with_params(&values),
+                    Err(_) => plan,
+                };
                 for format in [
                     crate::plan::GraphFormat::Dot,
                     crate::plan::GraphFormat::Mermaid,

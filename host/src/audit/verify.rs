@@ -150,18 +150,23 @@ struct GateCheck {
     closed: Option<String>,
 }
 
+/// Per task, the gates it waits for; per gate, the approvals it requires.
+pub(crate) type Gates = (HashMap<String, Vec<String>>, HashMap<String, u32>);
+
 /// The gates of the manifest `source` in a run with parameters `params`
 /// (fan-outs expanded): per task the gates it waits for, and per gate the
-/// approvals it requires (empty if it does not plan).
+/// approvals it requires (empty if it does not plan). `Err` when its
+/// fan-outs would expand past a run's limits (a run never had such a plan).
 pub(crate) fn gates_of(
     source: &str,
     params: &std::collections::BTreeMap<String, String>,
-) -> (HashMap<String, Vec<String>>, HashMap<String, u32>) {
+) -> Result<Gates, String> {
     let mut gated: HashMap<String, Vec<String>> = HashMap::new();
     let mut required = HashMap::new();
     let Ok(plan) = crate::manifest::parse(source).and_then(|m| crate::plan::Plan::new(&m)) else {
-        return (gated, required);
+        return Ok((gated, required));
     };
+    plan.check_expansion(params)?;
     let plan = plan.with_params(params);
     for (i, planned) in plan.tasks.iter().enumerate() {
         if let Some(approval) = &planned.task.approval {
@@ -176,7 +181,7 @@ pub(crate) fn gates_of(
             }
         }
     }
-    (gated, required)
+    Ok((gated, required))
 }
 
 /// A recorded decision to decide again.
@@ -533,7 +538,10 @@ impl Checker<'_> {
                         "the recorded manifest does not match its digest",
                     );
                 }
-                let (gated, required) = gates_of(source, parameters);
+                let (gated, required) = gates_of(source, parameters).unwrap_or_else(|why| {
+                    self.problem(at, "format", format!("the recorded manifest: {why}"));
+                    Default::default()
+                });
                 let run = Run {
                     starter: user.clone(),
                     params: parameters.clone(),
@@ -578,7 +586,13 @@ impl Checker<'_> {
                 run.allowed.clear();
                 // A changed manifest may gate other tasks.
                 if let Some(source) = source {
-                    (run.gated, run.required) = gates_of(source, &run.params);
+                    match gates_of(source, &run.params) {
+                        Ok(gates) => (run.gated, run.required) = gates,
+                        Err(why) => {
+                            let message = format!("the recorded manifest: {why}");
+                            self.problem(at, "format", message);
+                        }
+                    }
                 }
             }
             Event::GateOpened { .. } | Event::Approval { .. } | Event::GateClosed { .. } => {

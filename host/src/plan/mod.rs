@@ -79,6 +79,12 @@ pub struct Fan {
     pub max_parallel: Option<u32>,
 }
 
+/// Most tasks a plan's fan-outs may expand to.
+pub const MAX_EXPANDED_TASKS: usize = 100_000;
+
+/// Most dependencies (edges) a plan's fan-outs may expand to.
+pub const MAX_EXPANDED_EDGES: usize = 1_000_000;
+
 /// The name of the run's trigger, as an upstream of inputs
 /// (`trigger.body`); no task may be called so.
 pub const TRIGGER: &str = "trigger";
@@ -379,7 +385,45 @@ impl Plan {
                 ));
             }
         }
+        self.check_expansion(&values)?;
         Ok(values)
+    }
+
+    /// Whether expanding this plan's fan-outs with `values` stays within
+    /// [`MAX_EXPANDED_TASKS`] tasks and [`MAX_EXPANDED_EDGES`] edges,
+    /// counted without expanding: each fan-out is bounded on its own, but
+    /// many of them, or a fan-in of a fan-out by another fan-out, multiply.
+    ///
+    /// # Errors
+    ///
+    /// A message with the counts and the limit.
+    pub fn check_expansion(&self, values: &BTreeMap<String, String>) -> Result<(), String> {
+        let sizes: Vec<usize> = self
+            .tasks
+            .iter()
+            .map(|t| match &t.task.for_each {
+                Some(f) => elements(&f.value, values).len(),
+                None => 1,
+            })
+            .collect();
+        let tasks = sizes.iter().fold(0usize, |a, n| a.saturating_add(*n));
+        if tasks > MAX_EXPANDED_TASKS {
+            return Err(format!(
+                "its fan-outs expand to {tasks} tasks; a run has at most {MAX_EXPANDED_TASKS}"
+            ));
+        }
+        let edges = self.tasks.iter().zip(&sizes).fold(0usize, |sum, (t, n)| {
+            let upstream = t.upstream.iter().fold(0usize, |a, u| {
+                a.saturating_add(sizes.get(u.from).copied().unwrap_or(1))
+            });
+            sum.saturating_add(n.saturating_mul(upstream))
+        });
+        if edges > MAX_EXPANDED_EDGES {
+            return Err(format!(
+                "its fan-outs expand to {edges} dependencies; a run has at most {MAX_EXPANDED_EDGES}"
+            ));
+        }
+        Ok(())
     }
 
     /// This plan with `values` written into every task's `env` and `args`
@@ -389,7 +433,8 @@ impl Plan {
     /// all of them, and a fan-in input (`fetch[*].page`) becomes one input
     /// per element (`pages[KEY]`). A parameter that does not hold a JSON
     /// array of strings (checked by [`Plan::param_values`]) expands to
-    /// nothing.
+    /// nothing. Callers check the size first ([`Plan::param_values`] does,
+    /// with [`Plan::check_expansion`]).
     #[must_use]
     pub fn with_params(mut self, values: &BTreeMap<String, String>) -> Self {
         for planned in &mut self.tasks {
@@ -841,6 +886,27 @@ mod tests {
                 "task `undo` runs on failure, but has no upstream task",
             ]
         );
+    }
+
+    #[test]
+    fn fan_outs_that_multiply_past_a_runs_limits_are_refused_before_expanding() {
+        let elements: Vec<String> = (0..10_000).map(|i| format!("\"e{i}\"")).collect();
+        let param = format!("[params]\nall = '[{}]'\n", elements.join(","));
+        let fan = |name: &str, extra: &str| {
+            format!(
+                "[tasks.{name}]\ncomponent = \"x.wasm\"\nfor_each = \"${{params.all}}\"\n{extra}"
+            )
+        };
+        // Eleven fan-outs of 10,000: 110,000 tasks.
+        let many: String = (0..11).map(|i| fan(&format!("t{i}"), "")).collect();
+        let p = plan(&format!("{HEAD}{param}{many}")).unwrap();
+        let why = p.param_values(&[]).unwrap_err();
+        assert!(why.contains("expand to 110000 tasks"), "{why}");
+        // A fan-out after a fan-out: 10,000 x 10,000 dependencies.
+        let chained = format!("{}{}", fan("a", ""), fan("b", "needs = [\"a\"]\n"));
+        let p = plan(&format!("{HEAD}{param}{chained}")).unwrap();
+        let why = p.param_values(&[]).unwrap_err();
+        assert!(why.contains("expand to 100000000 dependencies"), "{why}");
     }
 }
 

@@ -220,6 +220,9 @@ pub enum AskError {
         gate: String,
         /// The run's gates.
         gates: Vec<String>,
+        /// Whether policy would let the approver decide that task (else a
+        /// service answers as to any denial, revealing nothing).
+        allowed: bool,
     },
     /// The log cannot be read back.
     #[error(transparent)]
@@ -310,17 +313,6 @@ pub fn decide(bytes: &[u8], ask: &Ask<'_>) -> Result<Decided, AskError> {
             _ => {}
         }
     }
-    // The gates of the manifest the run goes by.
-    let (_, required) = crate::audit::verify::gates_of(&source, &params);
-    if !required.contains_key(ask.gate) {
-        let mut gates: Vec<String> = required.into_keys().collect();
-        gates.sort();
-        return Err(AskError::NotAGate {
-            run: ask.run.to_owned(),
-            gate: ask.gate.to_owned(),
-            gates,
-        });
-    }
     let gate = history.open_gate(ask.gate).filter(|_| history.resumable());
     let bound = ask
         .bound
@@ -348,6 +340,18 @@ pub fn decide(bytes: &[u8], ask: &Ask<'_>) -> Result<Decided, AskError> {
         Ok(d) => (d.allowed, d.policies, d.errors),
         Err(e) => (false, Vec::new(), vec![e]),
     };
+    // The gates of the manifest the run goes by.
+    let (_, required) = crate::audit::verify::gates_of(&source, &params).unwrap_or_default();
+    if !required.contains_key(ask.gate) {
+        let mut gates: Vec<String> = required.into_keys().collect();
+        gates.sort();
+        return Err(AskError::NotAGate {
+            run: ask.run.to_owned(),
+            gate: ask.gate.to_owned(),
+            gates,
+            allowed,
+        });
+    }
     let (mut approvals, rejected) = gate.map(|g| g.standing(&bound)).unwrap_or_default();
     let refused = match gate {
         None if history.gates.contains_key(ask.gate) || opened.is_some() => Some(format!(

@@ -774,13 +774,17 @@ async fn gate(
         bound: bound.as_deref(),
     };
     let (decided, record) = app.runs.decide_gate(&ask).map_err(|e| match e {
-        GateError::Ask(e @ AskError::NotAGate { .. }) => {
+        GateError::Ask(e @ AskError::NotAGate { allowed: true, .. }) => {
             ApiError::new(StatusCode::NOT_FOUND, "not_a_gate", e.to_string())
         }
-        GateError::Ask(AskError::NoRun(_)) => ApiError::forbidden(),
+        GateError::Ask(AskError::NotAGate { .. } | AskError::NoRun(_)) => ApiError::forbidden(),
         other => ApiError::internal(other),
     })?;
     if let Some(why) = decided.refused {
+        // Someone policy does not let decide learns nothing of the gate.
+        if !decided.allowed {
+            return Err(ApiError::forbidden());
+        }
         let (status, code) = if decided.forbidden {
             (StatusCode::FORBIDDEN, "forbidden")
         } else {
