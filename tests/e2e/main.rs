@@ -9,6 +9,7 @@
 
 mod approvals;
 mod audit;
+mod backfill;
 mod bad_input;
 mod build;
 mod cli;

@@ -245,6 +245,55 @@ pub enum Event {
         cause: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         body: Option<Artifact>,
+        /// A scheduled or backfilled run's nominal time (UTC).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nominal: Option<String>,
+    },
+    /// Backfill `backfill` of schedule `schedule` of `workflow` begins, by
+    /// `user` (token `token`), allowed by record `access` (a `trigger`
+    /// with `via` `backfill`): its range (`from`, `to`, UTC), `reprocess`
+    /// (`missing`, `failed`, `all`), `max_active`, and the nominal times
+    /// it covers, in order. Each gets a `trigger` (`via` `backfill`,
+    /// `cause` this record) or a `backfill-skipped`.
+    BackfillStarted {
+        backfill: String,
+        workflow: String,
+        schedule: String,
+        user: String,
+        token: String,
+        access: u64,
+        from: String,
+        to: String,
+        reprocess: String,
+        max_active: u32,
+        nominal: Vec<String>,
+    },
+    /// Nominal time `nominal` of backfill `backfill` starts no run: `why`
+    /// `exists` (a run of it exists: `runs`, as `reprocess` counts them),
+    /// `active` (one is still going), `not-started` (`detail` says why:
+    /// a parameter, a component, a policy).
+    BackfillSkipped {
+        backfill: String,
+        nominal: String,
+        why: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        runs: Vec<String>,
+    },
+    /// Backfill `backfill` ends: `result` `done` (every nominal time has
+    /// its trigger or skip) or `cancelled` (by `user`, token `token`,
+    /// allowed by record `access`; the nominal times not reached start
+    /// nothing, its active runs are cancelled).
+    BackfillEnded {
+        backfill: String,
+        result: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        access: Option<u64>,
     },
     /// A delivery to webhook `webhook` of `workflow`, `id` as the sender
     /// gave it, signed by `scheme`: `result` `accepted` (it starts run
@@ -488,6 +537,9 @@ impl Event {
             Self::Tick { .. } => "tick",
             Self::Delivery { .. } => "delivery",
             Self::Pause { .. } => "pause",
+            Self::BackfillStarted { .. } => "backfill-started",
+            Self::BackfillSkipped { .. } => "backfill-skipped",
+            Self::BackfillEnded { .. } => "backfill-ended",
             Self::DataFlow { .. } => "data-flow",
             Self::TaskStarted { .. } => "task-started",
             Self::SecretRead { .. } => "secret-read",

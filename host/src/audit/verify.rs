@@ -304,6 +304,24 @@ struct Checker<'a> {
     /// Every (via, workflow, schedule or webhook, nominal time or delivery
     /// id) that started a run.
     started_by: HashSet<(&'static str, String, String, String)>,
+    /// Allowed `trigger` requests `via` `backfill`: record → (workflow,
+    /// principal id, schedule).
+    backfills_allowed: HashMap<u64, (String, String, String)>,
+    /// Each `backfill-started`, by its record.
+    backfills: HashMap<u64, Backfill>,
+    /// Backfill id → its `backfill-started` record.
+    backfill_ids: HashMap<String, u64>,
+}
+
+/// A backfill as its `backfill-started` recorded it, and what followed.
+struct Backfill {
+    id: String,
+    workflow: String,
+    schedule: String,
+    user: String,
+    /// Its nominal times, each with whether a trigger or skip handled it.
+    nominal: HashMap<String, bool>,
+    ended: bool,
 }
 
 /// A record that starts a run (a schedule's tick, a webhook's delivery):
@@ -362,6 +380,60 @@ impl Checker<'_> {
             return;
         }
         self.causes.insert(at, cause);
+    }
+
+    /// A `trigger` `via` `backfill` (record `at`, of run `run` by `user`):
+    /// it names a `backfill-started` of its workflow and schedule, by the
+    /// same user, covering its nominal time, not yet handled, before the
+    /// backfill ended. `false` (with a problem) if not.
+    #[allow(clippy::too_many_arguments)]
+    fn backfill_trigger(
+        &mut self,
+        at: u64,
+        run: &str,
+        cause: Option<&u64>,
+        source: Option<&String>,
+        nominal: Option<&String>,
+        workflow: &str,
+        user: &str,
+    ) -> bool {
+        let problem = match cause.and_then(|c| self.backfills.get_mut(c)) {
+            None => Some("names no `backfill-started` as its cause".to_owned()),
+            Some(b) if b.workflow != workflow || Some(&b.schedule) != source => Some(format!(
+                "names backfill `{}`, which is of schedule `{}` of `{}`",
+                b.id, b.schedule, b.workflow
+            )),
+            Some(b) if b.user != user => Some(format!(
+                "runs as `{user}`, but backfill `{}` is `{}`'s",
+                b.id, b.user
+            )),
+            Some(b) if b.ended => Some(format!("comes after backfill `{}` ended", b.id)),
+            Some(b) => match nominal.and_then(|n| b.nominal.get_mut(n)) {
+                None => Some(format!(
+                    "is for a nominal time backfill `{}` does not cover",
+                    b.id
+                )),
+                Some(handled) if *handled => Some(format!(
+                    "is for a nominal time backfill `{}` already handled",
+                    b.id
+                )),
+                Some(handled) => {
+                    *handled = true;
+                    None
+                }
+            },
+        };
+        match problem {
+            Some(problem) => {
+                self.problem(
+                    at,
+                    "authorization",
+                    format!("the backfill trigger of run `{run}` {problem}"),
+                );
+                false
+            }
+            None => true,
+        }
     }
 
     fn problem(&mut self, record: u64, check: &'static str, message: impl Into<String>) {
@@ -772,6 +844,14 @@ impl Checker<'_> {
                 if action == "trigger" && decision == "allow" {
                     self.triggers_allowed
                         .insert(at, (workflow.clone(), who.to_owned()));
+                    if context.get("via").and_then(|v| v.as_str()) == Some("backfill") {
+                        let schedule = context
+                            .get("trigger")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or_default();
+                        self.backfills_allowed
+                            .insert(at, (workflow.clone(), who.to_owned(), schedule.to_owned()));
+                    }
                 }
                 if (action == "pause_schedule" || action == "resume_schedule")
                     && decision == "allow"
@@ -801,8 +881,22 @@ impl Checker<'_> {
                 source,
                 cause,
                 body,
+                nominal,
                 ..
             } => {
+                if via == "backfill"
+                    && !self.backfill_trigger(
+                        at,
+                        run,
+                        cause.as_ref(),
+                        source.as_ref(),
+                        nominal.as_ref(),
+                        workflow,
+                        user,
+                    )
+                {
+                    return;
+                }
                 if via == "schedule" || via == "webhook" {
                     let fits = cause.and_then(|c| self.causes.get(&c)).is_some_and(|c| {
                         c.via == via
@@ -901,6 +995,132 @@ impl Checker<'_> {
                     access.filter(|_| starts.is_some()),
                     &what,
                 );
+            }
+            Event::BackfillStarted {
+                backfill,
+                workflow,
+                schedule,
+                user,
+                access,
+                nominal,
+                ..
+            } => {
+                match self.backfills_allowed.get(access) {
+                    Some((of, who, what)) if of == workflow && who == user && what == schedule => {
+                        self.report.authorized += 1;
+                    }
+                    _ => self.problem(
+                        at,
+                        "authorization",
+                        format!(
+                            "backfill `{backfill}` of schedule `{schedule}` of `{workflow}` cites record {access}, which is not an allowed `trigger` via `backfill` of that schedule by `{user}`"
+                        ),
+                    ),
+                }
+                if self.backfill_ids.insert(backfill.clone(), at).is_some() {
+                    self.problem(
+                        at,
+                        "authorization",
+                        format!("backfill `{backfill}` starts a second time"),
+                    );
+                }
+                self.backfills.insert(
+                    at,
+                    Backfill {
+                        id: backfill.clone(),
+                        workflow: workflow.clone(),
+                        schedule: schedule.clone(),
+                        user: user.clone(),
+                        nominal: nominal.iter().map(|n| (n.clone(), false)).collect(),
+                        ended: false,
+                    },
+                );
+            }
+            Event::BackfillSkipped {
+                backfill, nominal, ..
+            } => {
+                let entry = self
+                    .backfill_ids
+                    .get(backfill)
+                    .and_then(|seq| self.backfills.get_mut(seq));
+                let problem = match entry {
+                    None => Some(format!(
+                        "skips for backfill `{backfill}`, which never started"
+                    )),
+                    Some(b) if b.ended => Some(format!(
+                        "skips {nominal} for backfill `{backfill}` after it ended"
+                    )),
+                    Some(b) => match b.nominal.get_mut(nominal) {
+                        None => Some(format!(
+                            "skips {nominal}, which backfill `{backfill}` does not cover"
+                        )),
+                        Some(handled) if *handled => Some(format!(
+                            "handles {nominal} of backfill `{backfill}` a second time"
+                        )),
+                        Some(handled) => {
+                            *handled = true;
+                            None
+                        }
+                    },
+                };
+                if let Some(problem) = problem {
+                    self.problem(at, "authorization", problem);
+                }
+            }
+            Event::BackfillEnded {
+                backfill,
+                result,
+                user,
+                access,
+                ..
+            } => {
+                let Some(seq) = self.backfill_ids.get(backfill).copied() else {
+                    self.problem(
+                        at,
+                        "authorization",
+                        format!("backfill `{backfill}` ends, but never started"),
+                    );
+                    return;
+                };
+                let cancelled_ok = match (result.as_str(), user, access) {
+                    ("cancelled", Some(user), Some(access)) => {
+                        self.backfills.get(&seq).is_some_and(|b| {
+                            self.backfills_allowed
+                                .get(access)
+                                .is_some_and(|(of, who, what)| {
+                                    *of == b.workflow && who == user && *what == b.schedule
+                                })
+                        })
+                    }
+                    ("done", None, None) => self
+                        .backfills
+                        .get(&seq)
+                        .is_some_and(|b| b.nominal.values().all(|handled| *handled)),
+                    _ => false,
+                };
+                if !cancelled_ok {
+                    self.problem(
+                        at,
+                        "authorization",
+                        format!(
+                            "backfill `{backfill}` ends `{result}` {}",
+                            if result == "done" {
+                                "before every nominal time it covers has a trigger or a skip"
+                            } else {
+                                "without an allowed `trigger` via `backfill` of its schedule by who cancelled it"
+                            }
+                        ),
+                    );
+                }
+                match self.backfills.get_mut(&seq) {
+                    Some(b) if b.ended => self.problem(
+                        at,
+                        "authorization",
+                        format!("backfill `{backfill}` ends a second time"),
+                    ),
+                    Some(b) => b.ended = true,
+                    None => {}
+                }
             }
             Event::Pause {
                 workflow,
@@ -1346,6 +1566,9 @@ fn scan(bytes: &[u8], key: &Verifier, artifacts: &Artifacts) -> (Report, Stored,
         pauses_allowed: HashMap::new(),
         causes: HashMap::new(),
         started_by: HashSet::new(),
+        backfills_allowed: HashMap::new(),
+        backfills: HashMap::new(),
+        backfill_ids: HashMap::new(),
     };
     let mut tree = Tree::new();
     let mut leaves = Stored::new();

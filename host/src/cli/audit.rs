@@ -572,8 +572,53 @@ fn describe(event: &Event) -> String {
             starts: run,
             user,
             access,
+            nominal,
             ..
-        } => format!("{via} starts run {run} of {workflow} as {user} (allowed at record {access})"),
+        } => format!(
+            "{via} starts run {run} of {workflow} as {user}{} (allowed at record {access})",
+            nominal
+                .as_ref()
+                .map(|n| format!(" for {n}"))
+                .unwrap_or_default()
+        ),
+        Event::BackfillStarted {
+            backfill,
+            workflow,
+            schedule,
+            user,
+            from,
+            to,
+            reprocess,
+            max_active,
+            nominal,
+            access,
+            ..
+        } => format!(
+            "{user} backfills schedule {schedule} of {workflow} from {from} to {to}: backfill {backfill}, {} nominal time(s), reprocess {reprocess}, {max_active} at once (allowed at record {access})",
+            nominal.len()
+        ),
+        Event::BackfillSkipped {
+            backfill,
+            nominal,
+            why,
+            detail,
+            ..
+        } => format!(
+            "backfill {backfill} skips {nominal}: {why}{}",
+            detail
+                .as_ref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        ),
+        Event::BackfillEnded {
+            backfill,
+            result,
+            user,
+            ..
+        } => match user {
+            Some(user) => format!("backfill {backfill} {result} by {user}"),
+            None => format!("backfill {backfill} {result}"),
+        },
         Event::Tick {
             workflow,
             schedule,

@@ -192,7 +192,7 @@ async fn wait_for(remote: &Remote, run: &str) -> Result<Value, CliError> {
 }
 
 /// A path segment, percent-encoded.
-fn segment(text: &str) -> String {
+pub(crate) fn segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -31,6 +31,7 @@ macro_rules! out {
 
 mod approve;
 mod audit;
+mod backfill;
 mod build;
 mod client;
 mod exec;
@@ -124,6 +125,7 @@ signed, tamper-evident audit log that `cairn audit verify` checks offline with o
 `cairn serve` runs workflows as a service: runs start on authenticated API requests, the \
 manifest's schedules and signed webhook deliveries, each decided by policy and recorded first (`cairn token` makes API \
 tokens; `cairn trigger`, `cairn schedules` and `cairn runs --server` are its client).\n\n\
+`cairn backfill` runs a schedule's past ticks (here, or on a server), each nominal time once.\n\n\
 `cairn build` runs the tasks' build commands (`cairn run --build` builds, then runs); \
 `cairn resume` finishes a run that was killed or stopped, or that waited at an approval gate \
 until `cairn approve` (or `cairn reject`) decided it; `cairn completions` prints shell \
@@ -152,6 +154,10 @@ enum Command {
     Runs(runs::RunsCommand),
     Serve(serve::ServeArgs),
     Trigger(client::TriggerArgs),
+    Backfill(Box<backfill::BackfillArgs>),
+    /// A server's backfills: list them, show one, cancel one.
+    #[command(subcommand)]
+    Backfills(backfill::BackfillsCommand),
     /// A server's schedules: list them, pause or resume one.
     #[command(subcommand)]
     Schedules(client::SchedulesCommand),
@@ -255,6 +261,8 @@ fn command() -> ExitCode {
             Command::Runs(command) => runs::command(&command).await,
             Command::Serve(args) => serve::serve(&args).await,
             Command::Trigger(args) => client::trigger(&args).await,
+            Command::Backfill(args) => backfill::backfill(&args).await,
+            Command::Backfills(command) => backfill::backfills(&command).await,
             Command::Schedules(command) => client::schedules(&command).await,
             Command::Exec(args) => exec::exec(*args, cli.verbose).await,
             Command::Keygen(args) => audit::keygen_command(&args),

@@ -587,6 +587,26 @@ impl Cx {
         };
         for (pk, pv) in t {
             if let Some(v) = self.string(pv, &format!("a {whose} parameter")) {
+                if v.value.contains(schedule::NOMINAL) {
+                    let filled = if whose == "schedule" {
+                        schedule::fill_nominal(
+                            &v.value,
+                            jiff::Timestamp::UNIX_EPOCH,
+                            &jiff::tz::TimeZone::UTC,
+                        )
+                        .err()
+                    } else {
+                        Some(format!(
+                            "a {whose} has no nominal time: only a schedule's parameters take `${{nominal}}`"
+                        ))
+                    };
+                    if let Some(why) = filled {
+                        self.d.push(Diagnostic::at(v.span.clone(), why).help(
+                            "`${nominal}` is the tick's instant (RFC 3339, UTC); `${nominal:%Y-%m-%d}` formats it on the schedule's clock (strftime)",
+                        ));
+                        continue;
+                    }
+                }
                 let name = At::new(pk.get_ref().to_string(), pk.span());
                 params.insert(name.value.clone(), v.value.clone());
                 self.trigger_params.push((name, v));
@@ -837,6 +857,21 @@ impl Cx {
                 );
                 continue;
             };
+            if value.value.contains(schedule::NOMINAL) {
+                if !param.allowed.is_empty() {
+                    self.d.push(
+                        Diagnostic::at(
+                            value.span.clone(),
+                            format!(
+                                "parameter `{}` has `allowed` values, so a nominal time cannot fill it",
+                                name.value
+                            ),
+                        )
+                        .help("drop its `allowed` list, or give the schedule one of its values"),
+                    );
+                }
+                continue;
+            }
             if !param.allowed.is_empty() && !param.allowed.iter().any(|a| a.value == value.value) {
                 let allowed: Vec<String> = param
                     .allowed

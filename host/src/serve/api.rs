@@ -55,6 +55,13 @@ pub const ROUTES: &[(&str, &str)] = &[
         "POST",
         "/v1/workflows/{workflow}/schedules/{schedule}/resume",
     ),
+    ("POST", "/v1/workflows/{workflow}/backfills"),
+    ("GET", "/v1/workflows/{workflow}/backfills"),
+    ("GET", "/v1/workflows/{workflow}/backfills/{backfill}"),
+    (
+        "POST",
+        "/v1/workflows/{workflow}/backfills/{backfill}/cancel",
+    ),
     ("GET", "/v1/runs"),
     ("GET", "/v1/runs/{run}"),
     ("GET", "/v1/runs/{run}/logs"),
@@ -76,6 +83,8 @@ pub struct App {
     pub scheduler: Arc<Scheduler>,
     /// The webhooks' deliveries.
     pub hooks: super::hooks::Hooks,
+    /// The backfills.
+    pub backfills: Arc<super::backfill::Backfills>,
     /// A connection of its own to the run state, for reading (tokens,
     /// runs) without waiting for the runs' writes.
     pub reader: Mutex<RunState>,
@@ -271,6 +280,18 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/workflows/{workflow}/schedules/{schedule}/resume",
             post(resume),
         )
+        .route(
+            "/v1/workflows/{workflow}/backfills",
+            post(backfill).get(backfills),
+        )
+        .route(
+            "/v1/workflows/{workflow}/backfills/{backfill}",
+            get(backfill_shown),
+        )
+        .route(
+            "/v1/workflows/{workflow}/backfills/{backfill}/cancel",
+            post(backfill_cancel),
+        )
         .route("/v1/runs", get(runs))
         .route("/v1/runs/{run}", get(run))
         .route("/v1/runs/{run}/logs", get(logs))
@@ -442,6 +463,190 @@ fn set_paused(app: &App, name: &str, schedule: &str, headers: &HeaderMap, paused
             "url": format!("{}/v1/workflows/{}/schedules", app.base_url, served.name),
         }),
     )
+}
+
+/// Start a backfill (or, with `dry_run`, show what it would do): the
+/// schedule named in the body, decided as a `trigger` `via` `backfill`
+/// of it before anything else in the body is looked at.
+async fn backfill(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    use super::backfill::{BackfillError, Reprocess, request_of};
+    let caller = app.caller(&headers)?;
+    let served = app.served(&name).ok_or_else(ApiError::forbidden)?;
+    let body = json_body(body)?;
+    let Some(schedule) = body.get("schedule").and_then(Value::as_str) else {
+        return Err(ApiError::bad_request(
+            "the body names no `schedule`: {\"schedule\": \"nightly\", \"from\": \"2026-11-01\", \"to\": \"2026-11-07\"}",
+        ));
+    };
+    if super::backfill::schedule_of(&served, schedule).is_err() {
+        return Err(ApiError::forbidden());
+    }
+    let access = app.decide(
+        &caller,
+        &served,
+        Asked::Trigger {
+            via: "backfill",
+            trigger: schedule,
+        },
+    )?;
+    let text = |key: &str| -> Result<&str, ApiError> {
+        body.get(key).and_then(Value::as_str).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "`{key}` must be a time: an instant (`2026-11-01T02:30:00Z`) or a date (`2026-11-01`)"
+            ))
+        })
+    };
+    let max_active = match body.get("max_active") {
+        None => 1,
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| ApiError::bad_request("`max_active` must be a whole number"))?,
+    };
+    let reprocess = match body.get("reprocess") {
+        None => Reprocess::Missing,
+        Some(v) => v.as_str().and_then(Reprocess::from_name).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "`reprocess` must be one of {}",
+                Reprocess::NAMES.join(", ")
+            ))
+        })?,
+    };
+    let dry_run = match body.get("dry_run") {
+        None => false,
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| ApiError::bad_request("`dry_run` must be true or false"))?,
+    };
+    let usage = |e: BackfillError| {
+        if e.is_usage() {
+            ApiError::bad_request(e.to_string())
+        } else if matches!(e, BackfillError::Draining) {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "draining", e.to_string())
+        } else {
+            ApiError::internal(e)
+        }
+    };
+    let request = request_of(
+        &served,
+        schedule,
+        text("from")?,
+        text("to")?,
+        max_active,
+        reprocess,
+    )
+    .map_err(usage)?;
+    if dry_run {
+        let runs = Arc::clone(&app.runs);
+        let user = caller.user.clone();
+        let planned = tokio::task::spawn_blocking(move || {
+            let existing = |identity: &super::runs::Identity| {
+                runs.runs_of(identity)
+                    .into_iter()
+                    .map(|r| {
+                        let standing = runs.standing(&r);
+                        (r, standing)
+                    })
+                    .collect()
+            };
+            super::backfill::dry_run(&existing, &served, &user, &request, jiff::Timestamp::now())
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(usage)?;
+        return ok(
+            StatusCode::OK,
+            json!({ "dry_run": true, "workflow": name, "schedule": schedule, "nominal": planned }),
+        );
+    }
+    let shown = app
+        .backfills
+        .start(&served, &caller.user, &caller.token, access, &request)
+        .map_err(usage)?;
+    let url = format!(
+        "{}/v1/workflows/{}/backfills/{}",
+        app.base_url, shown.workflow, shown.id
+    );
+    let mut value = json!(shown);
+    if let Some(object) = value.as_object_mut() {
+        object.insert("url".to_owned(), json!(url));
+    }
+    ok(StatusCode::CREATED, value)
+}
+
+async fn backfills(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Answer {
+    let caller = app.caller(&headers)?;
+    let served = app.served(&name).ok_or_else(ApiError::forbidden)?;
+    app.decide(&caller, &served, Asked::ReadWorkflow)?;
+    ok(
+        StatusCode::OK,
+        json!({ "workflow": served.name, "backfills": app.backfills.of_workflow(&served.name) }),
+    )
+}
+
+async fn backfill_shown(
+    State(app): State<Arc<App>>,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer {
+    let caller = app.caller(&headers)?;
+    let served = app.served(&name).ok_or_else(ApiError::forbidden)?;
+    app.decide(&caller, &served, Asked::ReadWorkflow)?;
+    let shown = app
+        .backfills
+        .show(&id)
+        .filter(|b| b.workflow == served.name)
+        .ok_or_else(ApiError::forbidden)?;
+    ok(StatusCode::OK, json!(shown))
+}
+
+/// Cancel a backfill: decided as starting one of its schedule would be.
+async fn backfill_cancel(
+    State(app): State<Arc<App>>,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer {
+    use super::backfill::BackfillError;
+    let caller = app.caller(&headers)?;
+    let served = app.served(&name).ok_or_else(ApiError::forbidden)?;
+    let Some(shown) = app
+        .backfills
+        .show(&id)
+        .filter(|b| b.workflow == served.name)
+    else {
+        return Err(ApiError::forbidden());
+    };
+    let access = app.decide(
+        &caller,
+        &served,
+        Asked::Trigger {
+            via: "backfill",
+            trigger: &shown.schedule,
+        },
+    )?;
+    match app
+        .backfills
+        .cancel(&id, &caller.user, &caller.token, access)
+        .await
+    {
+        Ok(shown) => ok(StatusCode::OK, json!(shown)),
+        Err(e @ BackfillError::Ended(..)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_active",
+            e.to_string(),
+        )),
+        Err(BackfillError::NoBackfill(_)) => Err(ApiError::forbidden()),
+        Err(e) => Err(ApiError::internal(e)),
+    }
 }
 
 /// A body as received, or a 413 when too large (a 400 when it could not

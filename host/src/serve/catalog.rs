@@ -39,6 +39,20 @@ pub struct Served {
     entities: crate::audit::record::EntitiesJson,
 }
 
+impl Served {
+    /// The workflow at `path` (a manifest, or a folder holding
+    /// `workflow.toml`) and its policies, as the service would serve it,
+    /// or what is wrong (`file:line:column: message`, one line each).
+    /// Records nothing.
+    ///
+    /// # Errors
+    ///
+    /// The manifest or its policies do not load.
+    pub fn load(path: &Path) -> Result<Self, Vec<String>> {
+        load(&crate::workflow::manifest_path(path))
+    }
+}
+
 /// A problem with a source: what is wrong, one line each, `file:line:column: message`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {

@@ -258,6 +258,9 @@ impl Hooks {
             cause: Some(event),
             serial: false,
             given: Some(stored),
+            caused_by: None,
+            nominal: None,
+            backfill: None,
         };
         match self.runs.trigger(served, &params, trigger).await {
             Ok(run) => Answered::Accepted {

@@ -9,6 +9,7 @@
 //! and signs a checkpoint. Schedules and webhooks come next.
 
 pub mod api;
+pub mod backfill;
 pub mod catalog;
 pub mod client;
 pub mod hooks;
@@ -151,12 +152,17 @@ pub async fn serve(
     })?;
     let scheduler = scheduler::Scheduler::new(Arc::clone(&catalog), Arc::clone(&runs), &log);
     let hooks = hooks::Hooks::new(Arc::clone(&runs), &log);
+    let backfills = backfill::Backfills::new(Arc::clone(&runs), Arc::clone(&catalog), &log);
     drop(log);
+    for note in backfills.resume() {
+        eprintln!("note: {note}");
+    }
     let app = Arc::new(api::App {
         catalog,
         runs: Arc::clone(&runs),
         scheduler: Arc::clone(&scheduler),
         hooks,
+        backfills: Arc::clone(&backfills),
         reader: Mutex::new(reader),
         base_url: format!("http://{addr}"),
     });
@@ -178,6 +184,7 @@ pub async fn serve(
         task.abort();
         let _ = task.await;
     }
+    backfills.stop().await;
     eprintln!(
         "stopping: no new runs; waiting up to {:.0} s for tasks under way",
         config.grace.as_secs_f64()

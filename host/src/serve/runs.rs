@@ -92,6 +92,13 @@ pub struct Trigger {
     pub serial: bool,
     /// What the run is given: a webhook delivery's body, stored.
     pub given: Option<(Artifact, PathBuf)>,
+    /// The record it names as its cause when `cause` is none (a
+    /// backfill's `backfill-started`).
+    pub caused_by: Option<u64>,
+    /// A scheduled or backfilled run's nominal time (UTC, RFC 3339).
+    pub nominal: Option<String>,
+    /// The backfill it is part of.
+    pub backfill: Option<String>,
 }
 
 /// Where a run comes from, as its supervisor needs it: the schedule that
@@ -101,6 +108,7 @@ pub struct Trigger {
 struct Origin {
     schedule: Option<(String, bool)>,
     given: Option<(Artifact, PathBuf)>,
+    backfill: Option<String>,
 }
 
 impl Trigger {
@@ -117,8 +125,23 @@ impl Trigger {
             cause: None,
             serial: false,
             given: None,
+            caused_by: None,
+            nominal: None,
+            backfill: None,
         }
     }
+}
+
+/// How a run of a (workflow, schedule, nominal time) stands, for a
+/// backfill deciding whether to start another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Triggered, queued, running, interrupted (it goes on) or waiting at
+    /// a gate.
+    Active,
+    Succeeded,
+    /// Failed or cancelled.
+    Failed,
 }
 
 /// How an active run stands.
@@ -142,6 +165,7 @@ struct Active {
     workflow: String,
     user: String,
     schedule: Option<String>,
+    backfill: Option<String>,
     phase: Phase,
     control: mpsc::Sender<Control>,
 }
@@ -173,7 +197,15 @@ pub struct Runs {
     /// Runs a [`Runs::wake`] is deciding about now: two at once (two
     /// approvals, an approval at the deadline) must not both resume one.
     waking: Mutex<HashSet<String>>,
+    /// (workflow, schedule, nominal time) → the runs started for it, in
+    /// order: what a backfill must not duplicate.
+    identities: Mutex<HashMap<Identity, Vec<String>>>,
+    /// Told whenever a run stops being active.
+    left: tokio::sync::Notify,
 }
+
+/// A scheduled run's identity: (workflow, schedule, nominal time).
+pub type Identity = (String, String, String);
 
 impl std::fmt::Debug for Runs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -209,7 +241,73 @@ impl Runs {
             secrets,
             supervisors: Mutex::new(tokio::task::JoinSet::new()),
             waking: Mutex::new(HashSet::new()),
+            identities: Mutex::new(HashMap::new()),
+            left: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Learn from the log `bytes` which runs each (workflow, schedule,
+    /// nominal time) has ([`super::backfill::identities`]).
+    pub fn learn(&self, bytes: &[u8]) {
+        let mut identities = lock(&self.identities);
+        for (key, runs) in super::backfill::identities(bytes) {
+            let known = identities.entry(key).or_default();
+            for run in runs {
+                if !known.contains(&run) {
+                    known.push(run);
+                }
+            }
+        }
+    }
+
+    /// The runs started for `identity`, oldest first.
+    #[must_use]
+    pub fn runs_of(&self, identity: &Identity) -> Vec<String> {
+        lock(&self.identities)
+            .get(identity)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// How run `run` stands.
+    #[must_use]
+    pub fn standing(&self, run: &str) -> Standing {
+        if lock(&self.active).contains_key(run) {
+            return Standing::Active;
+        }
+        let status = lock(&self.state.state)
+            .run(run)
+            .ok()
+            .flatten()
+            .map(|r| r.status);
+        match status.as_deref() {
+            Some("succeeded") => Standing::Succeeded,
+            Some("failed" | "cancelled" | "refused") => Standing::Failed,
+            _ => Standing::Active,
+        }
+    }
+
+    /// How many runs of backfill `backfill` are active now (a run waiting
+    /// at a gate is not).
+    #[must_use]
+    pub fn active_of_backfill(&self, backfill: &str) -> Vec<String> {
+        lock(&self.active)
+            .iter()
+            .filter(|(_, a)| a.backfill.as_deref() == Some(backfill))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Resolves once a run stops being active after this is called (or
+    /// `enable`d): for a backfill waiting below its `max_active`.
+    pub fn left(&self) -> tokio::sync::futures::Notified<'_> {
+        self.left.notified()
+    }
+
+    /// Run `id` is no longer active.
+    fn leave(&self, id: &str) {
+        lock(&self.active).remove(id);
+        self.left.notify_waiters();
     }
 
     /// The opened state directory (its log and run state).
@@ -301,7 +399,7 @@ impl Runs {
             let mut log = lock(&self.state.log);
             let cause = match trigger.cause {
                 Some(event) => Some(log.append("", event)?),
-                None => None,
+                None => trigger.caused_by,
             };
             let seq = log.append(
                 "",
@@ -316,14 +414,22 @@ impl Runs {
                     source: trigger.source.clone(),
                     cause,
                     body: trigger.given.as_ref().map(|(a, _)| a.clone()),
+                    nominal: trigger.nominal.clone(),
                 },
             )?;
             log.sync()?;
             seq
         };
+        if let (Some(source), Some(nominal)) = (&trigger.source, &trigger.nominal) {
+            lock(&self.identities)
+                .entry((served.name.clone(), source.clone(), nominal.clone()))
+                .or_default()
+                .push(id.clone());
+        }
         crate::runner::crash_point(match trigger.via {
             "schedule" => "after-tick",
             "webhook" => "after-delivery",
+            "backfill" => "after-backfill-trigger",
             _ => "after-trigger",
         });
         let origin = Origin {
@@ -332,6 +438,7 @@ impl Runs {
                 .filter(|_| trigger.via == "schedule")
                 .map(|s| (s, trigger.serial)),
             given: trigger.given,
+            backfill: trigger.backfill,
         };
         self.launch(
             served,
@@ -387,7 +494,11 @@ impl Runs {
         trigger: Option<u64>,
         origin: Origin,
     ) {
-        let Origin { schedule, given } = origin;
+        let Origin {
+            schedule,
+            given,
+            backfill,
+        } = origin;
         let (control, mut told) = mpsc::channel(1);
         lock(&self.active).insert(
             id.clone(),
@@ -395,6 +506,7 @@ impl Runs {
                 workflow: served.name.clone(),
                 user: prepared.user.clone(),
                 schedule: schedule.as_ref().map(|(s, _)| s.clone()),
+                backfill,
                 phase: Phase::Queued,
                 control,
             },
@@ -424,12 +536,12 @@ impl Runs {
                     permit = turn.acquire_owned() => held.extend(permit.ok()),
                     _ = told.recv() => {
                         me.cancel_queued(&id, &served, &prepared.user);
-                        lock(&me.active).remove(&id);
+                        me.leave(&id);
                         return;
                     }
                     // Still only triggered: it starts when the service is back.
                     _ = draining.wait_for(|d| *d) => {
-                        lock(&me.active).remove(&id);
+                        me.leave(&id);
                         return;
                     }
                 }
@@ -463,7 +575,7 @@ impl Runs {
                     }
                 }
             }
-            lock(&me.active).remove(&id);
+            me.leave(&id);
             if waiting {
                 // Decided while it ran, or to time out later: it holds
                 // nothing meanwhile.
@@ -542,6 +654,10 @@ impl Runs {
         let mut sources: HashMap<String, String> = HashMap::new();
         // Each run a webhook started: the body it was given.
         let mut bodies: HashMap<String, Artifact> = HashMap::new();
+        // Each run a backfill started: the backfill.
+        let mut backfill_of: HashMap<String, String> = HashMap::new();
+        let mut backfills: HashMap<u64, String> = HashMap::new();
+        self.learn(&bytes);
         for line in bytes.split(|b| *b == b'\n') {
             let Ok(record) = serde_json::from_slice::<Record>(line) else {
                 continue;
@@ -549,6 +665,9 @@ impl Runs {
             match record.event {
                 Event::RunStarted { .. } | Event::RunFinished { .. } => {
                     started.insert(record.run);
+                }
+                Event::BackfillStarted { backfill, .. } => {
+                    backfills.insert(record.seq, backfill);
                 }
                 Event::Trigger {
                     via,
@@ -558,8 +677,14 @@ impl Runs {
                     parameters,
                     source,
                     body,
+                    cause,
                     ..
                 } => {
+                    if via == "backfill"
+                        && let Some(b) = cause.and_then(|c| backfills.get(&c))
+                    {
+                        backfill_of.insert(run.clone(), b.clone());
+                    }
                     let source = source.filter(|_| via == "schedule");
                     if let Some(source) = &source {
                         sources.insert(run.clone(), source.clone());
@@ -591,6 +716,7 @@ impl Runs {
                             (s, serial)
                         }),
                         given: bodies.get(&run).map(|b| self.stored(b)),
+                        backfill: backfill_of.get(&run).cloned(),
                     };
                     self.launch(
                         &served,
@@ -625,6 +751,7 @@ impl Runs {
             let origin = Origin {
                 schedule: sources.get(&run).cloned().map(|s| (s, false)),
                 given: bodies.get(&run).map(|b| self.stored(b)),
+                backfill: backfill_of.get(&run).cloned(),
             };
             match self.resume(catalog, &bytes, &run, origin).await {
                 Ok(note) => notes.push(note),
@@ -813,25 +940,31 @@ impl Runs {
     /// How run `run` was started, from the log `bytes`: its schedule and
     /// the body a webhook gave it.
     fn origin_of(&self, bytes: &[u8], run: &str) -> Origin {
-        let mut origin = Origin {
-            schedule: None,
-            given: None,
-        };
+        let mut origin = Origin::default();
+        let mut backfills: HashMap<u64, String> = HashMap::new();
         for line in bytes.split(|b| *b == b'\n') {
             let Ok(record) = serde_json::from_slice::<Record>(line) else {
                 continue;
             };
-            if let Event::Trigger {
-                via,
-                starts,
-                source,
-                body,
-                ..
-            } = record.event
-                && starts == run
-            {
-                origin.schedule = source.filter(|_| via == "schedule").map(|s| (s, false));
-                origin.given = body.map(|b| self.stored(&b));
+            match record.event {
+                Event::BackfillStarted { backfill, .. } => {
+                    backfills.insert(record.seq, backfill);
+                }
+                Event::Trigger {
+                    via,
+                    starts,
+                    source,
+                    body,
+                    cause,
+                    ..
+                } if starts == run => {
+                    if via == "backfill" {
+                        origin.backfill = cause.and_then(|c| backfills.get(&c)).cloned();
+                    }
+                    origin.schedule = source.filter(|_| via == "schedule").map(|s| (s, false));
+                    origin.given = body.map(|b| self.stored(&b));
+                }
+                _ => {}
             }
         }
         origin

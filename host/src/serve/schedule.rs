@@ -290,7 +290,157 @@ impl Tick {
 /// (a cron matching every second, over a whole repeated hour, is 3,600).
 const SEARCH_LIMIT: u32 = 100_000;
 
+/// What opens a nominal time in a schedule parameter's value:
+/// `${nominal}` or `${nominal:FORMAT}`.
+pub const NOMINAL: &str = "${nominal";
+
+/// The most nominal times one backfill covers.
+pub const MAX_BACKFILL: usize = 10_000;
+
+/// `value` with each `${nominal}` replaced by `nominal` (RFC 3339, UTC)
+/// and each `${nominal:FORMAT}` by `nominal` on the clock of `zone`,
+/// formatted by strftime `FORMAT` (`%Y-%m-%d`).
+///
+/// # Errors
+///
+/// An unclosed `${nominal`, something else after it, or a format strftime
+/// cannot apply.
+pub fn fill_nominal(value: &str, nominal: Timestamp, zone: &TimeZone) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some((before, after)) = rest.split_once(NOMINAL) {
+        out.push_str(before);
+        let Some((spec, tail)) = after.split_once('}') else {
+            return Err(format!("`{NOMINAL}` is not closed by `}}`"));
+        };
+        if spec.is_empty() {
+            out.push_str(&nominal.to_string());
+        } else if let Some(format) = spec.strip_prefix(':') {
+            let zoned = nominal.to_zoned(zone.clone());
+            let text = jiff::fmt::strtime::format(format, &zoned)
+                .map_err(|e| format!("`{NOMINAL}:{format}}}`: {e}"))?;
+            out.push_str(&text);
+        } else {
+            return Err(format!(
+                "`{NOMINAL}{spec}}}` is neither `${{nominal}}` nor `${{nominal:FORMAT}}`"
+            ));
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Why a range of nominal times cannot be backfilled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    #[error("--from {from} is after --to {to}; give the earlier time first")]
+    Reversed { from: Timestamp, to: Timestamp },
+    #[error(
+        "--to {to} is in the future (it is {now}); the schedule runs those ticks itself: end the range by now"
+    )]
+    Future { to: Timestamp, now: Timestamp },
+    #[error(
+        "schedule `{schedule}` (`{cron}`, {zone}) has no tick from {from} to {to}; widen the range"
+    )]
+    Empty {
+        schedule: String,
+        cron: String,
+        zone: String,
+        from: Timestamp,
+        to: Timestamp,
+    },
+    #[error(
+        "schedule `{schedule}` has more than {limit} ticks from {from} to {to}; backfill at most {limit} at once (split the range)"
+    )]
+    TooMany {
+        schedule: String,
+        limit: usize,
+        from: Timestamp,
+        to: Timestamp,
+    },
+}
+
 impl Spec {
+    /// The run parameters of the tick at `nominal`: `params` with
+    /// `${nominal}` and `${nominal:FORMAT}` filled in.
+    ///
+    /// # Errors
+    ///
+    /// A format that does not apply (the manifest parser checked each
+    /// one, so only a bug or an instant strftime cannot show).
+    pub fn params_at(&self, nominal: Timestamp) -> Result<Vec<(String, String)>, String> {
+        self.params
+            .iter()
+            .map(|(k, v)| {
+                let value = if v.contains(NOMINAL) {
+                    fill_nominal(v, nominal, &self.zone)
+                        .map_err(|e| format!("schedule `{}`, parameter `{k}`: {e}", self.name))?
+                } else {
+                    v.clone()
+                };
+                Ok((k.clone(), value))
+            })
+            .collect()
+    }
+
+    /// The ticks from `from` to `to` (both included) that the schedule
+    /// runs (a tick only of the DST gap only under `dst_gap = "shift"`),
+    /// in order, if `to` is not after `now`: at most `limit`.
+    ///
+    /// # Errors
+    ///
+    /// A reversed, future or empty range, or one of more than `limit`
+    /// ticks (counted only up to `limit + 1`).
+    pub fn between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Tick>, RangeError> {
+        if from > to {
+            return Err(RangeError::Reversed { from, to });
+        }
+        if to > now {
+            return Err(RangeError::Future { to, now });
+        }
+        let mut ticks = Vec::new();
+        if let Some(cron) = self.cron.compiled() {
+            let mut at = from
+                .checked_sub(SignedDuration::from_nanos(1))
+                .unwrap_or(from);
+            while let Some(tick) = self.next_with(&cron, at) {
+                if tick.nominal > to {
+                    break;
+                }
+                at = tick.nominal;
+                if !tick.runs_under(self.gap) {
+                    continue;
+                }
+                if ticks.len() == limit {
+                    return Err(RangeError::TooMany {
+                        schedule: self.name.clone(),
+                        limit,
+                        from,
+                        to,
+                    });
+                }
+                ticks.push(tick);
+            }
+        }
+        if ticks.is_empty() {
+            return Err(RangeError::Empty {
+                schedule: self.name.clone(),
+                cron: self.cron.text().to_owned(),
+                zone: self.timezone.clone(),
+                from,
+                to,
+            });
+        }
+        Ok(ticks)
+    }
+
     /// The wall time of `at` in the schedule's zone, with its offset and
     /// zone: `2026-03-08T03:00:00-04:00[America/New_York]`.
     #[must_use]
@@ -815,6 +965,110 @@ mod tests {
             ticks(&s, "2026-06-01T00:00:05Z", 2),
             ["2026-06-01T00:00:10Z", "2026-06-01T00:00:20Z"]
         );
+    }
+
+    #[test]
+    fn nominal_times_fill_parameters() {
+        let mut s = spec("30 2 * * *", "Europe/Berlin");
+        s.params.insert("day".into(), "${nominal:%Y-%m-%d}".into());
+        s.params.insert(
+            "at".into(),
+            "run at ${nominal} (${nominal:%H:%M %Z})".into(),
+        );
+        s.params.insert("plain".into(), "x".into());
+        let got: BTreeMap<String, String> = s
+            .params_at(ts("2026-07-01T00:30:00Z"))
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(got["day"], "2026-07-01");
+        assert_eq!(got["at"], "run at 2026-07-01T00:30:00Z (02:30 CEST)");
+        assert_eq!(got["plain"], "x");
+        let utc = TimeZone::UTC;
+        assert!(
+            fill_nominal("${nominal", Timestamp::UNIX_EPOCH, &utc)
+                .unwrap_err()
+                .contains("not closed")
+        );
+        assert!(
+            fill_nominal("${nominalx}", Timestamp::UNIX_EPOCH, &utc)
+                .unwrap_err()
+                .contains("neither")
+        );
+        assert!(fill_nominal("${nominal:%Q}", Timestamp::UNIX_EPOCH, &utc).is_err());
+    }
+
+    #[test]
+    fn a_backfill_range_is_the_ticks_the_schedule_would_have_run() {
+        let s = spec("30 2 * * *", "America/New_York");
+        let now = ts("2027-01-01T00:00:00Z");
+        // 2026-03-08 02:30 is in the spring gap: shifted to 03:00 EDT.
+        let ticks = s
+            .between(
+                ts("2026-03-07T00:00:00Z"),
+                ts("2026-03-10T00:00:00Z"),
+                now,
+                10,
+            )
+            .unwrap();
+        let nominal: Vec<String> = ticks.iter().map(|t| t.nominal.to_string()).collect();
+        assert_eq!(
+            nominal,
+            [
+                "2026-03-07T07:30:00Z",
+                "2026-03-08T07:00:00Z",
+                "2026-03-09T06:30:00Z"
+            ]
+        );
+        let mut skip = s.clone();
+        skip.gap = Gap::Skip;
+        let ticks = skip
+            .between(
+                ts("2026-03-07T00:00:00Z"),
+                ts("2026-03-10T00:00:00Z"),
+                now,
+                10,
+            )
+            .unwrap();
+        assert_eq!(ticks.len(), 2, "the gap's tick is not run under `skip`");
+        // Both ends are included.
+        let one = s
+            .between(
+                ts("2026-03-09T06:30:00Z"),
+                ts("2026-03-09T06:30:00Z"),
+                now,
+                10,
+            )
+            .unwrap();
+        assert_eq!(one.len(), 1);
+        let at = |from: &str, to: &str, limit| s.between(ts(from), ts(to), now, limit);
+        assert!(matches!(
+            at("2026-03-10T00:00:00Z", "2026-03-07T00:00:00Z", 10),
+            Err(RangeError::Reversed { .. })
+        ));
+        assert!(matches!(
+            at("2026-03-09T07:00:00Z", "2026-03-09T08:00:00Z", 10),
+            Err(RangeError::Empty { .. })
+        ));
+        assert!(matches!(
+            at("2026-12-01T00:00:00Z", "2027-02-01T00:00:00Z", 10),
+            Err(RangeError::Future { .. })
+        ));
+        assert!(matches!(
+            at("2026-01-01T00:00:00Z", "2026-12-31T00:00:00Z", 10),
+            Err(RangeError::TooMany { limit: 10, .. })
+        ));
+        // A billion ticks are refused after counting `limit + 1` of them.
+        let every_second = spec("* * * * * *", "UTC");
+        assert!(matches!(
+            every_second.between(
+                ts("1990-01-01T00:00:00Z"),
+                ts("2026-01-01T00:00:00Z"),
+                now,
+                MAX_BACKFILL
+            ),
+            Err(RangeError::TooMany { .. })
+        ));
     }
 
     #[test]

@@ -395,11 +395,13 @@ impl Scheduler {
             *starts = Some(run.clone());
             *d = detail;
         }
-        let params: Vec<(String, String)> = spec
-            .params
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let params = match spec.params_at(tick.nominal) {
+            Ok(params) => params,
+            Err(e) => {
+                let why = Why::NotStarted(e);
+                return self.skip(served, spec, tick, now, &why, None, None, Some(access));
+            }
+        };
         let trigger = Trigger {
             via: "schedule",
             user: spec.principal.clone(),
@@ -410,6 +412,9 @@ impl Scheduler {
             cause: Some(event),
             serial,
             given: None,
+            caused_by: None,
+            nominal: Some(tick.nominal.to_string()),
+            backfill: None,
         };
         match self.runs.trigger(served, &params, trigger).await {
             Ok(id) => Ok(LastTick {
