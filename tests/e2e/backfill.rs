@@ -148,7 +148,7 @@ fn a_local_backfill_runs_each_nominal_time_once_with_its_day() {
     assert_eq!(all_again.code, 0, "{}", all_again.stderr);
     assert_eq!(all_again.json()["started"], 3);
     let verified = assert_log_verifies(&s);
-    assert!(verified["authorized"].as_u64().unwrap() > 0);
+    assert!(verified["authorized_steps"].as_u64().unwrap() > 0);
 
     // The audit trail shows it.
     let shown = run_in(s.path(), &["audit", "show"]);

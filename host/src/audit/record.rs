@@ -327,7 +327,8 @@ pub enum Event {
     /// `starts` as `user`, allowed by record `access`. `skip`: no run,
     /// `why` (`paused`, `overlap`, `outside-catch-up-window`,
     /// `catch-up-none`, `superseded`, `dst-gap`, `denied` (then `access`
-    /// is the denial), `not-started`) and `detail`; a skip may stand for
+    /// is the denial), `not-started`, `exists` (a backfill ran, or is
+    /// starting, its nominal time)) and `detail`; a skip may stand for
     /// every tick up to `through` (`count` of them, when counted).
     /// `dst_gap` names the wall times of a DST gap the tick stands for.
     Tick {

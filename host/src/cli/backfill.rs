@@ -618,16 +618,33 @@ async fn local(args: &BackfillArgs) -> Result<Exit, CliError> {
         args.schedule,
         args.max_active
     );
+    // This one, and any an earlier `cairn backfill` left unfinished.
+    let all = backfills.running();
+    let waited = async {
+        for id in &all {
+            backfills.wait(id).await;
+        }
+    };
     let mut interrupted = false;
     tokio::select! {
-        () = backfills.wait(&id) => {}
+        () = waited => {}
         _ = tokio::signal::ctrl_c() => {
             interrupted = true;
-            eprintln!("{} cancelling backfill {id}", style.dim("Ctrl-C"));
-            if let Err(e) = backfills.cancel(&id, &user, "", access).await {
-                eprintln!("warning: {e}");
+            // Those this access covers (backfills of this schedule); any
+            // other stops here and goes on next time.
+            let ours: Vec<&String> = all
+                .iter()
+                .filter(|id| backfills.show(id).is_some_and(|b| b.schedule == args.schedule))
+                .collect();
+            for id in &ours {
+                eprintln!("{} cancelling backfill {id}", style.dim("Ctrl-C"));
+                if let Err(e) = backfills.cancel(id, &user, "", access).await {
+                    eprintln!("warning: {e}");
+                }
             }
-            backfills.wait(&id).await;
+            for id in ours {
+                backfills.wait(id).await;
+            }
         }
     }
     let shown: Option<Shown> = backfills.show(&id);

@@ -784,6 +784,16 @@ impl Backfills {
         shown
     }
 
+    /// The backfills that have not ended.
+    #[must_use]
+    pub fn running(&self) -> Vec<String> {
+        lock(&self.book)
+            .values()
+            .filter(|e| lock(&e.progress).ended.is_none())
+            .map(|e| e.id.clone())
+            .collect()
+    }
+
     /// The workflow backfill `id` is of.
     #[must_use]
     pub fn workflow_of(&self, id: &str) -> Option<String> {
@@ -1004,6 +1014,16 @@ impl Backfills {
             entry.schedule.clone(),
             nominal.to_owned(),
         );
+        let Some(_claim) = self.runs.claim(identity.clone()) else {
+            let detail = "a run of it is being started now (a tick, or another backfill)";
+            return self.skip(
+                entry,
+                nominal,
+                "active",
+                Some(detail.to_owned()),
+                Vec::new(),
+            );
+        };
         let existing = self.runs.runs_of(&identity);
         let standing: Vec<Standing> = existing.iter().map(|r| self.runs.standing(r)).collect();
         if let Some(why) = skip_for(entry.reprocess, &standing) {

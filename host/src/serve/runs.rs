@@ -202,6 +202,22 @@ pub struct Runs {
     identities: Mutex<HashMap<Identity, Vec<String>>>,
     /// Told whenever a run stops being active.
     left: tokio::sync::Notify,
+    /// Identities a run is being decided and started for now
+    /// ([`Runs::claim`]).
+    claimed: Mutex<HashSet<Identity>>,
+}
+
+/// A claim on an identity ([`Runs::claim`]), released when dropped.
+#[derive(Debug)]
+pub struct Claim {
+    runs: Arc<Runs>,
+    identity: Identity,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        lock(&self.runs.claimed).remove(&self.identity);
+    }
 }
 
 /// A scheduled run's identity: (workflow, schedule, nominal time).
@@ -243,6 +259,19 @@ impl Runs {
             waking: Mutex::new(HashSet::new()),
             identities: Mutex::new(HashMap::new()),
             left: tokio::sync::Notify::new(),
+            claimed: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Claim `identity` while whether to start a run of it is decided and
+    /// the run triggered: `None` while another claim holds it. A tick and
+    /// a backfill (or two backfills) deciding one nominal time at once
+    /// cannot both start it.
+    #[must_use]
+    pub fn claim(self: &Arc<Self>, identity: Identity) -> Option<Claim> {
+        lock(&self.claimed).insert(identity.clone()).then(|| Claim {
+            runs: Arc::clone(self),
+            identity,
         })
     }
 

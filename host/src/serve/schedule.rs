@@ -682,6 +682,9 @@ pub enum Why {
     Denied,
     /// The run could not be started.
     NotStarted(String),
+    /// A run of its nominal time exists already, or is being started (a
+    /// backfill's): the runs.
+    Exists(Vec<String>),
 }
 
 impl Why {
@@ -697,6 +700,7 @@ impl Why {
             Self::DstGap => "dst-gap",
             Self::Denied => "denied",
             Self::NotStarted(_) => "not-started",
+            Self::Exists(_) => "exists",
         }
     }
 
@@ -722,6 +726,13 @@ impl Why {
                 "policy does not allow the schedule's principal to trigger the workflow".to_owned()
             }
             Self::NotStarted(why) => format!("the run could not be started: {why}"),
+            Self::Exists(runs) if runs.is_empty() => {
+                "a backfill is starting a run of this nominal time now".to_owned()
+            }
+            Self::Exists(runs) => format!(
+                "this nominal time has a run already (a backfill's): {}",
+                runs.join(", ")
+            ),
         }
     }
 }
@@ -995,7 +1006,7 @@ mod tests {
                 .unwrap_err()
                 .contains("neither")
         );
-        assert!(fill_nominal("${nominal:%Q}", Timestamp::UNIX_EPOCH, &utc).is_err());
+        assert!(fill_nominal("${nominal:%Y-%}", Timestamp::UNIX_EPOCH, &utc).is_err());
     }
 
     #[test]

@@ -379,6 +379,19 @@ impl Scheduler {
                 Some(access),
             );
         }
+        // A backfill may have run this nominal time (a tick missed while
+        // the service was down, caught up now), or be starting it.
+        let identity = (
+            served.name.clone(),
+            spec.name.clone(),
+            tick.nominal.to_string(),
+        );
+        let claim = self.runs.claim(identity.clone());
+        let existing = self.runs.runs_of(&identity);
+        if claim.is_none() || !existing.is_empty() {
+            let why = Why::Exists(existing);
+            return self.skip(served, spec, tick, now, &why, None, None, Some(access));
+        }
         crate::runner::crash_point("before-tick");
         let run = crate::runner::new_run_id();
         let mut event = tick_event(served, spec, tick, now);
