@@ -1888,4 +1888,184 @@ inputs = { out = "build.out" }
         has(&found, "its bound is not the digest");
         has(&found, "requiring 1 approval(s); the run's manifest says 2");
     }
+
+    /// A signed service log: `w` loaded, alice allowed to `trigger` it via
+    /// `via` (record `access`), her backfill `b` of schedule `daily` over
+    /// N1 and N2 (record `started`), then what `rest` makes of those two
+    /// records. The problems verify finds.
+    fn backfill_problems(via: &str, rest: impl FnOnce(u64, u64) -> Vec<Event>) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let mut log = AuditLog::open(&path, signer()).unwrap();
+        let files = vec![PolicyFile {
+            path: "p.cedar".into(),
+            sha256: sha256_tag(POLICY.as_bytes()),
+            text: POLICY.into(),
+        }];
+        let set = policy_set_digest(&files);
+        let alice = serde_json::json!({ "type": "Cairn::User", "id": "alice" });
+        log.append(
+            "",
+            Event::WorkflowLoaded {
+                workflow: "w".into(),
+                manifest: FileDigest {
+                    path: "workflow.toml".into(),
+                    sha256: sha256_tag(MANIFEST.as_bytes()),
+                },
+                source: MANIFEST.into(),
+                policy_set: set.clone(),
+            },
+        )
+        .unwrap();
+        log.append(
+            "",
+            Event::PolicySet {
+                sha256: set.clone(),
+                files,
+                entities: EntitiesJson::rendered("[]".into()).unwrap(),
+            },
+        )
+        .unwrap();
+        let access = log
+            .append(
+                "",
+                Event::Access {
+                    token: String::new(),
+                    workflow: "w".into(),
+                    action: "trigger".into(),
+                    principal: alice,
+                    resource: serde_json::json!({ "type": "Cairn::Workflow", "id": "w" }),
+                    context: serde_json::json!({ "via": via, "trigger": "daily" }),
+                    decision: "allow".into(),
+                    policies: vec!["all".into()],
+                    errors: Vec::new(),
+                    policy_set: set,
+                },
+            )
+            .unwrap();
+        let started = log
+            .append(
+                "",
+                Event::BackfillStarted {
+                    backfill: "b".into(),
+                    workflow: "w".into(),
+                    schedule: "daily".into(),
+                    user: "alice".into(),
+                    token: String::new(),
+                    access,
+                    from: "N1".into(),
+                    to: "N2".into(),
+                    reprocess: "missing".into(),
+                    max_active: 1,
+                    nominal: vec!["N1".into(), "N2".into()],
+                },
+            )
+            .unwrap();
+        for event in rest(access, started) {
+            log.append("", event).unwrap();
+        }
+        log.checkpoint("").unwrap();
+        let report = verify(
+            &std::fs::read(&path).unwrap(),
+            &signer().verifier(),
+            &Artifacts::default(),
+        );
+        report.problems.into_iter().map(|p| p.message).collect()
+    }
+
+    fn backfilled(run: &str, user: &str, nominal: &str, access: u64, cause: u64) -> Event {
+        Event::Trigger {
+            via: "backfill".into(),
+            workflow: "w".into(),
+            starts: run.into(),
+            user: user.into(),
+            token: String::new(),
+            parameters: BTreeMap::new(),
+            access,
+            source: Some("daily".into()),
+            cause: Some(cause),
+            body: None,
+            nominal: Some(nominal.into()),
+        }
+    }
+
+    fn skipped(nominal: &str) -> Event {
+        Event::BackfillSkipped {
+            backfill: "b".into(),
+            nominal: nominal.into(),
+            why: "exists".into(),
+            detail: None,
+            runs: vec!["r0".into()],
+        }
+    }
+
+    fn ended(result: &str, by: Option<u64>) -> Event {
+        Event::BackfillEnded {
+            backfill: "b".into(),
+            result: result.into(),
+            user: by.map(|_| "alice".into()),
+            token: by.map(|_| String::new()),
+            access: by,
+        }
+    }
+
+    #[test]
+    fn a_backfilled_run_follows_its_backfill_once_for_a_nominal_time_it_covers() {
+        let good = backfill_problems("backfill", |a, b| {
+            vec![
+                backfilled("r1", "alice", "N1", a, b),
+                skipped("N2"),
+                ended("done", None),
+            ]
+        });
+        assert_eq!(good, Vec::<String>::new());
+        let cancelled = backfill_problems("backfill", |a, b| {
+            vec![
+                backfilled("r1", "alice", "N1", a, b),
+                ended("cancelled", Some(a)),
+            ]
+        });
+        assert_eq!(cancelled, Vec::<String>::new());
+
+        let found = backfill_problems("backfill", |a, b| {
+            vec![
+                backfilled("r1", "alice", "N1", a, b),
+                backfilled("r2", "alice", "N1", a, b),
+                backfilled("r3", "alice", "N3", a, b),
+                ended("done", None),
+                backfilled("r4", "alice", "N2", a, b),
+            ]
+        });
+        has(
+            &found,
+            "run `r2` is for a nominal time backfill `b` already handled",
+        );
+        has(
+            &found,
+            "run `r3` is for a nominal time backfill `b` does not cover",
+        );
+        has(&found, "backfill `b` ends `done` before every nominal time");
+        has(&found, "run `r4` comes after backfill `b` ended");
+
+        let found = backfill_problems("backfill", |a, b| {
+            vec![backfilled("r1", "bob", "N1", a, b), skipped("N3")]
+        });
+        has(&found, "runs as `bob`, but backfill `b` is `alice`'s");
+        has(&found, "skips N3, which backfill `b` does not cover");
+
+        // A backfill on an access for something else (an API trigger).
+        let found = backfill_problems("api", |a, b| {
+            vec![
+                backfilled("r1", "alice", "N1", a, b),
+                ended("cancelled", Some(a)),
+            ]
+        });
+        has(&found, "which is not an allowed `trigger` via `backfill`");
+        has(&found, "without an allowed `trigger` via `backfill`");
+        // A trigger that names no backfill.
+        let found = backfill_problems("backfill", |a, _| {
+            vec![backfilled("r1", "alice", "N1", a, a)]
+        });
+        has(&found, "names no `backfill-started` as its cause");
+    }
 }

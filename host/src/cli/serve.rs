@@ -31,7 +31,8 @@ use crate::units::HumanDuration;
 /// recorded, with why when it starts nothing; `cairn schedules`
 /// pauses and resumes them); its `[webhooks.NAME]` are served at
 /// `POST /v1/hooks/WORKFLOW/NAME`, verified by signature, the body given
-/// to tasks as the input `trigger.body`.
+/// to tasks as the input `trigger.body`. `cairn backfill --server` runs a
+/// schedule's past ticks here, each nominal time once, surviving restarts.
 ///
 /// Runs share one engine and `--jobs` task slots; a workflow's
 /// `max_active_runs` queues the rest of its runs. A changed workflow file
