@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use super::catalog::{Catalog, Served};
 use super::runs::{Identity, Runs, Standing, StartError, Trigger};
 use super::schedule::{MAX_BACKFILL, RangeError, Spec};
-use crate::audit::record::{Event, Record};
+use crate::audit::record::{Event, records};
 
 /// The most runs of one backfill active at once.
 pub const MAX_ACTIVE: u32 = 1_000;
@@ -271,10 +271,7 @@ pub fn identities(bytes: &[u8]) -> HashMap<Identity, Vec<String>> {
     };
     // Each `backfill-started` → (workflow, schedule).
     let mut backfills: HashMap<u64, (String, String)> = HashMap::new();
-    for line in bytes.split(|b| *b == b'\n') {
-        let Ok(record) = serde_json::from_slice::<Record>(line) else {
-            continue;
-        };
+    for record in records(bytes) {
         match record.event {
             Event::Tick {
                 workflow,
@@ -314,10 +311,7 @@ pub fn identities(bytes: &[u8]) -> HashMap<Identity, Vec<String>> {
 #[must_use]
 pub fn standings(bytes: &[u8]) -> HashMap<String, Standing> {
     let mut ended = HashMap::new();
-    for line in bytes.split(|b| *b == b'\n') {
-        let Ok(record) = serde_json::from_slice::<Record>(line) else {
-            continue;
-        };
+    for record in records(bytes) {
         if let Event::RunFinished { status, .. } = record.event {
             let standing = match status.as_str() {
                 "succeeded" => Standing::Succeeded,
@@ -540,10 +534,7 @@ impl Backfills {
         let mut book: BTreeMap<String, Entry> = BTreeMap::new();
         let mut by_seq: HashMap<u64, String> = HashMap::new();
         let place = |entry: &Entry, nominal: &str| entry.nominal.iter().position(|n| n == nominal);
-        for line in log.split(|b| *b == b'\n') {
-            let Ok(record) = serde_json::from_slice::<Record>(line) else {
-                continue;
-            };
+        for record in records(log) {
             match record.event {
                 Event::BackfillStarted {
                     backfill,
@@ -916,22 +907,11 @@ impl Backfills {
             let Some(i) = next else {
                 break;
             };
-            // Room for one more run.
-            loop {
-                let left = self.runs.left();
-                tokio::pin!(left);
-                left.as_mut().enable();
-                if stop(&cancelled) {
-                    return;
-                }
-                if self.runs.active_of_backfill(&entry.id).len() < entry.max_active as usize {
-                    break;
-                }
-                tokio::select! {
-                    () = left => {}
-                    _ = cancelled.changed() => {}
-                    () = tokio::time::sleep(POLL) => {}
-                }
+            if !self
+                .fewer_than(&entry, &mut cancelled, entry.max_active as usize)
+                .await
+            {
+                return;
             }
             let turn = entry.turn.lock().await;
             if stop(&cancelled) {
@@ -961,21 +941,8 @@ impl Backfills {
             drop(turn);
         }
         // Every nominal time handled: done once its runs are.
-        loop {
-            let left = self.runs.left();
-            tokio::pin!(left);
-            left.as_mut().enable();
-            if stop(&cancelled) {
-                return;
-            }
-            if self.runs.active_of_backfill(&entry.id).is_empty() {
-                break;
-            }
-            tokio::select! {
-                () = left => {}
-                _ = cancelled.changed() => {}
-                () = tokio::time::sleep(POLL) => {}
-            }
+        if !self.fewer_than(&entry, &mut cancelled, 1).await {
+            return;
         }
         let _turn = entry.turn.lock().await;
         if stop(&cancelled) || lock(&entry.progress).ended.is_some() {
@@ -1003,6 +970,32 @@ impl Backfills {
                 "warning: backfill {} is done, but its end was not recorded ({e}); it is when the service is back",
                 entry.id
             ),
+        }
+    }
+
+    /// Wait until fewer than `most` runs of `entry` are active: `false`
+    /// if it is cancelled or the service drains first.
+    async fn fewer_than(
+        &self,
+        entry: &Entry,
+        cancelled: &mut watch::Receiver<bool>,
+        most: usize,
+    ) -> bool {
+        loop {
+            let left = self.runs.left();
+            tokio::pin!(left);
+            left.as_mut().enable();
+            if *cancelled.borrow() || self.runs.draining() {
+                return false;
+            }
+            if self.runs.active_of_backfill(&entry.id).len() < most {
+                return true;
+            }
+            tokio::select! {
+                () = left => {}
+                _ = cancelled.changed() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
         }
     }
 

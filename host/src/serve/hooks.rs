@@ -23,7 +23,7 @@ use sha2::{Digest as _, Sha256};
 use super::catalog::Served;
 use super::runs::{Runs, StartError, Trigger};
 use super::webhook::{self, Rejected, Spec};
-use crate::audit::record::{Artifact, Event, Record};
+use crate::audit::record::{Artifact, Event, records};
 use crate::policy::service::Asked;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -70,10 +70,7 @@ impl Hooks {
     #[must_use]
     pub fn new(runs: Arc<Runs>, log: &[u8]) -> Self {
         let mut seen = HashMap::new();
-        for line in log.split(|b| *b == b'\n') {
-            let Ok(record) = serde_json::from_slice::<Record>(line) else {
-                continue;
-            };
+        for record in records(log) {
             if let Event::Delivery {
                 workflow,
                 webhook,

@@ -25,7 +25,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::catalog::{Catalog, Served};
 use crate::audit::log::AuditError;
-use crate::audit::record::{Artifact, Event, Record};
+use crate::audit::record::{Artifact, Event, records};
 use crate::launch::{LaunchError, Launcher, Prepared, SecretProvider, StateDir, changes};
 use crate::resume::{History, Resumption};
 use crate::runner::{Progress, Start, Status, may_retry, new_run_id};
@@ -687,10 +687,7 @@ impl Runs {
         let mut backfill_of: HashMap<String, String> = HashMap::new();
         let mut backfills: HashMap<u64, String> = HashMap::new();
         self.learn(&bytes);
-        for line in bytes.split(|b| *b == b'\n') {
-            let Ok(record) = serde_json::from_slice::<Record>(line) else {
-                continue;
-            };
+        for record in records(&bytes) {
             match record.event {
                 Event::RunStarted { .. } | Event::RunFinished { .. } => {
                     started.insert(record.run);
@@ -971,10 +968,7 @@ impl Runs {
     fn origin_of(&self, bytes: &[u8], run: &str) -> Origin {
         let mut origin = Origin::default();
         let mut backfills: HashMap<u64, String> = HashMap::new();
-        for line in bytes.split(|b| *b == b'\n') {
-            let Ok(record) = serde_json::from_slice::<Record>(line) else {
-                continue;
-            };
+        for record in records(bytes) {
             match record.event {
                 Event::BackfillStarted { backfill, .. } => {
                     backfills.insert(record.seq, backfill);

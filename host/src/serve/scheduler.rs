@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use super::catalog::{Catalog, Served};
 use super::runs::{Phase, Runs, StartError, Trigger};
 use super::schedule::{Overlap, Spec, Step, Tick, Why};
-use crate::audit::record::{Event, Record};
+use crate::audit::record::{Event, records};
 use crate::policy::service::Asked;
 
 /// The longest the loop sleeps without looking at the clock again (the
@@ -114,10 +114,7 @@ impl Scheduler {
     #[must_use]
     pub fn new(catalog: Arc<Mutex<Catalog>>, runs: Arc<Runs>, log: &[u8]) -> Arc<Self> {
         let mut book = Book::default();
-        for line in log.split(|b| *b == b'\n') {
-            let Ok(record) = serde_json::from_slice::<Record>(line) else {
-                continue;
-            };
+        for record in records(log) {
             match record.event {
                 Event::Tick {
                     workflow,
