@@ -261,3 +261,49 @@ for_each = "fetch.page"
         "`one` does not fan out: take its output as `one.page`",
     );
 }
+
+#[test]
+fn policy_sees_each_expanded_task_in_its_template_with_its_key_and_index() {
+    let s = Scratch::new();
+    workflow(&s, 0);
+    s.write(
+        "p/fan.cedar",
+        r#"@id("not-ap") forbid (principal, action == Cairn::Action::"run", resource in Cairn::Task::"fetch")
+when { resource has fan && resource.fan.template == "fetch" && resource.fan.key == "ap" && resource.fan.index == 2 };
+"#,
+    );
+    let plan = run_in(s.path(), &["plan", "--as", "alice", "--json"]);
+    assert_eq!(plan.code, 3, "{}\n{}", plan.stdout, plan.stderr);
+    let denied: Vec<(String, Value)> = plan.json()["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["decision"] == "deny")
+        .map(|d| {
+            (
+                d["task"].as_str().unwrap().to_owned(),
+                d["policies"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        denied,
+        [("fetch[ap]".to_owned(), serde_json::json!(["not-ap"]))],
+        "only the third element, by the policy that names it"
+    );
+    // Another list: nothing is `ap`, nothing is denied.
+    let plan = run_in(
+        s.path(),
+        &[
+            "plan",
+            "--as",
+            "alice",
+            "--param",
+            r#"regions=["eu", "us"]"#,
+        ],
+    );
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let run = run_in(s.path(), &["run", "--as", "alice"]);
+    assert_eq!(run.code, 3, "refused before anything runs: {}", run.stderr);
+    assert_verifies(s.path());
+}

@@ -73,6 +73,8 @@ pub struct Fan {
     pub template: Name,
     /// Its key (`eu`, or the index).
     pub key: String,
+    /// Its place in the list, from 0.
+    pub index: usize,
     /// Its element.
     pub element: String,
     /// The template's `max_parallel`.
@@ -529,7 +531,7 @@ fn expand(tasks: Vec<PlannedTask>, values: &BTreeMap<String, String>) -> Vec<Pla
         let item_keys = fan_out_keys(&items);
         let first = out.len();
         became.push((first..first + items.len()).collect());
-        for (item, key) in items.iter().zip(&item_keys) {
+        for (index, (item, key)) in items.iter().zip(&item_keys).enumerate() {
             let mut task = planned.task.clone();
             task.name.value = Name::fanned(&planned.task.name.value, key);
             for arg in &mut task.args {
@@ -546,6 +548,7 @@ fn expand(tasks: Vec<PlannedTask>, values: &BTreeMap<String, String>) -> Vec<Pla
                 fan: Some(Fan {
                     template: planned.task.name.value.clone(),
                     key: key.clone(),
+                    index,
                     element: item.clone(),
                     max_parallel: planned.task.max_parallel.as_ref().map(|m| m.value),
                 }),

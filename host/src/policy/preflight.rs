@@ -480,7 +480,7 @@ fn task_entity(
     labels_in: &BTreeSet<String>,
 ) -> Result<Entity, PolicyError> {
     let task = &planned.task;
-    let attrs = HashMap::from([
+    let mut attrs = HashMap::from([
         (
             "component".to_owned(),
             RestrictedExpression::new_string(
@@ -520,12 +520,33 @@ fn task_entity(
         ),
         ("labels_in".to_owned(), strings(labels_in.iter().cloned())),
     ]);
-    Entity::new(
-        uid("Task", task.name.value.as_str())?,
-        attrs,
-        HashSet::from([workflow.clone()]),
-    )
-    .map_err(|e| PolicyError::Schema(e.to_string()))
+    let mut parents = HashSet::from([workflow.clone()]);
+    // An expanded task is in its template (`resource in
+    // Cairn::Task::"fetch"`), and says which element it is.
+    if let Some(fan) = &planned.fan {
+        let fields = [
+            (
+                "template".to_owned(),
+                RestrictedExpression::new_string(fan.template.to_string()),
+            ),
+            (
+                "key".to_owned(),
+                RestrictedExpression::new_string(fan.key.clone()),
+            ),
+            (
+                "index".to_owned(),
+                RestrictedExpression::new_long(i64::try_from(fan.index).unwrap_or(i64::MAX)),
+            ),
+        ];
+        attrs.insert(
+            "fan".to_owned(),
+            RestrictedExpression::new_record(fields)
+                .map_err(|e| PolicyError::Schema(e.to_string()))?,
+        );
+        parents.insert(uid("Task", fan.template.as_str())?);
+    }
+    Entity::new(uid("Task", task.name.value.as_str())?, attrs, parents)
+        .map_err(|e| PolicyError::Schema(e.to_string()))
 }
 
 impl Preflight {
