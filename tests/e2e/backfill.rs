@@ -395,3 +395,67 @@ fn the_service_backfills_cancels_and_goes_on_after_kill_9() {
     }
     assert_log_verifies(&s);
 }
+
+#[test]
+fn ctrl_c_cancels_a_local_backfill_and_its_run_under_way() {
+    let s = Scratch::new();
+    daily(&s, 20_000);
+    let mut child = crate::support::cairn()
+        .current_dir(s.path())
+        .args([
+            "backfill",
+            ".",
+            "--schedule",
+            "daily",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-03",
+            "--as",
+            "alice",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let path = s.path().join(".cairn/audit/log.jsonl");
+    while !std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .contains("\"task-started\"")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no task started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = crate::support::Run::from(child.wait_with_output().unwrap());
+    assert_eq!(out.code, 130, "{}", out.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the run under way was cancelled, not waited for"
+    );
+    let shown = out.json();
+    assert_eq!(shown["status"], "cancelled", "{shown:#}");
+    assert_eq!(shown["started"], 1);
+    assert_eq!(shown["pending"], 2);
+    let all = log(&s);
+    let ended: Vec<&Value> = all
+        .iter()
+        .filter(|r| r["kind"] == "backfill-ended")
+        .collect();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0]["result"], "cancelled");
+    assert_eq!(ended[0]["user"], "alice");
+    let (_, _, run) = &backfill_triggers(&all)[0];
+    let finished = kinds(&all, run, "run-finished");
+    assert_eq!(finished.last().unwrap()["status"], "cancelled");
+    assert_log_verifies(&s);
+}

@@ -50,7 +50,7 @@ impl From<ReprocessArg> for Reprocess {
 /// and is identified, as the schedule's own runs are, by (workflow,
 /// schedule, nominal time): `--reprocess missing` (the default) starts
 /// none for a nominal time that has a run, `failed` also reruns those
-/// whose latest run failed or was cancelled, `all` reruns every one; a
+/// whose latest run failed, was cancelled or refused, `all` reruns every one; a
 /// nominal time whose run is still going never gets a second. Runs start
 /// as the user asking (never as the schedule's `as`), oldest first, at
 /// most --max-active at once.
@@ -278,31 +278,38 @@ fn summary_line(b: &Value) -> String {
     )
 }
 
-/// A backfill, for people.
+/// A backfill, for people: its summary, then each nominal time handled,
+/// in order.
 fn print_value(b: &Value) {
     outln!("{}", summary_line(b));
-    for run in b
-        .get("runs")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let s = |key: &str| run.get(key).and_then(Value::as_str).unwrap_or("");
-        outln!("  {}  run {}  {}", s("nominal"), s("run"), s("standing"));
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
+    let list = |key: &str| {
+        b.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut lines: Vec<(String, String)> = Vec::new();
+    for run in list("runs") {
+        lines.push((
+            text(&run, "nominal"),
+            format!("run {}  {}", text(&run, "run"), text(&run, "standing")),
+        ));
     }
-    for skip in b
-        .get("skips")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let s = |key: &str| skip.get(key).and_then(Value::as_str).unwrap_or("");
+    for skip in list("skips") {
         let detail = skip
             .get("detail")
             .and_then(Value::as_str)
             .map(|d| format!(" ({})", super::style::printable(d.as_bytes())))
             .unwrap_or_default();
-        outln!("  {}  skipped: {}{detail}", s("nominal"), s("why"));
+        lines.push((
+            text(&skip, "nominal"),
+            format!("skipped: {}{detail}", text(&skip, "why")),
+        ));
+    }
+    lines.sort();
+    for (nominal, line) in lines {
+        outln!("  {nominal}  {line}");
     }
 }
 

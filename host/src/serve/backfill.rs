@@ -204,8 +204,9 @@ pub fn parse_bound(text: &str, spec: &Spec, end: bool) -> Result<Timestamp, Stri
         }
         let next = date.tomorrow().map_err(|e| e.to_string())?;
         let start = on_clock(next.to_datetime(jiff::civil::Time::midnight()))?;
+        // A cron's ticks fall on whole seconds: the day's last one.
         return Ok(start
-            .checked_sub(jiff::SignedDuration::from_nanos(1))
+            .checked_sub(jiff::SignedDuration::from_secs(1))
             .unwrap_or(start));
     }
     Err(format!(
