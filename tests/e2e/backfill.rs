@@ -400,7 +400,7 @@ fn the_service_backfills_cancels_and_goes_on_after_kill_9() {
 fn ctrl_c_cancels_a_local_backfill_and_its_run_under_way() {
     let s = Scratch::new();
     daily(&s, 20_000);
-    let mut child = crate::support::cairn()
+    let child = crate::support::cairn()
         .current_dir(s.path())
         .args([
             "backfill",

@@ -394,6 +394,53 @@ fn etl_builds_plans_runs_and_verifies_without_leaking_pii() {
     assert_contains(rows[1], "data extract.customers [pii]");
     assert_contains(rows[2], "drop label `pii` from anonymize.segments");
 
+    // The nights its schedule missed: planned, then run, as the data
+    // team; marketing may not.
+    let backfill = |who: &str, extra: &[&str]| {
+        let mut args = vec![
+            "backfill",
+            ".",
+            "--schedule",
+            "nightly",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-02",
+            "--as",
+            who,
+            "--json",
+            "--state-dir",
+            "nights",
+        ];
+        args.extend_from_slice(extra);
+        run_in(s.path(), &args)
+    };
+    let dry = backfill("alice", &["--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    let planned = dry.json();
+    let actions: Vec<&str> = planned["nominal"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["run", "run"], "{planned:#}");
+    assert_eq!(backfill("mallory", &["--dry-run"]).code, 3);
+    let filled = backfill("alice", &["--max-active", "2"]);
+    assert_eq!(filled.code, 0, "{}", filled.stderr);
+    assert_eq!(filled.json()["succeeded"], 2);
+    let verified = run_in(
+        s.path(),
+        &[
+            "audit",
+            "verify",
+            "nights/audit/log.jsonl",
+            "--key",
+            "nights/keys/audit.pub",
+        ],
+    );
+    assert_eq!(verified.code, 0, "{}{}", verified.stdout, verified.stderr);
+
     let run = run_verified(&s, "alice");
     assert_eq!(run["status"], "succeeded");
     // The figures, counted here independently from the shipped CSV.

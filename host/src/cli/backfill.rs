@@ -78,6 +78,7 @@ impl From<ReprocessArg> for Reprocess {
 /// when policy denies the backfill, 130 on Ctrl-C.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
+  cairn build examples/etl
   cairn backfill examples/etl --schedule nightly --from 2026-11-01 --to 2026-11-07 --as alice --dry-run
   cairn backfill examples/etl --schedule nightly --from 2026-11-01 --to 2026-11-07 --as alice --max-active 2
   cairn backfill etl --schedule nightly --from 2026-11-01T00:00:00Z --to 2026-11-30 --reprocess failed --server http://127.0.0.1:8080 --wait")]
