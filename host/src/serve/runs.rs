@@ -15,6 +15,11 @@
 //! slot, no turn. [`Runs::wake`] goes on with it as soon as its gate is
 //! decided (a decision through the API, [`Runs::decide_gate`]) or its
 //! deadline passes (a timer, re-armed on restart).
+//!
+//! A scheduled or backfilled run has an identity, (workflow, schedule,
+//! nominal time): [`Runs::runs_of`] says which runs each has (from the log,
+//! then from each trigger), and [`Runs::claim`] holds one while a tick or
+//! a backfill decides whether to start it, so no two start the same one.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
