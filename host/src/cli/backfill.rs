@@ -644,13 +644,15 @@ async fn local(args: &BackfillArgs) -> Result<Exit, CliError> {
                 .iter()
                 .filter(|id| backfills.show(id).is_some_and(|b| b.schedule == args.schedule))
                 .collect();
-            for id in &ours {
+            let mut stopping = Vec::new();
+            for id in ours {
                 eprintln!("{} cancelling backfill {id}", style.dim("Ctrl-C"));
-                if let Err(e) = backfills.cancel(id, &user, "", access).await {
-                    eprintln!("warning: {e}");
+                match backfills.cancel(id, &user, "", access).await {
+                    Ok(_) => stopping.push(id),
+                    Err(e) => eprintln!("warning: {e}"),
                 }
             }
-            for id in ours {
+            for id in stopping {
                 backfills.wait(id).await;
             }
         }

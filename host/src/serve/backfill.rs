@@ -963,15 +963,14 @@ impl Backfills {
             )
             .and_then(|_| log.sync())
         };
-        match recorded {
-            Ok(()) => {
-                lock(&entry.progress).ended = Some(("done".to_owned(), None));
-            }
-            Err(e) => eprintln!(
+        if let Err(e) = recorded {
+            eprintln!(
                 "warning: backfill {} is done, but its end was not recorded ({e}); it is when the service is back",
                 entry.id
-            ),
+            );
         }
+        // Over either way: nothing is left to submit or wait for.
+        lock(&entry.progress).ended = Some(("done".to_owned(), None));
     }
 
     /// Wait until fewer than `most` runs of `entry` are active: `false`
