@@ -459,3 +459,63 @@ fn ctrl_c_cancels_a_local_backfill_and_its_run_under_way() {
     assert_eq!(finished.last().unwrap()["status"], "cancelled");
     assert_log_verifies(&s);
 }
+
+#[test]
+fn the_api_refuses_a_bad_backfill_request_saying_why_and_records_no_backfill() {
+    let s = Scratch::new();
+    daily(&s, 0);
+    let alice = token(&s, "alice");
+    let d = Daemon::start(&s);
+    let cases = [
+        (
+            json!({ "from": "2026-11-01", "to": "2026-11-02" }),
+            400,
+            "names no `schedule`",
+        ),
+        (
+            json!({ "schedule": "weekly", "from": "2026-11-01", "to": "2026-11-02" }),
+            403,
+            "not allowed",
+        ),
+        (
+            json!({ "schedule": "daily", "from": 20261101, "to": "2026-11-02" }),
+            400,
+            "`from` must be a time",
+        ),
+        (
+            json!({ "schedule": "daily", "from": "2026-11-01", "to": "2026-11-02", "max_active": 0 }),
+            400,
+            "max_active must be 1 to 1000",
+        ),
+        (
+            json!({ "schedule": "daily", "from": "2026-11-01", "to": "2026-11-02", "reprocess": "sometimes" }),
+            400,
+            "`reprocess` must be one of missing, failed, all",
+        ),
+        (
+            json!({ "schedule": "daily", "from": "1000-01-01", "to": "2026-11-02" }),
+            400,
+            "more than 10000 ticks",
+        ),
+        (
+            json!({ "schedule": "daily", "from": "2026-11-01", "to": "2999-11-02" }),
+            400,
+            "is in the future",
+        ),
+    ];
+    for (body, status, says) in cases {
+        let (code, answer) = start(&d, &alice, body.clone());
+        assert_eq!(code, status, "{body}: {answer}");
+        assert_contains(&answer["error"]["message"].to_string(), says);
+    }
+    let (code, answer) = d.call(
+        "GET",
+        "/v1/workflows/pair/backfills/backfill-nothing",
+        Some(&alice),
+        None,
+    );
+    assert_eq!(code, 403, "{answer}");
+    d.term();
+    assert_eq!(count(&log(&s), "backfill-started"), 0);
+    assert_log_verifies(&s);
+}
