@@ -531,8 +531,12 @@ fn expand(tasks: Vec<PlannedTask>, values: &BTreeMap<String, String>) -> Vec<Pla
         let item_keys = fan_out_keys(&items);
         let first = out.len();
         became.push((first..first + items.len()).collect());
+        // Expanded, a task says which element it is in `fan`, not by the
+        // whole list (which each would otherwise copy).
+        let mut template = planned.task.clone();
+        template.for_each = None;
         for (index, (item, key)) in items.iter().zip(&item_keys).enumerate() {
-            let mut task = planned.task.clone();
+            let mut task = template.clone();
             task.name.value = Name::fanned(&planned.task.name.value, key);
             for arg in &mut task.args {
                 *arg = substitute_each(arg, item);
