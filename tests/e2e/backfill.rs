@@ -43,6 +43,26 @@ fn backfill_triggers(log: &[Value]) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// `cairn backfill` here of schedule `daily` from `from` to 2026-11-03, as
+/// Alice, with `--json` and `extra`.
+fn local(s: &Scratch, from: &str, extra: &[&str]) -> crate::support::Run {
+    let mut args = vec![
+        "backfill",
+        ".",
+        "--schedule",
+        "daily",
+        "--from",
+        from,
+        "--to",
+        "2026-11-03",
+        "--as",
+        "alice",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    run_in(s.path(), &args)
+}
+
 fn count(log: &[Value], kind: &str) -> usize {
     log.iter().filter(|r| r["kind"] == kind).count()
 }
@@ -51,23 +71,7 @@ fn count(log: &[Value], kind: &str) -> usize {
 fn a_local_backfill_runs_each_nominal_time_once_with_its_day() {
     let s = Scratch::new();
     daily(&s, 0);
-    let backfill = |extra: &[&str]| {
-        let mut args = vec![
-            "backfill",
-            ".",
-            "--schedule",
-            "daily",
-            "--from",
-            "2026-11-01",
-            "--to",
-            "2026-11-03",
-            "--as",
-            "alice",
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        run_in(s.path(), &args)
-    };
+    let backfill = |extra: &[&str]| local(&s, "2026-11-01", extra);
 
     // A dry run plans each nominal time and records nothing.
     let dry = backfill(&["--dry-run"]);
@@ -107,22 +111,7 @@ fn a_local_backfill_runs_each_nominal_time_once_with_its_day() {
     assert_eq!(count(&all, "backfill-ended"), 1);
 
     // Again, over a wider range: only the new nominal times run.
-    let again = run_in(
-        s.path(),
-        &[
-            "backfill",
-            ".",
-            "--schedule",
-            "daily",
-            "--from",
-            "2026-10-31",
-            "--to",
-            "2026-11-03",
-            "--as",
-            "alice",
-            "--json",
-        ],
-    );
+    let again = local(&s, "2026-10-31", &[]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     let shown = again.json();
     assert_eq!(shown["started"], 1, "{shown:#}");

@@ -1691,6 +1691,27 @@ inputs = { out = "build.out" }
         Signer::from_seed("test", &[5; 32])
     }
 
+    /// The one policy file of the tests' logs, and its set's digest.
+    fn policy_files() -> (Vec<PolicyFile>, String) {
+        let files = vec![PolicyFile {
+            path: "p.cedar".into(),
+            sha256: sha256_tag(POLICY.as_bytes()),
+            text: POLICY.into(),
+        }];
+        let set = policy_set_digest(&files);
+        (files, set)
+    }
+
+    /// What verify finds in the log at `path`.
+    fn found(path: &std::path::Path) -> Vec<String> {
+        let report = verify(
+            &std::fs::read(path).unwrap(),
+            &signer().verifier(),
+            &Artifacts::default(),
+        );
+        report.problems.into_iter().map(|p| p.message).collect()
+    }
+
     fn approval(who: &str, bound: &str, counted: bool) -> Event {
         Event::Approval {
             task: "gate".into(),
@@ -1719,12 +1740,7 @@ inputs = { out = "build.out" }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.jsonl");
         let mut log = AuditLog::open(&path, signer()).unwrap();
-        let files = vec![PolicyFile {
-            path: "p.cedar".into(),
-            sha256: sha256_tag(POLICY.as_bytes()),
-            text: POLICY.into(),
-        }];
-        let set = policy_set_digest(&files);
+        let (files, set) = policy_files();
         let mut events = vec![
             Event::RunStarted {
                 user: "alice".into(),
@@ -1776,12 +1792,7 @@ inputs = { out = "build.out" }
             log.append("r", event).unwrap();
         }
         log.checkpoint("r").unwrap();
-        let report = verify(
-            &std::fs::read(&path).unwrap(),
-            &signer().verifier(),
-            &Artifacts::default(),
-        );
-        report.problems.into_iter().map(|p| p.message).collect()
+        found(&path)
     }
 
     fn covers() -> serde_json::Value {
@@ -1897,12 +1908,7 @@ inputs = { out = "build.out" }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.jsonl");
         let mut log = AuditLog::open(&path, signer()).unwrap();
-        let files = vec![PolicyFile {
-            path: "p.cedar".into(),
-            sha256: sha256_tag(POLICY.as_bytes()),
-            text: POLICY.into(),
-        }];
-        let set = policy_set_digest(&files);
+        let (files, set) = policy_files();
         let alice = serde_json::json!({ "type": "Cairn::User", "id": "alice" });
         log.append(
             "",
@@ -1965,12 +1971,7 @@ inputs = { out = "build.out" }
             log.append("", event).unwrap();
         }
         log.checkpoint("").unwrap();
-        let report = verify(
-            &std::fs::read(&path).unwrap(),
-            &signer().verifier(),
-            &Artifacts::default(),
-        );
-        report.problems.into_iter().map(|p| p.message).collect()
+        found(&path)
     }
 
     fn backfilled(run: &str, user: &str, nominal: &str, access: u64, cause: u64) -> Event {

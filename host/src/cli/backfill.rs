@@ -396,29 +396,14 @@ async fn remote(args: &BackfillArgs) -> Result<Exit, CliError> {
         if args.json {
             outln!("{answer:#}");
         } else {
-            for p in answer
+            let planned: Vec<Planned> = answer
                 .get("nominal")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let s = |key: &str| p.get(key).and_then(Value::as_str).unwrap_or("");
-                let why = p
-                    .get("why")
-                    .and_then(Value::as_str)
-                    .map(|w| format!(": {w}"))
-                    .unwrap_or_default();
-                outln!("{}  {}{why}", s("nominal"), s("action"));
-                for r in p
-                    .get("refused")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let s = |key: &str| r.get(key).and_then(Value::as_str).unwrap_or("");
-                    outln!("    {} {} {}", s("task"), s("action"), s("what"));
-                }
-            }
+                .cloned()
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| CliError::input(format!("the server's dry run is not one: {e}")))?
+                .unwrap_or_default();
+            print_planned(&planned, None);
         }
         return Ok(Exit::Success);
     }
@@ -468,6 +453,21 @@ async fn remote(args: &BackfillArgs) -> Result<Exit, CliError> {
     ))
 }
 
+/// The audit log of state directory `state` (none yet is an empty one when
+/// `missing_ok`): what runs each nominal time has is read from it, so an
+/// unreadable log must stop a backfill, never look empty.
+fn read_log(state: &std::path::Path, missing_ok: bool) -> Result<Vec<u8>, CliError> {
+    let path = StateDir::log_path(state);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(CliError::input(format!(
+            "cannot read the audit log `{}`: {e}",
+            path.display()
+        ))),
+    }
+}
+
 /// Here: the same backfill engine as the service's, in this process, over
 /// the state directory.
 async fn local(args: &BackfillArgs) -> Result<Exit, CliError> {
@@ -500,7 +500,7 @@ async fn local(args: &BackfillArgs) -> Result<Exit, CliError> {
         .clone()
         .unwrap_or_else(|| loaded.workflow.dir.join(".cairn"));
     if args.dry_run {
-        let bytes = std::fs::read(StateDir::log_path(&state)).unwrap_or_default();
+        let bytes = read_log(&state, true)?;
         let identities = backfill::identities(&bytes);
         let standings = backfill::standings(&bytes);
         let existing = |identity: &crate::serve::runs::Identity| {
@@ -602,7 +602,13 @@ async fn local(args: &BackfillArgs) -> Result<Exit, CliError> {
             details: None,
         });
     }
-    let bytes = std::fs::read(StateDir::log_path(runs.state().path())).unwrap_or_default();
+    let bytes = match read_log(runs.state().path(), false) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let _ = runs.shutdown(Duration::ZERO).await;
+            return Err(e);
+        }
+    };
     runs.learn(&bytes);
     let catalog = Arc::new(Mutex::new(catalog));
     let backfills = Backfills::new(Arc::clone(&runs), catalog, &bytes);

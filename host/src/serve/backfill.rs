@@ -102,7 +102,7 @@ pub enum BackfillError {
     Range(#[from] RangeError),
     #[error("max_active must be 1 to {MAX_ACTIVE}, not {0}")]
     MaxActive(u32),
-    /// A range bound that is not a time, a `reprocess` that is no choice.
+    /// A range bound that is not a time.
     #[error("{0}")]
     Usage(String),
     #[error("no backfill `{0}` here; `cairn backfills list WORKFLOW` shows them")]
@@ -326,7 +326,7 @@ pub fn standings(bytes: &[u8]) -> HashMap<String, Standing> {
 }
 
 /// A policy refusal a nominal time's run would meet.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Refusal {
     pub task: String,
     pub action: String,
@@ -334,22 +334,24 @@ pub struct Refusal {
     pub policies: Vec<String>,
 }
 
-/// What one nominal time of a dry run would do.
-#[derive(Debug, Clone, serde::Serialize)]
+/// What one nominal time of a dry run would do (as the API answers it,
+/// and the CLI reads it back).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Planned {
     pub nominal: String,
     /// On the schedule's clock.
     pub local: String,
     /// `run`, `skip` (a run of it exists or is active) or `refused` (its
     /// parameters, or policy, would refuse the run).
-    pub action: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
     /// The runs it has.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<String>,
+    #[serde(default)]
     pub params: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<Refusal>,
 }
 
@@ -383,20 +385,20 @@ pub fn dry_run(
         let mut step = Planned {
             local: spec.local(at),
             nominal,
-            action: "run",
+            action: "run".to_owned(),
             why: None,
             runs: existing,
             params: BTreeMap::new(),
             refused: Vec::new(),
         };
         if let Some(why) = skip_for(request.reprocess, &standing) {
-            step.action = "skip";
+            "skip".clone_into(&mut step.action);
             step.why = Some(why.to_owned());
             planned.push(step);
             continue;
         }
         let refused = |mut step: Planned, why: String| {
-            step.action = "refused";
+            "refused".clone_into(&mut step.action);
             step.why = Some(why);
             step
         };
@@ -784,12 +786,6 @@ impl Backfills {
             .filter(|e| lock(&e.progress).ended.is_none())
             .map(|e| e.id.clone())
             .collect()
-    }
-
-    /// The workflow backfill `id` is of.
-    #[must_use]
-    pub fn workflow_of(&self, id: &str) -> Option<String> {
-        lock(&self.book).get(id).map(|e| e.workflow.clone())
     }
 
     /// Whether backfill `id` has ended, and none of its runs is active.

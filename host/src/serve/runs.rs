@@ -145,7 +145,7 @@ pub enum Standing {
     /// a gate.
     Active,
     Succeeded,
-    /// Failed or cancelled.
+    /// Failed, cancelled or refused.
     Failed,
 }
 
@@ -321,8 +321,8 @@ impl Runs {
         }
     }
 
-    /// How many runs of backfill `backfill` are active now (a run waiting
-    /// at a gate is not).
+    /// The runs of backfill `backfill` active now (a run waiting at a gate
+    /// is not).
     #[must_use]
     pub fn active_of_backfill(&self, backfill: &str) -> Vec<String> {
         lock(&self.active)
