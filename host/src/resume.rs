@@ -393,8 +393,25 @@ impl Resumption {
         source: Option<String>,
     ) -> Result<Self, String> {
         let mut tasks = HashMap::new();
-        for planned in &plan.tasks {
-            let name = planned.task.name.value.as_str();
+        // A fan-out over an output expands again when the run goes on (from
+        // the same output: its task is kept), to the tasks it had before.
+        let templates: Vec<String> = plan
+            .tasks
+            .iter()
+            .filter(|t| t.fans_out_at_run_time().is_some())
+            .map(|t| format!("{}[", t.task.name.value))
+            .collect();
+        let expanded = history.tasks.keys().filter(|name| {
+            templates
+                .iter()
+                .any(|t| name.starts_with(t.as_str()) && name.ends_with(']'))
+        });
+        let names = plan
+            .tasks
+            .iter()
+            .map(|t| t.task.name.value.as_str())
+            .chain(expanded.map(String::as_str));
+        for name in names {
             let Some(past) = history.tasks.get(name) else {
                 continue;
             };
@@ -433,13 +450,24 @@ impl Resumption {
         })
     }
 
-    /// The tasks recorded complete, in `plan` order.
+    /// The tasks recorded complete, in `plan` order (those a fan-out
+    /// over an output expanded to after the tasks of the plan, by name).
     #[must_use]
     pub fn kept(&self, plan: &Plan) -> Vec<String> {
+        let planned: std::collections::HashSet<&str> =
+            plan.tasks.iter().map(|t| t.task.name.value.as_str()).collect();
+        let mut expanded: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(n, p)| p.done.is_some() && !planned.contains(n.as_str()))
+            .map(|(n, _)| n.clone())
+            .collect();
+        expanded.sort();
         plan.tasks
             .iter()
             .map(|t| t.task.name.value.to_string())
             .filter(|n| self.tasks.get(n).is_some_and(|p| p.done.is_some()))
+            .chain(expanded)
             .collect()
     }
 }

@@ -229,13 +229,16 @@ inputs = { page = "one[*].page" }
 [tasks.three]
 component = "task.wasm"
 for_each = "fetch.page"
+
+[tasks.four]
+component = "task.wasm"
+for_each = "one.nothing"
 "#,
     );
     s.write("task.wasm", "");
     let checked = run_in(s.path(), &["validate"]);
     assert_eq!(checked.code, 2, "{}", checked.stderr);
     for message in [
-        "`for_each` over an upstream output (`fetch.page`) is not supported yet",
         "task `two` has `max_parallel` but no `for_each`",
         "task `two` uses `${each}` but has no `for_each`",
     ] {
@@ -244,11 +247,7 @@ for_each = "fetch.page"
     // With those fixed, the edges are checked.
     let text = std::fs::read_to_string(s.path().join("workflow.toml")).unwrap();
     let text = text
-        .replace("max_parallel = 2\nenv = { X = \"${each}\" }\n", "")
-        .replace(
-            "[tasks.three]\ncomponent = \"task.wasm\"\nfor_each = \"fetch.page\"\n",
-            "",
-        );
+        .replace("max_parallel = 2\nenv = { X = \"${each}\" }\n", "");
     s.write("workflow.toml", &text);
     let checked = run_in(s.path(), &["validate"]);
     assert_eq!(checked.code, 2, "{}", checked.stderr);
@@ -260,6 +259,12 @@ for_each = "fetch.page"
         &checked.stderr,
         "`one` does not fan out: take its output as `one.page`",
     );
+    for message in [
+        "task `three` fans out over `fetch.page`, but `fetch` fans out itself",
+        "task `one` declares no outputs; add `outputs = [\"nothing\"]` to it",
+    ] {
+        assert_contains(&checked.stderr, message);
+    }
 }
 
 #[test]
@@ -306,4 +311,282 @@ when { resource has fan && resource.fan.template == "fetch" && resource.fan.key 
     let run = run_in(s.path(), &["run", "--as", "alice"]);
     assert_eq!(run.code, 3, "refused before anything runs: {}", run.stderr);
     assert_verifies(s.path());
+}
+
+/// `list` writes `${params.list}`; `fetch` fans out over it when it
+/// arrives, at most 2 at once, each sleeping `ms`; `merge` takes every
+/// `fetch[*].echo`.
+fn over_an_output(s: &Scratch, ms: u64) {
+    s.policies();
+    s.write(
+        "workflow.toml",
+        &format!(
+            r#"[workflow]
+name = "regions"
+policies = ["p"]
+
+[params]
+list = {{ default = '["eu", "us", "ap"]', description = "What `list` writes" }}
+count = {{ default = "", description = "How many numbers `list` writes instead" }}
+
+[tasks.list]
+component = {task:?}
+env = {{ MODE = "emit", TEXT = "${{params.list}}", COUNT = "${{params.count}}" }}
+outputs = ["echo"]
+
+[tasks.fetch]
+component = {task:?}
+for_each = "list.echo"
+max_parallel = 2
+env = {{ MODE = "work", NAME = "fetch-${{each}}", SLEEP_MS = "{ms}" }}
+outputs = ["echo"]
+
+[tasks.merge]
+component = {task:?}
+env = {{ MODE = "work", NAME = "merge" }}
+inputs = {{ pages = "fetch[*].echo" }}
+outputs = ["echo"]
+"#,
+            task = cairn_tests::TASK
+        ),
+    );
+}
+
+/// The position of the first record of `log` that `test` holds for.
+fn first(log: &[Value], test: impl Fn(&Value) -> bool) -> usize {
+    log.iter().position(test).unwrap_or(usize::MAX)
+}
+
+#[test]
+fn a_fan_out_over_an_output_expands_when_it_arrives_each_task_authorized_before_it_starts() {
+    let s = Scratch::new();
+    over_an_output(&s, 100);
+    let plan = run_in(s.path(), &["plan", "--as", "alice", "--json"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let json = plan.json();
+    let runs: Vec<&str> = json["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["action"] == "run")
+        .map(|d| d["task"].as_str().unwrap())
+        .collect();
+    assert_eq!(runs, ["list", "merge"], "fetch's tasks are decided when known");
+    assert_eq!(
+        json["expands_at_run_time"],
+        serde_json::json!([{ "task": "fetch", "over": "list.echo", "max_parallel": 2 }])
+    );
+    let graph = run_in(s.path(), &["graph", "--format", "mermaid"]);
+    assert_eq!(graph.code, 0, "{}", graph.stderr);
+    assert_contains(&graph.stdout, "fetch[*]: one per element of list.echo");
+    assert_contains(&graph.stdout, "|\"each echo\"|");
+
+    let run = run_in(s.path(), &["run", "--as", "alice", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_contains(&run.stderr, "fetch over list.echo: 3 tasks");
+    let json = run.json();
+    assert_eq!(
+        merged(&s, &json),
+        "merge(pages[ap]=fetch-ap(),pages[eu]=fetch-eu(),pages[us]=fetch-us())"
+    );
+    let id = json["run"].as_str().unwrap().to_owned();
+    let log = records(s.path(), &id);
+    assert_eq!(most_at_once(&log), 2, "max_parallel = 2");
+    let listed = first(&log, |r| r["kind"] == "task-finished" && r["task"] == "list");
+    let expansion = first(&log, |r| r["kind"] == "expansion");
+    let decided = first(&log, |r| r["phase"] == "expansion");
+    let started = first(&log, |r| {
+        r["kind"] == "task-started" && r["task"].as_str().unwrap().starts_with("fetch[")
+    });
+    assert!(
+        listed < decided && decided < expansion && expansion < started,
+        "list ends {listed}, decisions {decided}, expansion {expansion}, first fetch {started}"
+    );
+    let record = &log[expansion];
+    assert_eq!(record["task"], "fetch");
+    assert_eq!(record["source"], "list.echo");
+    assert_eq!(record["count"], 3);
+    assert_eq!(record["keys"], serde_json::json!(["eu", "us", "ap"]));
+    assert_eq!(record["sha256"], log[listed]["outputs"][0]["sha256"]);
+    // Every expanded task's run, and each flow into the fan-in, decided then.
+    let decisions: Vec<(String, String)> = log
+        .iter()
+        .filter(|r| r["phase"] == "expansion")
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_owned(),
+                r["task"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for task in ["fetch[eu]", "fetch[us]", "fetch[ap]"] {
+        assert!(
+            decisions.contains(&("run".to_owned(), task.to_owned())),
+            "{decisions:?}"
+        );
+    }
+    let flows = decisions
+        .iter()
+        .filter(|(a, t)| a == "flow" && t == "merge")
+        .count();
+    assert_eq!(flows, 3, "{decisions:?}");
+    assert_verifies(s.path());
+
+    // Elements other than keys are named by index, and given as JSON; an
+    // empty array expands to nothing.
+    let run = run_in(
+        s.path(),
+        &[
+            "run",
+            "--as",
+            "alice",
+            "--json",
+            "--param",
+            r#"list=[1, {"a": 2}, "x y"]"#,
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        merged(&s, &run.json()),
+        r#"merge(pages[0]=fetch-1(),pages[1]=fetch-{"a":2}(),pages[2]=fetch-x y())"#
+    );
+    let run = run_in(
+        s.path(),
+        &["run", "--as", "alice", "--json", "--param", "list=[]"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(merged(&s, &run.json()), "merge()");
+    assert_verifies(s.path());
+}
+
+#[test]
+fn a_fan_out_over_an_output_that_is_no_array_or_too_long_fails_with_the_reason() {
+    let s = Scratch::new();
+    over_an_output(&s, 0);
+    for (param, why) in [
+        (r#"list={"eu": 1}"#, "`list.echo` holds an object, not a JSON array"),
+        ("list=eu,us", "`list.echo` is not a JSON array: expected value"),
+        (
+            "count=100001",
+            "`list.echo` has 100001 elements; a fan-out over an output has at most 100000",
+        ),
+    ] {
+        let run = run_in(
+            s.path(),
+            &["run", "--as", "alice", "--json", "--param", param],
+        );
+        assert_eq!(run.code, 1, "{param}: {}", run.stderr);
+        assert_contains(&run.stderr, why);
+        let json = run.json();
+        let status = |task: &str| {
+            json["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["task"] == task)
+                .map(|t| t["status"].as_str().unwrap().to_owned())
+        };
+        assert_eq!(status("fetch").as_deref(), Some("failed"), "{json}");
+        assert_eq!(status("merge").as_deref(), Some("skipped"), "{json}");
+        let log = records(s.path(), json["run"].as_str().unwrap());
+        let record = &log[first(&log, |r| r["kind"] == "expansion")];
+        assert_contains(record["error"].as_str().unwrap(), why);
+        assert!(
+            !log.iter().any(|r| r["kind"] == "task-started"
+                && r["task"].as_str().unwrap().starts_with("fetch")),
+            "nothing of the fan-out started"
+        );
+    }
+    assert_verifies(s.path());
+}
+
+#[test]
+fn policy_refusing_one_task_an_output_expands_to_stops_them_all_before_any_starts() {
+    let s = Scratch::new();
+    over_an_output(&s, 0);
+    s.write(
+        "p/fan.cedar",
+        r#"@id("not-us") forbid (principal, action == Cairn::Action::"run", resource in Cairn::Task::"fetch")
+when { resource has fan && resource.fan.key == "us" };
+"#,
+    );
+    let plan = run_in(s.path(), &["plan", "--as", "alice"]);
+    assert_eq!(plan.code, 0, "not known before the run: {}", plan.stderr);
+    let run = run_in(s.path(), &["run", "--as", "alice", "--json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_contains(&run.stderr, "policy denies what it expands to: run");
+    assert_contains(&run.stderr, "(fetch[us])");
+    let log = records(s.path(), run.json()["run"].as_str().unwrap());
+    let denied: Vec<(&str, &Value)> = log
+        .iter()
+        .filter(|r| r["phase"] == "expansion" && r["decision"] == "deny")
+        .map(|r| (r["task"].as_str().unwrap(), &r["policies"]))
+        .collect();
+    assert_eq!(denied, [("fetch[us]", &serde_json::json!(["not-us"]))]);
+    assert!(
+        !log.iter().any(|r| r["kind"] == "task-started"
+            && r["task"].as_str().unwrap().starts_with("fetch")),
+        "none of them started"
+    );
+    assert_verifies(s.path());
+}
+
+#[test]
+fn a_run_killed_after_an_expansion_or_halfway_through_it_finishes_the_same_tasks_once() {
+    for kill in ["after-expansion", "after-first-fetch"] {
+        let s = Scratch::new();
+        over_an_output(&s, 300);
+        let mut command = cairn();
+        command
+            .current_dir(s.path())
+            .args(["run", "--as", "alice"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if kill == "after-expansion" {
+            command.env("CAIRN_CRASH_AT", kill);
+        }
+        let mut child = command.spawn().unwrap();
+        if kill == "after-first-fetch" {
+            let started = Instant::now();
+            let log = s.path().join(".cairn/audit/log.jsonl");
+            let fetched = |text: String| {
+                text.lines().any(|l| {
+                    l.contains("\"kind\":\"task-finished\"") && l.contains("\"task\":\"fetch[")
+                })
+            };
+            while !fetched(std::fs::read_to_string(&log).unwrap_or_default()) {
+                assert!(started.elapsed() < Duration::from_secs(60), "no fetch ended");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            child.kill().unwrap();
+        }
+        let _ = child.wait();
+        let runs = run_in(s.path(), &["runs", "list", "--json"]).json();
+        let id = runs[0]["id"].as_str().unwrap().to_owned();
+        let resumed = run_in(s.path(), &["resume", &id, "--json"]);
+        assert_eq!(resumed.code, 0, "{kill}: {}", resumed.stderr);
+        assert_eq!(
+            merged(&s, &resumed.json()),
+            "merge(pages[ap]=fetch-ap(),pages[eu]=fetch-eu(),pages[us]=fetch-us())"
+        );
+        let log = records(s.path(), &id);
+        for task in ["list", "fetch[eu]", "fetch[us]", "fetch[ap]", "merge"] {
+            let done = log
+                .iter()
+                .filter(|r| {
+                    r["kind"] == "task-finished" && r["task"] == task && r["outcome"] == "success"
+                })
+                .count();
+            assert_eq!(done, 1, "{kill}: {task}");
+        }
+        // Expanded again in the resumed run, from the same output.
+        let expansions: Vec<&Value> = log
+            .iter()
+            .filter(|r| r["kind"] == "expansion")
+            .map(|r| &r["sha256"])
+            .collect();
+        assert_eq!(expansions.len(), 2, "{kill}");
+        assert_eq!(expansions[0], expansions[1], "{kill}");
+        assert_verifies(s.path());
+    }
 }

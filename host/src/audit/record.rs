@@ -507,6 +507,28 @@ pub enum Event {
         /// The approvers who counted, or the rejecter.
         by: Vec<String>,
     },
+    /// A fan-out over an upstream output (`for_each = "list.regions"`)
+    /// read that output: the tasks it expanded to, in order, or why it
+    /// could not expand (the template then fails; nothing of it runs).
+    /// When it expanded, the `policy-set` with the expanded tasks'
+    /// entities and their decisions (phase `expansion`) come before it.
+    Expansion {
+        /// The template task.
+        task: String,
+        /// What it fans out over: `task.output`.
+        source: String,
+        /// The digest of that output, as the run recorded it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+        /// How many tasks it expanded to.
+        count: usize,
+        /// Their keys (`task[KEY]`), when not their indices `0..count`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keys: Option<Vec<String>>,
+        /// Why it did not expand.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// A run ended: `succeeded`, `failed`, `refused` (by policy),
     /// `cancelled` (Ctrl-C), `error` (Cairn could not go on) or `waiting`
     /// (stopped at an approval gate, to go on with `cairn resume`).
@@ -552,6 +574,7 @@ impl Event {
             Self::GateOpened { .. } => "gate-opened",
             Self::Approval { .. } => "approval",
             Self::GateClosed { .. } => "gate-closed",
+            Self::Expansion { .. } => "expansion",
             Self::RunFinished { .. } => "run-finished",
             Self::Checkpoint { .. } => "checkpoint",
         }

@@ -135,6 +135,15 @@ struct Run {
     policies: Option<Arc<(Policies, cedar_policy::Entities)>>,
     /// (task, action, resource id) allowed so far.
     allowed: HashSet<(String, String, String)>,
+    /// Fan-outs over an output in the recorded manifest: template →
+    /// `task.output`.
+    fan_outs: HashMap<String, String>,
+    /// The templates expanded since the run started or resumed.
+    expanded: HashSet<String>,
+    /// Each expanded task's template.
+    fanned: HashMap<String, String>,
+    /// `task.output` → digest, as the run's tasks recorded them.
+    outputs: HashMap<String, String>,
 }
 
 /// An approval gate of a run, as its records tell.
@@ -150,8 +159,16 @@ struct GateCheck {
     closed: Option<String>,
 }
 
-/// Per task, the gates it waits for; per gate, the approvals it requires.
-pub(crate) type Gates = (HashMap<String, Vec<String>>, HashMap<String, u32>);
+/// What verify needs of a recorded manifest's plan.
+#[derive(Default)]
+pub(crate) struct Gates {
+    /// Per task, the gates it waits for.
+    pub(crate) gated: HashMap<String, Vec<String>>,
+    /// Per gate, the approvals it requires.
+    pub(crate) required: HashMap<String, u32>,
+    /// Per fan-out over an output, what it fans out over (`task.output`).
+    pub(crate) fan_outs: HashMap<String, String>,
+}
 
 /// The gates of the manifest `source` in a run with parameters `params`
 /// (fan-outs expanded): per task the gates it waits for, and per gate the
@@ -163,14 +180,18 @@ pub(crate) fn gates_of(
 ) -> Result<Gates, String> {
     let mut gated: HashMap<String, Vec<String>> = HashMap::new();
     let mut required = HashMap::new();
+    let mut fan_outs = HashMap::new();
     let Ok(plan) = crate::manifest::parse(source).and_then(|m| crate::plan::Plan::new(&m)) else {
-        return Ok((gated, required));
+        return Ok(Gates::default());
     };
     plan.check_expansion(params)?;
     let plan = plan.with_params(params);
     for (i, planned) in plan.tasks.iter().enumerate() {
         if let Some(approval) = &planned.task.approval {
             required.insert(planned.task.name.value.to_string(), approval.value.required);
+        }
+        if let Some((from, output)) = planned.fans_out_at_run_time() {
+            fan_outs.insert(planned.task.name.value.to_string(), format!("{from}.{output}"));
         }
         for gate in plan.gates_of(i) {
             if let Some(g) = plan.tasks.get(gate) {
@@ -181,7 +202,11 @@ pub(crate) fn gates_of(
             }
         }
     }
-    Ok((gated, required))
+    Ok(Gates {
+        gated,
+        required,
+        fan_outs,
+    })
 }
 
 /// A recorded decision to decide again.
@@ -610,19 +635,23 @@ impl Checker<'_> {
                         "the recorded manifest does not match its digest",
                     );
                 }
-                let (gated, required) = gates_of(source, parameters).unwrap_or_else(|why| {
+                let plan = gates_of(source, parameters).unwrap_or_else(|why| {
                     self.problem(at, "format", format!("the recorded manifest: {why}"));
-                    Default::default()
+                    Gates::default()
                 });
                 let run = Run {
                     starter: user.clone(),
                     params: parameters.clone(),
-                    gated,
-                    required,
+                    gated: plan.gated,
+                    required: plan.required,
                     gates: HashMap::new(),
                     policy_set: policy_set.clone(),
                     policies: None,
                     allowed: HashSet::new(),
+                    fan_outs: plan.fan_outs,
+                    expanded: HashSet::new(),
+                    fanned: HashMap::new(),
+                    outputs: HashMap::new(),
                 };
                 if self.runs.insert(run_id.to_owned(), run).is_some() {
                     self.problem(at, "format", format!("run `{run_id}` started twice"));
@@ -656,10 +685,16 @@ impl Checker<'_> {
                 run.policy_set.clone_from(policy_set);
                 run.policies = None;
                 run.allowed.clear();
+                // Each fan-out over an output expands again, from the same
+                // output (its task kept), in the resumed run.
+                run.expanded.clear();
                 // A changed manifest may gate other tasks.
                 if let Some(source) = source {
                     match gates_of(source, &run.params) {
-                        Ok(gates) => (run.gated, run.required) = gates,
+                        Ok(plan) => {
+                            (run.gated, run.required, run.fan_outs) =
+                                (plan.gated, plan.required, plan.fan_outs);
+                        }
                         Err(why) => {
                             let message = format!("the recorded manifest: {why}");
                             self.problem(at, "format", message);
@@ -670,6 +705,7 @@ impl Checker<'_> {
             Event::GateOpened { .. } | Event::Approval { .. } | Event::GateClosed { .. } => {
                 self.gate_event(at, run_id, event);
             }
+            Event::Expansion { .. } => self.expansion(at, run_id, event),
             Event::PolicySet {
                 sha256,
                 files,
@@ -788,7 +824,8 @@ impl Checker<'_> {
                     });
                 }
             }
-            Event::TaskFinished { outputs, .. } => {
+            Event::TaskFinished { task, outputs, .. } => {
+                self.produced(run_id, task, outputs);
                 for output in outputs {
                     self.artifact(at, "output", output);
                 }
@@ -798,6 +835,7 @@ impl Checker<'_> {
                     format!("task `{task}` reused cached outputs without an allow of its `run` before it")
                 });
                 self.past_gates(at, run_id, task, None);
+                self.produced(run_id, task, outputs);
                 for output in outputs {
                     self.artifact(at, "output", output);
                 }
@@ -1187,7 +1225,11 @@ impl Checker<'_> {
             let Some((component, inputs)) = started else {
                 continue;
             };
-            let covered = g.covers.get("tasks").and_then(|t| t.get(task));
+            // An expanded task was approved as its template.
+            let covered = g.covers.get("tasks").and_then(|t| {
+                t.get(task)
+                    .or_else(|| run.fanned.get(task).and_then(|template| t.get(template)))
+            });
             let field = |key: &str| covered.and_then(|c| c.get(key));
             if field("component").and_then(|c| c.as_str()) != Some(component) {
                 problems.push(format!(
@@ -1211,6 +1253,94 @@ impl Checker<'_> {
         }
         for message in problems {
             self.problem(at, "authorization", message);
+        }
+    }
+
+    /// Task `task` of run `run_id` recorded `outputs`.
+    fn produced(&mut self, run_id: &str, task: &str, outputs: &[Artifact]) {
+        if let Some(run) = self.runs.get_mut(run_id) {
+            for output in outputs {
+                run.outputs
+                    .insert(format!("{task}.{}", output.name), output.sha256.clone());
+            }
+        }
+    }
+
+    /// An `expansion`: of a fan-out over an output of the recorded
+    /// manifest, once since the run started or resumed, from the output
+    /// its upstream task recorded (and, behind a gate, the one approved).
+    /// The tasks it made then wait for the template's gates.
+    fn expansion(&mut self, at: u64, run_id: &str, event: &Event) {
+        let Event::Expansion {
+            task,
+            source,
+            sha256,
+            count,
+            keys,
+            error,
+        } = event
+        else {
+            return;
+        };
+        let Some(run) = self.runs.get_mut(run_id) else {
+            self.problem(
+                at,
+                "format",
+                format!("expansion outside a started run `{run_id}`"),
+            );
+            return;
+        };
+        let mut problems = Vec::new();
+        if run.fan_outs.get(task) != Some(source) {
+            problems.push(format!(
+                "`{task}` is not a fan-out over `{source}` in the run's recorded manifest"
+            ));
+        }
+        if let Some(sha256) = sha256
+            && run.outputs.get(source) != Some(sha256)
+        {
+            problems.push(format!(
+                "`{task}` expanded over {sha256}, which is not what `{source}` recorded"
+            ));
+        }
+        if error.is_none() {
+            if sha256.is_none() {
+                problems.push(format!("`{task}` expanded over no recorded output"));
+            }
+            if !run.expanded.insert(task.clone()) {
+                problems.push(format!("`{task}` expanded twice"));
+            }
+            if keys.as_ref().is_some_and(|k| k.len() != *count) {
+                problems.push(format!("`{task}` lists other than its {count} keys"));
+            }
+            let gates = run.gated.get(task).cloned().unwrap_or_default();
+            for gate in &gates {
+                let approved = run
+                    .gates
+                    .get(gate)
+                    .and_then(|g| g.covers.get("tasks")?.get(task)?.get("for_each")?.as_str());
+                if let Some(approved) = approved
+                    && sha256.as_deref() != Some(approved)
+                {
+                    problems.push(format!(
+                        "`{task}` expanded over other data than `{gate}` was approved for"
+                    ));
+                }
+            }
+            let names: Vec<String> = match keys {
+                Some(keys) => keys.clone(),
+                None => (0..*count).map(|i| i.to_string()).collect(),
+            };
+            for key in names {
+                let child = format!("{task}[{key}]");
+                if !gates.is_empty() {
+                    run.gated.insert(child.clone(), gates.clone());
+                }
+                run.fanned.insert(child, task.clone());
+            }
+        }
+        for message in problems {
+            self.problem(at, "expansion", message);
         }
     }
 

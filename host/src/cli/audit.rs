@@ -478,7 +478,8 @@ fn task_of(event: &Event) -> Option<&str> {
         | Event::TaskSkipped { task, .. }
         | Event::GateOpened { task, .. }
         | Event::Approval { task, .. }
-        | Event::GateClosed { task, .. } => Some(task),
+        | Event::GateClosed { task, .. }
+        | Event::Expansion { task, .. } => Some(task),
         _ => None,
     }
 }
@@ -811,6 +812,16 @@ fn describe(event: &Event) -> String {
                 format!("{task}: {result} by {}", by.join(", "))
             }
         }
+        Event::Expansion {
+            task,
+            source,
+            count,
+            error,
+            ..
+        } => match error {
+            Some(why) => format!("{task}: not expanded over {source}: {why}"),
+            None => format!("{task}: expanded over {source} to {count} tasks"),
+        },
         Event::RunFinished {
             status,
             duration_ms,

@@ -150,6 +150,14 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<Exit, CliError> {
             "order": workflow.plan.tasks.iter().map(|t| t.task.name.value.as_str()).collect::<Vec<_>>(),
             "decisions": decisions,
             "at_run_time": at_run_time(&workflow.plan),
+            "expands_at_run_time": workflow.plan.tasks.iter().filter_map(|t| {
+                let (from, output) = t.fans_out_at_run_time()?;
+                Some(serde_json::json!({
+                    "task": t.task.name.value.as_str(),
+                    "over": format!("{from}.{output}"),
+                    "max_parallel": t.task.max_parallel.as_ref().map(|m| m.value),
+                }))
+            }).collect::<Vec<_>>(),
         });
         outln!("{value:#}");
     } else {
@@ -180,6 +188,15 @@ pub(crate) fn plan(args: &PlanArgs) -> Result<Exit, CliError> {
                     format!(", injecting {}", inject.join(", "))
                 }
             );
+        }
+        for planned in &workflow.plan.tasks {
+            if let Some((from, output)) = planned.fans_out_at_run_time() {
+                eprintln!(
+                    "{} {}: one task per element of {from}.{output}, expanded when it arrives; each is authorized then, before it starts",
+                    style.dim("note"),
+                    planned.task.name.value,
+                );
+            }
         }
         if denied == 0 {
             eprintln!(

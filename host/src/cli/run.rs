@@ -549,6 +549,15 @@ async fn execute(
                     format!("{} {} ({why})\n", style.warn("skipped"), result.name)
                 }
             },
+            Progress::Expanded {
+                task,
+                source,
+                count,
+            } => format!(
+                "{} {task} over {source}: {count} task{}\n",
+                style.dim("expand"),
+                if count == 1 { "" } else { "s" }
+            ),
             Progress::Waiting(gate) => format!(
                 "{} {} for approval: {} of {}{}\n",
                 style.warn("waiting"),

@@ -294,7 +294,8 @@ pub struct Task {
     /// tasks that need it start only once enough people approve.
     pub approval: Option<At<Approval>>,
     /// `for_each = [..]`: one task per element (`${each}` in its `args` and
-    /// `env` is the element), expanded when the run is planned.
+    /// `env` is the element), expanded when the run is planned (a list or
+    /// a parameter) or when the upstream output it names arrives.
     pub for_each: Option<At<ForEach>>,
     /// At most this many of its expanded tasks run at once.
     pub max_parallel: Option<At<u32>>,
@@ -310,6 +311,59 @@ pub enum ForEach {
     List(Vec<String>),
     /// A parameter holding a JSON array of strings (`"${params.NAME}"`).
     Param(Name),
+    /// An upstream task's output holding a JSON array (`"TASK.OUTPUT"`),
+    /// expanded when that output arrives.
+    Output {
+        /// The producing task.
+        task: Name,
+        /// Its output.
+        output: Name,
+    },
+}
+
+/// Most elements a fan-out over an upstream output expands to, when the
+/// output arrives.
+pub const MAX_RUN_TIME_FAN_OUT: usize = 100_000;
+
+/// Most bytes of an upstream output a fan-out reads.
+pub const MAX_FAN_OUT_BYTES: u64 = 64 << 20;
+
+/// The elements of an upstream output `bytes` a task fans out over: a JSON
+/// array of at most [`MAX_RUN_TIME_FAN_OUT`] values, each a string (as it
+/// is) or any other JSON value (as its compact JSON text).
+///
+/// # Errors
+///
+/// A message saying what is wrong with it.
+pub fn run_time_elements(bytes: &[u8]) -> Result<Vec<String>, String> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        format!("is not a JSON array: {e} (a fan-out needs one, like [\"eu\", \"us\"])")
+    })?;
+    let serde_json::Value::Array(items) = value else {
+        let kind = match value {
+            serde_json::Value::Null => "null",
+            serde_json::Value::Bool(_) => "a boolean",
+            serde_json::Value::Number(_) => "a number",
+            serde_json::Value::String(_) => "a string",
+            _ => "an object",
+        };
+        return Err(format!(
+            "holds {kind}, not a JSON array (a fan-out needs one, like [\"eu\", \"us\"])"
+        ));
+    };
+    if items.len() > MAX_RUN_TIME_FAN_OUT {
+        return Err(format!(
+            "has {} elements; a fan-out over an output has at most {MAX_RUN_TIME_FAN_OUT}",
+            items.len()
+        ));
+    }
+    Ok(items
+        .into_iter()
+        .map(|item| match item {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        })
+        .collect())
 }
 
 /// The elements of a fan-out parameter's value `text`: a JSON array of

@@ -1304,7 +1304,7 @@ impl Cx {
     }
 
     fn for_each(&mut self, value: &Value<'_>) -> Option<At<ForEach>> {
-        let help = "fan out over a list, `for_each = [\"eu\", \"us\"]`, or a parameter holding a JSON array of strings, `for_each = \"${params.regions}\"`";
+        let help = "fan out over a list, `for_each = [\"eu\", \"us\"]`, a parameter holding a JSON array of strings, `for_each = \"${params.regions}\"`, or an upstream output holding a JSON array, `for_each = \"list.regions\"`";
         match value.get_ref() {
             DeValue::Array(items) => {
                 if items.len() > MAX_FAN_OUT {
@@ -1336,15 +1336,25 @@ impl Cx {
                         self.param_refs.push((name.value.to_string(), value.span()));
                         Some(At::new(ForEach::Param(name.value), value.span()))
                     }
-                    _ if text.contains('.') && !text.contains('$') => {
-                        self.d.push(
-                            Diagnostic::at(
-                                value.span(),
-                                format!("`for_each` over an upstream output (`{text}`) is not supported yet"),
-                            )
-                            .help(help),
-                        );
-                        None
+                    _ if !text.contains('$') && text.contains('.') => {
+                        let parsed = text.split_once('.').and_then(|(task, output)| {
+                            Some((Name::new(task).ok()?, Name::new(output).ok()?))
+                        });
+                        match parsed {
+                            Some((task, output)) => {
+                                Some(At::new(ForEach::Output { task, output }, value.span()))
+                            }
+                            None => {
+                                self.d.push(
+                                    Diagnostic::at(
+                                        value.span(),
+                                        format!("`for_each` cannot fan out over `{text}`"),
+                                    )
+                                    .help(help),
+                                );
+                                None
+                            }
+                        }
                     }
                     _ => {
                         self.d.push(

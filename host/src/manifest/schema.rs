@@ -72,10 +72,11 @@ pub fn schema() -> Value {
     let task_fields = json!({
         "component": { "type": "string", "description": "The task's .wasm file, relative to this manifest." },
         "for_each": {
-            "description": "One task per element, named TASK[KEY] (the element when all are distinct keys of letters, digits, -, _ or ., else its index); `${each}` in args and env is the element. A list, or a parameter holding a JSON array of strings. At most 10,000.",
+            "description": "One task per element, named TASK[KEY] (the element when all are distinct keys of letters, digits, -, _ or ., else its index); `${each}` in args and env is the element. A list or a parameter holding a JSON array of strings (expanded when the run is planned, at most 10,000), or an upstream output `TASK.OUTPUT` holding a JSON array (expanded when it arrives, at most 100,000).",
             "oneOf": [
                 { "type": "array", "items": { "type": "string" }, "maxItems": super::MAX_FAN_OUT },
-                { "type": "string", "pattern": "^\\$\\{params\\.[A-Za-z][A-Za-z0-9_-]*\\}$" }
+                { "type": "string", "pattern": "^\\$\\{params\\.[A-Za-z][A-Za-z0-9_-]*\\}$" },
+                { "type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_-]*\\.[A-Za-z][A-Za-z0-9_-]*$" }
             ]
         },
         "max_parallel": { "type": "integer", "minimum": 1, "description": "At most this many of a fan-out's tasks run at once." },

@@ -249,6 +249,57 @@ impl Plan {
                     )),
                 }
             }
+            if let Some(At {
+                value: ForEach::Output { task: from, output },
+                span,
+            }) = &task.for_each
+            {
+                match index.get(from) {
+                    Some(&j) if j == i => d.push(
+                        Diagnostic::at(
+                            span.clone(),
+                            format!("task `{from}` fans out over its own output"),
+                        )
+                        .help("fan out over an upstream task's output"),
+                    ),
+                    Some(&j) => {
+                        let producer = manifest.tasks.get_index(j).map(|(_, t)| t);
+                        if producer.is_some_and(|p| p.for_each.is_some()) {
+                            d.push(
+                                Diagnostic::at(
+                                    span.clone(),
+                                    format!("task `{}` fans out over `{from}.{output}`, but `{from}` fans out itself", task.name.value),
+                                )
+                                .label("one output per expanded task")
+                                .help(format!("fan in first: a task that takes `{from}[*].{output}` and writes one JSON array")),
+                            );
+                        } else if producer.is_some_and(|p| p.outputs.contains_key(output)) {
+                            edges.push((j, Dependency::Needs, span.clone()));
+                        } else {
+                            let declared: Vec<&str> = producer
+                                .map(|p| p.outputs.keys().map(Name::as_str).collect())
+                                .unwrap_or_default();
+                            let help = match did_you_mean(output.as_str(), declared.iter().copied())
+                            {
+                                Some(s) => format!("did you mean `{from}.{s}`?"),
+                                None if declared.is_empty() => format!(
+                                    "task `{from}` declares no outputs; add `outputs = [\"{output}\"]` to it"
+                                ),
+                                None => format!("task `{from}` declares: {}", declared.join(", ")),
+                            };
+                            d.push(
+                                Diagnostic::at(
+                                    span.clone(),
+                                    format!("task `{from}` has no output `{output}`"),
+                                )
+                                .label("unknown output")
+                                .help(help),
+                            );
+                        }
+                    }
+                    None => d.push(unknown_task(from, span.clone(), suggest(from.as_str()))),
+                }
+            }
             from_trigger.push(given);
             if task.when.value == When::Failure && task.needs.is_empty() && task.inputs.is_empty() {
                 d.push(
@@ -404,8 +455,12 @@ impl Plan {
             .tasks
             .iter()
             .map(|t| match &t.task.for_each {
+                Some(At {
+                    value: ForEach::Output { .. },
+                    ..
+                })
+                | None => 1,
                 Some(f) => elements(&f.value, values).len(),
-                None => 1,
             })
             .collect();
         let tasks = sizes.iter().fold(0usize, |a, n| a.saturating_add(*n));
@@ -449,9 +504,73 @@ impl Plan {
             }
         }
         if self.tasks.iter().any(|t| t.task.for_each.is_some()) {
-            self.tasks = expand(std::mem::take(&mut self.tasks), values);
+            self.tasks = expand(std::mem::take(&mut self.tasks), |planned| {
+                match &planned.task.for_each.as_ref()?.value {
+                    ForEach::Output { .. } => None,
+                    other => Some(elements(other, values)),
+                }
+            });
         }
         self
+    }
+
+    /// This plan with the fan-out over an upstream output at `index` (a
+    /// [`PlannedTask::fans_out_at_run_time`] template) expanded to
+    /// `items`, exactly as [`Plan::with_params`] expands a list: the same
+    /// names, `${each}`, fan-in inputs and `max_parallel` group.
+    ///
+    /// # Errors
+    ///
+    /// The task is no such template, or the expanded plan would pass
+    /// [`MAX_EXPANDED_TASKS`] tasks or [`MAX_EXPANDED_EDGES`] dependencies.
+    pub fn expand_output(&self, index: usize, items: &[String]) -> Result<Self, String> {
+        let Some(template) = self.tasks.get(index) else {
+            return Err(format!("no task #{index} in the plan"));
+        };
+        if template.fans_out_at_run_time().is_none() {
+            return Err(format!(
+                "task `{}` does not fan out over an output",
+                template.task.name.value
+            ));
+        }
+        let n = items.len();
+        let tasks = (self.tasks.len() - 1).saturating_add(n);
+        if tasks > MAX_EXPANDED_TASKS {
+            return Err(format!(
+                "the run would have {tasks} tasks; a run has at most {MAX_EXPANDED_TASKS}"
+            ));
+        }
+        // Its own upstream, once per element; each edge from it, once per
+        // element too.
+        let edges = self.tasks.iter().enumerate().fold(0usize, |sum, (i, t)| {
+            let own = t.upstream.iter().fold(0usize, |a, u| {
+                a.saturating_add(if u.from == index { n } else { 1 })
+            });
+            sum.saturating_add(if i == index { own.saturating_mul(n) } else { own })
+        });
+        if edges > MAX_EXPANDED_EDGES {
+            return Err(format!(
+                "the run would have {edges} dependencies; a run has at most {MAX_EXPANDED_EDGES}"
+            ));
+        }
+        let name = template.task.name.value.clone();
+        let mut plan = self.clone();
+        plan.tasks = expand(std::mem::take(&mut plan.tasks), |planned| {
+            (planned.task.name.value == name).then(|| items.to_vec())
+        });
+        Ok(plan)
+    }
+}
+
+impl PlannedTask {
+    /// The upstream output (`task`, `output`) this task fans out over,
+    /// when it is a template expanded only once that output arrives.
+    #[must_use]
+    pub fn fans_out_at_run_time(&self) -> Option<(&Name, &Name)> {
+        match &self.task.for_each.as_ref()?.value {
+            ForEach::Output { task, output } => Some((task, output)),
+            _ => None,
+        }
     }
 }
 
@@ -478,7 +597,8 @@ impl Plan {
     }
 }
 
-/// The elements a fan-out expands to with parameter values `values`.
+/// The elements a fan-out expands to with parameter values `values` (none
+/// for one over an output: it expands when the run has it).
 fn elements(for_each: &ForEach, values: &BTreeMap<String, String>) -> Vec<String> {
     match for_each {
         ForEach::List(items) => items.clone(),
@@ -486,11 +606,16 @@ fn elements(for_each: &ForEach, values: &BTreeMap<String, String>) -> Vec<String
             .get(name.as_str())
             .and_then(|text| fan_out_elements(text).ok())
             .unwrap_or_default(),
+        ForEach::Output { .. } => Vec::new(),
     }
 }
 
-/// `tasks` (a plan's, in order) with each fan-out expanded in place.
-fn expand(tasks: Vec<PlannedTask>, values: &BTreeMap<String, String>) -> Vec<PlannedTask> {
+/// `tasks` (a plan's, in order) with each fan-out `items_of` gives the
+/// elements of expanded in place; the rest as they are.
+fn expand(
+    tasks: Vec<PlannedTask>,
+    items_of: impl Fn(&PlannedTask) -> Option<Vec<String>>,
+) -> Vec<PlannedTask> {
     // Old index -> the new indices it became (one, or one per element).
     let mut became: Vec<Vec<usize>> = Vec::with_capacity(tasks.len());
     let mut keys: Vec<Vec<String>> = Vec::with_capacity(tasks.len());
@@ -518,7 +643,7 @@ fn expand(tasks: Vec<PlannedTask>, values: &BTreeMap<String, String>) -> Vec<Pla
                 upstream.push(Upstream { from, why });
             }
         }
-        let Some(for_each) = planned.task.for_each.as_ref().map(|f| f.value.clone()) else {
+        let Some(items) = items_of(&planned) else {
             became.push(vec![out.len()]);
             keys.push(Vec::new());
             out.push(PlannedTask {
@@ -527,7 +652,6 @@ fn expand(tasks: Vec<PlannedTask>, values: &BTreeMap<String, String>) -> Vec<Pla
             });
             continue;
         };
-        let items = elements(&for_each, values);
         let item_keys = fan_out_keys(&items);
         let first = out.len();
         became.push((first..first + items.len()).collect());
@@ -640,10 +764,18 @@ fn check_gates(tasks: &[PlannedTask], d: &mut Diagnostics) {
             .iter()
             .filter(|t| t.upstream.iter().any(|u| u.from == gate))
         {
+            // What it fans out over is data it gets too.
+            let each = t.fans_out_at_run_time().map(|(from, _)| from);
             for up in &t.upstream {
-                let Dependency::Data { input, .. } = &up.why else {
-                    continue;
+                let from_name = tasks.get(up.from).map(|f| &f.task.name.value);
+                let input = match &up.why {
+                    Dependency::Data { input, .. } => input.clone(),
+                    Dependency::Needs if each.is_some() && from_name == each => {
+                        Name::stand_in()
+                    }
+                    Dependency::Needs => continue,
                 };
+                let input = &input;
                 if before.get(up.from) == Some(&true) || after.get(up.from) == Some(&true) {
                     continue;
                 }
@@ -651,16 +783,21 @@ fn check_gates(tasks: &[PlannedTask], d: &mut Diagnostics) {
                     .get(up.from)
                     .map(|f| f.task.name.value.as_str())
                     .unwrap_or("?");
-                let span = t
-                    .task
-                    .inputs
-                    .get(input)
-                    .map_or_else(|| t.task.name.span.clone(), |e| e.span.clone());
+                let (span, what) = match t.task.inputs.get(input) {
+                    Some(e) => (e.span.clone(), format!("its input `{input}`")),
+                    None => (
+                        t.task
+                            .for_each
+                            .as_ref()
+                            .map_or_else(|| t.task.name.span.clone(), |f| f.span.clone()),
+                        "what it fans out over".to_owned(),
+                    ),
+                };
                 d.push(
                     Diagnostic::at(
                         span,
                         format!(
-                            "task `{}` waits for approval at `{}`, but its input `{input}` comes from `{from}`, which the gate does not wait for",
+                            "task `{}` waits for approval at `{}`, but {what} comes from `{from}`, which the gate does not wait for",
                             t.task.name.value, planned.task.name.value
                         ),
                     )

@@ -284,7 +284,14 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
                 .map(|l| l.value.to_string())
                 .collect();
             let mut carried: BTreeSet<String> = declared.union(&incoming).cloned().collect();
-            for label in incoming.difference(&declared) {
+            // A fan-out over an output is decided when it expands: its
+            // outputs carry every label until then (the strictest reading).
+            let dropped: Vec<&String> = if planned.fans_out_at_run_time().is_some() {
+                Vec::new()
+            } else {
+                incoming.difference(&declared).collect()
+            };
+            for label in dropped {
                 // Dropping a label is itself a policy decision.
                 let data = data_entity(&key, task.name.value.as_str(), output.as_str(), &carried)?;
                 let me = task_entity(planned, &workflow, &incoming)?;
@@ -364,6 +371,11 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
         let task = &planned.task;
         let name = task.name.value.as_str();
         let task_uid = uid("Task", name)?;
+        if planned.fans_out_at_run_time().is_some() {
+            // Never runs itself: each task it expands to is decided, with
+            // what flows in and out of it, when the output arrives.
+            continue;
+        }
         checker.check(
             &all,
             Ask {
@@ -420,6 +432,7 @@ pub fn preflight(plan: &Plan, policies: &Policies, user: &str) -> Result<Preflig
             Dependency::Data { input, output } => plan
                 .tasks
                 .get(up.from)
+                .filter(|from| from.fans_out_at_run_time().is_none())
                 .map(|from| (format!("{}.{output}", from.task.name.value), input)),
             Dependency::Needs => None,
         });

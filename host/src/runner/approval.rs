@@ -58,10 +58,19 @@ pub(super) fn covers(
             .programs
             .get(name)
             .map(|p| format!("sha256:{}", p.digest()));
-        tasks.insert(
-            name.to_owned(),
-            serde_json::json!({ "component": component, "inputs": inputs }),
-        );
+        let mut covered = serde_json::json!({ "component": component, "inputs": inputs });
+        // A fan-out over an output: approved for that output's elements.
+        if let Some((from, output)) = planned.fans_out_at_run_time()
+            && let Some(up) = planned.upstream.iter().find(|u| {
+                plan.tasks
+                    .get(u.from)
+                    .is_some_and(|t| t.task.name.value == *from)
+            })
+            && let Some((artifact, _)) = produced.get(up.from).and_then(|m| m.get(output.as_str()))
+        {
+            covered["for_each"] = artifact.sha256.clone().into();
+        }
+        tasks.insert(name.to_owned(), covered);
     }
     serde_json::json!({
         "manifest": sha256_tag(shared.workflow.source.as_bytes()),
@@ -341,7 +350,9 @@ pub fn decide(bytes: &[u8], ask: &Ask<'_>) -> Result<Decided, AskError> {
         Err(e) => (false, Vec::new(), vec![e]),
     };
     // The gates of the manifest the run goes by.
-    let (_, required) = crate::audit::verify::gates_of(&source, &params).unwrap_or_default();
+    let required = crate::audit::verify::gates_of(&source, &params)
+        .unwrap_or_default()
+        .required;
     if !required.contains_key(ask.gate) {
         let mut gates: Vec<String> = required.into_keys().collect();
         gates.sort();

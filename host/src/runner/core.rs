@@ -56,6 +56,13 @@ pub enum Step {
         /// The gate, by plan index.
         index: usize,
     },
+    /// Expand task `index`, a fan-out over an upstream output that has
+    /// now arrived: go on with [`Core::carried_over`] to the expanded plan,
+    /// or settle it with [`Core::expansion_failed`].
+    Expand {
+        /// The template, by plan index.
+        index: usize,
+    },
 }
 
 /// What follows a failed attempt.
@@ -83,6 +90,8 @@ enum Slot {
     Backoff,
     /// A gate, open: waiting for people to decide.
     Open,
+    /// A fan-out over an output, being expanded by the driver.
+    Expanding,
     Done(Ended),
 }
 
@@ -97,6 +106,8 @@ struct Node {
     max_attempts: u32,
     /// An approval gate: opened, never started.
     gate: bool,
+    /// A fan-out over an upstream output: expanded, never started.
+    expands: bool,
     /// The fan-out it is part of, if one with a `max_parallel`.
     group: Option<usize>,
 }
@@ -127,6 +138,8 @@ pub struct Core {
     skips: VecDeque<(usize, String)>,
     /// Gates ready to open, in plan order.
     gates: VecDeque<usize>,
+    /// Fan-outs over an output ready to expand, in plan order.
+    expands: VecDeque<usize>,
     /// Fan-outs with a `max_parallel`.
     groups: Vec<Group>,
     running: usize,
@@ -165,6 +178,7 @@ impl Core {
                         .map_or(0, |r| r.value.max)
                         .saturating_add(1),
                     gate: planned.task.is_gate(),
+                    expands: planned.fans_out_at_run_time().is_some(),
                     group: planned.fan.as_ref().and_then(|fan| {
                         let most = fan.max_parallel?;
                         let next = groups.len();
@@ -192,6 +206,7 @@ impl Core {
             ready: BinaryHeap::new(),
             skips: VecDeque::new(),
             gates: VecDeque::new(),
+            expands: VecDeque::new(),
             groups,
             running: 0,
             open: 0,
@@ -232,6 +247,13 @@ impl Core {
                 self.set(index, Slot::Open);
                 self.open += 1;
                 return Some(Step::Open { index });
+            }
+        }
+        // Expanding holds no slot either: the tasks it makes do.
+        while let Some(index) = self.expands.pop_front() {
+            if self.slots.get(index) == Some(&Slot::Ready) {
+                self.set(index, Slot::Expanding);
+                return Some(Step::Expand { index });
             }
         }
         if !free {
@@ -348,6 +370,67 @@ impl Core {
         }
     }
 
+    /// Fan-out `index` could not be expanded (its output is not an array,
+    /// too large, or policy refuses what it would run): it failed, and
+    /// nothing of it runs.
+    pub fn expansion_failed(&mut self, index: usize) {
+        if self.slots.get(index) == Some(&Slot::Expanding) {
+            self.settle(index, Ended::Failed);
+        }
+    }
+
+    /// The core of `plan` — this core's plan with a fan-out expanded —
+    /// standing where this one stands: `old_of[i]` is the index in this
+    /// core's plan of task `i` of `plan`, if it had one. Settled tasks stay
+    /// settled, attempts out and retries waiting stay so (counted against
+    /// `max_parallel` as before), open gates stay open; the expanded tasks
+    /// start from nothing.
+    #[must_use]
+    pub fn carried_over(&self, plan: &Plan, old_of: &[Option<usize>]) -> Self {
+        let mut core = Self::new(plan);
+        let carried = || {
+            old_of
+                .iter()
+                .enumerate()
+                .filter_map(|(new, old)| Some((new, (*old)?)))
+        };
+        // Settled first, in plan order: what they free is ready as before.
+        for (new, old) in carried() {
+            if let (Some(next), Some(failures)) =
+                (self.next_attempt.get(old), self.failures.get(old))
+            {
+                core.resume_counts(new, *next, *failures);
+            }
+            if let Some(ended) = self.ended(old) {
+                core.settle(new, ended);
+            }
+        }
+        for (new, old) in carried() {
+            match self.slots.get(old) {
+                Some(Slot::Running) => {
+                    core.set(new, Slot::Running);
+                    core.running += 1;
+                    if let Some(g) = core
+                        .nodes
+                        .get(new)
+                        .and_then(|n| n.group)
+                        .and_then(|group| core.groups.get_mut(group))
+                    {
+                        g.running += 1;
+                    }
+                }
+                Some(Slot::Backoff) => core.set(new, Slot::Backoff),
+                Some(Slot::Open) => {
+                    core.set(new, Slot::Open);
+                    core.open += 1;
+                }
+                Some(Slot::Expanding) => core.set(new, Slot::Expanding),
+                _ => {}
+            }
+        }
+        core
+    }
+
     /// Attempts out now.
     #[must_use]
     pub fn running(&self) -> usize {
@@ -430,6 +513,7 @@ impl Core {
         match skip {
             Some(reason) => self.skips.push_back((index, reason)),
             None if node.gate => self.gates.push_back(index),
+            None if node.expands => self.expands.push_back(index),
             None => self.ready.push(Reverse(index)),
         }
     }

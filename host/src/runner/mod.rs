@@ -112,6 +112,7 @@ pub struct OpenGate {
 }
 
 /// What a run needs besides the workflow.
+#[derive(Clone)]
 pub struct Setup {
     /// Who starts it.
     pub user: String,
@@ -177,6 +178,12 @@ pub enum Progress<'a> {
     },
     /// An approval gate opened, and waits for people.
     Waiting(&'a OpenGate),
+    /// A fan-out over an upstream output expanded to `count` tasks.
+    Expanded {
+        task: &'a str,
+        source: &'a str,
+        count: usize,
+    },
 }
 
 /// How a run begins.
@@ -491,10 +498,80 @@ struct InFlight {
 
 /// What the driver waits for.
 enum Wake {
-    /// An attempt ended (or could not be carried out).
-    Attempted(Result<Box<Attempted>, RunError>),
-    /// Task `index`'s retry delay is over.
-    RetryDue(usize),
+    /// An attempt started in plan generation `.0` ended (or could not be
+    /// carried out).
+    Attempted(usize, Result<Box<Attempted>, RunError>),
+    /// Task `.1`'s retry delay (from plan generation `.0`) is over.
+    RetryDue(usize, usize),
+}
+
+/// Task `index` of plan generation `generation`, in the current one.
+fn now_index(renumbered: &[Vec<usize>], generation: usize, index: usize) -> usize {
+    renumbered
+        .get(generation..)
+        .unwrap_or_default()
+        .iter()
+        .fold(index, |i, map| map.get(i).copied().unwrap_or(usize::MAX))
+}
+
+/// `items`, one per task of a plan, for the plan a fan-out expanded
+/// (`old_of[i]`: where task `i` was); the expanded tasks' start empty.
+fn renumber_items<T: Default>(mut items: Vec<T>, old_of: &[Option<usize>]) -> Vec<T> {
+    old_of
+        .iter()
+        .map(|old| {
+            old.and_then(|o| items.get_mut(o))
+                .map(std::mem::take)
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// What the driver knows of each task, by plan index.
+struct Tally<'a> {
+    core: &'a mut Core,
+    produced: &'a mut Vec<HashMap<String, (Artifact, PathBuf)>>,
+    results: &'a mut Vec<Option<TaskResult>>,
+}
+
+impl Tally<'_> {
+    /// Tasks `indices` of `plan` as a resumed run found them (`priors`,
+    /// taken by name): what was recorded complete is kept, the attempts
+    /// of the rest are counted on.
+    fn seed(
+        &mut self,
+        state: &Mutex<State>,
+        run: &str,
+        plan: &Plan,
+        indices: impl Iterator<Item = usize>,
+        priors: &mut HashMap<String, Prior>,
+    ) -> Result<(), RunError> {
+        if priors.is_empty() {
+            return Ok(());
+        }
+        for i in indices {
+            let Some(prior) = priors.remove(task_name(plan, i)) else {
+                continue;
+            };
+            self.core
+                .resume_counts(i, prior.next_attempt, prior.failures);
+            let Some((result, paths)) = prior.done else {
+                continue;
+            };
+            lock_state(state).finish_task(run, None, &task_row(&result))?;
+            let stored = result
+                .outputs
+                .iter()
+                .cloned()
+                .zip(paths)
+                .map(|(a, path)| (a.name.clone(), (a, path)))
+                .collect();
+            self.core.settle(i, ended_of(&result.status));
+            set(self.produced, i, stored);
+            set(self.results, i, Some(result));
+        }
+        Ok(())
+    }
 }
 
 async fn run_steps(
@@ -533,46 +610,87 @@ async fn run_steps(
     let mut open: Vec<OpenGate> = Vec::new();
     // A resumed run keeps what was recorded complete, and counts the
     // attempts of the rest on.
-    for (i, planned) in plan.tasks.iter().enumerate() {
-        let name = planned.task.name.value.as_str();
-        let Some(prior) = priors.remove(name) else {
-            continue;
-        };
-        core.resume_counts(i, prior.next_attempt, prior.failures);
-        let Some((result, paths)) = prior.done else {
-            continue;
-        };
-        lock_state(&setup.state).finish_task(run, None, &task_row(&result))?;
-        let stored = result
-            .outputs
-            .iter()
-            .cloned()
-            .zip(paths)
-            .map(|(a, path)| (a.name.clone(), (a, path)))
-            .collect();
-        core.settle(i, ended_of(&result.status));
-        set(&mut produced, i, stored);
-        set(&mut results, i, Some(result));
-    }
+    let mut tally = Tally {
+        core: &mut core,
+        produced: &mut produced,
+        results: &mut results,
+    };
+    tally.seed(&setup.state, run, plan, 0..n, &mut priors)?;
     let jobs = setup.jobs.max(1);
-    let shared = Arc::new(Shared {
+    let mut current = Arc::new(Shared {
         workflow: Arc::clone(&workflow),
         setup,
         run: run.to_owned(),
         empty: OnceLock::new(),
     });
-    let setup = &shared.setup;
     let mut inflight: HashMap<usize, InFlight> = HashMap::new();
     let mut waiting: JoinSet<Wake> = JoinSet::new();
-    let mut drain = setup.drain.clone();
+    let mut drain = current.setup.drain.clone();
     // Attempts under way (retry delays aside).
     let mut attempts = 0usize;
+    // Each fan-out over an output renumbers the plan's tasks: what a
+    // task's index in one generation of the plan is in the next. Wakes
+    // carry the generation they were started in.
+    let mut renumbered: Vec<Vec<usize>> = Vec::new();
 
-    loop {
+    'run: loop {
+        let shared = Arc::clone(&current);
+        let setup = &shared.setup;
+        let plan = &shared.workflow.plan;
+        let generation = renumbered.len();
         let draining = drain.as_ref().is_some_and(|d| *d.borrow());
         while let Some(step) = core.next(!draining && core.running() < jobs) {
             let (index, reason) = match step {
                 Step::Skip { index, reason } => (index, reason),
+                Step::Expand { index } => {
+                    match expansion(&shared, index, &produced)? {
+                        Err(result) => {
+                            lock_state(&setup.state).finish_task(run, None, &task_row(&result))?;
+                            (setup.progress)(Progress::Finished(&result));
+                            core.expansion_failed(index);
+                            set(&mut results, index, Some(result));
+                        }
+                        Ok(expanded) => {
+                            let next = &expanded.shared.workflow.plan;
+                            core = core.carried_over(next, &expanded.old_of);
+                            let mut new_of_old = vec![usize::MAX; plan.tasks.len()];
+                            for (new, old) in expanded.old_of.iter().enumerate() {
+                                if let Some(slot) = old.and_then(|o| new_of_old.get_mut(o)) {
+                                    *slot = new;
+                                }
+                            }
+                            produced = renumber_items(produced, &expanded.old_of);
+                            results = renumber_items(results, &expanded.old_of);
+                            inflight = inflight
+                                .into_iter()
+                                .filter_map(|(i, f)| Some((*new_of_old.get(i)?, f)))
+                                .collect();
+                            renumbered.push(new_of_old);
+                            (setup.progress)(Progress::Expanded {
+                                task: task_name(plan, index),
+                                source: &expanded.source,
+                                count: expanded.count,
+                            });
+                            // A resumed run keeps what the expanded tasks
+                            // had done before.
+                            let fresh = expanded
+                                .old_of
+                                .iter()
+                                .enumerate()
+                                .filter(|(_, old)| old.is_none())
+                                .map(|(i, _)| i);
+                            let mut tally = Tally {
+                                core: &mut core,
+                                produced: &mut produced,
+                                results: &mut results,
+                            };
+                            tally.seed(&setup.state, run, next, fresh, &mut priors)?;
+                            current = expanded.shared;
+                            continue 'run;
+                        }
+                    }
+                    continue;
+                }
                 Step::Open { index } => {
                     match open_gate(&shared, index, &produced, gates.get(task_name(plan, index)))? {
                         Ok(result) => {
@@ -592,7 +710,8 @@ async fn run_steps(
                     match launch(&shared, &mut inflight, index, attempt, &produced)? {
                         Launched::Attempt(future) => {
                             attempts += 1;
-                            waiting.spawn(async move { Wake::Attempted(future.await) });
+                            waiting
+                                .spawn(async move { Wake::Attempted(generation, future.await) });
                             continue;
                         }
                         Launched::Skip(reason) => (index, reason),
@@ -644,13 +763,13 @@ async fn run_steps(
         let Some(joined) = joined else {
             break;
         };
-        if matches!(joined, Ok(Wake::Attempted(_))) {
+        if matches!(joined, Ok(Wake::Attempted(..))) {
             attempts = attempts.saturating_sub(1);
         }
-        let attempted = match joined {
-            Ok(Wake::Attempted(attempted)) => attempted?,
-            Ok(Wake::RetryDue(index)) => {
-                core.retry_due(index);
+        let (started_in, attempted) = match joined {
+            Ok(Wake::Attempted(started_in, attempted)) => (started_in, attempted?),
+            Ok(Wake::RetryDue(started_in, index)) => {
+                core.retry_due(now_index(&renumbered, started_in, index));
                 continue;
             }
             Err(e) => {
@@ -669,6 +788,7 @@ async fn run_steps(
             outputs,
             stored,
         } = *attempted;
+        let index = now_index(&renumbered, started_in, index);
         let name = plan
             .tasks
             .get(index)
@@ -699,7 +819,7 @@ async fn run_steps(
                 });
                 waiting.spawn(async move {
                     tokio::time::sleep(delay).await;
-                    Wake::RetryDue(index)
+                    Wake::RetryDue(generation, index)
                 });
             }
             AfterAttempt::Settled(_) => {
@@ -723,6 +843,7 @@ async fn run_steps(
         }
     }
 
+    let setup = &current.setup;
     let results: Vec<TaskResult> = results.into_iter().flatten().collect();
     // Nothing runs and nothing will: a gate still open stops the run here,
     // to go on (`cairn resume`) once people decide.
@@ -855,6 +976,230 @@ fn open_gate(
         duration: Duration::ZERO,
         outputs: Vec::new(),
     }))
+}
+
+/// A fan-out over an output, expanded: the run goes on with `shared`.
+struct Expanded {
+    /// The run's plan with it expanded, the expanded tasks' programs and
+    /// the preflight of that plan.
+    shared: Arc<Shared>,
+    /// Per task of the new plan, its index in the old one (none for the
+    /// expanded tasks).
+    old_of: Vec<Option<usize>>,
+    /// What it fanned out over (`task.output`).
+    source: String,
+    /// How many tasks it expanded to.
+    count: usize,
+}
+
+/// The decisions of a preflight that a run has made already: the same
+/// request, decided the same way.
+type DecisionKey = (String, &'static str, String, String, bool, Vec<String>);
+
+fn decision_key(d: &Decision) -> DecisionKey {
+    (
+        d.task.clone(),
+        d.action,
+        d.request.clone(),
+        d.context.to_string(),
+        d.allowed,
+        d.policies.clone(),
+    )
+}
+
+/// Expand fan-out `index` over the upstream output it names, which has
+/// arrived: read it (bounded), expand the plan as a list fan-out expands,
+/// preflight the expanded plan as the run's user and record, durably, its
+/// entities, the decisions the run did not have yet (phase `expansion`)
+/// and the `expansion`. `Err` is the template's result when it cannot
+/// expand (recorded with why): the output is not a JSON array, too
+/// large, or policy denies something of what it would run.
+fn expansion(
+    shared: &Shared,
+    index: usize,
+    produced: &[HashMap<String, (Artifact, PathBuf)>],
+) -> Result<Result<Expanded, TaskResult>, RunError> {
+    let plan = &shared.workflow.plan;
+    let setup = &shared.setup;
+    let run = shared.run.as_str();
+    let name = task_name(plan, index).to_owned();
+    let Some((planned, (from, output))) = plan
+        .tasks
+        .get(index)
+        .and_then(|p| Some((p, p.fans_out_at_run_time()?)))
+    else {
+        return Err(RunError::Task {
+            task: name,
+            message: "does not fan out over an output".to_owned(),
+        });
+    };
+    let source = format!("{from}.{output}");
+    let refuse = |sha256: Option<String>, why: String| {
+        let mut log = lock(&setup.log);
+        log.append(
+            run,
+            Event::Expansion {
+                task: name.clone(),
+                source: source.clone(),
+                sha256,
+                count: 0,
+                keys: None,
+                error: Some(why.clone()),
+            },
+        )?;
+        log.sync()?;
+        Ok(Err(TaskResult {
+            name: name.clone(),
+            status: Status::Failed(why),
+            attempts: 0,
+            duration: Duration::ZERO,
+            outputs: Vec::new(),
+        }))
+    };
+    let stored = planned
+        .upstream
+        .iter()
+        .find(|u| task_name(plan, u.from) == from.as_str())
+        .and_then(|u| produced.get(u.from))
+        .and_then(|m| m.get(output.as_str()));
+    let Some((artifact, path)) = stored else {
+        return refuse(None, format!("`{from}` produced no `{output}` to fan out over"));
+    };
+    let digest = Some(artifact.sha256.clone());
+    let items = match read_fan_out(path, &artifact.sha256) {
+        Ok(bytes) => match crate::manifest::run_time_elements(&bytes) {
+            Ok(items) => items,
+            Err(why) => return refuse(digest, format!("`{source}` {why}")),
+        },
+        Err(why) => return refuse(digest, format!("`{source}` {why}")),
+    };
+    let expanded = match plan.expand_output(index, &items) {
+        Ok(expanded) => expanded,
+        Err(why) => {
+            return refuse(
+                digest,
+                format!("`{source}` has {} elements, and {why}", items.len()),
+            );
+        }
+    };
+    let preflight = crate::policy::preflight(&expanded, &setup.policies, &setup.user)?;
+    let known: std::collections::HashSet<DecisionKey> =
+        setup.preflight.decisions.iter().map(decision_key).collect();
+    let new: Vec<&Decision> = preflight
+        .decisions
+        .iter()
+        .filter(|d| !known.contains(&decision_key(d)))
+        .collect();
+    let keys = crate::manifest::fan_out_keys(&items);
+    {
+        let mut log = lock(&setup.log);
+        let files = policy_files(&setup.policies, &shared.workflow.dir);
+        log.append(
+            run,
+            Event::PolicySet {
+                sha256: policy_set_digest(&files),
+                files,
+                entities: preflight.entities_json()?,
+            },
+        )?;
+        for d in &new {
+            log.append(run, decision_event("expansion", d))?;
+        }
+    }
+    let denied: Vec<String> = new
+        .iter()
+        .filter(|d| !d.allowed && d.action != "declassify")
+        .map(|d| format!("{} ({})", d.what, d.task))
+        .collect();
+    if let Some(first) = denied.first() {
+        let more = match denied.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        return refuse(
+            digest,
+            format!("policy denies what it expands to: {first}{more}"),
+        );
+    }
+    let indices = keys.iter().enumerate().all(|(i, k)| *k == i.to_string());
+    {
+        let mut log = lock(&setup.log);
+        log.append(
+            run,
+            Event::Expansion {
+                task: name.clone(),
+                source: source.clone(),
+                sha256: digest,
+                count: items.len(),
+                keys: (!indices).then(|| keys.clone()),
+                error: None,
+            },
+        )?;
+        log.sync()?;
+    }
+    crash_point("after-expansion");
+    let mut next = setup.clone();
+    if let Some(program) = setup.programs.get(&name) {
+        for key in &keys {
+            let task = Name::fanned(&planned.task.name.value, key).to_string();
+            next.programs.insert(task, Arc::clone(program));
+        }
+    }
+    next.preflight = Arc::new(preflight);
+    let old_index: HashMap<&str, usize> = plan
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.task.name.value.as_str(), i))
+        .collect();
+    let old_of = expanded
+        .tasks
+        .iter()
+        .map(|t| old_index.get(t.task.name.value.as_str()).copied())
+        .collect();
+    let workflow = Workflow {
+        path: shared.workflow.path.clone(),
+        dir: shared.workflow.dir.clone(),
+        source: shared.workflow.source.clone(),
+        plan: expanded,
+    };
+    Ok(Ok(Expanded {
+        shared: Arc::new(Shared {
+            workflow: Arc::new(workflow),
+            setup: next,
+            run: shared.run.clone(),
+            empty: OnceLock::new(),
+        }),
+        old_of,
+        source,
+        count: items.len(),
+    }))
+}
+
+/// The output at `path` a task fans out over: at most
+/// [`crate::manifest::MAX_FAN_OUT_BYTES`], and still `sha256`.
+fn read_fan_out(path: &Path, sha256: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let limit = crate::manifest::MAX_FAN_OUT_BYTES;
+    let file = std::fs::File::open(path)
+        .map_err(|e| format!("cannot be read from the store (`{}`: {e})", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot be read from the store (`{}`: {e})", path.display()))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!(
+            "is over {} MiB; a fan-out reads at most that much of an output",
+            limit >> 20
+        ));
+    }
+    if sha256_tag(&bytes) != sha256 {
+        return Err(format!(
+            "in the store (`{}`) is no longer what the run recorded",
+            path.display()
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Record that task `index` is skipped for `reason`; its result.

@@ -82,6 +82,15 @@ impl Task for TestTask {
                 let me = std::env::var("NAME").unwrap_or_default();
                 output::write("echo", format!("{me}({})", parts.join(",")))?;
             }
+            // Write `TEXT` as it is, or the JSON array `[0, 1, …]` of
+            // `COUNT` numbers (a list for a fan-out to expand over).
+            "emit" => match std::env::var("COUNT").ok().and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) => {
+                    let items: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+                    output::write("echo", format!("[{}]", items.join(",")))?;
+                }
+                None => output::write("echo", std::env::var("TEXT").unwrap_or_default())?,
+            },
             "sleep" => {
                 let ms = std::env::var("SLEEP_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
                 std::thread::sleep(std::time::Duration::from_millis(ms));
