@@ -454,8 +454,11 @@ impl Resumption {
     /// over an output expanded to after the tasks of the plan, by name).
     #[must_use]
     pub fn kept(&self, plan: &Plan) -> Vec<String> {
-        let planned: std::collections::HashSet<&str> =
-            plan.tasks.iter().map(|t| t.task.name.value.as_str()).collect();
+        let planned: std::collections::HashSet<&str> = plan
+            .tasks
+            .iter()
+            .map(|t| t.task.name.value.as_str())
+            .collect();
         let mut expanded: Vec<String> = self
             .tasks
             .iter()

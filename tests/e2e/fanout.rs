@@ -246,8 +246,7 @@ for_each = "one.nothing"
     }
     // With those fixed, the edges are checked.
     let text = std::fs::read_to_string(s.path().join("workflow.toml")).unwrap();
-    let text = text
-        .replace("max_parallel = 2\nenv = { X = \"${each}\" }\n", "");
+    let text = text.replace("max_parallel = 2\nenv = { X = \"${each}\" }\n", "");
     s.write("workflow.toml", &text);
     let checked = run_in(s.path(), &["validate"]);
     assert_eq!(checked.code, 2, "{}", checked.stderr);
@@ -371,7 +370,11 @@ fn a_fan_out_over_an_output_expands_when_it_arrives_each_task_authorized_before_
         .filter(|d| d["action"] == "run")
         .map(|d| d["task"].as_str().unwrap())
         .collect();
-    assert_eq!(runs, ["list", "merge"], "fetch's tasks are decided when known");
+    assert_eq!(
+        runs,
+        ["list", "merge"],
+        "fetch's tasks are decided when known"
+    );
     assert_eq!(
         json["expands_at_run_time"],
         serde_json::json!([{ "task": "fetch", "over": "list.echo", "max_parallel": 2 }])
@@ -392,7 +395,9 @@ fn a_fan_out_over_an_output_expands_when_it_arrives_each_task_authorized_before_
     let id = json["run"].as_str().unwrap().to_owned();
     let log = records(s.path(), &id);
     assert_eq!(most_at_once(&log), 2, "max_parallel = 2");
-    let listed = first(&log, |r| r["kind"] == "task-finished" && r["task"] == "list");
+    let listed = first(&log, |r| {
+        r["kind"] == "task-finished" && r["task"] == "list"
+    });
     let expansion = first(&log, |r| r["kind"] == "expansion");
     let decided = first(&log, |r| r["phase"] == "expansion");
     let started = first(&log, |r| {
@@ -464,8 +469,14 @@ fn a_fan_out_over_an_output_that_is_no_array_or_too_long_fails_with_the_reason()
     let s = Scratch::new();
     over_an_output(&s, 0);
     for (param, why) in [
-        (r#"list={"eu": 1}"#, "`list.echo` holds an object, not a JSON array"),
-        ("list=eu,us", "`list.echo` is not a JSON array: expected value"),
+        (
+            r#"list={"eu": 1}"#,
+            "`list.echo` holds an object, not a JSON array",
+        ),
+        (
+            "list=eu,us",
+            "`list.echo` is not a JSON array: expected value",
+        ),
         (
             "count=100001",
             "`list.echo` has 100001 elements; a fan-out over an output has at most 100000",
@@ -492,8 +503,9 @@ fn a_fan_out_over_an_output_that_is_no_array_or_too_long_fails_with_the_reason()
         let record = &log[first(&log, |r| r["kind"] == "expansion")];
         assert_contains(record["error"].as_str().unwrap(), why);
         assert!(
-            !log.iter().any(|r| r["kind"] == "task-started"
-                && r["task"].as_str().unwrap().starts_with("fetch")),
+            !log.iter()
+                .any(|r| r["kind"] == "task-started"
+                    && r["task"].as_str().unwrap().starts_with("fetch")),
             "nothing of the fan-out started"
         );
     }
@@ -524,8 +536,9 @@ when { resource has fan && resource.fan.key == "us" };
         .collect();
     assert_eq!(denied, [("fetch[us]", &serde_json::json!(["not-us"]))]);
     assert!(
-        !log.iter().any(|r| r["kind"] == "task-started"
-            && r["task"].as_str().unwrap().starts_with("fetch")),
+        !log.iter().any(
+            |r| r["kind"] == "task-started" && r["task"].as_str().unwrap().starts_with("fetch")
+        ),
         "none of them started"
     );
     assert_verifies(s.path());
@@ -555,7 +568,10 @@ fn a_run_killed_after_an_expansion_or_halfway_through_it_finishes_the_same_tasks
                 })
             };
             while !fetched(std::fs::read_to_string(&log).unwrap_or_default()) {
-                assert!(started.elapsed() < Duration::from_secs(60), "no fetch ended");
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "no fetch ended"
+                );
                 std::thread::sleep(Duration::from_millis(10));
             }
             child.kill().unwrap();

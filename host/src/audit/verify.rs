@@ -191,7 +191,10 @@ pub(crate) fn gates_of(
             required.insert(planned.task.name.value.to_string(), approval.value.required);
         }
         if let Some((from, output)) = planned.fans_out_at_run_time() {
-            fan_outs.insert(planned.task.name.value.to_string(), format!("{from}.{output}"));
+            fan_outs.insert(
+                planned.task.name.value.to_string(),
+                format!("{from}.{output}"),
+            );
         }
         for gate in plan.gates_of(i) {
             if let Some(g) = plan.tasks.get(gate) {
@@ -1960,6 +1963,85 @@ inputs = { out = "build.out" }
             result: "approved".into(),
             by: by.iter().map(|b| (*b).to_owned()).collect(),
         }
+    }
+
+    #[test]
+    fn an_expansion_follows_its_fan_out_once_over_the_output_recorded() {
+        const FANS: &str = r#"
+[workflow]
+name = "w"
+[tasks.list]
+component = "x.wasm"
+outputs = ["items"]
+[tasks.fetch]
+component = "x.wasm"
+for_each = "list.items"
+"#;
+        let expansion = |task: &str, sha256: &str, keys: Option<Vec<String>>| Event::Expansion {
+            task: task.into(),
+            source: "list.items".into(),
+            sha256: Some(sha256.into()),
+            count: 2,
+            keys,
+            error: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let mut log = AuditLog::open(&path, signer()).unwrap();
+        let (files, set) = policy_files();
+        let items = sha256_tag(b"[\"a\",\"b\"]");
+        let events = vec![
+            Event::RunStarted {
+                user: "alice".into(),
+                workflow: "w".into(),
+                manifest: FileDigest {
+                    path: "workflow.toml".into(),
+                    sha256: sha256_tag(FANS.as_bytes()),
+                },
+                source: FANS.into(),
+                policy_set: set.clone(),
+                parameters: BTreeMap::new(),
+                components: BTreeMap::new(),
+                cairn: "test".into(),
+                trigger: None,
+            },
+            Event::PolicySet {
+                sha256: set,
+                files,
+                entities: EntitiesJson::rendered("[]".into()).unwrap(),
+            },
+            Event::TaskFinished {
+                task: "list".into(),
+                attempt: 1,
+                outcome: "success".into(),
+                detail: String::new(),
+                exit_status: None,
+                duration_ms: 1,
+                outputs: vec![Artifact {
+                    name: "items".into(),
+                    sha256: items.clone(),
+                    bytes: 9,
+                }],
+            },
+            expansion("fetch", &items, Some(vec!["a".into(), "b".into()])),
+            expansion("fetch", &items, None),
+            expansion("list", &items, None),
+            expansion("fetch", &sha256_tag(b"[]"), Some(vec!["a".into()])),
+        ];
+        for event in events {
+            log.append("r", event).unwrap();
+        }
+        log.checkpoint("r").unwrap();
+        let found = found(&path);
+        for message in [
+            "`fetch` expanded twice",
+            "`list` is not a fan-out over `list.items` in the run's recorded manifest",
+            "which is not what `list.items` recorded",
+            "`fetch` lists other than its 2 keys",
+        ] {
+            has(&found, message);
+        }
+        assert_eq!(found.len(), 5, "the first expansion is sound: {found:?}");
     }
 
     #[test]

@@ -28,7 +28,10 @@ fn node_label(plan: &Plan, i: usize) -> String {
     let name = match (&t.task.approval, t.fans_out_at_run_time()) {
         (Some(a), _) => format!("{}: {} approval(s)", t.task.name.value, a.value.required),
         (None, Some((from, output))) => {
-            format!("{}[*]: one per element of {from}.{output}", t.task.name.value)
+            format!(
+                "{}[*]: one per element of {from}.{output}",
+                t.task.name.value
+            )
         }
         (None, None) => t.task.name.value.to_string(),
     };

@@ -546,7 +546,11 @@ impl Plan {
             let own = t.upstream.iter().fold(0usize, |a, u| {
                 a.saturating_add(if u.from == index { n } else { 1 })
             });
-            sum.saturating_add(if i == index { own.saturating_mul(n) } else { own })
+            sum.saturating_add(if i == index {
+                own.saturating_mul(n)
+            } else {
+                own
+            })
         });
         if edges > MAX_EXPANDED_EDGES {
             return Err(format!(
@@ -770,9 +774,7 @@ fn check_gates(tasks: &[PlannedTask], d: &mut Diagnostics) {
                 let from_name = tasks.get(up.from).map(|f| &f.task.name.value);
                 let input = match &up.why {
                     Dependency::Data { input, .. } => input.clone(),
-                    Dependency::Needs if each.is_some() && from_name == each => {
-                        Name::stand_in()
-                    }
+                    Dependency::Needs if each.is_some() && from_name == each => Name::stand_in(),
                     Dependency::Needs => continue,
                 };
                 let input = &input;
@@ -1029,6 +1031,56 @@ mod tests {
                 "task `extract` has no output `order`",
                 "task `undo` runs on failure, but has no upstream task",
             ]
+        );
+    }
+
+    #[test]
+    fn a_fan_out_over_an_output_expands_like_a_list_within_a_runs_limits() {
+        let p = plan(&format!(
+            "{HEAD}[tasks.list]\ncomponent = \"x.wasm\"\noutputs = [\"items\"]\n\
+             [tasks.fetch]\ncomponent = \"x.wasm\"\nfor_each = \"list.items\"\nenv = {{ AT = \"${{each}}\" }}\noutputs = [\"page\"]\n\
+             [tasks.merge]\ncomponent = \"x.wasm\"\ninputs = {{ pages = \"fetch[*].page\" }}\n"
+        ))
+        .unwrap()
+        .with_params(&BTreeMap::new());
+        let fetch = 1;
+        assert!(
+            p.tasks[fetch].fans_out_at_run_time().is_some(),
+            "not expanded by the plan"
+        );
+        let expanded = p.expand_output(fetch, &["eu".into(), "us".into()]).unwrap();
+        let names: Vec<String> = expanded
+            .tasks
+            .iter()
+            .map(|t| t.task.name.value.to_string())
+            .collect();
+        assert_eq!(names, ["list", "fetch[eu]", "fetch[us]", "merge"]);
+        assert_eq!(
+            expanded.tasks[2].task.env.get("AT").map(String::as_str),
+            Some("us")
+        );
+        assert_eq!(expanded.tasks[2].fan.as_ref().map(|f| f.index), Some(1));
+        let inputs: Vec<String> = expanded.tasks[3]
+            .upstream
+            .iter()
+            .map(|u| match &u.why {
+                Dependency::Data { input, .. } => format!("{input}<-{}", u.from),
+                Dependency::Needs => format!("needs {}", u.from),
+            })
+            .collect();
+        assert_eq!(inputs, ["pages[eu]<-1", "pages[us]<-2"]);
+        // A run's limits hold at run time too.
+        let most: Vec<String> = (0..MAX_EXPANDED_TASKS - 2).map(|i| i.to_string()).collect();
+        assert!(p.expand_output(fetch, &most).is_ok());
+        let over: Vec<String> = (0..MAX_EXPANDED_TASKS - 1).map(|i| i.to_string()).collect();
+        let why = p.expand_output(fetch, &over).unwrap_err();
+        assert!(
+            why.contains("would have 100001 tasks; a run has at most 100000"),
+            "{why}"
+        );
+        assert!(
+            p.expand_output(0, &most).is_err(),
+            "`list` fans out over nothing"
         );
     }
 

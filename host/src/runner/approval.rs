@@ -67,8 +67,9 @@ pub(super) fn covers(
                     .is_some_and(|t| t.task.name.value == *from)
             })
             && let Some((artifact, _)) = produced.get(up.from).and_then(|m| m.get(output.as_str()))
+            && let Some(fields) = covered.as_object_mut()
         {
-            covered["for_each"] = artifact.sha256.clone().into();
+            fields.insert("for_each".to_owned(), artifact.sha256.clone().into());
         }
         tasks.insert(name.to_owned(), covered);
     }

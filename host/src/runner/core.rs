@@ -571,6 +571,10 @@ mod tests {
                         };
                         core.gate_closed(index, ended);
                     }
+                    Step::Expand { index } => {
+                        log.push(format!("expand {}", name(index)));
+                        core.expansion_failed(index);
+                    }
                 }
             }
             let Some((index, attempt)) = out.pop_front() else {
@@ -743,12 +747,110 @@ when = "failure"
                     core.attempt_ended(index, true, false);
                 }
                 Step::Open { index } => opened.push(index),
-                Step::Skip { index, .. } => core.settle(index, Ended::Skipped),
+                Step::Skip { index, .. } | Step::Expand { index } => {
+                    core.settle(index, Ended::Skipped);
+                }
             }
         }
         assert_eq!(opened, [index(&plan, "approve")]);
         assert_eq!((core.open(), core.running()), (1, 0));
         assert!(!core.is_over());
+    }
+
+    #[test]
+    fn an_output_fan_out_expands_once_its_output_is_in_and_carries_the_run_over() {
+        let text = r#"
+[workflow]
+name = "w"
+[tasks.slow]
+component = "x.wasm"
+[tasks.list]
+component = "x.wasm"
+outputs = ["items"]
+[tasks.fetch]
+component = "x.wasm"
+for_each = "list.items"
+max_parallel = 1
+outputs = ["page"]
+[tasks.merge]
+component = "x.wasm"
+inputs = { pages = "fetch[*].page" }
+"#;
+        let old = plan(text);
+        let mut core = Core::new(&old);
+        // `slow` and `list` start; the template waits for `list`.
+        let s1 = core.next(true);
+        let s2 = core.next(true);
+        assert_eq!(
+            (s1, s2),
+            (
+                Some(Step::Start {
+                    index: index(&old, "slow"),
+                    attempt: 1
+                }),
+                Some(Step::Start {
+                    index: index(&old, "list"),
+                    attempt: 1
+                })
+            )
+        );
+        assert_eq!(core.next(true), None);
+        core.attempt_ended(index(&old, "list"), true, false);
+        let fetch = index(&old, "fetch");
+        assert_eq!(
+            core.next(false),
+            Some(Step::Expand { index: fetch }),
+            "holds no slot"
+        );
+        assert_eq!(core.next(true), None, "expands once");
+
+        let new = old.expand_output(fetch, &["a".into(), "b".into()]).unwrap();
+        let names: Vec<&str> = new
+            .tasks
+            .iter()
+            .map(|t| t.task.name.value.as_str())
+            .collect();
+        assert_eq!(names, ["slow", "list", "fetch[a]", "fetch[b]", "merge"]);
+        let old_of: Vec<Option<usize>> = names
+            .iter()
+            .map(|n| {
+                old.tasks
+                    .iter()
+                    .position(|t| t.task.name.value.as_str() == *n)
+            })
+            .collect();
+        let mut core = core.carried_over(&new, &old_of);
+        assert_eq!(core.running(), 1, "`slow` is still out");
+        let i = |n: &str| index(&new, n);
+        assert_eq!(
+            core.next(true),
+            Some(Step::Start {
+                index: i("fetch[a]"),
+                attempt: 1
+            })
+        );
+        assert_eq!(core.next(true), None, "max_parallel = 1");
+        core.attempt_ended(i("fetch[a]"), true, false);
+        assert_eq!(
+            core.next(true),
+            Some(Step::Start {
+                index: i("fetch[b]"),
+                attempt: 1
+            })
+        );
+        assert_eq!(core.next(true), None, "the fan-in waits for every one");
+        core.attempt_ended(i("fetch[b]"), true, false);
+        assert_eq!(
+            core.next(true),
+            Some(Step::Start {
+                index: i("merge"),
+                attempt: 1
+            })
+        );
+        core.attempt_ended(i("merge"), true, false);
+        assert!(!core.is_over(), "`slow`, carried over, is still out");
+        core.attempt_ended(i("slow"), true, false);
+        assert!(core.is_over() && !core.any_failed());
     }
 
     #[test]

@@ -710,8 +710,7 @@ async fn run_steps(
                     match launch(&shared, &mut inflight, index, attempt, &produced)? {
                         Launched::Attempt(future) => {
                             attempts += 1;
-                            waiting
-                                .spawn(async move { Wake::Attempted(generation, future.await) });
+                            waiting.spawn(async move { Wake::Attempted(generation, future.await) });
                             continue;
                         }
                         Launched::Skip(reason) => (index, reason),
@@ -1063,7 +1062,10 @@ fn expansion(
         .and_then(|u| produced.get(u.from))
         .and_then(|m| m.get(output.as_str()));
     let Some((artifact, path)) = stored else {
-        return refuse(None, format!("`{from}` produced no `{output}` to fan out over"));
+        return refuse(
+            None,
+            format!("`{from}` produced no `{output}` to fan out over"),
+        );
     };
     let digest = Some(artifact.sha256.clone());
     let items = match read_fan_out(path, &artifact.sha256) {
