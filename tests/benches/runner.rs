@@ -15,7 +15,9 @@
 //!   out), each with its peak memory (the child's maximum resident set);
 //! - a 1,000-way fan-out (`for_each`) with a fan-in after it: the time to
 //!   plan it (parse, plan, expand) and to run it, beside 1,000 independent
-//!   tasks written out one by one;
+//!   tasks written out one by one; and the same fan-out over a task's
+//!   output (expanded when it arrives), beside the same list written in
+//!   the manifest after the same task;
 //! - warm `cairn run`s of the hello and ETL examples, as processes (needs
 //!   `cargo build --release -p cairn` and the examples built: `cairn build`).
 //!
@@ -155,6 +157,42 @@ fn fan_out(runtime: &tokio::runtime::Runtime, jobs: usize) {
         ran.as_secs_f64() * 1e3,
         ran.as_secs_f64() * 1e6 / (n + 1) as f64,
         written.as_secs_f64() * 1e3,
+    );
+
+    // The same fan-out over a task's output (expanded, preflighted and
+    // recorded when it arrives), beside the same list in the manifest
+    // after the same task.
+    let list = format!(
+        "[workflow]\nname = \"bench\"\npolicies = [\"p\"]\n[tasks.list]\ncomponent = {:?}\nenv = {{ MODE = \"emit\", COUNT = \"{n}\" }}\noutputs = [\"echo\"]\n",
+        cairn_tests::TASK
+    );
+    let numbers: Vec<String> = (0..n).map(|i| format!("\"{i}\"")).collect();
+    let tail = format!(
+        "[tasks.after]\ncomponent = {:?}\nneeds = [\"fan\"]\n",
+        cairn_tests::WAT_TRIVIAL_TASK
+    );
+    let over_output = format!(
+        "{list}[tasks.fan]\ncomponent = {:?}\nfor_each = \"list.echo\"\n{tail}",
+        cairn_tests::WAT_TRIVIAL_TASK
+    );
+    let in_manifest = format!(
+        "{list}[tasks.fan]\ncomponent = {:?}\nneeds = [\"list\"]\nfor_each = [{}]\n{tail}",
+        cairn_tests::WAT_TRIVIAL_TASK,
+        numbers.join(", ")
+    );
+    let (mut listed, mut expanded) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        listed.push(run(runtime, &in_manifest, jobs));
+        expanded.push(run(runtime, &over_output, jobs));
+    }
+    listed.sort();
+    expanded.sort();
+    let (listed, expanded) = (listed[2], expanded[2]);
+    println!(
+        "  the same over a task's output (+ that task): run {:.1} ms, the list in the manifest {:.1} ms ({:.2}x; medians of 5, alternating)",
+        expanded.as_secs_f64() * 1e3,
+        listed.as_secs_f64() * 1e3,
+        expanded.as_secs_f64() / listed.as_secs_f64(),
     );
 }
 
