@@ -450,6 +450,33 @@ impl Resumption {
         })
     }
 
+    /// How many tasks the run has as far as is known: `plan`'s, with a
+    /// fan-out over an output that had expanded counted as the tasks of it
+    /// the run recorded.
+    #[must_use]
+    pub fn total(&self, plan: &Plan) -> usize {
+        let planned: std::collections::HashSet<&str> = plan
+            .tasks
+            .iter()
+            .map(|t| t.task.name.value.as_str())
+            .collect();
+        let expanded: Vec<&String> = self
+            .tasks
+            .keys()
+            .filter(|n| !planned.contains(n.as_str()))
+            .collect();
+        let templates = plan
+            .tasks
+            .iter()
+            .filter(|t| {
+                let prefix = format!("{}[", t.task.name.value);
+                t.fans_out_at_run_time().is_some()
+                    && expanded.iter().any(|n| n.starts_with(&prefix))
+            })
+            .count();
+        plan.tasks.len() - templates + expanded.len()
+    }
+
     /// The tasks recorded complete, in `plan` order (those a fan-out
     /// over an output expanded to after the tasks of the plan, by name).
     #[must_use]

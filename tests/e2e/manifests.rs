@@ -89,9 +89,14 @@ fn describe(plan: &Plan) -> String {
             |name: &str, v: Option<String>| v.map(|v| format!(" {name}={v}")).unwrap_or_default();
         let _ = writeln!(
             out,
-            "{}{when} <- [{}]{}{}{}{}",
+            "{}{when} <- [{}]{}{}{}{}{}",
             t.task.name.value,
             deps.join(", "),
+            setting(
+                "for_each",
+                t.fans_out_at_run_time()
+                    .map(|(task, output)| format!("{task}.{output}"))
+            ),
             setting("timeout", s.timeout.as_ref().map(|d| d.value.to_string())),
             setting("memory", s.memory.as_ref().map(|m| m.value.to_string())),
             setting(
@@ -163,9 +168,11 @@ fn good_manifests_round_trip_into_their_plans() {
             }
             Err(other) => panic!("{}: {other}", path.display()),
         };
+        // Fan-outs expanded with the parameters' defaults, as a run would.
+        let values = workflow.plan.param_values(&[]).unwrap();
         check_golden(
             &path.with_extension("plan"),
-            &describe(&workflow.plan),
+            &describe(&workflow.plan.clone().with_params(&values)),
             &mut failures,
         );
     }

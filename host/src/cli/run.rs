@@ -396,7 +396,7 @@ fn resumption(
         args.run,
         resumption.after,
         kept.len(),
-        plan.tasks.len(),
+        resumption.total(plan),
         if kept.is_empty() {
             String::new()
         } else {

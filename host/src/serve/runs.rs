@@ -839,7 +839,7 @@ impl Runs {
         let resumption =
             Resumption::new(&history, &workflow.plan, self.state.path(), changed, None)?;
         let kept = resumption.kept(&workflow.plan).len();
-        let total = workflow.plan.tasks.len();
+        let total = resumption.total(&workflow.plan);
         self.launch(
             served,
             workflow,
