@@ -606,3 +606,98 @@ fn a_run_killed_after_an_expansion_or_halfway_through_it_finishes_the_same_tasks
         assert_verifies(s.path());
     }
 }
+
+#[test]
+fn the_service_expands_a_gated_fan_out_over_an_output_and_finishes_it_after_a_kill_9() {
+    use crate::serve::{Daemon, assert_log_verifies, kinds, log, status, token};
+    let s = Scratch::new();
+    crate::serve::workflow(&s, 0, 0, "");
+    s.write(
+        "p/approvals.cedar",
+        "@id(\"people-approve\") permit (principal, action == Cairn::Action::\"approve\", resource);\n",
+    );
+    s.write(
+        "workflow.toml",
+        &format!(
+            r#"[workflow]
+name = "pair"
+policies = ["p"]
+
+[tasks.list]
+component = {task:?}
+env = {{ MODE = "emit", TEXT = '["eu", "us", "ap"]' }}
+outputs = ["echo"]
+
+[tasks.gate]
+approval = {{ required = 1 }}
+needs = ["list"]
+
+[tasks.fetch]
+component = {task:?}
+needs = ["gate"]
+for_each = "list.echo"
+max_parallel = 1
+env = {{ MODE = "work", NAME = "fetch-${{each}}", SLEEP_MS = "300" }}
+outputs = ["echo"]
+
+[tasks.merge]
+component = {task:?}
+env = {{ MODE = "work", NAME = "merge" }}
+inputs = {{ pages = "fetch[*].echo" }}
+outputs = ["echo"]
+"#,
+            task = cairn_tests::TASK
+        ),
+    );
+    let (alice, bob) = (token(&s, "alice"), token(&s, "bob"));
+    let d = Daemon::start(&s);
+    let (code, started) = d.call("POST", "/v1/workflows/pair/runs", Some(&alice), None);
+    assert_eq!(code, 201, "{started}\n{}", d.stderr());
+    let run = started["run"].as_str().unwrap().to_owned();
+    d.until(&run, &alice, |r| status(r) == "waiting");
+    let (code, body) = d.call(
+        "POST",
+        &format!("/v1/runs/{run}/tasks/gate/approve"),
+        Some(&bob),
+        Some(serde_json::json!({ "comment": "these three" })),
+    );
+    assert_eq!(code, 200, "{body}\n{}", d.stderr());
+    // Killed once the first of them has finished.
+    crate::serve::wait_for(|| {
+        kinds(&log(&s), &run, "task-finished")
+            .iter()
+            .any(|r| r["task"].as_str().unwrap().starts_with("fetch["))
+    });
+    let _ = d.kill();
+    let d = Daemon::start(&s);
+    let done = d.until(&run, &alice, |r| status(r) == "succeeded");
+    let _ = d.term();
+    let tasks: Vec<&str> = done["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task"].as_str().unwrap())
+        .collect();
+    for task in ["fetch[eu]", "fetch[us]", "fetch[ap]", "merge"] {
+        assert!(tasks.contains(&task), "{task} in {tasks:?}");
+    }
+    let records = log(&s);
+    for task in ["fetch[eu]", "fetch[us]", "fetch[ap]"] {
+        let done = kinds(&records, &run, "task-finished")
+            .iter()
+            .filter(|r| r["task"] == task && r["outcome"] == "success")
+            .count();
+        assert_eq!(done, 1, "{task}");
+    }
+    // The approval covered the list the fan-out expanded over.
+    let opened = kinds(&records, &run, "gate-opened");
+    let expansions = kinds(&records, &run, "expansion");
+    assert!(!expansions.is_empty());
+    for expansion in &expansions {
+        assert_eq!(
+            opened[0]["covers"]["tasks"]["fetch"]["for_each"],
+            expansion["sha256"]
+        );
+    }
+    assert_log_verifies(&s);
+}
