@@ -52,6 +52,19 @@ fn merged(s: &Scratch, run: &Value) -> String {
     std::fs::read_to_string(s.path().join(path)).unwrap()
 }
 
+/// Each of `tasks` succeeded exactly once in the run's records `log`.
+fn succeeded_once(log: &[Value], tasks: &[&str], case: &str) {
+    for task in tasks {
+        let done = log
+            .iter()
+            .filter(|r| {
+                r["kind"] == "task-finished" && r["task"] == *task && r["outcome"] == "success"
+            })
+            .count();
+        assert_eq!(done, 1, "{case}: {task}");
+    }
+}
+
 /// The most `fetch[..]` attempts out at once, from the log's records.
 fn most_at_once(records: &[Value]) -> usize {
     let (mut now, mut most) = (0usize, 0usize);
@@ -191,15 +204,7 @@ fn a_run_killed_halfway_through_a_fan_out_finishes_the_rest_once() {
     );
     // Every expanded task succeeded exactly once.
     let log = records(s.path(), &id);
-    for task in ["fetch[eu]", "fetch[us]", "fetch[ap]", "merge"] {
-        let done = log
-            .iter()
-            .filter(|r| {
-                r["kind"] == "task-finished" && r["task"] == task && r["outcome"] == "success"
-            })
-            .count();
-        assert_eq!(done, 1, "{task}");
-    }
+    succeeded_once(&log, &["fetch[eu]", "fetch[us]", "fetch[ap]", "merge"], "");
     assert_verifies(s.path());
 }
 
@@ -586,15 +591,8 @@ fn a_run_killed_after_an_expansion_or_halfway_through_it_finishes_the_same_tasks
             "merge(pages[ap]=fetch-ap(),pages[eu]=fetch-eu(),pages[us]=fetch-us())"
         );
         let log = records(s.path(), &id);
-        for task in ["list", "fetch[eu]", "fetch[us]", "fetch[ap]", "merge"] {
-            let done = log
-                .iter()
-                .filter(|r| {
-                    r["kind"] == "task-finished" && r["task"] == task && r["outcome"] == "success"
-                })
-                .count();
-            assert_eq!(done, 1, "{kill}: {task}");
-        }
+        let tasks = ["list", "fetch[eu]", "fetch[us]", "fetch[ap]", "merge"];
+        succeeded_once(&log, &tasks, kill);
         // Expanded again in the resumed run, from the same output.
         let expansions: Vec<&Value> = log
             .iter()
@@ -682,13 +680,11 @@ outputs = ["echo"]
         assert!(tasks.contains(&task), "{task} in {tasks:?}");
     }
     let records = log(&s);
-    for task in ["fetch[eu]", "fetch[us]", "fetch[ap]"] {
-        let done = kinds(&records, &run, "task-finished")
-            .iter()
-            .filter(|r| r["task"] == task && r["outcome"] == "success")
-            .count();
-        assert_eq!(done, 1, "{task}");
-    }
+    succeeded_once(
+        &crate::support::records(s.path(), &run),
+        &["fetch[eu]", "fetch[us]", "fetch[ap]", "merge"],
+        "",
+    );
     // The approval covered the list the fan-out expanded over.
     let opened = kinds(&records, &run, "gate-opened");
     let expansions = kinds(&records, &run, "expansion");

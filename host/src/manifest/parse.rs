@@ -1330,32 +1330,22 @@ impl Cx {
             }
             DeValue::String(text) => {
                 let refs = super::param_refs(text);
+                // `task.output`, an upstream output.
+                let output = (!text.contains('$'))
+                    .then(|| text.split_once('.'))
+                    .flatten()
+                    .and_then(|(task, output)| {
+                        Some((Name::new(task).ok()?, Name::new(output).ok()?))
+                    });
                 match refs.as_slice() {
                     [(name, range)] if range.start == 0 && range.end == text.len() => {
                         let name = self.name_at(name, value.span(), "the parameter name")?;
                         self.param_refs.push((name.value.to_string(), value.span()));
                         Some(At::new(ForEach::Param(name.value), value.span()))
                     }
-                    _ if !text.contains('$') && text.contains('.') => {
-                        let parsed = text.split_once('.').and_then(|(task, output)| {
-                            Some((Name::new(task).ok()?, Name::new(output).ok()?))
-                        });
-                        match parsed {
-                            Some((task, output)) => {
-                                Some(At::new(ForEach::Output { task, output }, value.span()))
-                            }
-                            None => {
-                                self.d.push(
-                                    Diagnostic::at(
-                                        value.span(),
-                                        format!("`for_each` cannot fan out over `{text}`"),
-                                    )
-                                    .help(help),
-                                );
-                                None
-                            }
-                        }
-                    }
+                    _ if output.is_some() => output.map(|(task, output)| {
+                        At::new(ForEach::Output { task, output }, value.span())
+                    }),
                     _ => {
                         self.d.push(
                             Diagnostic::at(

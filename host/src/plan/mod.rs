@@ -200,25 +200,7 @@ impl Plan {
                             };
                             edges.push((j, why, edge.span.clone()));
                         } else {
-                            let declared: Vec<&str> = producer
-                                .map(|p| p.outputs.keys().map(Name::as_str).collect())
-                                .unwrap_or_default();
-                            let help = match did_you_mean(output.as_str(), declared.iter().copied())
-                            {
-                                Some(s) => format!("did you mean `{from}.{s}`?"),
-                                None if declared.is_empty() => format!(
-                                    "task `{from}` declares no outputs; add `outputs = [\"{output}\"]` to it"
-                                ),
-                                None => format!("task `{from}` declares: {}", declared.join(", ")),
-                            };
-                            d.push(
-                                Diagnostic::at(
-                                    edge.span.clone(),
-                                    format!("task `{from}` has no output `{output}`"),
-                                )
-                                .label("unknown output")
-                                .help(help),
-                            );
+                            d.push(unknown_output(producer, from, output, edge.span.clone()));
                         }
                     }
                     None if from.as_str() == TRIGGER => {
@@ -276,25 +258,7 @@ impl Plan {
                         } else if producer.is_some_and(|p| p.outputs.contains_key(output)) {
                             edges.push((j, Dependency::Needs, span.clone()));
                         } else {
-                            let declared: Vec<&str> = producer
-                                .map(|p| p.outputs.keys().map(Name::as_str).collect())
-                                .unwrap_or_default();
-                            let help = match did_you_mean(output.as_str(), declared.iter().copied())
-                            {
-                                Some(s) => format!("did you mean `{from}.{s}`?"),
-                                None if declared.is_empty() => format!(
-                                    "task `{from}` declares no outputs; add `outputs = [\"{output}\"]` to it"
-                                ),
-                                None => format!("task `{from}` declares: {}", declared.join(", ")),
-                            };
-                            d.push(
-                                Diagnostic::at(
-                                    span.clone(),
-                                    format!("task `{from}` has no output `{output}`"),
-                                )
-                                .label("unknown output")
-                                .help(help),
-                            );
+                            d.push(unknown_output(producer, from, output, span.clone()));
                         }
                     }
                     None => d.push(unknown_task(from, span.clone(), suggest(from.as_str()))),
@@ -812,6 +776,28 @@ fn check_gates(tasks: &[PlannedTask], d: &mut Diagnostics) {
             }
         }
     }
+}
+
+/// `from.output` names no output `from` (`producer`) declares.
+fn unknown_output(
+    producer: Option<&Task>,
+    from: &Name,
+    output: &Name,
+    span: std::ops::Range<usize>,
+) -> Diagnostic {
+    let declared: Vec<&str> = producer
+        .map(|p| p.outputs.keys().map(Name::as_str).collect())
+        .unwrap_or_default();
+    let help = match did_you_mean(output.as_str(), declared.iter().copied()) {
+        Some(s) => format!("did you mean `{from}.{s}`?"),
+        None if declared.is_empty() => {
+            format!("task `{from}` declares no outputs; add `outputs = [\"{output}\"]` to it")
+        }
+        None => format!("task `{from}` declares: {}", declared.join(", ")),
+    };
+    Diagnostic::at(span, format!("task `{from}` has no output `{output}`"))
+        .label("unknown output")
+        .help(help)
 }
 
 fn unknown_task(name: &Name, span: std::ops::Range<usize>, suggestion: Option<&str>) -> Diagnostic {
