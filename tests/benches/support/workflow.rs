@@ -24,18 +24,6 @@ impl Bench {
 
     /// Run it once as run `id`; the run's wall time (setup excluded).
     pub fn run(&self, runtime: &tokio::runtime::Runtime, id: &str, jobs: usize) -> Duration {
-        self.timed(runtime, id, jobs).1
-    }
-
-    /// Run it once as run `id`: the wall time of its setup (loading,
-    /// planning, preflight) and of the run.
-    pub fn timed(
-        &self,
-        runtime: &tokio::runtime::Runtime,
-        id: &str,
-        jobs: usize,
-    ) -> (Duration, Duration) {
-        let set_up = Instant::now();
         let (workflow, setup) = cairn_tests::runner_setup(
             &self.path,
             "alice",
@@ -49,6 +37,6 @@ impl Bench {
             .unwrap();
         let took = start.elapsed();
         assert_eq!(summary.status, "succeeded");
-        (start.duration_since(set_up), took)
+        took
     }
 }
