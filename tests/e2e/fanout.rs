@@ -441,6 +441,26 @@ fn a_fan_out_over_an_output_expands_when_it_arrives_each_task_authorized_before_
         .count();
     assert_eq!(flows, 3, "{decisions:?}");
     assert_verifies(s.path());
+    // Its bundle holds the policy set the expansion recorded, once.
+    let export = run_in(s.path(), &["audit", "export", &id, "--out", "bundle"]);
+    assert_eq!(export.code, 0, "{}", export.stderr);
+    let sums = std::fs::read_to_string(s.path().join("bundle/SHA256SUMS")).unwrap();
+    let lines: Vec<&str> = sums.lines().collect();
+    let distinct: std::collections::BTreeSet<&str> = lines.iter().copied().collect();
+    assert_eq!(lines.len(), distinct.len(), "{sums}");
+    let entities = std::fs::read_to_string(s.path().join("bundle/entities.json")).unwrap();
+    assert_contains(&entities, "fetch[ap]");
+    let checked = run_in(
+        s.path(),
+        &[
+            "audit",
+            "verify",
+            "bundle",
+            "--key",
+            ".cairn/keys/audit.pub",
+        ],
+    );
+    assert_eq!(checked.code, 0, "{}", checked.stderr);
 
     // Elements other than keys are named by index, and given as JSON; an
     // empty array expands to nothing.

@@ -235,9 +235,14 @@ pub fn export(
         return Err(BundleError::Unsigned(run.to_owned()));
     };
     let mut files = Vec::new();
+    // A resumed or expanded run records its policy set again: the last
+    // one, a file once.
     let mut put = |name: &str, bytes: &[u8]| -> Result<(), BundleError> {
         write(&out.join(name), bytes)?;
-        files.push(PathBuf::from(name));
+        let name = PathBuf::from(name);
+        if !files.contains(&name) {
+            files.push(name);
+        }
         Ok(())
     };
     let kept: Vec<u8> = lines
