@@ -791,3 +791,53 @@ fn a_stalled_client_is_cut_off_and_the_cli_client_triggers_and_waits() {
     assert_eq!(code, 0);
     assert_log_verifies(&s);
 }
+
+#[test]
+fn the_runs_list_comes_a_page_at_a_time_filtered_by_status() {
+    let s = Scratch::new();
+    workflow(&s, 0, 0, "");
+    let alice = token(&s, "alice");
+    let d = Daemon::start(&s);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (code, started) = d.call("POST", "/v1/workflows/pair/runs", Some(&alice), None);
+        assert_eq!(code, 201, "{started}\n{}", d.stderr());
+        let run = started["run"].as_str().unwrap().to_owned();
+        d.until(&run, &alice, |r| status(r) == "succeeded");
+        ids.push(run);
+    }
+    let listed = |page: &Value| -> Vec<String> {
+        page["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Two, then the rest by the `next` link; newest first.
+    let (code, first) = d.get("/v1/runs?limit=2&status=succeeded", &alice);
+    assert_eq!(code, 200, "{first}");
+    let next = first["next"].as_str().unwrap().to_owned();
+    let path = next.strip_prefix(&d.server()).unwrap();
+    assert_contains(path, "status=succeeded");
+    let (code, second) = d.get(path, &alice);
+    assert_eq!(code, 200, "{second}");
+    assert_eq!(second["next"], Value::Null, "the last page");
+    let mut all = listed(&first);
+    all.extend(listed(&second));
+    ids.reverse();
+    assert_eq!(all, ids);
+    let (_, failed) = d.get("/v1/runs?status=failed", &alice);
+    assert_eq!(listed(&failed), Vec::<String>::new());
+
+    let (code, body) = d.get("/v1/runs?status=done", &alice);
+    assert_eq!(code, 400, "{body}");
+    assert_contains(
+        &body.to_string(),
+        "no run is `done`; it is one of queued, running",
+    );
+    let (code, body) = d.get("/v1/runs?after=nope", &alice);
+    assert_eq!(code, 400, "{body}");
+    assert_contains(&body.to_string(), "no run `nope` in this listing");
+    let _ = d.term();
+}

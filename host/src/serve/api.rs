@@ -768,7 +768,21 @@ fn params_of(body: &Value) -> Result<Vec<(String, String)>, ApiError> {
 struct ListQuery {
     workflow: Option<String>,
     limit: Option<usize>,
+    status: Option<String>,
+    after: Option<String>,
 }
+
+/// What a run's `status` can be in a listing.
+const RUN_STATUSES: [&str; 8] = [
+    "queued",
+    "running",
+    "waiting",
+    "succeeded",
+    "failed",
+    "refused",
+    "cancelled",
+    "error",
+];
 
 async fn runs(
     State(app): State<Arc<App>>,
@@ -778,6 +792,14 @@ async fn runs(
     let caller = app.caller(&headers)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
+    if let Some(status) = &query.status
+        && !RUN_STATUSES.contains(&status.as_str())
+    {
+        return Err(ApiError::bad_request(format!(
+            "`status`: no run is `{status}`; it is one of {}",
+            RUN_STATUSES.join(", ")
+        )));
+    }
     let served: Vec<Arc<Served>> = match &query.workflow {
         Some(name) => vec![app.served(name).ok_or_else(ApiError::forbidden)?],
         None => lock(&app.catalog).all().cloned().collect(),
@@ -811,8 +833,39 @@ async fn runs(
             .filter(|r| allowed.contains(&r.workflow))
             .map(|r| app.run_json(r)),
     );
-    listed.truncate(limit);
-    ok(StatusCode::OK, json!({ "runs": listed }))
+    if let Some(status) = &query.status {
+        listed.retain(|r| r["status"] == status.as_str());
+    }
+    // A page after the run `after`, as the previous page's `next` says.
+    let from = match &query.after {
+        None => 0,
+        Some(after) => listed
+            .iter()
+            .position(|r| r["id"] == after.as_str())
+            .map(|at| at + 1)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "`after`: no run `{after}` in this listing (it may have ended up under another status); list again without `after`"
+                ))
+            })?,
+    };
+    let more = listed.len() > from.saturating_add(limit);
+    let page: Vec<Value> = listed.into_iter().skip(from).take(limit).collect();
+    let next = page.last().filter(|_| more).map(|last| {
+        let mut url = format!("{}/v1/runs?limit={limit}", app.base_url);
+        if let Some(workflow) = &query.workflow {
+            url.push_str(&format!("&workflow={workflow}"));
+        }
+        if let Some(status) = &query.status {
+            url.push_str(&format!("&status={status}"));
+        }
+        url.push_str(&format!(
+            "&after={}",
+            last["id"].as_str().unwrap_or_default()
+        ));
+        url
+    });
+    ok(StatusCode::OK, json!({ "runs": page, "next": next }))
 }
 
 fn run_context(row: &RunRow) -> (&str, &str) {
