@@ -52,6 +52,41 @@ fn merged(s: &Scratch, run: &Value) -> String {
     std::fs::read_to_string(s.path().join(path)).unwrap()
 }
 
+/// SIGKILL `child` once a line of the audit log in `s` holds for `test`
+/// (within a minute).
+fn kill_when(s: &Scratch, child: &mut std::process::Child, test: impl Fn(&str) -> bool) {
+    let started = Instant::now();
+    let log = s.path().join(".cairn/audit/log.jsonl");
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .any(&test)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the log never got there"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+/// `cairn resume` the one run in `s`: it succeeds, and `merge` has every
+/// region's page. The run's id.
+fn resume_every_region(s: &Scratch, case: &str) -> String {
+    let runs = run_in(s.path(), &["runs", "list", "--json"]).json();
+    let id = runs[0]["id"].as_str().unwrap().to_owned();
+    let resumed = run_in(s.path(), &["resume", &id, "--json"]);
+    assert_eq!(resumed.code, 0, "{case}: {}", resumed.stderr);
+    assert_eq!(
+        merged(s, &resumed.json()),
+        "merge(pages[ap]=fetch-ap(),pages[eu]=fetch-eu(),pages[us]=fetch-us())",
+        "{case}"
+    );
+    id
+}
+
 /// Each of `tasks` succeeded exactly once in the run's records `log`.
 fn succeeded_once(log: &[Value], tasks: &[&str], case: &str) {
     for task in tasks {
@@ -179,29 +214,8 @@ fn a_run_killed_halfway_through_a_fan_out_finishes_the_rest_once() {
         .spawn()
         .unwrap();
     // Kill it (SIGKILL) once the first fetch has finished.
-    let started = Instant::now();
-    let log = s.path().join(".cairn/audit/log.jsonl");
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("\"kind\":\"task-finished\"") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no task finished"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    let _ = child.wait();
-    let runs = run_in(s.path(), &["runs", "list", "--json"]).json();
-    let id = runs[0]["id"].as_str().unwrap().to_owned();
-    let resumed = run_in(s.path(), &["resume", &id, "--json"]);
-    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
-    assert_eq!(
-        merged(&s, &resumed.json()),
-        "merge(pages[ap]=fetch-ap(),pages[eu]=fetch-eu(),pages[us]=fetch-us())"
-    );
+    kill_when(&s, &mut child, |l| l.contains("\"kind\":\"task-finished\""));
+    let id = resume_every_region(&s, "");
     // Every expanded task succeeded exactly once.
     let log = records(s.path(), &id);
     succeeded_once(&log, &["fetch[eu]", "fetch[us]", "fetch[ap]", "merge"], "");
@@ -585,31 +599,12 @@ fn a_run_killed_after_an_expansion_or_halfway_through_it_finishes_the_same_tasks
         }
         let mut child = command.spawn().unwrap();
         if kill == "after-first-fetch" {
-            let started = Instant::now();
-            let log = s.path().join(".cairn/audit/log.jsonl");
-            let fetched = |text: String| {
-                text.lines().any(|l| {
-                    l.contains("\"kind\":\"task-finished\"") && l.contains("\"task\":\"fetch[")
-                })
-            };
-            while !fetched(std::fs::read_to_string(&log).unwrap_or_default()) {
-                assert!(
-                    started.elapsed() < Duration::from_secs(60),
-                    "no fetch ended"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            child.kill().unwrap();
+            kill_when(&s, &mut child, |l| {
+                l.contains("\"kind\":\"task-finished\"") && l.contains("\"task\":\"fetch[")
+            });
         }
         let _ = child.wait();
-        let runs = run_in(s.path(), &["runs", "list", "--json"]).json();
-        let id = runs[0]["id"].as_str().unwrap().to_owned();
-        let resumed = run_in(s.path(), &["resume", &id, "--json"]);
-        assert_eq!(resumed.code, 0, "{kill}: {}", resumed.stderr);
-        assert_eq!(
-            merged(&s, &resumed.json()),
-            "merge(pages[ap]=fetch-ap(),pages[eu]=fetch-eu(),pages[us]=fetch-us())"
-        );
+        let id = resume_every_region(&s, kill);
         let log = records(s.path(), &id);
         let tasks = ["list", "fetch[eu]", "fetch[us]", "fetch[ap]", "merge"];
         succeeded_once(&log, &tasks, kill);

@@ -1869,26 +1869,31 @@ inputs = { out = "build.out" }
     /// A signed log of run `r`: started by alice, `build` done, then
     /// `gate_events`, then `deploy` started with `component` and input
     /// digest `input`. The problems verify finds.
+    /// Alice starts run `r` of manifest `source` with policy set `set`.
+    fn started(source: &str, set: &str) -> Event {
+        Event::RunStarted {
+            user: "alice".into(),
+            workflow: "w".into(),
+            manifest: FileDigest {
+                path: "workflow.toml".into(),
+                sha256: sha256_tag(source.as_bytes()),
+            },
+            source: source.into(),
+            policy_set: set.into(),
+            parameters: BTreeMap::new(),
+            components: BTreeMap::new(),
+            cairn: "test".into(),
+            trigger: None,
+        }
+    }
+
     fn problems(gate_events: &[Event], component: &str, input: &str) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.jsonl");
         let mut log = AuditLog::open(&path, signer()).unwrap();
         let (files, set) = policy_files();
         let mut events = vec![
-            Event::RunStarted {
-                user: "alice".into(),
-                workflow: "w".into(),
-                manifest: FileDigest {
-                    path: "workflow.toml".into(),
-                    sha256: sha256_tag(MANIFEST.as_bytes()),
-                },
-                source: MANIFEST.into(),
-                policy_set: set.clone(),
-                parameters: BTreeMap::new(),
-                components: BTreeMap::new(),
-                cairn: "test".into(),
-                trigger: None,
-            },
+            started(MANIFEST, &set),
             Event::PolicySet {
                 sha256: set,
                 files,
@@ -1991,20 +1996,7 @@ for_each = "list.items"
         let (files, set) = policy_files();
         let items = sha256_tag(b"[\"a\",\"b\"]");
         let events = vec![
-            Event::RunStarted {
-                user: "alice".into(),
-                workflow: "w".into(),
-                manifest: FileDigest {
-                    path: "workflow.toml".into(),
-                    sha256: sha256_tag(FANS.as_bytes()),
-                },
-                source: FANS.into(),
-                policy_set: set.clone(),
-                parameters: BTreeMap::new(),
-                components: BTreeMap::new(),
-                cairn: "test".into(),
-                trigger: None,
-            },
+            started(FANS, &set),
             Event::PolicySet {
                 sha256: set,
                 files,
