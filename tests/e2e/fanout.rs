@@ -9,9 +9,10 @@ use serde_json::Value;
 
 use crate::support::{Scratch, assert_contains, assert_verifies, cairn, records, run_in};
 
-/// `fetch` over `${params.regions}` (3 by default), at most 2 at once,
-/// each sleeping `ms`; `merge` takes every `fetch[*].echo`.
-fn workflow(s: &Scratch, ms: u64) {
+/// `regions`: the tasks `before` `fetch`, then `fetch` over `for_each`,
+/// at most 2 at once, each sleeping `ms`; `merge` takes every
+/// `fetch[*].echo`. `params` is the `[params]` table's body.
+fn regions(s: &Scratch, params: &str, before: &str, for_each: &str, ms: u64) {
     s.policies();
     s.write(
         "workflow.toml",
@@ -21,11 +22,11 @@ name = "regions"
 policies = ["p"]
 
 [params]
-regions = {{ default = '["eu", "us", "ap"]', description = "Where to fetch from" }}
-
+{params}
+{before}
 [tasks.fetch]
 component = {task:?}
-for_each = "${{params.regions}}"
+for_each = "{for_each}"
 max_parallel = 2
 env = {{ MODE = "work", NAME = "fetch-${{each}}", SLEEP_MS = "{ms}" }}
 outputs = ["echo"]
@@ -38,6 +39,18 @@ outputs = ["echo"]
 "#,
             task = cairn_tests::TASK
         ),
+    );
+}
+
+/// `fetch` over `${params.regions}` (3 by default), at most 2 at once,
+/// each sleeping `ms`; `merge` takes every `fetch[*].echo`.
+fn workflow(s: &Scratch, ms: u64) {
+    regions(
+        s,
+        r#"regions = { default = '["eu", "us", "ap"]', description = "Where to fetch from" }"#,
+        "",
+        "${params.regions}",
+        ms,
     );
 }
 
@@ -335,38 +348,20 @@ when { resource has fan && resource.fan.template == "fetch" && resource.fan.key 
 /// arrives, at most 2 at once, each sleeping `ms`; `merge` takes every
 /// `fetch[*].echo`.
 fn over_an_output(s: &Scratch, ms: u64) {
-    s.policies();
-    s.write(
-        "workflow.toml",
+    regions(
+        s,
+        r#"list = { default = '["eu", "us", "ap"]', description = "What `list` writes" }
+count = { default = "", description = "How many numbers `list` writes instead" }"#,
         &format!(
-            r#"[workflow]
-name = "regions"
-policies = ["p"]
-
-[params]
-list = {{ default = '["eu", "us", "ap"]', description = "What `list` writes" }}
-count = {{ default = "", description = "How many numbers `list` writes instead" }}
-
-[tasks.list]
-component = {task:?}
+            r#"[tasks.list]
+component = {:?}
 env = {{ MODE = "emit", TEXT = "${{params.list}}", COUNT = "${{params.count}}" }}
 outputs = ["echo"]
-
-[tasks.fetch]
-component = {task:?}
-for_each = "list.echo"
-max_parallel = 2
-env = {{ MODE = "work", NAME = "fetch-${{each}}", SLEEP_MS = "{ms}" }}
-outputs = ["echo"]
-
-[tasks.merge]
-component = {task:?}
-env = {{ MODE = "work", NAME = "merge" }}
-inputs = {{ pages = "fetch[*].echo" }}
-outputs = ["echo"]
 "#,
-            task = cairn_tests::TASK
+            cairn_tests::TASK
         ),
+        "list.echo",
+        ms,
     );
 }
 

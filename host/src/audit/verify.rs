@@ -1330,8 +1330,16 @@ impl Checker<'_> {
                     ));
                 }
             }
+            // A forged count must not make verify build that many names.
             let names: Vec<String> = match keys {
                 Some(keys) => keys.clone(),
+                None if *count > crate::plan::MAX_EXPANDED_TASKS => {
+                    problems.push(format!(
+                        "`{task}` expanded to {count} tasks; a run has at most {}",
+                        crate::plan::MAX_EXPANDED_TASKS
+                    ));
+                    Vec::new()
+                }
                 None => (0..*count).map(|i| i.to_string()).collect(),
             };
             for key in names {
@@ -1970,8 +1978,10 @@ inputs = { out = "build.out" }
         }
     }
 
-    #[test]
-    fn an_expansion_follows_its_fan_out_once_over_the_output_recorded() {
+    /// The problems verify finds in a run of a manifest where `fetch` fans
+    /// out over `list.items`, `list` having recorded `["a","b"]`, followed
+    /// by `expansions` (given that output's digest).
+    fn expansion_problems(expansions: impl FnOnce(&str) -> Vec<Event>) -> Vec<String> {
         const FANS: &str = r#"
 [workflow]
 name = "w"
@@ -1982,20 +1992,12 @@ outputs = ["items"]
 component = "x.wasm"
 for_each = "list.items"
 "#;
-        let expansion = |task: &str, sha256: &str, keys: Option<Vec<String>>| Event::Expansion {
-            task: task.into(),
-            source: "list.items".into(),
-            sha256: Some(sha256.into()),
-            count: 2,
-            keys,
-            error: None,
-        };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.jsonl");
         let mut log = AuditLog::open(&path, signer()).unwrap();
         let (files, set) = policy_files();
         let items = sha256_tag(b"[\"a\",\"b\"]");
-        let events = vec![
+        let mut events = vec![
             started(FANS, &set),
             Event::PolicySet {
                 sha256: set,
@@ -2015,16 +2017,36 @@ for_each = "list.items"
                     bytes: 9,
                 }],
             },
-            expansion("fetch", &items, Some(vec!["a".into(), "b".into()])),
-            expansion("fetch", &items, None),
-            expansion("list", &items, None),
-            expansion("fetch", &sha256_tag(b"[]"), Some(vec!["a".into()])),
         ];
+        events.extend(expansions(&items));
         for event in events {
             log.append("r", event).unwrap();
         }
         log.checkpoint("r").unwrap();
-        let found = found(&path);
+        found(&path)
+    }
+
+    fn expansion(task: &str, sha256: &str, count: usize, keys: Option<Vec<String>>) -> Event {
+        Event::Expansion {
+            task: task.into(),
+            source: "list.items".into(),
+            sha256: Some(sha256.into()),
+            count,
+            keys,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn an_expansion_follows_its_fan_out_once_over_the_output_recorded() {
+        let found = expansion_problems(|items| {
+            vec![
+                expansion("fetch", items, 2, Some(vec!["a".into(), "b".into()])),
+                expansion("fetch", items, 2, None),
+                expansion("list", items, 2, None),
+                expansion("fetch", &sha256_tag(b"[]"), 2, Some(vec!["a".into()])),
+            ]
+        });
         for message in [
             "`fetch` expanded twice",
             "`list` is not a fan-out over `list.items` in the run's recorded manifest",
@@ -2034,6 +2056,13 @@ for_each = "list.items"
             has(&found, message);
         }
         assert_eq!(found.len(), 5, "the first expansion is sound: {found:?}");
+    }
+
+    #[test]
+    fn a_forged_expansion_count_is_a_problem_not_a_billion_names() {
+        let found = expansion_problems(|items| vec![expansion("fetch", items, usize::MAX, None)]);
+        has(&found, "a run has at most 100000");
+        assert_eq!(found.len(), 1, "{found:?}");
     }
 
     #[test]
