@@ -33,5 +33,6 @@ mod support;
 mod tokens;
 mod toolchains;
 mod torture;
+mod ui;
 mod wasi;
 mod webhooks;

@@ -63,12 +63,17 @@ impl Daemon {
     }
 
     pub(crate) fn start_with(s: &Scratch, env: &[(&str, &str)]) -> Self {
+        Self::serving(s, &["."], env)
+    }
+
+    /// The daemon serving `workflows` (paths in `s`).
+    pub(crate) fn serving(s: &Scratch, workflows: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = cairn();
         command
             .current_dir(s.path())
+            .arg("serve")
+            .args(workflows)
             .args([
-                "serve",
-                ".",
                 "--listen",
                 "127.0.0.1:0",
                 "--jobs",

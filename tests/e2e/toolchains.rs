@@ -1,6 +1,7 @@
 //! The language toolchains some tests need beyond Rust: clang for
-//! wasm32-wasi, componentize-py, componentize-js and the `wasmtime` Python
-//! package (the reference WASI runner). `.ci/run` installs them, the Python
+//! wasm32-wasi, componentize-py, componentize-js, the `wasmtime` Python
+//! package (the reference WASI runner), and for the browser tests Chromium
+//! with playwright-core and axe-core. `.ci/run` installs them, the Python
 //! and npm ones under `target/toolchains/`; a test whose tool is missing
 //! elsewhere prints `SKIPPED` with the reason and how to install it, and in
 //! CI (`CI` set) fails instead.
@@ -25,12 +26,15 @@ fn find(name: &str) -> Option<PathBuf> {
     ]
     .into_iter()
     .find(|p| p.is_file())
-    .or_else(|| {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        })
+    .or_else(|| on_path(name))
+}
+
+/// `name` from PATH.
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
     })
 }
 
@@ -107,4 +111,44 @@ pub fn clang_for_wasm(test: &str) -> bool {
         );
     }
     ok
+}
+
+/// What the browser tests (tests/ui) run with: Node, Debian's Chromium,
+/// and playwright-core and axe-core installed from tests/ui/package-lock.json.
+#[derive(Debug)]
+pub struct BrowserTools {
+    pub node: PathBuf,
+    pub chromium: PathBuf,
+    pub node_modules: PathBuf,
+}
+
+/// The browser tests' tools, if all are installed; says SKIPPED if not.
+pub fn browser(test: &str) -> Option<BrowserTools> {
+    let Some(node) = on_path("node") else {
+        skip(test, "node", "apt-get install nodejs");
+        return None;
+    };
+    let chromium = std::env::var_os("CAIRN_CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    if !chromium.is_file() {
+        skip(test, "chromium", "apt-get install chromium");
+        return None;
+    }
+    let node_modules = toolchains_dir().join("ui/node_modules");
+    if !["playwright-core", "axe-core"]
+        .iter()
+        .all(|package| node_modules.join(package).join("package.json").is_file())
+    {
+        skip(
+            test,
+            "playwright-core and axe-core",
+            "mkdir -p target/toolchains/ui && cp tests/ui/package*.json target/toolchains/ui/ && npm ci --prefix target/toolchains/ui",
+        );
+        return None;
+    }
+    Some(BrowserTools {
+        node,
+        chromium,
+        node_modules,
+    })
 }

@@ -371,6 +371,26 @@ impl AuditLog {
         Ok(())
     }
 
+    /// The key checkpoints are signed with (the service signs a bundle's
+    /// provenance with it too).
+    #[must_use]
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+
+    /// Sign a checkpoint now if any record follows the last one, so that
+    /// everything so far is covered (a bundle asked for over the API).
+    ///
+    /// # Errors
+    ///
+    /// I/O errors.
+    pub fn checkpoint_unsigned(&mut self) -> Result<(), AuditError> {
+        if self.records_since_checkpoint > 0 {
+            self.checkpoint("")?;
+        }
+        Ok(())
+    }
+
     /// Sign a checkpoint if records follow the last one and it is older
     /// than the checkpoint interval (a service between requests).
     ///

@@ -45,6 +45,7 @@ pub enum KeyError {
 }
 
 /// A signing key with its signed-note name.
+#[derive(Clone)]
 pub struct Signer {
     name: String,
     key: SigningKey,

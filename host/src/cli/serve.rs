@@ -90,6 +90,14 @@ pub(crate) struct ServeArgs {
     /// Where compiled tasks are cached [default: the user cache folder].
     #[arg(long, value_name = "DIR", env = "CAIRN_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+
+    /// The address browsers and clients reach the service at, when it is
+    /// behind a proxy (e.g. https://cairn.example.com): the URLs it hands
+    /// out use it, the web UI accepts actions only from that origin, and
+    /// an https one makes its session cookie `Secure`
+    /// [default: http://ADDR, as listened on].
+    #[arg(long, value_name = "URL", value_parser = crate::serve::parse_public_url)]
+    public_url: Option<String>,
 }
 
 pub(crate) async fn serve(args: &ServeArgs) -> Result<Exit, CliError> {
@@ -109,6 +117,7 @@ pub(crate) async fn serve(args: &ServeArgs) -> Result<Exit, CliError> {
             .cache_dir
             .clone()
             .or_else(super::exec::default_cache_dir),
+        public_url: args.public_url.clone(),
     };
     let secrets: BTreeMap<Name, SecretSource> = args.secrets.iter().cloned().collect();
     let style = Style::stderr();
@@ -120,7 +129,7 @@ pub(crate) async fn serve(args: &ServeArgs) -> Result<Exit, CliError> {
         stop_signal(),
         move |addr, served| {
             eprintln!(
-                "{} listening on http://{addr} ({served} workflow(s), state `{}`); SIGTERM or Ctrl-C stops",
+                "{} listening on http://{addr} ({served} workflow(s), state `{}`); the web UI is at http://{addr}/ui/ (sign in with a token from `cairn token create`); SIGTERM or Ctrl-C stops",
                 style.good("cairn serve"),
                 state_dir.display()
             );

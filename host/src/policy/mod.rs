@@ -47,6 +47,7 @@ pub const ACTIONS: &[&str] = &[
     "cancel_run",
     "pause_schedule",
     "resume_schedule",
+    "read_output",
 ];
 
 /// Policies sliced by what their scope can match, so a request is evaluated

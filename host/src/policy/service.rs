@@ -35,6 +35,15 @@ pub enum Asked<'a> {
     ReadAudit { run: &'a str, run_by: &'a str },
     /// Cancel run `run`.
     CancelRun { run: &'a str, run_by: &'a str },
+    /// Download run `run`'s output `output` of task `task`, which
+    /// carries `labels`.
+    ReadOutput {
+        run: &'a str,
+        run_by: &'a str,
+        task: &'a str,
+        output: &'a str,
+        labels: &'a [String],
+    },
     /// Pause the workflow's schedule `schedule`.
     PauseSchedule { schedule: &'a str },
     /// Resume it.
@@ -52,6 +61,7 @@ impl Asked<'_> {
             Self::ReadRun { .. } => "read_run",
             Self::ReadAudit { .. } => "read_audit",
             Self::CancelRun { .. } => "cancel_run",
+            Self::ReadOutput { .. } => "read_output",
             Self::PauseSchedule { .. } => "pause_schedule",
             Self::ResumeSchedule { .. } => "resume_schedule",
         }
@@ -133,6 +143,23 @@ impl ServicePolicies {
             Asked::ReadRun { run, run_by }
             | Asked::ReadAudit { run, run_by }
             | Asked::CancelRun { run, run_by } => on_run(run, run_by)?,
+            Asked::ReadOutput {
+                run,
+                run_by,
+                task,
+                output,
+                labels,
+            } => (
+                uid("Run", run)?,
+                format!("output {output} of task {task} of run {run}"),
+                serde_json::json!({
+                    "workflow": workflow,
+                    "run_by": entity_json(&uid("User", run_by)?),
+                    "task": task,
+                    "output": output,
+                    "labels": labels,
+                }),
+            ),
             Asked::PauseSchedule { schedule } | Asked::ResumeSchedule { schedule } => (
                 uid("Workflow", workflow)?,
                 format!("schedule {schedule} of {workflow}"),

@@ -65,7 +65,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/runs"),
     ("GET", "/v1/runs/{run}"),
     ("GET", "/v1/runs/{run}/logs"),
+    ("GET", "/v1/runs/{run}/graph"),
     ("GET", "/v1/runs/{run}/audit"),
+    ("POST", "/v1/runs/{run}/audit/verify"),
+    ("GET", "/v1/runs/{run}/bundle"),
+    ("GET", "/v1/runs/{run}/outputs/{task}/{output}"),
     ("POST", "/v1/runs/{run}/cancel"),
     ("POST", "/v1/runs/{run}/tasks/{task}/approve"),
     ("POST", "/v1/runs/{run}/tasks/{task}/reject"),
@@ -90,6 +94,11 @@ pub struct App {
     pub reader: Mutex<RunState>,
     /// Where the service is reached, for the URLs it hands out.
     pub base_url: String,
+    /// Whether `base_url` is the `--public-url` (the only origin the web
+    /// UI's actions are accepted from), not the address listened on.
+    pub public_origin: bool,
+    /// The web UI's sessions.
+    pub sessions: super::session::Sessions,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -105,7 +114,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -113,13 +122,25 @@ impl ApiError {
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    /// The HTTP status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What it says.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
     /// Denied, or nothing there: the same answer, so a denial tells
     /// nothing about what exists.
-    fn forbidden() -> Self {
+    pub(crate) fn forbidden() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -127,7 +148,7 @@ impl ApiError {
         )
     }
 
-    fn internal(message: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(message: impl std::fmt::Display) -> Self {
         eprintln!("cairn serve: {message}");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -150,25 +171,32 @@ impl IntoResponse for ApiError {
     }
 }
 
-type Answer = Result<Response, ApiError>;
+pub(crate) type Answer = Result<Response, ApiError>;
 
-/// Who made a request: the token's user and id.
+/// Who made a request: the token's user and id, and the web session it
+/// came in, if it did.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: String,
     pub token: String,
+    pub session: Option<String>,
 }
 
 impl App {
-    /// The caller of a request with `headers`, from its token.
-    fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    /// The caller of a request with `headers`: from its token, or from
+    /// its web session (`cairn_session` cookie) and the token that rests
+    /// on, checked again now.
+    pub(crate) fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         let unauthenticated =
             |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message);
-        let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            unauthenticated(
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            if let Some(session) = super::ui::session_cookie(headers) {
+                return self.session_caller(session);
+            }
+            return Err(unauthenticated(
                 "no token: send `Authorization: Bearer cairn_…` (`cairn token create` makes one)",
-            )
-        })?;
+            ));
+        };
         let presented = value
             .to_str()
             .ok()
@@ -179,6 +207,7 @@ impl App {
             Ok(row) => Ok(Caller {
                 user: row.user,
                 token: row.id,
+                session: None,
             }),
             Err(
                 e @ (tokens::TokenError::Malformed
@@ -192,10 +221,81 @@ impl App {
         }
     }
 
+    /// The caller of web session `session`, if it is live and its token
+    /// still valid (else the session ends).
+    pub(crate) fn session_caller(&self, session: &str) -> Result<Caller, ApiError> {
+        let ended = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "no session: it ended (signed out, idle 12 h, 7 days old, the service restarted, or its token was revoked or expired); sign in again at /ui/sign-in",
+            )
+        };
+        let found = self.sessions.find(session).ok_or_else(ended)?;
+        let valid = tokens::still_valid(&lock(&self.reader), &found.token, SystemTime::now());
+        match valid {
+            Ok(row) if row.user == found.user => Ok(Caller {
+                user: found.user,
+                token: found.token,
+                session: Some(session.to_owned()),
+            }),
+            Ok(_)
+            | Err(
+                tokens::TokenError::Unknown
+                | tokens::TokenError::Revoked
+                | tokens::TokenError::Expired,
+            ) => {
+                self.sessions.end(session);
+                Err(ended())
+            }
+            Err(other) => Err(ApiError::internal(other)),
+        }
+    }
+
     /// Decide whether `caller` may do `asked` on `served`, and record the
     /// decision (synced) before anything else happens; the `access`
     /// record's number when allowed, 403 when not.
-    fn decide(&self, caller: &Caller, served: &Served, asked: Asked<'_>) -> Result<u64, ApiError> {
+    ///
+    /// In a web session, an allowed read (of a workflow, its runs, a run,
+    /// its records) rests on its record for [`REUSE_READS`]: a page that
+    /// polls is not recorded anew every few seconds. Denials, and every
+    /// action, are decided each time.
+    ///
+    /// [`REUSE_READS`]: super::session::REUSE_READS
+    pub(crate) fn decide(
+        &self,
+        caller: &Caller,
+        served: &Served,
+        asked: Asked<'_>,
+    ) -> Result<u64, ApiError> {
+        let reused = caller.session.as_deref().filter(|_| {
+            matches!(
+                asked,
+                Asked::ReadWorkflow
+                    | Asked::ListRuns
+                    | Asked::ReadRun { .. }
+                    | Asked::ReadAudit { .. }
+            )
+        });
+        let key = reused.map(|_| format!("{} {} {asked:?}", served.name, served.policy_set));
+        if let (Some(session), Some(key)) = (reused, &key)
+            && let Some(record) = self.sessions.allowed_read(session, key)
+        {
+            return Ok(record);
+        }
+        let decided = self.decide_now(caller, served, asked);
+        if let (Some(session), Some(key), Ok(record)) = (reused, key, &decided) {
+            self.sessions.remember_read(session, key, *record);
+        }
+        decided
+    }
+
+    fn decide_now(
+        &self,
+        caller: &Caller,
+        served: &Served,
+        asked: Asked<'_>,
+    ) -> Result<u64, ApiError> {
         let (seq, allowed) = super::decide_recorded(
             self.runs.state(),
             served,
@@ -211,12 +311,12 @@ impl App {
         }
     }
 
-    fn served(&self, name: &str) -> Option<Arc<Served>> {
+    pub(crate) fn served(&self, name: &str) -> Option<Arc<Served>> {
         lock(&self.catalog).get(name)
     }
 
     /// Run `id`, as recorded or active, with the workflow it belongs to.
-    fn run(&self, id: &str) -> Result<(RunRow, Arc<Served>), ApiError> {
+    pub(crate) fn run(&self, id: &str) -> Result<(RunRow, Arc<Served>), ApiError> {
         let row = lock(&self.reader).run(id).map_err(ApiError::internal)?;
         let row = match row {
             Some(row) => row,
@@ -255,6 +355,7 @@ impl App {
             "id": row.id,
             "workflow": row.workflow,
             "user": row.user,
+            "trigger": self.runs.via(&row.id),
             "status": status,
             "started": row.started,
             "duration_ms": row.duration_ms,
@@ -295,7 +396,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/runs", get(runs))
         .route("/v1/runs/{run}", get(run))
         .route("/v1/runs/{run}/logs", get(logs))
+        .route("/v1/runs/{run}/graph", get(graph))
         .route("/v1/runs/{run}/audit", get(audit))
+        .route("/v1/runs/{run}/audit/verify", post(verify))
+        .route("/v1/runs/{run}/bundle", get(bundle))
+        .route("/v1/runs/{run}/outputs/{task}/{output}", get(output))
         .route("/v1/runs/{run}/cancel", post(cancel))
         .route("/v1/runs/{run}/tasks/{task}/approve", post(approve))
         .route("/v1/runs/{run}/tasks/{task}/reject", post(reject))
@@ -769,8 +874,12 @@ struct ListQuery {
     workflow: Option<String>,
     limit: Option<usize>,
     status: Option<String>,
+    trigger: Option<String>,
     after: Option<String>,
 }
+
+/// How a run can have been started, in a listing.
+const TRIGGERS: [&str; 5] = ["api", "schedule", "webhook", "backfill", "cli"];
 
 /// What a run's `status` can be in a listing.
 const RUN_STATUSES: [&str; 8] = [
@@ -800,6 +909,14 @@ async fn runs(
             RUN_STATUSES.join(", ")
         )));
     }
+    if let Some(trigger) = &query.trigger
+        && !TRIGGERS.contains(&trigger.as_str())
+    {
+        return Err(ApiError::bad_request(format!(
+            "`trigger`: no run is started by `{trigger}`; it is one of {}",
+            TRIGGERS.join(", ")
+        )));
+    }
     let served: Vec<Arc<Served>> = match &query.workflow {
         Some(name) => vec![app.served(name).ok_or_else(ApiError::forbidden)?],
         None => lock(&app.catalog).all().cloned().collect(),
@@ -823,6 +940,7 @@ async fn runs(
         .map(|a| {
             json!({
                 "id": a.id, "workflow": a.workflow, "user": a.user, "status": "queued",
+                "trigger": app.runs.via(&a.id),
                 "started": null, "duration_ms": null,
                 "url": format!("{}/v1/runs/{}", app.base_url, a.id),
             })
@@ -835,6 +953,9 @@ async fn runs(
     );
     if let Some(status) = &query.status {
         listed.retain(|r| r["status"] == status.as_str());
+    }
+    if let Some(trigger) = &query.trigger {
+        listed.retain(|r| r["trigger"] == trigger.as_str());
     }
     // A page after the run `after`, as the previous page's `next` says.
     let from = match &query.after {
@@ -858,6 +979,9 @@ async fn runs(
         }
         if let Some(status) = &query.status {
             url.push_str(&format!("&status={status}"));
+        }
+        if let Some(trigger) = &query.trigger {
+            url.push_str(&format!("&trigger={trigger}"));
         }
         url.push_str(&format!(
             "&after={}",
@@ -950,7 +1074,256 @@ async fn audit(State(app): State<Arc<App>>, Path(id): Path<String>, headers: Hea
             about.then(|| serde_json::from_slice::<Value>(line).ok())?
         })
         .collect();
-    ok(StatusCode::OK, json!({ "run": id, "records": records }))
+    ok(
+        StatusCode::OK,
+        json!({ "run": id, "records": records, "checkpoint": latest_checkpoint(&bytes) }),
+    )
+}
+
+/// The log's last signed checkpoint: its record, size, root and signed
+/// note, as `cairn audit verify` checks them.
+fn latest_checkpoint(log: &[u8]) -> Option<Value> {
+    log.split(|b| *b == b'\n').rev().find_map(|line| {
+        let record: Record = serde_json::from_slice(line).ok()?;
+        match record.event {
+            Event::Checkpoint { size, root, note } => Some(json!({
+                "seq": record.seq, "time": record.time, "size": size, "root": root, "note": note,
+            })),
+            _ => None,
+        }
+    })
+}
+
+fn log_path(app: &App) -> std::path::PathBuf {
+    crate::launch::StateDir::log_path(app.runs.state().path())
+}
+
+/// A run's graph, states, decisions, timeline and outputs, from its
+/// records (`read_run`).
+async fn graph(State(app): State<Arc<App>>, Path(id): Path<String>, headers: HeaderMap) -> Answer {
+    let caller = app.caller(&headers)?;
+    let (row, served) = app.run(&id)?;
+    let (run, run_by) = run_context(&row);
+    app.decide(&caller, &served, Asked::ReadRun { run, run_by })?;
+    let path = log_path(&app);
+    let view = tokio::task::spawn_blocking(move || {
+        std::fs::read(&path).map(|bytes| super::view::run_view(&bytes, &id))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    ok(StatusCode::OK, view)
+}
+
+/// One verification at a time: it reads the whole log.
+static VERIFYING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// Verify the whole log now, as `cairn audit verify` does with the
+/// service's own key (`read_audit` on the run asked about). Problems in
+/// this run's records are told in full; others only by record and check,
+/// since they may be about what the caller may not read.
+async fn verify(State(app): State<Arc<App>>, Path(id): Path<String>, headers: HeaderMap) -> Answer {
+    let caller = app.caller(&headers)?;
+    let (row, served) = app.run(&id)?;
+    let (run, run_by) = run_context(&row);
+    app.decide(&caller, &served, Asked::ReadAudit { run, run_by })?;
+    let _one = VERIFYING.acquire().await.map_err(ApiError::internal)?;
+    let path = log_path(&app);
+    // What is there now, under a checkpoint signed now: records appended
+    // while verifying are the next verification's.
+    let (key, length) = {
+        let mut log = lock(&app.runs.state().log);
+        log.checkpoint_unsigned().map_err(ApiError::internal)?;
+        let length = std::fs::metadata(&path).map_err(ApiError::internal)?.len();
+        (log.signer().verifier(), length)
+    };
+    let note_key = key.note_key();
+    let store = app.runs.state().path().join("artifacts");
+    let started = std::time::Instant::now();
+    let (report, mine) = tokio::task::spawn_blocking(move || {
+        let mut bytes = std::fs::read(&path)?;
+        bytes.truncate(usize::try_from(length).unwrap_or(usize::MAX));
+        let report = crate::audit::verify::verify(
+            &bytes,
+            &key,
+            &crate::audit::verify::Artifacts::new(vec![store]),
+        );
+        let mine: std::collections::HashSet<u64> = super::view::records_of(&bytes, &id)
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        Ok::<_, std::io::Error>((report, mine))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    let problems: Vec<Value> = report
+        .problems
+        .iter()
+        .take(100)
+        .map(|p| {
+            if mine.contains(&p.record) {
+                json!({ "record": p.record, "check": p.check, "message": p.message, "in_run": true })
+            } else {
+                json!({ "record": p.record, "check": p.check, "in_run": false })
+            }
+        })
+        .collect();
+    ok(
+        StatusCode::OK,
+        json!({
+            "ok": report.ok(),
+            "records": report.records,
+            "checkpoints": report.checkpoints,
+            "consistent_pairs": report.consistent_pairs,
+            "runs": report.runs,
+            "decisions": report.decisions,
+            "authorized": report.authorized,
+            "digests_checked": report.digests_checked,
+            "digests_absent": report.digests_absent,
+            "torn_tails": report.torn_tails,
+            "problem_count": report.problems.len(),
+            "problems": problems,
+            "took_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "key": note_key,
+        }),
+    )
+}
+
+/// The auditor's bundle of a run (`read_audit`), as `cairn audit export`
+/// writes it, in one tar file: its records and proofs, the policies,
+/// artifacts and the signed provenance. A checkpoint is signed first if
+/// records follow the last one.
+async fn bundle(State(app): State<Arc<App>>, Path(id): Path<String>, headers: HeaderMap) -> Answer {
+    let caller = app.caller(&headers)?;
+    let (row, served) = app.run(&id)?;
+    let (run, run_by) = run_context(&row);
+    app.decide(&caller, &served, Asked::ReadAudit { run, run_by })?;
+    let signer = {
+        let mut log = lock(&app.runs.state().log);
+        log.checkpoint_unsigned().map_err(ApiError::internal)?;
+        log.signer().clone()
+    };
+    let path = log_path(&app);
+    let store = app.runs.state().path().join("artifacts");
+    let name = format!("cairn-bundle-{id}");
+    let dir_name = name.clone();
+    let tar = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
+        let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let out = scratch.path().join(&dir_name);
+        crate::audit::bundle::export(&bytes, &id, &store, &signer, &out)
+            .map_err(|e| e.to_string())?;
+        let mut tar = tar::Builder::new(Vec::new());
+        tar.mode(tar::HeaderMode::Deterministic);
+        tar.append_dir_all(&dir_name, &out)
+            .map_err(|e| e.to_string())?;
+        tar.into_inner().map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}.tar\""),
+            ),
+        ],
+        tar,
+    )
+        .into_response())
+}
+
+/// The largest output downloaded through the API.
+pub const MAX_DOWNLOAD: u64 = 256 * 1024 * 1024;
+
+/// An output of a task of a run, as stored (`read_output`, with the
+/// output's labels in the request: policy may keep labelled data from
+/// being downloaded), checked against its recorded digest.
+async fn output(
+    State(app): State<Arc<App>>,
+    Path((id, task, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Answer {
+    let caller = app.caller(&headers)?;
+    let (row, served) = app.run(&id)?;
+    let path = log_path(&app);
+    let (run_id, task_name, output_name) = (id.clone(), task.clone(), name.clone());
+    let found = tokio::task::spawn_blocking(move || {
+        std::fs::read(&path)
+            .map(|bytes| super::view::output_of(&bytes, &run_id, &task_name, &output_name))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    let (run, run_by) = run_context(&row);
+    let labels = found.as_ref().map(|(_, l)| l.clone()).unwrap_or_default();
+    app.decide(
+        &caller,
+        &served,
+        Asked::ReadOutput {
+            run,
+            run_by,
+            task: &task,
+            output: &name,
+            labels: &labels,
+        },
+    )?;
+    let (artifact, _) = found.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("run {id} has no recorded output `{name}` of task `{task}`"),
+        )
+    })?;
+    if artifact.bytes > MAX_DOWNLOAD {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the output is {} bytes; the API hands out at most {MAX_DOWNLOAD}: export the run's bundle, or read it from the state directory's artifact store",
+                artifact.bytes
+            ),
+        ));
+    }
+    let stored = crate::launch::stored_path(app.runs.state().path(), &artifact);
+    let bytes = tokio::fs::read(&stored).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::GONE,
+            "not_stored",
+            format!(
+                "the output's bytes ({}) are no longer in the artifact store",
+                artifact.sha256
+            ),
+        )
+    })?;
+    if crate::audit::verify::sha256_tag(&bytes) != artifact.sha256 {
+        return Err(ApiError::internal(format!(
+            "stored output {} does not match its digest: the artifact store was changed",
+            artifact.sha256
+        )));
+    }
+    let file = format!("{task}.{name}").replace(
+        |c: char| !c.is_ascii_alphanumeric() && !matches!(c, '.' | '-' | '_'),
+        "_",
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+            (
+                header::HeaderName::from_static("x-cairn-sha256"),
+                artifact.sha256,
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>, headers: HeaderMap) -> Answer {

@@ -16,7 +16,10 @@ pub mod hooks;
 pub mod runs;
 pub mod schedule;
 pub mod scheduler;
+pub mod session;
 pub mod tokens;
+pub mod ui;
+pub mod view;
 pub mod webhook;
 
 use std::future::Future;
@@ -57,6 +60,34 @@ pub struct Config {
     pub reload: Duration,
     /// Where compiled components are cached.
     pub cache_dir: Option<PathBuf>,
+    /// Where clients reach the service (`--public-url`), when not the
+    /// address listened on.
+    pub public_url: Option<String>,
+}
+
+/// Check a `--public-url`: `http://` or `https://`, a host, no path,
+/// query or fragment; returned without a trailing `/`.
+///
+/// # Errors
+///
+/// What is wrong with it.
+pub fn parse_public_url(text: &str) -> Result<String, String> {
+    let url = text.trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("it must start with http:// or https://")?;
+    if rest.is_empty()
+        || rest.chars().any(|c| {
+            matches!(c, '/' | '?' | '#' | '@' | '\\') || c.is_whitespace() || c.is_control()
+        })
+    {
+        return Err(
+            "it must be a scheme and a host (and port), nothing else: e.g. https://cairn.example.com"
+                .to_owned(),
+        );
+    }
+    Ok(url.to_owned())
 }
 
 /// Why the service could not start or went down.
@@ -77,6 +108,8 @@ pub enum ServeError {
     Start(#[from] runs::StartError),
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    #[error("{0}")]
+    Session(String),
 }
 
 /// Serve `config` until `shutdown` completes; `ready` is told the address
@@ -164,12 +197,17 @@ pub async fn serve(
         hooks,
         backfills: Arc::clone(&backfills),
         reader: Mutex::new(reader),
-        base_url: format!("http://{addr}"),
+        base_url: config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}")),
+        public_origin: config.public_url.is_some(),
+        sessions: session::Sessions::new().map_err(ServeError::Session)?,
     });
     let reloading = tokio::spawn(reload(Arc::clone(&app), config.reload));
     let committing = tokio::spawn(commit(Arc::clone(&runs)));
     let scheduling = tokio::spawn(scheduler.run());
-    let router = api::router(Arc::clone(&app)).layer((
+    let router = ui::router(Arc::clone(&app)).layer((
         tower_http::timeout::RequestBodyTimeoutLayer::new(REQUEST_TIMEOUT),
         tower_http::timeout::TimeoutLayer::with_status_code(
             http::StatusCode::REQUEST_TIMEOUT,

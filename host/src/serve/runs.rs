@@ -210,6 +210,9 @@ pub struct Runs {
     /// Identities a run is being decided and started for now
     /// ([`Runs::claim`]).
     claimed: Mutex<HashSet<Identity>>,
+    /// Per run the service started, how (`api`, `schedule`, `webhook`,
+    /// `backfill`), from its `trigger` record.
+    vias: Mutex<HashMap<String, String>>,
 }
 
 /// A claim on an identity ([`Runs::claim`]), released when dropped.
@@ -265,6 +268,7 @@ impl Runs {
             identities: Mutex::new(HashMap::new()),
             left: tokio::sync::Notify::new(),
             claimed: Mutex::new(HashSet::new()),
+            vias: Mutex::new(HashMap::new()),
         })
     }
 
@@ -283,6 +287,7 @@ impl Runs {
     /// Learn from the log `bytes` which runs each (workflow, schedule,
     /// nominal time) has ([`super::backfill::identities`]).
     pub fn learn(&self, bytes: &[u8]) {
+        lock(&self.vias).extend(vias(bytes));
         let mut identities = lock(&self.identities);
         for (key, runs) in super::backfill::identities(bytes) {
             let known = identities.entry(key).or_default();
@@ -292,6 +297,16 @@ impl Runs {
                 }
             }
         }
+    }
+
+    /// How the service started run `run` (`api`, `schedule`, `webhook`,
+    /// `backfill`); `cli` for a run `cairn run` made in the same state.
+    #[must_use]
+    pub fn via(&self, run: &str) -> String {
+        lock(&self.vias)
+            .get(run)
+            .cloned()
+            .unwrap_or_else(|| "cli".to_owned())
     }
 
     /// The runs started for `identity`, oldest first.
@@ -454,6 +469,7 @@ impl Runs {
             log.sync()?;
             seq
         };
+        lock(&self.vias).insert(id.clone(), trigger.via.to_owned());
         if let (Some(source), Some(nominal)) = (&trigger.source, &trigger.nominal) {
             lock(&self.identities)
                 .entry((served.name.clone(), source.clone(), nominal.clone()))
@@ -1048,4 +1064,17 @@ fn progress(run: String) -> Arc<dyn Fn(Progress<'_>) + Send + Sync> {
             let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
         }
     })
+}
+
+/// Per run, how its `trigger` record in the log `bytes` says it started.
+fn vias(bytes: &[u8]) -> HashMap<String, String> {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|line| std::str::from_utf8(line).is_ok_and(|l| l.contains("\"kind\":\"trigger\"")))
+        .filter_map(|line| serde_json::from_slice::<crate::audit::record::Record>(line).ok())
+        .filter_map(|record| match record.event {
+            Event::Trigger { via, starts, .. } => Some((starts, via)),
+            _ => None,
+        })
+        .collect()
 }

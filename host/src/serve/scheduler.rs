@@ -61,11 +61,42 @@ struct Book {
     /// Paused (`true`) or resumed through the API: wins over the manifest.
     paused: HashMap<Key, bool>,
     last: HashMap<Key, LastTick>,
+    /// The last [`RECENT_SKIPS`] ticks of each schedule that started no
+    /// run, newest last.
+    skipped: HashMap<Key, std::collections::VecDeque<LastTick>>,
     /// When each schedule is next due, and the served version that was
     /// computed for.
     due: HashMap<Key, (usize, Option<Timestamp>)>,
     /// When each schedule ticks (its cron and zone), as last served.
     when: HashMap<Key, (String, String)>,
+}
+
+/// A tick to come: its nominal time (UTC, RFC 3339) and the same on the
+/// schedule's clock.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Upcoming {
+    pub nominal: String,
+    pub local: String,
+}
+
+/// Skipped ticks kept per schedule for the API and the web UI.
+pub const RECENT_SKIPS: usize = 20;
+
+/// Upcoming ticks the API shows per schedule.
+pub const UPCOMING: usize = 10;
+
+impl Book {
+    /// Note `last` as schedule `key`'s last tick.
+    fn note(&mut self, key: Key, last: LastTick) {
+        if last.decision != "run" {
+            let skipped = self.skipped.entry(key.clone()).or_default();
+            if skipped.len() == RECENT_SKIPS {
+                skipped.pop_front();
+            }
+            skipped.push_back(last.clone());
+        }
+        self.last.insert(key, last);
+    }
 }
 
 /// Which served version `served` is (the address of its allocation; only
@@ -93,7 +124,12 @@ pub struct Shown {
     /// The next tick's nominal time, UTC, and on the schedule's clock.
     pub next: Option<String>,
     pub next_local: Option<String>,
+    /// The next [`UPCOMING`] ticks: nominal time (UTC) and on the
+    /// schedule's clock.
+    pub upcoming: Vec<Upcoming>,
     pub last: Option<LastTick>,
+    /// Recent ticks that started no run, and why, newest first.
+    pub skipped: Vec<LastTick>,
     pub tzdb: &'static str,
 }
 
@@ -137,7 +173,7 @@ impl Scheduler {
                         let cursor = book.cursors.entry(key.clone()).or_insert(reached);
                         *cursor = (*cursor).max(reached);
                     }
-                    book.last.insert(
+                    book.note(
                         key,
                         LastTick {
                             nominal,
@@ -267,7 +303,7 @@ impl Scheduler {
             match last {
                 Ok(last) => {
                     reached = handled;
-                    lock(&self.book).last.insert(key.clone(), last);
+                    lock(&self.book).note(key.clone(), last);
                 }
                 Err(e) => {
                     eprintln!(
@@ -536,6 +572,15 @@ impl Scheduler {
                 let key = (served.name.clone(), spec.name.clone());
                 let cursor = book.cursors.get(&key).copied().unwrap_or(self.up_since);
                 let next = spec.next_after(cursor);
+                let mut upcoming = Vec::new();
+                let mut at = next.as_ref().map(|t| t.nominal);
+                while let Some(nominal) = at.filter(|_| upcoming.len() < UPCOMING) {
+                    upcoming.push(Upcoming {
+                        nominal: nominal.to_string(),
+                        local: spec.local(nominal),
+                    });
+                    at = spec.next_after(nominal).map(|t| t.nominal);
+                }
                 Shown {
                     name: spec.name.clone(),
                     cron: spec.cron.text().to_owned(),
@@ -551,7 +596,13 @@ impl Scheduler {
                     paused: book.paused.get(&key).copied().unwrap_or(spec.paused),
                     next: next.as_ref().map(|t| t.nominal.to_string()),
                     next_local: next.as_ref().map(|t| spec.local(t.nominal)),
+                    upcoming,
                     last: book.last.get(&key).cloned(),
+                    skipped: book
+                        .skipped
+                        .get(&key)
+                        .map(|s| s.iter().rev().cloned().collect())
+                        .unwrap_or_default(),
                     tzdb: super::schedule::tzdb_version(),
                 }
             })

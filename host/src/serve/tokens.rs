@@ -146,6 +146,23 @@ pub fn authenticate(
     Ok(row)
 }
 
+/// The token with id `id`, if it is still valid at `now` (not revoked,
+/// not expired): what a web session rests on, checked on each request.
+///
+/// # Errors
+///
+/// Why it is no longer valid.
+pub fn still_valid(state: &State, id: &str, now: SystemTime) -> Result<TokenRow, TokenError> {
+    let row = state.token(id)?.ok_or(TokenError::Unknown)?;
+    if row.revoked.is_some() {
+        return Err(TokenError::Revoked);
+    }
+    if expired(&row, now) {
+        return Err(TokenError::Expired);
+    }
+    Ok(row)
+}
+
 /// Whether `row` has expired at `now`. Both times are RFC 3339 in UTC of
 /// one fixed width, so they order as text.
 fn expired(row: &TokenRow, now: SystemTime) -> bool {
