@@ -220,11 +220,39 @@ export async function render(main, { run: id }) {
         h('td', {}, o.labels.length ? o.labels.join(', ') : h('span', { class: 'muted' }, 'none')),
         h('td', { class: 'num' }, `${o.bytes} B`),
         h('td', { class: 'mono small digest' }, o.sha256),
-        h('td', {}, h('a', {
-          href: `${base}/outputs/${encodeURIComponent(o.task)}/${encodeURIComponent(o.name)}`,
-          download: `${o.task}.${o.name}`,
-          'aria-label': `Download ${o.name} of ${o.task} (where policy allows)`,
-        }, 'Download')))))));
+        h('td', {}, download(o)))))));
+  };
+
+  // A download is a `read_output` decision: asked first, so a refusal is
+  // said in place rather than as a failed file.
+  const download = (o) => {
+    const href = `${base}/outputs/${encodeURIComponent(o.task)}/${encodeURIComponent(o.name)}`;
+    const said = h('span', { class: 'small', role: 'status' });
+    const link = h('a', {
+      href,
+      download: `${o.task}.${o.name}`,
+      'aria-label': `Download ${o.name} of ${o.task} (where policy allows)`,
+    }, 'Download');
+    link.addEventListener('click', async (event) => {
+      event.preventDefault();
+      said.textContent = '';
+      const response = await fetch(href, { credentials: 'same-origin' });
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        said.textContent = response.status === 403
+          ? ' Not allowed: no policy lets you download this (the refusal is recorded).'
+          : ` ${body.error?.message ?? `HTTP ${response.status}`}`;
+        said.className = 'small problem-text';
+        return;
+      }
+      const url = URL.createObjectURL(await response.blob());
+      const save = h('a', { href: url, download: `${o.task}.${o.name}`, class: 'sr-only' });
+      document.body.append(save);
+      save.click();
+      save.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    });
+    return [link, said];
   };
 
   async function cancel() {

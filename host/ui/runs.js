@@ -67,6 +67,8 @@ export async function render(main, _params) {
       return;
     }
     const text = JSON.stringify(listed);
+    // What this table shows (the browser test waits on it).
+    table.dataset.query = url();
     if (text === shown) return;
     shown = text;
     fill(place, table);

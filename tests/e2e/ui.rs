@@ -543,6 +543,26 @@ fn tar_extract(bytes: &[u8], dir: &std::path::Path) {
     assert!(child.wait().unwrap().success());
 }
 
+/// The graph layout's own tests (`node --test`: layers, no overlaps,
+/// edges left to right, 1,000 nodes).
+#[test]
+fn the_graph_layout_passes_its_unit_tests() {
+    let Some(tools) = crate::toolchains::browser("the_graph_layout_passes_its_unit_tests") else {
+        return;
+    };
+    let out = std::process::Command::new(&tools.node)
+        .arg("--test")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/graph.test.mjs"))
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The pages in a real browser (`tests/ui/run.mjs`).
 #[test]
 fn the_pages_work_in_a_real_browser() {
@@ -563,7 +583,7 @@ fn the_pages_work_in_a_real_browser() {
     let many: usize = std::env::var("CAIRN_UI_RUNS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(240);
+        .unwrap_or(120);
     let mut last = String::new();
     for _ in 0..many {
         last = trigger(&d, "tiny", &alice);
@@ -597,10 +617,8 @@ fn the_pages_work_in_a_real_browser() {
         .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // The figures (`figure: …` lines) show with `--nocapture`.
     println!("{stdout}");
-    for figure in stdout.lines().filter(|l| l.starts_with("figure:")) {
-        eprintln!("{figure}");
-    }
     assert!(
         out.status.success(),
         "the browser tests failed:\n{stdout}\n{stderr}\n--- cairn serve:\n{}",

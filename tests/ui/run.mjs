@@ -84,13 +84,14 @@ test('the runs list: the failed run, filters, pages, and live updates', async ()
   await screenshot(page, 'runs');
 
   await page.getByLabel('Status').selectOption('failed');
-  await page.waitForURL(/status=failed/);
-  await page.waitForFunction(() => [...document.querySelectorAll('table.runs tbody tr')].every((r) => r.textContent.includes('failed')));
+  await page.locator('table.runs[data-query*="status=failed"]').waitFor();
   assert.equal(await rows.count(), 1);
   await page.getByLabel('Status').selectOption('');
   await page.getByLabel('Workflow').selectOption('tiny');
   await page.getByLabel('Trigger').selectOption('api');
-  await page.waitForFunction(() => document.querySelectorAll('table.runs tbody tr').length === 100);
+  await page.locator('table.runs[data-query*="workflow=tiny"][data-query*="trigger=api"]').waitFor();
+  assert.equal(await rows.count(), 100);
+  assert.ok((await rows.allTextContents()).every((r) => r.includes('tiny')), 'only tiny runs');
   const first = await rows.first().textContent();
   await page.getByRole('button', { name: 'Older →' }).click();
   await page.waitForFunction((was) => document.querySelector('table.runs tbody tr')?.textContent !== was, first);
