@@ -762,9 +762,33 @@ const ICONS = {
   unknown: ["line", "M-2.6 -2.6A2.7 2.7 0 1 1 1 0C0 0.5 0 1.2 0 2M0 5h0"],
 };
 
-function icon(doc, parent, which, transform) {
+/** Path data `d` scaled by `k` about 0,0, then moved by dx, dy. Upper-case
+ * (absolute) commands have their coordinates mapped; lower-case (relative)
+ * ones are only scaled. Handles the commands the icons use: M L C A H V Z. */
+function placePath(d, dx, dy, k) {
+  const r = (v) => Math.round(v * 100) / 100;
+  return d.replace(/([MLCAHVZmlcahvz])([^MLCAHVZmlcahvz]*)/g, (_, c, args) => {
+    const v = args.trim() === "" ? [] : args.trim().split(/[\s,]+|(?=-)/).filter(Boolean).map(Number);
+    const abs = c === c.toUpperCase();
+    const out = v.map((x, i) => {
+      if (c === "A" || c === "a") {
+        const j = i % 7;
+        if (j === 2 || j === 3 || j === 4) return x; // rotation, flags
+        if (j < 2 || !abs) return r(x * k); // radii; relative end point
+        return r(x * k + (j === 5 ? dx : dy));
+      }
+      if (!abs) return r(x * k);
+      if (c === "H") return r(x * k + dx);
+      if (c === "V") return r(x * k + dy);
+      return r(x * k + (i % 2 === 0 ? dx : dy));
+    });
+    return c + out.join(" ");
+  });
+}
+
+function icon(doc, parent, which, x, y, k = 1) {
   const [mode, d] = ICONS[which] || ICONS.unknown;
-  return el(doc, "path", { class: `g-ico g-ico-${mode}`, d, transform, "aria-hidden": "true" }, parent);
+  return el(doc, "path", { class: `g-ico g-ico-${mode}`, d: placePath(d, x, y, k), "aria-hidden": "true" }, parent);
 }
 
 /** A node's name: its visible words in order, so speech input matches. */
@@ -880,7 +904,6 @@ export function drawGraph(container, graph, opts) {
       "g",
       {
         class: `g-node state-${st.cls}${n.gate ? " g-gate" : ""}`,
-        transform: `translate(${box.x} ${box.y})`,
         tabindex: 0,
         role: "button",
         "aria-pressed": "false",
@@ -894,24 +917,28 @@ export function drawGraph(container, graph, opts) {
       // A tooltip with the full name (and the id, when the label differs).
       el(doc, "title", null, g).textContent = label === id ? label : `${label} (${id})`;
     }
-    el(doc, "rect", { class: "g-box", width: box.w, height: box.h, rx: 6 }, g);
-    icon(doc, g, st.cls, `translate(18 ${box.h / 2})`);
+    // Children are placed in absolute coordinates: a transform per node would
+    // cost the browser a paint property node (and chunk) each.
+    const X = box.x;
+    const Y = box.y;
+    el(doc, "rect", { class: "g-box", x: X, y: Y, width: box.w, height: box.h, rx: 6 }, g);
+    icon(doc, g, st.cls, X + 18, Y + box.h / 2);
     // The visible texts, in reading order, are words of the aria-label; a
     // trailing space (not drawn) keeps them apart for tools that join them.
     const sp = statusFor(n, box.w);
     const lineRoom = box.w - PAD_L - PAD_R;
-    el(doc, "text", { class: "g-name", x: PAD_L, y: 22 }, g).textContent = shown + " ";
+    el(doc, "text", { class: "g-name", x: X + PAD_L, y: Y + 22 }, g).textContent = shown + " ";
     if (sp.extras) {
       // The extras are kept whole when they can be; a long state word is cut first.
       const extras = truncate(sp.extras, Math.max(lineRoom - 4 * SMALL_CHAR_W - STATUS_SEP, lineRoom / 2), SMALL_CHAR_W);
       const wordRoom = lineRoom - textWidth(extras, SMALL_CHAR_W) - STATUS_SEP;
-      el(doc, "text", { class: "g-status", x: PAD_L, y: 37.5 }, g).textContent = truncate(sp.word, wordRoom, SMALL_CHAR_W) + " ";
-      el(doc, "text", { class: "g-extra", x: box.w - PAD_R, y: 37.5 }, g).textContent = extras;
+      el(doc, "text", { class: "g-status", x: X + PAD_L, y: Y + 37.5 }, g).textContent = truncate(sp.word, wordRoom, SMALL_CHAR_W) + " ";
+      el(doc, "text", { class: "g-extra", x: X + box.w - PAD_R, y: Y + 37.5 }, g).textContent = extras;
     } else {
-      el(doc, "text", { class: "g-status", x: PAD_L, y: 37.5 }, g).textContent = truncate(sp.word, lineRoom, SMALL_CHAR_W);
+      el(doc, "text", { class: "g-status", x: X + PAD_L, y: Y + 37.5 }, g).textContent = truncate(sp.word, lineRoom, SMALL_CHAR_W);
     }
     if (n.gate) {
-      el(doc, "path", { class: "g-gate-mark", d: `M${box.w - 15} 7l6 6l-6 6l-6 -6z`, "aria-hidden": "true" }, g);
+      el(doc, "path", { class: "g-gate-mark", d: `M${X + box.w - 15} ${Y + 7}l6 6l-6 6l-6 -6z`, "aria-hidden": "true" }, g);
     }
     info.set(g, { kind: "node", id });
     nodeEls.set(id, g);
@@ -949,7 +976,7 @@ export function drawGraph(container, graph, opts) {
         const parts = [bg];
         let tx = b.x + LABEL_PAD;
         if (deny) {
-          parts.push(icon(doc, labels, "refused", `translate(${tx + 5} ${b.y + b.h / 2}) scale(0.78)`));
+          parts.push(icon(doc, labels, "refused", tx + 5, b.y + b.h / 2, 0.78));
           parts[1].setAttribute("class", "g-ico g-ico-fill g-ico-deny");
           tx += DENY_ICON_W;
         }
@@ -978,14 +1005,21 @@ export function drawGraph(container, graph, opts) {
   else while (container.firstChild) container.removeChild(container.firstChild);
   container.classList.add("g-host");
   container.appendChild(frag);
-  if (kept) {
-    container.scrollLeft = kept.left;
-    container.scrollTop = kept.top;
-  } else if (nNodes > 0 && typeof container.scrollTop === "number") {
-    const first = L.nodes.values().next().value;
-    container.scrollLeft = Math.max(0, first.x - MARGIN);
-    container.scrollTop = Math.max(0, first.y + first.h / 2 - (container.clientHeight || 0) / 2);
-  }
+  let destroyed = false;
+  // Scrolling reads layout, so it waits for the next frame (before it is
+  // painted) instead of forcing a synchronous layout of the whole drawing.
+  const placeView = () => {
+    if (destroyed) return;
+    if (kept) {
+      container.scrollLeft = kept.left;
+      container.scrollTop = kept.top;
+    } else if (nNodes > 0 && typeof container.scrollTop === "number") {
+      const first = L.nodes.values().next().value;
+      container.scrollLeft = Math.max(0, first.x - MARGIN);
+      container.scrollTop = Math.max(0, first.y + first.h / 2 - (container.clientHeight || 0) / 2);
+    }
+    if (current && current.scrollIntoView) current.scrollIntoView({ block: "nearest", inline: "nearest" });
+  };
 
   // One selection ring, moved into the selected node.
   const ring = el(doc, "rect", { class: "g-sel", rx: 9 });
@@ -1009,8 +1043,8 @@ export function drawGraph(container, graph, opts) {
       labelClass(x, "selected", on);
     } else if (on) {
       const box = L.nodes.get(info.get(x).id);
-      ring.setAttribute("x", -4);
-      ring.setAttribute("y", -4);
+      ring.setAttribute("x", box.x - 4);
+      ring.setAttribute("y", box.y - 4);
       ring.setAttribute("width", box.w + 8);
       ring.setAttribute("height", box.h + 8);
       x.appendChild(ring);
@@ -1099,12 +1133,16 @@ export function drawGraph(container, graph, opts) {
   svg.addEventListener("focusout", onBlur);
 
   if (selected && selected.id !== undefined && selected.id !== null) {
-    select(selected.kind || "node", selected.id, true);
+    select(selected.kind || "node", selected.id, false); // scrolled to by placeView
   }
+  const win = doc.defaultView;
+  if (win && typeof win.requestAnimationFrame === "function") win.requestAnimationFrame(placeView);
+  else placeView();
 
   return {
     select: (kind, id) => select(kind, id, true),
     destroy() {
+      destroyed = true;
       lastScroll.set(container, scrollOf(container));
       svg.removeEventListener("click", onClick);
       svg.removeEventListener("keydown", onKey);

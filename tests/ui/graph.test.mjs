@@ -564,7 +564,11 @@ test('drawGraph: click, Enter and Space select; select() marks and scrolls', () 
   assert.equal(f.getAttribute('aria-pressed'), 'true');
   assert.ok(f.scrolledIntoView >= 1);
   assert.equal(selections.length, n);
+  const ringIn = (g) => g.children.some((c) => c.cls() === 'g-sel');
+  assert.ok(ringIn(f), 'the selection ring is in the selected node');
+  assert.ok(!ringIn(t), 'and only there');
   assert.equal(handle.select('node', 'nope'), false);
+  assert.ok(!ringIn(f), 'removed when nothing is selected');
   assert.equal(f.getAttribute('aria-pressed'), 'false');
 
   // Arrow keys walk the graph: node → its first edge → that edge's target.

@@ -68,6 +68,38 @@ impl std::fmt::Debug for AuditLog {
     }
 }
 
+/// The lines of the log `bytes` that may be records of run `run` (each
+/// with its newline), found by the `"run":"ID"` every such record's line
+/// holds, without decoding the others: what a reader of one run's
+/// records needs from a log of many runs. A line of another run can be
+/// among them (the text could appear inside another record); callers
+/// still check each record's `run`. A last line without its newline (a
+/// torn tail) is left out.
+#[must_use]
+pub fn lines_of_run(bytes: &[u8], run: &str) -> Vec<u8> {
+    let needle = format!("\"run\":{}", serde_json::Value::String(run.to_owned()));
+    let finder = memchr::memmem::Finder::new(needle.as_bytes());
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(found) = bytes.get(from..).and_then(|rest| finder.find(rest)) {
+        let at = from + found;
+        let start = bytes
+            .get(..at)
+            .and_then(|before| memchr::memrchr(b'\n', before))
+            .map_or(0, |nl| nl + 1);
+        let Some(end) = bytes
+            .get(at..)
+            .and_then(|after| memchr::memchr(b'\n', after))
+            .map(|nl| at + nl + 1)
+        else {
+            break;
+        };
+        out.extend_from_slice(bytes.get(start..end).unwrap_or_default());
+        from = end;
+    }
+    out
+}
+
 /// Hex of a hash.
 #[must_use]
 pub fn hex(hash: &[u8]) -> String {
@@ -425,6 +457,22 @@ mod tests {
 
     fn signer() -> Signer {
         Signer::from_seed("test", &[3; 32])
+    }
+
+    #[test]
+    fn a_runs_lines_are_found_without_the_others() {
+        let log = concat!(
+            "{\"v\":1,\"seq\":0,\"run\":\"a\",\"kind\":\"x\"}\n",
+            "{\"v\":1,\"seq\":1,\"run\":\"ab\",\"kind\":\"x\"}\n",
+            "{\"v\":1,\"seq\":2,\"run\":\"a\",\"kind\":\"y\"}\n",
+            "{\"v\":1,\"seq\":3,\"run\":\"a\",\"kind\":\"torn"
+        );
+        let found = String::from_utf8(lines_of_run(log.as_bytes(), "a")).unwrap();
+        assert_eq!(
+            found,
+            "{\"v\":1,\"seq\":0,\"run\":\"a\",\"kind\":\"x\"}\n{\"v\":1,\"seq\":2,\"run\":\"a\",\"kind\":\"y\"}\n"
+        );
+        assert!(lines_of_run(log.as_bytes(), "zzz").is_empty());
     }
 
     #[test]

@@ -19,9 +19,8 @@ use crate::plan::{Dependency, Plan};
 /// parse is left out: `cairn audit verify` is what judges the log).
 #[must_use]
 pub fn records_of(log: &[u8], run: &str) -> Vec<Record> {
-    let needle = format!("\"run\":{}", Value::String(run.to_owned()));
-    log.split(|b| *b == b'\n')
-        .filter(|line| std::str::from_utf8(line).is_ok_and(|text| text.contains(needle.as_str())))
+    crate::audit::log::lines_of_run(log, run)
+        .split(|b| *b == b'\n')
         .filter_map(|line| serde_json::from_slice::<Record>(line).ok())
         .filter(|record| record.run == run)
         .collect()
