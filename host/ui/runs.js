@@ -59,16 +59,19 @@ export async function render(main, _params) {
 
   let nextCursor = null;
   const load = async () => {
+    const asked = url();
     let listed;
     try {
-      listed = await api(url());
+      listed = await api(asked);
     } catch (e) {
-      fill(place, problem(e));
+      if (asked === url()) fill(place, problem(e));
       return;
     }
+    // An answer to filters changed since is not shown.
+    if (asked !== url()) return;
     const text = JSON.stringify(listed);
     // What this table shows (the browser test waits on it).
-    table.dataset.query = url();
+    table.dataset.query = asked;
     if (text === shown) return;
     shown = text;
     fill(place, table);
