@@ -202,6 +202,14 @@ impl App {
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| unauthenticated("the Authorization header is not `Bearer <token>`"))?;
+        self.token_caller(presented)
+    }
+
+    /// The caller a token `presented` (as sent, or typed into the web
+    /// UI's sign-in form) stands for.
+    pub(crate) fn token_caller(&self, presented: &str) -> Result<Caller, ApiError> {
+        let unauthenticated =
+            |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message);
         let reader = lock(&self.reader);
         match tokens::authenticate(&reader, presented, SystemTime::now()) {
             Ok(row) => Ok(Caller {
@@ -1059,7 +1067,7 @@ async fn audit(State(app): State<Arc<App>>, Path(id): Path<String>, headers: Hea
     let (row, served) = app.run(&id)?;
     let (run, run_by) = run_context(&row);
     app.decide(&caller, &served, Asked::ReadAudit { run, run_by })?;
-    let path = crate::launch::StateDir::log_path(app.runs.state().path());
+    let path = log_path(&app);
     let bytes = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
     // The run's own records, and the service's records about it (its
     // trigger), each as written.

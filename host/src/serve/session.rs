@@ -44,13 +44,20 @@ pub const REUSE_READS: Duration = Duration::from_secs(60);
 /// Characters of a session's cookie value (32 bytes, base64url).
 const VALUE_CHARS: usize = 43;
 
-/// A signed-in browser: whose token it rests on.
-#[derive(Debug, Clone)]
-pub struct Session {
+/// Whose token a session rests on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
     /// The API token's id.
     pub token: String,
     /// Its user.
     pub user: String,
+}
+
+/// A signed-in browser.
+#[derive(Debug)]
+struct Session {
+    token: String,
+    user: String,
     created: Instant,
     used: Instant,
     /// Reads allowed recently: what was asked → (when, the `access`
@@ -125,9 +132,9 @@ impl Sessions {
         Ok(value)
     }
 
-    /// The live session `value` names, marked used now.
+    /// Whose live session `value` names, marked used now.
     #[must_use]
-    pub fn find(&self, value: &str) -> Option<Session> {
+    pub fn find(&self, value: &str) -> Option<SignedIn> {
         if value.len() != VALUE_CHARS {
             return None;
         }
@@ -140,7 +147,10 @@ impl Sessions {
             return None;
         }
         session.used = now;
-        Some(session.clone())
+        Some(SignedIn {
+            token: session.token.clone(),
+            user: session.user.clone(),
+        })
     }
 
     /// End session `value` (signing out, or its token no longer valid).

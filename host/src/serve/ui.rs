@@ -340,15 +340,7 @@ async fn sign_in(
         );
     };
     let next = next_page(form.next.as_deref()).to_owned();
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::AUTHORIZATION,
-        match HeaderValue::from_str(&format!("Bearer {}", form.token.trim())) {
-            Ok(value) => value,
-            Err(_) => HeaderValue::from_static("Bearer -"),
-        },
-    );
-    let caller = match app.caller(&headers) {
+    let caller = match app.token_caller(&form.token) {
         Ok(caller) => caller,
         Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
             return html(
