@@ -16,6 +16,7 @@ pub mod guard;
 pub mod launch;
 pub mod manifest;
 pub mod name;
+pub mod observe;
 pub mod plan;
 pub mod policy;
 pub mod recover;

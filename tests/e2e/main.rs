@@ -24,6 +24,7 @@ mod languages;
 mod limits;
 mod manifests;
 mod network;
+mod observe;
 mod policy;
 mod recovery;
 mod resume;

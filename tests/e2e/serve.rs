@@ -54,6 +54,8 @@ pub(crate) fn token(s: &Scratch, user: &str) -> String {
 pub(crate) struct Daemon {
     child: Child,
     pub(crate) addr: String,
+    /// Where it serves `/metrics`, when started with `--metrics-listen`.
+    pub(crate) metrics: Option<String>,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -68,6 +70,16 @@ impl Daemon {
 
     /// The daemon serving `workflows` (paths in `s`).
     pub(crate) fn serving(s: &Scratch, workflows: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::launch(s, workflows, &[], env)
+    }
+
+    /// The daemon serving `workflows` (paths in `s`), with more `args`.
+    pub(crate) fn launch(
+        s: &Scratch,
+        workflows: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut command = cairn();
         command
             .current_dir(s.path())
@@ -83,6 +95,7 @@ impl Daemon {
                 "--grace",
                 "20s",
             ])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -93,12 +106,23 @@ impl Daemon {
         let (tx, rx) = std::sync::mpsc::channel();
         let pipe = child.stderr.take().expect("stderr");
         let seen = Arc::clone(&stderr);
+        let metrics = Arc::new(Mutex::new(None));
+        let metrics_seen = Arc::clone(&metrics);
         std::thread::spawn(move || {
+            let after = |line: &str, text: &str| {
+                line.find(text).map(|at| {
+                    line[at + text.len()..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '/')
+                        .collect::<String>()
+                })
+            };
             for line in BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
-                if let Some(at) = line.find("listening on http://") {
-                    let rest = &line[at + "listening on http://".len()..];
-                    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                if let Some(addr) = after(&line, "metrics for Prometheus at http://") {
+                    *metrics_seen.lock().unwrap() = Some(addr);
+                }
+                if let Some(addr) = after(&line, "listening on http://") {
                     let _ = tx.send(addr);
                 }
                 let mut all = seen.lock().unwrap();
@@ -116,9 +140,19 @@ impl Daemon {
                 );
             }
         };
+        // The metrics line follows the listening one.
+        let waited = Instant::now();
+        while args.contains(&"--metrics-listen")
+            && metrics.lock().unwrap().is_none()
+            && waited.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let metrics = metrics.lock().unwrap().clone();
         Self {
             child,
             addr,
+            metrics,
             stderr,
         }
     }

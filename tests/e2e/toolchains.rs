@@ -76,17 +76,23 @@ pub fn componentize_js(test: &str) -> Option<PathBuf> {
 /// A Python that has the `wasmtime` package (wasmtime's own WASI, the
 /// reference a WASI program's run is compared with), if installed.
 pub fn reference_python(test: &str) -> Option<PathBuf> {
+    python_with(test, "wasmtime", "wasmtime==48.0.0")
+}
+
+/// A Python that can import `module` (from PyPI's `package`, which
+/// `.ci/run` installs into `target/toolchains/venv`), if installed.
+pub fn python_with(test: &str, module: &str, package: &str) -> Option<PathBuf> {
     let found = find("python3").filter(|python| {
         Command::new(python)
-            .args(["-c", "import wasmtime"])
+            .args(["-c", &format!("import {module}")])
             .output()
             .is_ok_and(|o| o.status.success())
     });
     if found.is_none() {
         skip(
             test,
-            "the `wasmtime` Python package",
-            "target/toolchains/venv/bin/pip install wasmtime==48.0.0",
+            &format!("the `{module}` Python package"),
+            &format!("target/toolchains/venv/bin/pip install {package}"),
         );
     }
     found

@@ -40,6 +40,17 @@ pub enum AuditError {
     Encode(#[from] serde_json::Error),
 }
 
+/// Told of every record as it is appended (`observe::Observer`: metrics,
+/// traces, lineage, notifications are all derived from the records). It
+/// is called while the log is held, right after the record is written:
+/// it must only update memory or hand work to another task, never wait,
+/// and never write to the log.
+pub trait Tap: Send + Sync {
+    /// Record `record` was appended; `line` is its bytes as written
+    /// (without the newline).
+    fn recorded(&self, record: &Record, line: &[u8]);
+}
+
 /// An open audit log.
 pub struct AuditLog {
     path: PathBuf,
@@ -57,6 +68,8 @@ pub struct AuditLog {
     left_unsigned: bool,
     /// The note of the last checkpoint record, if the log ends in one.
     last_note: Option<String>,
+    /// Who is told of each record appended.
+    tap: Option<std::sync::Arc<dyn Tap>>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -220,6 +233,7 @@ impl AuditLog {
             unsynced: true,
             left_unsigned,
             last_note,
+            tap: None,
         };
         if !torn.is_empty() {
             let saved = PathBuf::from(format!("{}.torn-{complete}", path.display()));
@@ -257,6 +271,12 @@ impl AuditLog {
             None => log.origin = format!("cairn.local/audit/{}", new_id()),
         }
         Ok(log)
+    }
+
+    /// The checkpoint origin (`cairn.local/audit/<id>`).
+    #[must_use]
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// The log's path.
@@ -302,7 +322,15 @@ impl AuditLog {
         self.records_since_checkpoint += 1;
         self.unsynced = true;
         self.last_note = None;
+        if let Some(tap) = &self.tap {
+            tap.recorded(&record, line.strip_suffix(b"\n").unwrap_or(&line));
+        }
         Ok(seq)
+    }
+
+    /// Tell `tap` of every record appended from now on.
+    pub fn tap(&mut self, tap: std::sync::Arc<dyn Tap>) {
+        self.tap = Some(tap);
     }
 
     /// Make every appended record durable (fdatasync); nothing to do when

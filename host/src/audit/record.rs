@@ -320,6 +320,31 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         starts: Option<String>,
     },
+    /// Delivery `attempt` (1, 2, ...) of the notification
+    /// `[notifications.NAME]` (`notification`) of `workflow` about event
+    /// `event` (the CloudEvent's id; `event_type` its type) to `endpoint`
+    /// (`host:port`), allowed by record `access` (a `notify` decision),
+    /// its body's digest `sha256`: `result` `delivered` (a 2xx answer,
+    /// `status`), `failed` (no answer or a 408, 429 or 5xx: tried again
+    /// after a backoff, unless `detail` says it gave up), `refused` (any
+    /// other answer: not tried again), `denied` (by policy: nothing sent;
+    /// `access` is the denial) or `no-key` (its secret is missing or not a
+    /// Standard Webhooks key: nothing sent).
+    Notification {
+        workflow: String,
+        notification: String,
+        event: String,
+        event_type: String,
+        endpoint: String,
+        attempt: u32,
+        result: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        access: u64,
+        sha256: String,
+    },
     /// A tick of schedule `schedule` of `workflow`: the instant it stands
     /// for (`nominal`, UTC), that instant on the schedule's wall clock
     /// (`local`, with offset and zone), when it was handled (`actual`),
@@ -559,6 +584,7 @@ impl Event {
             Self::Trigger { .. } => "trigger",
             Self::Tick { .. } => "tick",
             Self::Delivery { .. } => "delivery",
+            Self::Notification { .. } => "notification",
             Self::Pause { .. } => "pause",
             Self::BackfillStarted { .. } => "backfill-started",
             Self::BackfillSkipped { .. } => "backfill-skipped",

@@ -327,6 +327,8 @@ struct Checker<'a> {
     /// Allowed `pause_schedule` / `resume_schedule` requests: record →
     /// (workflow, principal id, action).
     pauses_allowed: HashMap<u64, (String, String, String)>,
+    /// Allowed `notify` decisions: record → (workflow, notification).
+    notifies_allowed: HashMap<u64, (String, String)>,
     /// `tick` and accepted `delivery` records, each the cause of a run.
     causes: HashMap<u64, Cause>,
     /// Every (via, workflow, schedule or webhook, nominal time or delivery
@@ -894,6 +896,14 @@ impl Checker<'_> {
                             .insert(at, (workflow.clone(), who.to_owned(), schedule.to_owned()));
                     }
                 }
+                if action == "notify" && decision == "allow" {
+                    let notification = context
+                        .get("notification")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default();
+                    self.notifies_allowed
+                        .insert(at, (workflow.clone(), notification.to_owned()));
+                }
                 if (action == "pause_schedule" || action == "resume_schedule")
                     && decision == "allow"
                 {
@@ -1186,6 +1196,31 @@ impl Checker<'_> {
                         format!(
                             "schedule `{schedule}` of `{workflow}` is {} by `{user}` citing record {access}, which is not an allowed `{action}`",
                             if *paused { "paused" } else { "resumed" }
+                        ),
+                    ),
+                }
+            }
+            Event::Notification {
+                workflow,
+                notification,
+                result,
+                access,
+                ..
+            } => {
+                // A denial sent nothing; anything else went out (or was
+                // about to) and must rest on an allowed `notify`.
+                if result == "denied" {
+                    return;
+                }
+                match self.notifies_allowed.get(access) {
+                    Some((of, name)) if of == workflow && name == notification => {
+                        self.report.authorized += 1;
+                    }
+                    _ => self.problem(
+                        at,
+                        "authorization",
+                        format!(
+                            "notification `{notification}` of `{workflow}` ({result}) cites record {access}, which is not an allowed `notify` of it"
                         ),
                     ),
                 }
@@ -1705,6 +1740,7 @@ fn scan(bytes: &[u8], key: &Verifier, artifacts: &Artifacts) -> (Report, Stored,
         triggers_allowed: HashMap::new(),
         triggers: HashMap::new(),
         pauses_allowed: HashMap::new(),
+        notifies_allowed: HashMap::new(),
         causes: HashMap::new(),
         started_by: HashSet::new(),
         backfills_allowed: HashMap::new(),

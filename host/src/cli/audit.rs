@@ -662,6 +662,19 @@ fn describe(event: &Event) -> String {
             }
             None => format!("webhook {webhook} of {workflow}: delivery {id} {result}"),
         },
+        Event::Notification {
+            workflow,
+            notification,
+            event_type,
+            endpoint,
+            attempt,
+            result,
+            status,
+            ..
+        } => format!(
+            "notification {notification} of {workflow}: {event_type} to {endpoint}, attempt {attempt}: {result}{}",
+            status.map_or_else(String::new, |s| format!(" (HTTP {s})"))
+        ),
         Event::Pause {
             workflow,
             schedule,

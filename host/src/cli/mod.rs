@@ -35,6 +35,7 @@ mod backfill;
 mod build;
 mod client;
 mod exec;
+mod logs;
 mod policy;
 mod run;
 mod runs;
@@ -237,7 +238,10 @@ fn command() -> ExitCode {
             };
         }
     };
-    init_tracing(cli.verbose);
+    match &cli.command {
+        Command::Serve(args) => init_tracing(cli.verbose, args.log_format, "cairn=info,warn"),
+        _ => init_tracing(cli.verbose, LogFormat::Text, "warn"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(STACK)
@@ -299,14 +303,35 @@ fn report(error: &CliError, verbose: bool) -> ExitCode {
     error.exit.into()
 }
 
-fn init_tracing(verbose: bool) {
-    let default = if verbose { "cairn=debug,warn" } else { "warn" };
+/// How log messages are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Lines for people: `warning: ...`, `error: ...`, the rest as is.
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, the
+    /// message and its fields), for log shippers.
+    Json,
+}
+
+/// Send log messages to stderr as `format` says, at `default`'s levels
+/// unless `CAIRN_LOG` says otherwise (`-v`: debug).
+fn init_tracing(verbose: bool, format: LogFormat, default: &str) {
+    let default = if verbose { "cairn=debug,warn" } else { default };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .try_init();
+    let _ = match format {
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .event_format(logs::Plain)
+            .try_init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
 }

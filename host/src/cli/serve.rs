@@ -98,6 +98,19 @@ pub(crate) struct ServeArgs {
     /// [default: http://ADDR, as listened on].
     #[arg(long, value_name = "URL", value_parser = crate::serve::parse_public_url)]
     public_url: Option<String>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics, on a listener of
+    /// its own and without a token (they name no person and no run; keep
+    /// the address where only your Prometheus reaches it), e.g.
+    /// 127.0.0.1:9464 [default: no metrics].
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+
+    /// How the service's own messages are written to stderr: `text` for
+    /// people, `json` (one object per line, with time, level and fields)
+    /// for log shippers.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = super::LogFormat::Text)]
+    pub(crate) log_format: super::LogFormat,
 }
 
 pub(crate) async fn serve(args: &ServeArgs) -> Result<Exit, CliError> {
@@ -118,21 +131,36 @@ pub(crate) async fn serve(args: &ServeArgs) -> Result<Exit, CliError> {
             .clone()
             .or_else(super::exec::default_cache_dir),
         public_url: args.public_url.clone(),
+        metrics_listen: args.metrics_listen,
     };
     let secrets: BTreeMap<Name, SecretSource> = args.secrets.iter().cloned().collect();
-    let style = Style::stderr();
+    // JSON lines are read by machines, never coloured.
+    let style = if args.log_format == super::LogFormat::Json {
+        Style::plain()
+    } else {
+        Style::stderr()
+    };
     let state_dir = args.state_dir.clone();
     crate::serve::serve(
         config,
         signer,
         Box::new(super::run::CliSecrets(secrets)),
         stop_signal(),
-        move |addr, served| {
-            eprintln!(
+        move |addr, served, metrics| {
+            tracing::info!(
+                target: "cairn::serve",
+                %addr,
                 "{} listening on http://{addr} ({served} workflow(s), state `{}`); the web UI is at http://{addr}/ui/ (sign in with a token from `cairn token create`); SIGTERM or Ctrl-C stops",
                 style.good("cairn serve"),
                 state_dir.display()
             );
+            if let Some(metrics) = metrics {
+                tracing::info!(
+                    target: "cairn::serve",
+                    %metrics,
+                    "metrics for Prometheus at http://{metrics}/metrics"
+                );
+            }
         },
     )
     .await

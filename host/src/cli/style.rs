@@ -19,6 +19,11 @@ impl Style {
         Self::for_terminal(std::io::stdout().is_terminal())
     }
 
+    /// No colour, wherever it goes.
+    pub(crate) fn plain() -> Self {
+        Self { color: false }
+    }
+
     fn for_terminal(terminal: bool) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Self {

@@ -14,8 +14,8 @@ use std::ops::Range;
 use indexmap::IndexMap;
 
 pub use parse::{
-    FIELDS_DEFAULTS, FIELDS_SCHEDULE, FIELDS_TASK, FIELDS_TOP, FIELDS_WEBHOOK, FIELDS_WORKFLOW,
-    parse, parse_partial,
+    FIELDS_DEFAULTS, FIELDS_NOTIFICATION, FIELDS_SCHEDULE, FIELDS_TASK, FIELDS_TOP, FIELDS_WEBHOOK,
+    FIELDS_WORKFLOW, parse, parse_partial,
 };
 pub use schema::schema;
 
@@ -68,6 +68,18 @@ pub struct Manifest {
     pub schedules: IndexMap<Name, Schedule>,
     /// `[webhooks.NAME]`: deliveries that start runs of it.
     pub webhooks: IndexMap<Name, Webhook>,
+    /// `[notifications.NAME]`: where the service sends its runs' events.
+    pub notifications: IndexMap<Name, Notification>,
+}
+
+/// `[notifications.NAME]`: an endpoint the service POSTs its runs'
+/// events to (CloudEvents, signed as Standard Webhooks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// Its name (the table key).
+    pub name: At<Name>,
+    /// Where and what.
+    pub spec: crate::observe::notify::Spec,
 }
 
 /// `[webhooks.NAME]`: an endpoint whose signed deliveries start runs, the

@@ -13,8 +13,8 @@ use toml::de::{DeTable, DeValue};
 
 use super::{
     Approval, At, Backoff, EACH, Edge, FORMAT, ForEach, Inject, MAX_APPROVALS, MAX_FAN_OUT,
-    Manifest, MountDecl, OnTimeout, Output, Param, Retries, Schedule, Settings, Task, Webhook,
-    When,
+    Manifest, MountDecl, Notification, OnTimeout, Output, Param, Retries, Schedule, Settings, Task,
+    Webhook, When,
 };
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::digest::Digest;
@@ -32,7 +32,10 @@ pub const FIELDS_TOP: &[&str] = &[
     "tasks",
     "schedules",
     "webhooks",
+    "notifications",
 ];
+/// Keys of `[notifications.NAME]`.
+pub const FIELDS_NOTIFICATION: &[&str] = &["url", "secret", "events"];
 /// Keys of `[webhooks.NAME]`.
 pub const FIELDS_WEBHOOK: &[&str] = &["scheme", "secret", "as", "labels", "params", "tolerance"];
 /// Keys of `[schedules.NAME]`.
@@ -392,6 +395,7 @@ impl Cx {
         let mut tasks = IndexMap::new();
         let mut schedules = IndexMap::new();
         let mut webhooks = IndexMap::new();
+        let mut notifications = IndexMap::new();
         let mut saw_workflow = false;
         for (key, value) in top {
             match key.get_ref().as_ref() {
@@ -484,6 +488,11 @@ impl Cx {
                         webhooks = self.named(table, "a webhook", Self::webhook);
                     }
                 }
+                "notifications" => {
+                    if let Some(table) = self.table(value, "`[notifications]`") {
+                        notifications = self.named(table, "a notification", Self::notification);
+                    }
+                }
                 _ => {}
             }
         }
@@ -530,6 +539,7 @@ impl Cx {
             tasks,
             schedules,
             webhooks,
+            notifications,
         }
     }
 
@@ -706,6 +716,81 @@ impl Cx {
             tolerance,
         };
         Some(Webhook { name, spec })
+    }
+
+    fn notification(
+        &mut self,
+        name: At<Name>,
+        key: Range<usize>,
+        table: &DeTable<'_>,
+    ) -> Option<Notification> {
+        use crate::observe::notify;
+        self.unknown_fields(table, FIELDS_NOTIFICATION, "a notification");
+        let problems = self.d.len();
+        let mut endpoint = None;
+        let mut secret = None;
+        let mut events = None;
+        for (k, value) in table {
+            match k.get_ref().as_ref() {
+                "url" => {
+                    if let Some(url) = self.string(value, "`url`") {
+                        match notify::Endpoint::parse(&url.value) {
+                            Ok(e) => endpoint = Some(e),
+                            Err(why) => self.d.push(
+                                Diagnostic::at(url.span, format!("`url` `{}`: {why}", url.value))
+                                    .help("e.g. `url = \"https://hooks.example.com/cairn\"`"),
+                            ),
+                        }
+                    }
+                }
+                "secret" => secret = self.name(value, "the notification's `secret`"),
+                "events" => {
+                    let items = self.array(value, "`events`").unwrap_or_default();
+                    let mut kinds = std::collections::BTreeSet::new();
+                    for item in items {
+                        if let Some(c) = self.choice(item, "each of `events`", notify::Kind::NAMES)
+                            && let Some(kind) = notify::Kind::from_name(&c.value)
+                        {
+                            kinds.insert(kind);
+                        }
+                    }
+                    if kinds.is_empty() && self.d.len() == problems {
+                        self.d.push(
+                            Diagnostic::at(value.span(), "`events` is empty")
+                                .help("list what to send, e.g. `events = [\"run.failed\"]`, or leave `events` out for all"),
+                        );
+                    }
+                    events = Some(kinds);
+                }
+                _ => {}
+            }
+        }
+        let whose = format!("notification `{}`", name.value);
+        self.require(
+            table,
+            &key,
+            &whose,
+            &[
+                (
+                    "url",
+                    "say where its events are POSTed, e.g. `url = \"https://hooks.example.com/cairn\"`",
+                ),
+                (
+                    "secret",
+                    "name the secret holding its Standard Webhooks key (`whsec_...`), e.g. `secret = \"OPS_NOTIFY_KEY\"`; `cairn serve --secret OPS_NOTIFY_KEY=env:...` gives its value",
+                ),
+            ],
+        );
+        if self.d.len() > problems {
+            return None;
+        }
+        let spec = notify::Spec {
+            name: name.value.to_string(),
+            endpoint: endpoint?,
+            secret: secret?.value,
+            events: events.unwrap_or_else(|| notify::Kind::ALL.into_iter().collect()),
+        };
+        Some(Notification { name, spec })
     }
 
     fn schedule(

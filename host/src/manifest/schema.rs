@@ -231,6 +231,21 @@ pub fn schema() -> Value {
                         "tolerance": { "type": "string", "default": "5m", "description": "How far a standard delivery's timestamp may be from now." }
                     }
                 }
+            },
+            "notifications": {
+                "type": "object",
+                "description": "Where `cairn serve` POSTs its runs' events: CloudEvents 1.0 (structured JSON), signed as Standard Webhooks, retried with backoff; each delivery is in the audit log, and each is decided by policy (`notify`) first.",
+                "propertyNames": { "pattern": NAME },
+                "additionalProperties": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["url", "secret"],
+                    "properties": {
+                        "url": { "type": "string", "pattern": "^https?://[^/@#]+(/[^#]*)?$", "description": "The endpoint: https:// (or http://), host, port, path." },
+                        "secret": { "type": "string", "pattern": NAME, "description": "The secret holding its Standard Webhooks key (whsec_ and base64)." },
+                        "events": { "type": "array", "minItems": 1, "uniqueItems": true, "items": { "enum": ["run.started", "run.succeeded", "run.failed", "approval.requested"] }, "description": "What to send; all of them unless listed." }
+                    }
+                }
             }
         }
     })
@@ -239,7 +254,8 @@ pub fn schema() -> Value {
 #[cfg(test)]
 mod tests {
     use super::super::{
-        FIELDS_DEFAULTS, FIELDS_SCHEDULE, FIELDS_TASK, FIELDS_TOP, FIELDS_WEBHOOK, FIELDS_WORKFLOW,
+        FIELDS_DEFAULTS, FIELDS_NOTIFICATION, FIELDS_SCHEDULE, FIELDS_TASK, FIELDS_TOP,
+        FIELDS_WEBHOOK, FIELDS_WORKFLOW,
     };
     use super::*;
 
@@ -282,6 +298,10 @@ mod tests {
         assert_eq!(
             keys(&props["webhooks"]["additionalProperties"]["properties"]),
             sorted(FIELDS_WEBHOOK)
+        );
+        assert_eq!(
+            keys(&props["notifications"]["additionalProperties"]["properties"]),
+            sorted(FIELDS_NOTIFICATION)
         );
     }
 }

@@ -108,6 +108,8 @@ pub struct Plan {
     pub schedules: Vec<crate::serve::schedule::Spec>,
     /// Deliveries that start runs of it.
     pub webhooks: Vec<crate::serve::webhook::Spec>,
+    /// Where the service sends its runs' events.
+    pub notifications: Vec<crate::observe::notify::Spec>,
 }
 
 impl Plan {
@@ -339,6 +341,11 @@ impl Plan {
                 .map(|s| s.spec.clone())
                 .collect(),
             webhooks: manifest.webhooks.values().map(|w| w.spec.clone()).collect(),
+            notifications: manifest
+                .notifications
+                .values()
+                .map(|n| n.spec.clone())
+                .collect(),
         })
     }
 

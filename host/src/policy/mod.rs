@@ -48,6 +48,7 @@ pub const ACTIONS: &[&str] = &[
     "pause_schedule",
     "resume_schedule",
     "read_output",
+    "notify",
 ];
 
 /// Policies sliced by what their scope can match, so a request is evaluated

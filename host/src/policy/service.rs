@@ -179,6 +179,38 @@ impl ServicePolicies {
             },
         )
     }
+
+    /// Decide whether the service may send the workflow's notification
+    /// `notification` about an event `event` to `endpoint` (the action
+    /// `notify`, the workflow its principal).
+    ///
+    /// # Errors
+    ///
+    /// Only if the request does not fit Cairn's schema (a bug).
+    pub fn decide_notify(
+        &self,
+        notification: &str,
+        event: &str,
+        endpoint: &crate::observe::notify::Endpoint,
+    ) -> Result<Decision, PolicyError> {
+        authorize(
+            &self.policies,
+            &self.entities,
+            Ask {
+                task: "",
+                action: "notify",
+                what: format!("notification {notification} to {}", endpoint.host_port()),
+                principal: uid("Workflow", &self.workflow)?,
+                resource: uid("Host", &endpoint.host_port())?,
+                context: serde_json::json!({
+                    "notification": notification,
+                    "event": event,
+                    "scheme": endpoint.scheme,
+                    "path": endpoint.path,
+                }),
+            },
+        )
+    }
 }
 
 #[cfg(test)]

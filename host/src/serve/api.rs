@@ -149,7 +149,7 @@ impl ApiError {
     }
 
     pub(crate) fn internal(message: impl std::fmt::Display) -> Self {
-        eprintln!("cairn serve: {message}");
+        tracing::error!("{message}");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",

@@ -925,8 +925,8 @@ impl Backfills {
                 }
                 Err(Step::Stop) => return,
                 Err(Step::Retry(e)) => {
-                    eprintln!(
-                        "warning: backfill {}: nominal time {nominal} was not handled ({e}); trying again in {} s",
+                    tracing::warn!(
+                        "backfill {}: nominal time {nominal} was not handled ({e}); trying again in {} s",
                         entry.id,
                         RETRY.as_secs()
                     );
@@ -960,8 +960,8 @@ impl Backfills {
             .and_then(|_| log.sync())
         };
         if let Err(e) = recorded {
-            eprintln!(
-                "warning: backfill {} is done, but its end was not recorded ({e}); it is when the service is back",
+            tracing::warn!(
+                "backfill {} is done, but its end was not recorded ({e}); it is when the service is back",
                 entry.id
             );
         }

@@ -371,7 +371,7 @@ impl Refusal<'_> {
 }
 
 fn internal(why: &str) -> Answered {
-    eprintln!("cairn serve: a webhook delivery failed: {why}");
+    tracing::error!("a webhook delivery failed: {why}");
     Answered::Refused {
         status: 500,
         code: "internal",

@@ -13,6 +13,7 @@ pub mod backfill;
 pub mod catalog;
 pub mod client;
 pub mod hooks;
+pub mod notify;
 pub mod runs;
 pub mod schedule;
 pub mod scheduler;
@@ -63,6 +64,9 @@ pub struct Config {
     /// Where clients reach the service (`--public-url`), when not the
     /// address listened on.
     pub public_url: Option<String>,
+    /// Where Prometheus scrapes `/metrics` (`--metrics-listen`), if
+    /// anywhere: a listener of its own, without tokens.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Check a `--public-url`: `http://` or `https://`, a host, no path,
@@ -110,10 +114,17 @@ pub enum ServeError {
     State(#[from] crate::state::StateError),
     #[error("{0}")]
     Session(String),
+    #[error(
+        "cannot listen for metrics on {addr}: {source}; pass another address with --metrics-listen"
+    )]
+    MetricsListen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Serve `config` until `shutdown` completes; `ready` is told the address
-/// listened on once requests are answered.
+/// listened on (and the metrics listener's) once requests are answered.
 ///
 /// # Errors
 ///
@@ -124,7 +135,7 @@ pub async fn serve(
     signer: Signer,
     secrets: Box<dyn SecretProvider + Send + Sync>,
     shutdown: impl Future<Output = ()>,
-    ready: impl FnOnce(SocketAddr, usize),
+    ready: impl FnOnce(SocketAddr, usize, Option<SocketAddr>),
 ) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -136,10 +147,34 @@ pub async fn serve(
         addr: config.listen,
         source,
     })?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::MetricsListen { addr, source })?,
+        ),
+        None => None,
+    };
     let (state, repairs) = StateDir::open(&config.state_dir, signer)?;
+    // Everything observed is derived from the log's records: what the log
+    // leaves open first, then each record as it is appended.
+    let observer = Arc::new(crate::observe::Observer::new());
+    {
+        let mut log = state
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let bytes =
+            std::fs::read(log.path()).map_err(|source| crate::audit::log::AuditError::Io {
+                path: log.path().to_owned(),
+                source,
+            })?;
+        observer.learn(&bytes);
+        log.tap(Arc::clone(&observer) as Arc<dyn crate::audit::log::Tap>);
+    }
     if !repairs.is_empty() {
-        eprintln!(
-            "note: repaired what a stopped cairn left: {}",
+        tracing::info!(
+            "repaired what a stopped cairn left: {}",
             repairs
                 .runs
                 .iter()
@@ -158,14 +193,14 @@ pub async fn serve(
         Launcher::new(config.jobs, config.cache_dir.as_deref())?.on_compile(Arc::new(|event| {
             match event {
                 crate::launch::Compiling::Started { path, bytes } => {
-                    eprintln!(
+                    tracing::info!(
                         "compiling {} ({} KiB, not in the compile cache yet) …",
                         path.display(),
                         bytes.div_ceil(1024)
                     );
                 }
                 crate::launch::Compiling::Finished { path, took, .. } => {
-                    eprintln!("compiled {} in {:.1} s", path.display(), took.as_secs_f64());
+                    tracing::info!("compiled {} in {:.1} s", path.display(), took.as_secs_f64());
                 }
             }
         }));
@@ -173,9 +208,26 @@ pub async fn serve(
     report(&catalog.refresh(&state.log)?);
     let runs = runs::Runs::new(launcher, state, config.jobs, secrets);
     for note in runs.recover(&catalog).await? {
-        eprintln!("note: {note}");
+        tracing::info!("{note}");
     }
     let served = catalog.all().count();
+    let base_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let origin = runs
+        .state()
+        .log
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .origin()
+        .to_owned();
+    let (notifier, queue) = notify::Notifier::new(origin, base_url.clone());
+    observer.send_to(Arc::clone(&notifier) as Arc<dyn crate::observe::Outbox>);
+    for workflow in catalog.all() {
+        observer.serving(&workflow.name);
+        notifier.serving(workflow);
+    }
     let catalog = Arc::new(Mutex::new(catalog));
     let log = std::fs::read(StateDir::log_path(runs.state().path())).map_err(|source| {
         crate::audit::log::AuditError::Io {
@@ -188,7 +240,7 @@ pub async fn serve(
     let backfills = backfill::Backfills::new(Arc::clone(&runs), Arc::clone(&catalog), &log);
     drop(log);
     for note in backfills.resume() {
-        eprintln!("note: {note}");
+        tracing::info!("{note}");
     }
     let app = Arc::new(api::App {
         catalog,
@@ -197,14 +249,21 @@ pub async fn serve(
         hooks,
         backfills: Arc::clone(&backfills),
         reader: Mutex::new(reader),
-        base_url: config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{addr}")),
+        base_url,
         public_origin: config.public_url.is_some(),
         sessions: session::Sessions::new().map_err(ServeError::Session)?,
     });
-    let reloading = tokio::spawn(reload(Arc::clone(&app), config.reload));
+    let reloading = tokio::spawn(reload(
+        Arc::clone(&app),
+        config.reload,
+        Arc::clone(&notifier),
+    ));
+    let notifying = tokio::spawn(notify::send(
+        notifier,
+        queue,
+        Arc::clone(&runs),
+        Arc::clone(&app.catalog),
+    ));
     let committing = tokio::spawn(commit(Arc::clone(&runs)));
     let scheduling = tokio::spawn(scheduler.run());
     let router = ui::router(Arc::clone(&app)).layer((
@@ -214,21 +273,34 @@ pub async fn serve(
             REQUEST_TIMEOUT,
         ),
     ));
-    ready(addr, served);
+    let mut tasks = vec![reloading, scheduling, committing, notifying];
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .and_then(|listener| listener.local_addr().ok());
+    if let Some(listener) = metrics_listener {
+        let scrape = scrape_router(Arc::clone(&app), Arc::clone(&observer));
+        tasks.push(tokio::spawn(accept(
+            listener,
+            scrape,
+            std::future::pending(),
+        )));
+        tasks.push(tokio::spawn(upkeep(Arc::clone(&observer))));
+    }
+    ready(addr, served, metrics_addr);
     accept(listener, router, shutdown).await;
     // Stopped, and waited for: a scheduler caught mid-tick must not append
     // after the log is closed and signed below.
-    for task in [reloading, scheduling, committing] {
+    for task in tasks {
         task.abort();
         let _ = task.await;
     }
     backfills.stop().await;
-    eprintln!(
+    tracing::info!(
         "stopping: no new runs; waiting up to {:.0} s for tasks under way",
         config.grace.as_secs_f64()
     );
     runs.shutdown(config.grace).await?;
-    eprintln!("stopped; the audit log is signed to its last record");
+    tracing::info!("stopped; the audit log is signed to its last record");
     Ok(())
 }
 
@@ -252,6 +324,23 @@ pub(crate) fn decide_recorded(
         .service
         .decide(user, asked)
         .map_err(|e| e.to_string())?;
+    let seq = record_decision(state, served, token, &decision)?;
+    Ok((seq, decision.allowed))
+}
+
+/// Record `decision`, made for `served` on a request by token `token`
+/// (`""` for the service's own), as an `access` record, synced. Returns
+/// the record's number.
+///
+/// # Errors
+///
+/// It could not be recorded.
+pub(crate) fn record_decision(
+    state: &StateDir,
+    served: &catalog::Served,
+    token: &str,
+    decision: &crate::policy::Decision,
+) -> Result<u64, String> {
     let entity = |uid: &cedar_policy::EntityUid| serde_json::json!({ "type": uid.type_name().to_string(), "id": uid.id().unescaped() });
     let mut log = state
         .log
@@ -275,27 +364,25 @@ pub(crate) fn decide_recorded(
         )
         .map_err(|e| e.to_string())?;
     log.sync().map_err(|e| e.to_string())?;
-    Ok((seq, decision.allowed))
+    Ok(seq)
 }
 
 fn report(refreshed: &catalog::Refreshed) {
     for name in &refreshed.loaded {
-        eprintln!("serving workflow {name}");
+        tracing::info!("serving workflow {name}");
     }
     for problem in &refreshed.problems {
-        eprintln!(
-            "warning: `{}` does not load (the last version that did, if any, is still served):",
-            problem.source.display()
+        tracing::warn!(
+            "`{}` does not load (the last version that did, if any, is still served):\n  {}",
+            problem.source.display(),
+            problem.problems.join("\n  ")
         );
-        for line in &problem.problems {
-            eprintln!("  {line}");
-        }
     }
 }
 
 /// Look at the workflows' files every `every`, and sign a checkpoint
 /// over requests recorded since the last one, once it is due.
-async fn reload(app: Arc<api::App>, every: Duration) {
+async fn reload(app: Arc<api::App>, every: Duration, notifier: Arc<notify::Notifier>) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
@@ -306,7 +393,15 @@ async fn reload(app: Arc<api::App>, every: Duration) {
                 .catalog
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            catalog.refresh(&app.runs.state().log)
+            let refreshed = catalog.refresh(&app.runs.state().log);
+            if let Ok(refreshed) = &refreshed {
+                for name in &refreshed.loaded {
+                    if let Some(served) = catalog.get(name) {
+                        notifier.serving(&served);
+                    }
+                }
+            }
+            refreshed
         };
         match refreshed {
             Ok(refreshed) => {
@@ -315,7 +410,7 @@ async fn reload(app: Arc<api::App>, every: Duration) {
                 }
                 report(&refreshed);
             }
-            Err(e) => eprintln!("warning: cannot record a changed workflow: {e}"),
+            Err(e) => tracing::warn!("cannot record a changed workflow: {e}"),
         }
         // Requests answered since the last checkpoint get one soon.
         let signed = app
@@ -326,7 +421,7 @@ async fn reload(app: Arc<api::App>, every: Duration) {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .checkpoint_if_stale();
         if let Err(e) = signed {
-            eprintln!("warning: cannot sign a checkpoint: {e}");
+            tracing::warn!("cannot sign a checkpoint: {e}");
         }
     }
 }
@@ -347,8 +442,54 @@ async fn commit(runs: Arc<runs::Runs>) {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .commit_if_due();
         if let Err(e) = committed {
-            eprintln!("warning: cannot commit the run state: {e}");
+            tracing::warn!("cannot commit the run state: {e}");
         }
+    }
+}
+
+/// `GET /metrics`: every metric in the Prometheus text format, on the
+/// metrics listener only (no token: it names no person and no run).
+fn scrape_router(app: Arc<api::App>, observer: Arc<crate::observe::Observer>) -> axum::Router {
+    let scrape = move || {
+        let app = Arc::clone(&app);
+        let observer = Arc::clone(&observer);
+        async move {
+            let mut active = std::collections::BTreeMap::new();
+            for workflow in app
+                .catalog
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .all()
+            {
+                for phase in ["queued", "running"] {
+                    active.insert((workflow.name.clone(), phase), 0);
+                }
+            }
+            for run in app.runs.active() {
+                let phase = match run.phase {
+                    runs::Phase::Queued => "queued",
+                    runs::Phase::Running => "running",
+                };
+                *active.entry((run.workflow, phase)).or_insert(0) += 1;
+            }
+            (
+                [(
+                    http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                observer.render(&active),
+            )
+        }
+    };
+    axum::Router::new().route("/metrics", axum::routing::get(scrape))
+}
+
+/// Drain the metrics' histograms every few seconds, scraped or not.
+async fn upkeep(observer: Arc<crate::observe::Observer>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        ticks.tick().await;
+        observer.upkeep();
     }
 }
 
@@ -375,7 +516,7 @@ async fn accept(
                 Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of descriptors, say: wait a little, go on.
-                    eprintln!("warning: accepting a connection failed: {e}");
+                    tracing::warn!("accepting a connection failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }

@@ -612,16 +612,16 @@ impl Runs {
             tokio::select! {
                 summary = running.finish() => match summary {
                     Ok(summary) => {
-                        eprintln!("run {id} {}", summary.status);
+                        tracing::info!("run {id} {}", summary.status);
                         waiting = summary.status == "waiting";
                     }
-                    Err(e) => eprintln!("run {id} could not go on: {e}"),
+                    Err(e) => tracing::info!("run {id} could not go on: {e}"),
                 },
                 Some(Control::Cancel) = told.recv() => {
                     running.stop().await;
                     match crate::runner::cancelled(&me.state.log, &me.state.state, &id, began.elapsed()) {
-                        Ok(_) => eprintln!("run {id} cancelled"),
-                        Err(e) => eprintln!("run {id} cancelled, but its end was not recorded: {e}"),
+                        Ok(_) => tracing::info!("run {id} cancelled"),
+                        Err(e) => tracing::info!("run {id} cancelled, but its end was not recorded: {e}"),
                     }
                 }
             }
@@ -666,7 +666,7 @@ impl Runs {
             .map_err(|e| e.to_string())
             .and_then(|()| state.start_run(&row).map_err(|e| e.to_string()))
         {
-            eprintln!("run {id} cancelled before it started, but not recorded: {e}");
+            tracing::info!("run {id} cancelled before it started, but not recorded: {e}");
         }
     }
 
@@ -957,8 +957,8 @@ impl Runs {
         if due {
             let origin = self.origin_of(&bytes, run);
             match self.resume_served(served, &bytes, run, origin).await {
-                Ok(note) => eprintln!("{note}: its approval gate was decided"),
-                Err(why) => eprintln!("run {run} waits on: {why}"),
+                Ok(note) => tracing::info!("{note}: its approval gate was decided"),
+                Err(why) => tracing::info!("run {run} waits on: {why}"),
             }
             return;
         }
@@ -1030,7 +1030,7 @@ impl Runs {
         .await;
         if drained.is_err() {
             let left = supervisors.len();
-            eprintln!(
+            tracing::info!(
                 "{left} run(s) still had tasks running after the {:.0} s grace period; stopped (they go on when the service is back)",
                 grace.as_secs_f64()
             );

@@ -306,8 +306,8 @@ impl Scheduler {
                     lock(&self.book).note(key.clone(), last);
                 }
                 Err(e) => {
-                    eprintln!(
-                        "warning: schedule {} of {}: a tick was not handled ({e}); trying again in {} s",
+                    tracing::warn!(
+                        "schedule {} of {}: a tick was not handled ({e}); trying again in {} s",
                         spec.name,
                         served.name,
                         RETRY.as_secs()

@@ -318,6 +318,17 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The key a Standard Webhooks secret (`whsec_<base64>`, or bare base64)
+/// holds, if it is one.
+#[must_use]
+pub fn standard_key(secret: &str) -> Option<Vec<u8>> {
+    let secret = secret.trim();
+    base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+        .ok()
+        .filter(|key| !key.is_empty())
+}
+
 /// Sign `body` as `scheme` would with `key` (for tests and for clients):
 /// the headers to send, by name (none if `key` is not a key of `scheme`).
 #[must_use]
