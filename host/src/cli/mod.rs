@@ -238,10 +238,16 @@ fn command() -> ExitCode {
             };
         }
     };
-    match &cli.command {
-        Command::Serve(args) => init_tracing(cli.verbose, args.log_format, "cairn=info,warn"),
-        _ => init_tracing(cli.verbose, LogFormat::Text, "warn"),
-    }
+    let json_logs = match &cli.command {
+        Command::Serve(args) => {
+            init_tracing(cli.verbose, args.log_format, "cairn=info,warn");
+            args.log_format == LogFormat::Json
+        }
+        _ => {
+            init_tracing(cli.verbose, LogFormat::Text, "warn");
+            false
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(STACK)
@@ -282,6 +288,11 @@ fn command() -> ExitCode {
     });
     match result {
         Ok(exit) => exit.into(),
+        // A service writing JSON lines says why it stopped in one too.
+        Err(error) if json_logs => {
+            tracing::error!(target: "cairn::serve", "{}", error.message);
+            error.exit.into()
+        }
         Err(error) => report(&error, cli.verbose),
     }
 }

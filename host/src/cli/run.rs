@@ -177,19 +177,29 @@ fn signer(args: &RunOptions, state: &Path) -> Result<Signer, CliError> {
 /// The signer of state directory `state`: the key `key`, or
 /// `STATE/keys/audit.key`, created (and said so) on first use.
 pub(super) fn signer_of(key: Option<&Path>, state: &Path) -> Result<Signer, CliError> {
+    signer_saying(key, state, |note| {
+        eprintln!("{} {note}", Style::stderr().good("note"));
+    })
+}
+
+/// [`signer_of`], telling `say` that a key was created.
+pub(super) fn signer_saying(
+    key: Option<&Path>,
+    state: &Path,
+    say: impl FnOnce(&str),
+) -> Result<Signer, CliError> {
     if let Some(path) = key {
         return Signer::load(path).map_err(CliError::input);
     }
     let path = state.join("keys").join("audit.key");
     if !path.exists() {
         let verifier = keygen(&state.join("keys"), "audit").map_err(CliError::input)?;
-        eprintln!(
-            "{} created the audit signing key `{}` (keep it private; give auditors `{}`, key {})",
-            Style::stderr().good("note"),
+        say(&format!(
+            "created the audit signing key `{}` (keep it private; give auditors `{}`, key {})",
             path.display(),
             state.join("keys").join("audit.pub").display(),
             verifier.note_key()
-        );
+        ));
     }
     Signer::load(&path).map_err(CliError::input)
 }

@@ -42,6 +42,12 @@ use crate::units::HumanDuration;
 /// finish, then the log is signed and the process exits; started again,
 /// it goes on with what was interrupted (a `kill -9` included).
 ///
+/// `--metrics-listen ADDR` serves Prometheus metrics at
+/// `http://ADDR/metrics`; `--log-format json` writes the service's
+/// messages as JSON lines; a manifest's `[notifications.NAME]` sends its
+/// runs' events as signed CloudEvents (each decided by policy, `notify`,
+/// and recorded).
+///
 /// The API is described at `/v1/openapi.json`. Secrets for the runs come
 /// from --secret, or the environment variables `CAIRN_SECRET_<NAME>`.
 #[derive(Debug, Args)]
@@ -49,7 +55,8 @@ use crate::units::HumanDuration;
   cairn token create --user alice --state-dir /var/lib/cairn
   cairn serve examples/hello examples/etl --state-dir /var/lib/cairn
   curl -X POST -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/v1/workflows/hello/runs
-  cairn trigger hello --server http://127.0.0.1:8080    (CAIRN_TOKEN holds the token)")]
+  cairn trigger hello --server http://127.0.0.1:8080    (CAIRN_TOKEN holds the token)
+  cairn serve examples/etl --metrics-listen 127.0.0.1:9464 --log-format json")]
 pub(crate) struct ServeArgs {
     /// The workflows to serve: manifests, or folders holding `workflow.toml`.
     #[arg(value_name = "PATH", required = true)]
@@ -114,7 +121,9 @@ pub(crate) struct ServeArgs {
 }
 
 pub(crate) async fn serve(args: &ServeArgs) -> Result<Exit, CliError> {
-    let signer = super::run::signer_of(args.key.as_deref(), &args.state_dir)?;
+    let signer = super::run::signer_saying(args.key.as_deref(), &args.state_dir, |note| {
+        tracing::info!(target: "cairn::serve", "{note}");
+    })?;
     let jobs = args
         .jobs
         .map(usize::from)

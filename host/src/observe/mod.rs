@@ -187,8 +187,13 @@ impl Tap for Observer {
             Event::RunStarted { .. } => memory.triggered.get(&record.run).cloned(),
             _ => None,
         };
+        // The run's workflow as known before this record (a run's end
+        // forgets it), or as this record makes it known (its start).
+        let before = memory.runs.get(&record.run).cloned();
         memory.remember(record);
-        let workflow = memory.runs.get(&record.run).cloned().unwrap_or_default();
+        let workflow = before
+            .or_else(|| memory.runs.get(&record.run).cloned())
+            .unwrap_or_default();
         drop(memory);
         let dropped = notify::kind_of(record).is_some()
             && self.outbox.get().is_some_and(|outbox| {

@@ -1060,8 +1060,12 @@ fn progress(run: String) -> Arc<dyn Fn(Progress<'_>) + Send + Sync> {
                 Status::Failed(why) => format!("failed: {why}"),
                 Status::Skipped(why) => format!("skipped: {why}"),
             };
-            let line = format!("run {run} task {} {status}\n", result.name);
-            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+            tracing::info!(
+                run = %run,
+                task = %result.name,
+                "run {run} task {} {status}",
+                result.name
+            );
         }
     })
 }
