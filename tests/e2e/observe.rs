@@ -637,3 +637,255 @@ print(json.dumps(out))
     let report = crate::serve::assert_log_verifies(&s);
     assert!(report.to_string().contains("authorized"), "{report}");
 }
+
+/// An OTLP receiver in Python, decoding with the OpenTelemetry project's
+/// own protobuf bindings (`opentelemetry-proto`): HTTP/protobuf on one
+/// port, gRPC (`grpcio`) on another; each request is appended to the file
+/// `argv[1]` as `{"via", "request"}` (the request as protobuf's JSON).
+const OTLP_RECEIVER: &str = r#"
+import grpc, json, sys, threading
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from google.protobuf.json_format import MessageToDict
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as pb, trace_service_pb2_grpc as rpc
+out = open(sys.argv[1], "a")
+lock = threading.Lock()
+def save(via, request):
+    with lock:
+        out.write(json.dumps({"via": via, "request": MessageToDict(request)}) + "\n")
+        out.flush()
+class Http(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        request = pb.ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        right = self.path == "/v1/traces" and self.headers["Content-Type"] == "application/x-protobuf"
+        save("http" if right else "http-elsewhere", request)
+        answer = pb.ExportTraceServiceResponse().SerializeToString()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+    def log_message(self, *args):
+        pass
+class Grpc(rpc.TraceServiceServicer):
+    def Export(self, request, context):
+        save("grpc", request)
+        return pb.ExportTraceServiceResponse()
+http = HTTPServer(("127.0.0.1", 0), Http)
+server = grpc.server(futures.ThreadPoolExecutor(4))
+rpc.add_TraceServiceServicer_to_server(Grpc(), server)
+grpc_port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+print(http.server_port, grpc_port, flush=True)
+http.serve_forever()
+"#;
+
+/// The spans received so far, each with its resource's attributes and
+/// the way it came, from the receiver's file.
+fn received_spans(file: &std::path::Path) -> Vec<(String, Value, Value)> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut spans = Vec::new();
+    for line in text.lines() {
+        let entry: Value = serde_json::from_str(line).unwrap();
+        for rs in entry["request"]["resourceSpans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(rs["schemaUrl"], "https://opentelemetry.io/schemas/1.44.0");
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                assert_eq!(ss["scope"]["name"], "cairn");
+                for span in ss["spans"].as_array().into_iter().flatten() {
+                    spans.push((
+                        entry["via"].as_str().unwrap().to_owned(),
+                        rs["resource"].clone(),
+                        span.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    spans
+}
+
+/// A span's attribute `key`, as a string.
+fn attr<'a>(span: &'a Value, key: &str) -> &'a str {
+    span["attributes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["key"] == key)
+        .and_then(|a| a["value"]["stringValue"].as_str())
+        .unwrap_or("")
+}
+
+#[test]
+fn spans_of_runs_with_a_retry_and_a_failure_reach_an_otlp_receiver_over_http_and_grpc() {
+    let test = "spans_of_runs_with_a_retry_and_a_failure_reach_an_otlp_receiver_over_http_and_grpc";
+    let Some(python) = toolchains::python_with(
+        test,
+        "grpc, opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc",
+        "opentelemetry-proto==1.45.2 grpcio==1.76.0",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("received.jsonl");
+    let mut receiver = std::process::Command::new(&python)
+        .args(["-c", OTLP_RECEIVER])
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ports = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(receiver.stdout.take().unwrap()),
+        &mut ports,
+    )
+    .unwrap();
+    let ports: Vec<&str> = ports.split_whitespace().collect();
+    let (http_port, grpc_port) = (ports[0].to_owned(), ports[1].to_owned());
+
+    for (protocol, endpoint) in [
+        ("http/protobuf", format!("http://127.0.0.1:{http_port}")),
+        ("grpc", format!("http://127.0.0.1:{grpc_port}")),
+    ] {
+        let s = Scratch::new();
+        workflow(&s, 0, 0, "");
+        s.mkdir("flaky");
+        s.write(
+            "flaky/workflow.toml",
+            &FLAKY.replace("COMPONENT", &format!("{:?}", cairn_tests::TASK)),
+        );
+        let alice = token(&s, "alice");
+        let d = Daemon::launch(
+            &s,
+            &[".", "flaky"],
+            &[],
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                ("OTEL_SERVICE_NAME", "cairn-test"),
+                ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=ci"),
+            ],
+        );
+        let mut runs = Vec::new();
+        for workflow in ["pair", "flaky"] {
+            let (status, started) = d.call(
+                "POST",
+                &format!("/v1/workflows/{workflow}/runs"),
+                Some(&alice),
+                None,
+            );
+            assert_eq!(status, 201, "{started}");
+            runs.push(started["run"].as_str().unwrap().to_owned());
+        }
+        d.until(&runs[0], &alice, |r| r["status"] == "succeeded");
+        d.until(&runs[1], &alice, |r| r["status"] == "failed");
+
+        let via = if protocol == "grpc" { "grpc" } else { "http" };
+        let waited = Instant::now();
+        let spans = loop {
+            let spans: Vec<(String, Value, Value)> = received_spans(&file)
+                .into_iter()
+                .filter(|(_, _, span)| runs.iter().any(|r| attr(span, "cicd.pipeline.run.id") == r))
+                .collect();
+            // pair: a run, 2 tasks, 2 attempts; flaky: a run, a task, 2 attempts.
+            if spans.len() >= 9 {
+                break spans;
+            }
+            assert!(
+                waited.elapsed() < Duration::from_secs(30),
+                "{protocol}: {} span(s) came: {spans:?}\n{}",
+                spans.len(),
+                d.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(spans.len(), 9, "{protocol}: {spans:?}");
+        for (came, resource, _) in &spans {
+            assert_eq!(
+                came, via,
+                "{protocol}: to the right place, with the right content type"
+            );
+            let attrs = resource["attributes"].to_string();
+            assert!(
+                attrs.contains("\"cairn-test\"") && attrs.contains("\"ci\""),
+                "{attrs}"
+            );
+        }
+        let flaky: Vec<&Value> = spans
+            .iter()
+            .map(|(_, _, span)| span)
+            .filter(|span| attr(span, "cicd.pipeline.run.id") == runs[1])
+            .collect();
+        let by_name = |name: &str| -> &Value {
+            flaky
+                .iter()
+                .find(|s| s["name"] == name)
+                .unwrap_or_else(|| panic!("no span {name}: {flaky:?}"))
+        };
+        let run = by_name("RUN flaky");
+        assert_eq!(run["kind"], "SPAN_KIND_SERVER");
+        assert!(
+            run.get("parentSpanId").is_none(),
+            "the run's span is the root"
+        );
+        assert_eq!(attr(run, "cicd.pipeline.name"), "flaky");
+        assert_eq!(attr(run, "cicd.pipeline.result"), "failure");
+        assert_eq!(attr(run, "cicd.pipeline.action.name"), "RUN");
+        assert_eq!(attr(run, "error.type"), "failed");
+        assert_eq!(run["status"]["code"], "STATUS_CODE_ERROR");
+        let task = by_name("fetch");
+        assert_eq!(task["kind"], "SPAN_KIND_INTERNAL");
+        assert_eq!(task["parentSpanId"], run["spanId"]);
+        assert_eq!(attr(task, "cicd.pipeline.task.name"), "fetch");
+        assert_eq!(attr(task, "cicd.pipeline.task.run.result"), "failure");
+        assert_eq!(
+            attr(task, "cicd.pipeline.task.run.id"),
+            format!("{}/fetch", runs[1])
+        );
+        for n in [1, 2] {
+            let attempt = by_name(&format!("fetch attempt {n}"));
+            assert_eq!(attempt["parentSpanId"], task["spanId"]);
+            assert_eq!(attempt["traceId"], run["traceId"]);
+            assert_eq!(attr(attempt, "cicd.pipeline.task.run.result"), "failure");
+            let start: u64 = attempt["startTimeUnixNano"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let end: u64 = attempt["endTimeUnixNano"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let (run_start, run_end): (u64, u64) = (
+                run["startTimeUnixNano"].as_str().unwrap().parse().unwrap(),
+                run["endTimeUnixNano"].as_str().unwrap().parse().unwrap(),
+            );
+            assert!(
+                run_start <= start && start <= end && end <= run_end,
+                "{attempt} within {run}"
+            );
+        }
+        let pair_run = spans
+            .iter()
+            .map(|(_, _, span)| span)
+            .find(|s| s["name"] == "RUN pair")
+            .unwrap();
+        assert_eq!(attr(pair_run, "cicd.pipeline.result"), "success");
+        assert!(
+            pair_run
+                .get("status")
+                .is_none_or(|s| s.get("code").is_none()),
+            "{pair_run}"
+        );
+        assert_ne!(pair_run["traceId"], run["traceId"], "a trace per run");
+        let (code, stderr) = d.term();
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let _ = receiver.kill();
+}

@@ -141,6 +141,8 @@ pub(crate) async fn serve(args: &ServeArgs) -> Result<Exit, CliError> {
             .or_else(super::exec::default_cache_dir),
         public_url: args.public_url.clone(),
         metrics_listen: args.metrics_listen,
+        otlp: crate::observe::otlp::Config::from_env(|name| std::env::var(name).ok())
+            .map_err(CliError::input)?,
     };
     let secrets: BTreeMap<Name, SecretSource> = args.secrets.iter().cloned().collect();
     // JSON lines are read by machines, never coloured.

@@ -8,7 +8,9 @@
 
 pub mod metrics;
 pub mod notify;
+pub mod otlp;
 pub mod send;
+pub mod trace;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -40,6 +42,8 @@ pub struct Observer {
     memory: Mutex<Memory>,
     metrics: m::Metrics,
     outbox: std::sync::OnceLock<std::sync::Arc<dyn Outbox>>,
+    /// Where ended spans go, when traces are exported.
+    spans: std::sync::OnceLock<otlp::Spans>,
 }
 
 impl std::fmt::Debug for Observer {
@@ -67,6 +71,8 @@ struct Memory {
     checkpoint: Option<(jiff::Timestamp, u64)>,
     /// Records in the log.
     size: u64,
+    /// Spans from the records, when traces are exported.
+    tracer: Option<trace::Tracer>,
 }
 
 impl Observer {
@@ -89,8 +95,16 @@ impl Observer {
             b"gate-closed\"",
             b"checkpoint\"",
         ];
+        /// What spans are made of, besides.
+        const TRACED: &[&[u8]] = &[
+            b"task-started\"",
+            b"task-finished\"",
+            b"task-skipped\"",
+            b"cache-hit\"",
+        ];
         let kind = memchr::memmem::Finder::new(b"\"kind\":\"");
         let mut memory = self.lock();
+        let traced = memory.tracer.is_some();
         let mut size = 0;
         for line in bytes.split(|b| *b == b'\n') {
             if line.is_empty() {
@@ -100,12 +114,18 @@ impl Observer {
             let wanted = kind.find(line).is_some_and(|at| {
                 let rest = line.get(at + 8..).unwrap_or_default();
                 KINDS.iter().any(|k| rest.starts_with(k))
+                    || (traced && TRACED.iter().any(|k| rest.starts_with(k)))
             });
             if !wanted {
                 continue;
             }
             if let Ok(record) = serde_json::from_slice::<Record>(line) {
+                let workflow = memory.runs.get(&record.run).cloned().unwrap_or_default();
                 memory.remember(&record);
+                // Spans of runs that ended before are not made again.
+                if let Some(tracer) = memory.tracer.as_mut() {
+                    let _ = tracer.record(&record, &workflow);
+                }
             }
         }
         memory.size = size;
@@ -140,6 +160,22 @@ impl Observer {
             });
         }
         self.metrics.render()
+    }
+
+    /// Make spans of the records with `tracer` from now on (and of the
+    /// runs [`Observer::learn`] finds under way), and put them in `spans`
+    /// (once).
+    pub fn trace(&self, tracer: trace::Tracer, spans: otlp::Spans) {
+        if self.spans.set(spans).is_ok() {
+            self.lock().tracer = Some(tracer);
+        }
+    }
+
+    /// `n` items `exporter` could not deliver.
+    pub fn lost(&self, exporter: &'static str, n: usize) {
+        self.metrics.with(|| {
+            counter!(m::EXPORT_DROPPED, "exporter" => exporter).increment(n as u64);
+        });
     }
 
     /// Hand what makes notifications to `outbox` from now on (once).
@@ -194,7 +230,21 @@ impl Tap for Observer {
         let workflow = before
             .or_else(|| memory.runs.get(&record.run).cloned())
             .unwrap_or_default();
+        let spans = memory
+            .tracer
+            .as_mut()
+            .map(|tracer| tracer.record(record, &workflow))
+            .unwrap_or_default();
         drop(memory);
+        let spans_lost = if spans.is_empty() {
+            0
+        } else {
+            let n = spans.len();
+            match self.spans.get().map(|queue| queue.try_send(spans)) {
+                Some(Ok(())) => 0,
+                _ => n,
+            }
+        };
         let dropped = notify::kind_of(record).is_some()
             && self.outbox.get().is_some_and(|outbox| {
                 let sha256 = crate::audit::log::hex(&sha2::Sha256::digest(line));
@@ -204,6 +254,9 @@ impl Tap for Observer {
             count(record, &workflow, delay.as_ref());
             if dropped {
                 counter!(m::EXPORT_DROPPED, "exporter" => "notifications").increment(1);
+            }
+            if spans_lost > 0 {
+                counter!(m::EXPORT_DROPPED, "exporter" => "traces").increment(spans_lost as u64);
             }
         });
     }

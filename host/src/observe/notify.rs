@@ -194,13 +194,18 @@ pub fn cloudevent(
             "sha256": line_sha256,
         },
     });
+    let mut set = |key: &str, value: serde_json::Value| {
+        if let Some(fields) = data.as_object_mut() {
+            fields.insert(key.to_owned(), value);
+        }
+    };
     match &record.event {
         Event::RunFinished {
             status,
             duration_ms,
         } => {
-            data["status"] = status.clone().into();
-            data["duration_ms"] = (*duration_ms).into();
+            set("status", status.clone().into());
+            set("duration_ms", (*duration_ms).into());
         }
         Event::GateOpened {
             task,
@@ -208,9 +213,9 @@ pub fn cloudevent(
             deadline,
             ..
         } => {
-            data["task"] = task.clone().into();
-            data["required"] = (*required).into();
-            data["deadline"] = deadline.clone().into();
+            set("task", task.clone().into());
+            set("required", (*required).into());
+            set("deadline", deadline.clone().into());
         }
         _ => {}
     }

@@ -67,6 +67,8 @@ pub struct Config {
     /// Where Prometheus scrapes `/metrics` (`--metrics-listen`), if
     /// anywhere: a listener of its own, without tokens.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where traces are exported (the `OTEL_*` variables), if anywhere.
+    pub otlp: Option<crate::observe::otlp::Config>,
 }
 
 /// Check a `--public-url`: `http://` or `https://`, a host, no path,
@@ -156,14 +158,31 @@ pub async fn serve(
         None => None,
     };
     let (state, repairs) = StateDir::open(&config.state_dir, signer)?;
+    let base_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
     // Everything observed is derived from the log's records: what the log
     // leaves open first, then each record as it is appended.
     let observer = Arc::new(crate::observe::Observer::new());
+    let mut exporting = None;
     {
         let mut log = state
             .log
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(otlp) = config.otlp.clone() {
+            let (spans, queue) = tokio::sync::mpsc::channel(crate::observe::otlp::QUEUE);
+            let tracer =
+                crate::observe::trace::Tracer::new(log.origin().to_owned(), base_url.clone());
+            observer.trace(tracer, spans);
+            let lost = Arc::clone(&observer);
+            exporting = Some(tokio::spawn(crate::observe::otlp::export(
+                otlp,
+                queue,
+                move |n| lost.lost("traces", n),
+            )));
+        }
         let bytes =
             std::fs::read(log.path()).map_err(|source| crate::audit::log::AuditError::Io {
                 path: log.path().to_owned(),
@@ -211,10 +230,6 @@ pub async fn serve(
         tracing::info!("{note}");
     }
     let served = catalog.all().count();
-    let base_url = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
     let origin = runs
         .state()
         .log
@@ -274,6 +289,7 @@ pub async fn serve(
         ),
     ));
     let mut tasks = vec![reloading, scheduling, committing, notifying];
+    tasks.extend(exporting);
     let metrics_addr = metrics_listener
         .as_ref()
         .and_then(|listener| listener.local_addr().ok());

@@ -175,7 +175,12 @@ async fn deliver(
     pending: &Pending,
 ) -> Result<(), String> {
     let event_type = pending.kind.cloudevent_type();
-    let id = pending.event["id"].as_str().unwrap_or_default().to_owned();
+    let id = pending
+        .event
+        .get("id")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let body = serde_json::to_vec(&pending.event).map_err(|e| e.to_string())?;
     let digest = format!("sha256:{}", hex(&Sha256::digest(&body)));
     let decision = served
