@@ -733,15 +733,17 @@ fn spans_of_runs_with_a_retry_and_a_failure_reach_an_otlp_receiver_over_http_and
     };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("received.jsonl");
-    let mut receiver = std::process::Command::new(&python)
-        .args(["-c", OTLP_RECEIVER])
-        .arg(&file)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut receiver = Stopped(
+        std::process::Command::new(&python)
+            .args(["-c", OTLP_RECEIVER])
+            .arg(&file)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut ports = String::new();
     std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(receiver.stdout.take().unwrap()),
+        &mut std::io::BufReader::new(receiver.0.stdout.take().unwrap()),
         &mut ports,
     )
     .unwrap();
@@ -887,5 +889,15 @@ fn spans_of_runs_with_a_retry_and_a_failure_reach_an_otlp_receiver_over_http_and
         let (code, stderr) = d.term();
         assert_eq!(code, 0, "{stderr}");
     }
-    let _ = receiver.kill();
+}
+
+/// A child process, killed and waited for when dropped (a failing test
+/// included).
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
