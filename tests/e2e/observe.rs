@@ -25,6 +25,15 @@ retries = { max = 1, backoff = "fixed", initial = "10ms", jitter = false }
 timeout = "60s"
 "#;
 
+/// The workflow `flaky` in `s`'s folder `flaky`.
+fn flaky(s: &Scratch) {
+    s.mkdir("flaky");
+    s.write(
+        "flaky/workflow.toml",
+        &FLAKY.replace("COMPONENT", &format!("{:?}", cairn_tests::TASK)),
+    );
+}
+
 /// `GET /metrics` on `addr`: the status line, the content type, the body.
 fn scrape(addr: &str) -> (String, String, String) {
     let mut stream = std::net::TcpStream::connect(addr).expect("connect to the metrics listener");
@@ -150,11 +159,7 @@ fn metrics_after_real_runs_parse_with_prometheus_client_and_the_dashboard_finds_
         0,
         "\n[schedules.every]\ncron = \"* * * * * *\"\nas = \"scheduler\"\n\n[webhooks.partner]\nscheme = \"standard\"\nsecret = \"std_hook\"\nas = \"hookuser\"\n",
     );
-    s.mkdir("flaky");
-    s.write(
-        "flaky/workflow.toml",
-        &FLAKY.replace("COMPONENT", &format!("{:?}", cairn_tests::TASK)),
-    );
+    flaky(&s);
     let alice = token(&s, "alice");
     let d = Daemon::launch(
         &s,
@@ -756,11 +761,7 @@ fn spans_of_runs_with_a_retry_and_a_failure_reach_an_otlp_receiver_over_http_and
     ] {
         let s = Scratch::new();
         workflow(&s, 0, 0, "");
-        s.mkdir("flaky");
-        s.write(
-            "flaky/workflow.toml",
-            &FLAKY.replace("COMPONENT", &format!("{:?}", cairn_tests::TASK)),
-        );
+        flaky(&s);
         let alice = token(&s, "alice");
         let d = Daemon::launch(
             &s,
