@@ -225,13 +225,9 @@ pub async fn serve(
         }));
     let mut catalog = catalog::Catalog::new(&config.workflows);
     report(&catalog.refresh(&state.log)?);
-    let runs = runs::Runs::new(launcher, state, config.jobs, secrets);
-    for note in runs.recover(&catalog).await? {
-        tracing::info!("{note}");
-    }
-    let served = catalog.all().count();
-    let origin = runs
-        .state()
+    // Notifications of runs that go on after a crash are sent too: the
+    // notifier is the outbox before anything is recovered.
+    let origin = state
         .log
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -243,6 +239,11 @@ pub async fn serve(
         observer.serving(&workflow.name);
         notifier.serving(workflow);
     }
+    let runs = runs::Runs::new(launcher, state, config.jobs, secrets);
+    for note in runs.recover(&catalog).await? {
+        tracing::info!("{note}");
+    }
+    let served = catalog.all().count();
     let catalog = Arc::new(Mutex::new(catalog));
     let log = std::fs::read(StateDir::log_path(runs.state().path())).map_err(|source| {
         crate::audit::log::AuditError::Io {
