@@ -17,8 +17,6 @@ use std::sync::Mutex;
 
 use ::metrics::{counter, gauge, histogram};
 
-use sha2::Digest as _;
-
 use self::metrics as m;
 use crate::audit::log::Tap;
 use crate::audit::record::{Event, Record};
@@ -29,10 +27,10 @@ const TRIGGERED_AT_MOST: usize = 100_000;
 /// Where records that make a notification are handed on (the service's
 /// notifier). Called under the log's lock: it must only queue.
 pub trait Outbox: Send + Sync {
-    /// Record `record` of a run of `workflow` (its line's hex SHA-256
-    /// `sha256`) may make notifications. `false`: the queue was full and
-    /// they were dropped.
-    fn offer(&self, record: &Record, workflow: &str, sha256: &str) -> bool;
+    /// Record `record` of a run of `workflow` (its bytes `line`) may
+    /// make notifications. `false`: the queue was full and they were
+    /// dropped.
+    fn offer(&self, record: &Record, workflow: &str, line: &[u8]) -> bool;
 }
 
 /// The log's tap: counts what the records say, and hands what makes a
@@ -120,8 +118,7 @@ impl Observer {
                 continue;
             }
             if let Ok(record) = serde_json::from_slice::<Record>(line) {
-                let workflow = memory.runs.get(&record.run).cloned().unwrap_or_default();
-                memory.remember(&record);
+                let workflow = memory.remember_of_run(&record);
                 // Spans of runs that ended before are not made again.
                 if let Some(tracer) = memory.tracer.as_mut() {
                     let _ = tracer.record(&record, &workflow);
@@ -223,46 +220,48 @@ impl Tap for Observer {
             Event::RunStarted { .. } => memory.triggered.get(&record.run).cloned(),
             _ => None,
         };
-        // The run's workflow as known before this record (a run's end
-        // forgets it), or as this record makes it known (its start).
-        let before = memory.runs.get(&record.run).cloned();
-        memory.remember(record);
-        let workflow = before
-            .or_else(|| memory.runs.get(&record.run).cloned())
-            .unwrap_or_default();
+        let workflow = memory.remember_of_run(record);
         let spans = memory
             .tracer
             .as_mut()
             .map(|tracer| tracer.record(record, &workflow))
             .unwrap_or_default();
         drop(memory);
-        let spans_lost = if spans.is_empty() {
-            0
-        } else {
+        if !spans.is_empty() {
             let n = spans.len();
-            match self.spans.get().map(|queue| queue.try_send(spans)) {
-                Some(Ok(())) => 0,
-                _ => n,
+            if !matches!(
+                self.spans.get().map(|queue| queue.try_send(spans)),
+                Some(Ok(()))
+            ) {
+                self.lost("traces", n);
             }
-        };
+        }
         let dropped = notify::kind_of(record).is_some()
-            && self.outbox.get().is_some_and(|outbox| {
-                let sha256 = crate::audit::log::hex(&sha2::Sha256::digest(line));
-                !outbox.offer(record, &workflow, &sha256)
-            });
+            && self
+                .outbox
+                .get()
+                .is_some_and(|outbox| !outbox.offer(record, &workflow, line));
         self.metrics.with(|| {
             count(record, &workflow, delay.as_ref());
-            if dropped {
-                counter!(m::EXPORT_DROPPED, "exporter" => "notifications").increment(1);
-            }
-            if spans_lost > 0 {
-                counter!(m::EXPORT_DROPPED, "exporter" => "traces").increment(spans_lost as u64);
-            }
         });
+        if dropped {
+            self.lost("notifications", 1);
+        }
     }
 }
 
 impl Memory {
+    /// [`Memory::remember`] `record`, and return its run's workflow: as
+    /// known before it (a run's end forgets it), or as it makes it known
+    /// (its start); `""` outside runs.
+    fn remember_of_run(&mut self, record: &Record) -> String {
+        let before = self.runs.get(&record.run).cloned();
+        self.remember(record);
+        before
+            .or_else(|| self.runs.get(&record.run).cloned())
+            .unwrap_or_default()
+    }
+
     /// Keep what `record` leaves open.
     fn remember(&mut self, record: &Record) {
         let run = &record.run;

@@ -326,11 +326,11 @@ async fn grpc(config: &Config, message: &[u8]) -> Result<(), (String, bool)> {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let http_status = response.status().as_u16();
-        let collected = response
-            .into_body()
+        // A collector's answer is small; more than this is not read.
+        let collected = http_body_util::Limited::new(response.into_body(), 64 * 1024)
             .collect()
             .await
-            .map_err(|e| (format!("HTTP/2: {e}"), true))?;
+            .map_err(|e| (format!("the answer: {e}"), true))?;
         let trailer_status = collected
             .trailers()
             .and_then(|t| t.get("grpc-status"))

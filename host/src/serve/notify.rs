@@ -100,7 +100,7 @@ impl Notifier {
 }
 
 impl crate::observe::Outbox for Notifier {
-    fn offer(&self, record: &Record, workflow: &str, sha256: &str) -> bool {
+    fn offer(&self, record: &Record, workflow: &str, line: &[u8]) -> bool {
         let Some(kind) = notify::kind_of(record) else {
             return true;
         };
@@ -113,7 +113,7 @@ impl crate::observe::Outbox for Notifier {
             workflow,
             &self.origin,
             &self.base_url,
-            &format!("sha256:{sha256}"),
+            &format!("sha256:{}", hex(&Sha256::digest(line))),
         );
         self.queue
             .try_send(Pending {
