@@ -311,6 +311,7 @@ impl Launcher {
             given: None,
             slots: None,
             drain: None,
+            trace: None,
         }
     }
 }

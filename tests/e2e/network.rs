@@ -60,6 +60,8 @@ fn route(request: &Request) -> Response {
                 String::from_utf8_lossy(&request.body)
             ),
         ),
+        // An OTLP collector that takes whatever it is sent.
+        "/v1/traces" => Response::new(200, ""),
         "/redirect" => {
             Response::new(302, "").header("location", request.query("to").unwrap_or("/"))
         }
@@ -475,4 +477,131 @@ fn exec_reaches_only_the_endpoints_given_with_net() {
         "`127.0.0.1:1` is not declared",
     );
     assert_eq!(server.paths(), ["GET /ok"]);
+}
+
+#[test]
+fn a_traced_run_passes_its_trace_context_only_to_requests_policy_allows() {
+    let server = Server::start();
+    let collector = Server::start();
+    let p = server.port;
+    let s = Scratch::new();
+    s.mkdir("p");
+    s.write(
+        "p/rules.cedar",
+        &format!(
+            "{}\n@id(\"trace-to-traced\") permit (principal == Cairn::Task::\"traced\", action == Cairn::Action::\"propagate_trace\", resource == Cairn::Host::\"127.0.0.1:{p}\");\n",
+            rules(p)
+        ),
+    );
+    let urls = format!("URLS = \"http://127.0.0.1:{p}/echo,http://127.0.0.1:{p}/ok\"");
+    s.write(
+        "workflow.toml",
+        &format!(
+            "[workflow]\nname = \"net\"\npolicies = [\"p\"]\n{}{}",
+            task("traced", p, &urls, ""),
+            task("untraced", p, &urls, "")
+        ),
+    );
+    let run = |traced: bool| {
+        let mut command = crate::support::cairn();
+        command
+            .current_dir(s.path())
+            .args(["run", "--as", "ci", "--json"]);
+        if traced {
+            command.env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://127.0.0.1:{}", collector.port),
+            );
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let traceparents = |path: &str| -> Vec<Option<String>> {
+        server
+            .seen()
+            .iter()
+            .filter(|r| r.path() == path)
+            .map(|r| r.header("traceparent").map(str::to_owned))
+            .collect()
+    };
+
+    // Not traced: no task's request carries a trace context.
+    run(false);
+    assert_eq!(traceparents("/echo"), [None, None]);
+
+    // Traced: the task policy allows it for carries its attempt's.
+    run(true);
+    let seen = server.seen();
+    let carried: Vec<(&str, String)> = seen
+        .iter()
+        .skip(4)
+        .filter_map(|r| Some((r.path(), r.header("traceparent")?.to_owned())))
+        .collect();
+    assert_eq!(
+        carried.len(),
+        2,
+        "the traced task's two requests: {carried:?}"
+    );
+    let (_, first) = &carried[0];
+    assert_eq!(carried[1].1, *first, "one attempt, one context");
+    let fields: Vec<&str> = first.split('-').collect();
+    assert_eq!(fields.len(), 4, "{first}");
+    assert_eq!((fields[0], fields[3]), ("00", "01"), "{first}");
+    assert!(
+        fields[1].len() == 32 && fields[2].len() == 16,
+        "W3C ids: {first}"
+    );
+    assert!(
+        fields[1..3].iter().all(|f| f
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())),
+        "{first}"
+    );
+    assert_eq!(
+        seen.iter()
+            .skip(4)
+            .filter(|r| r.header("traceparent").is_none())
+            .count(),
+        2,
+        "the untraced task's two requests go without"
+    );
+    assert!(
+        !collector.seen().is_empty(),
+        "the spans reached the collector"
+    );
+    // Each offer is a recorded decision: allowed for one task, denied
+    // (by default) for the other, and the log verifies.
+    let shown = run_in(s.path(), &["audit", "show", "--kind", "decision", "--json"]);
+    let decided: Vec<(String, String)> = shown
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["action"] == "propagate_trace")
+        .map(|r| {
+            (
+                r["task"].as_str().unwrap().to_owned(),
+                r["decision"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let count = |task: &str, decision: &str| {
+        decided
+            .iter()
+            .filter(|(t, d)| t == task && d == decision)
+            .count()
+    };
+    assert_eq!(
+        (count("traced", "allow"), count("untraced", "deny")),
+        (2, 2),
+        "{decided:?}"
+    );
+    let verified = run_in(
+        s.path(),
+        &["audit", "verify", "--key", ".cairn/keys/audit.pub"],
+    );
+    assert_eq!(verified.code, 0, "{}{}", verified.stdout, verified.stderr);
 }

@@ -1,7 +1,10 @@
 //! What operators watch, checked with implementations that share none of
 //! Cairn's code: `/metrics` after real runs, parsed by Python's
 //! `prometheus_client`; the Grafana dashboard's every metric present;
-//! `--log-format json` lines that parse.
+//! `--log-format json` lines that parse; notifications verified by the
+//! `standardwebhooks` package; spans decoded by an OTLP receiver built on
+//! `opentelemetry-proto`; OpenLineage events rebuilt by the OpenLineage
+//! project's own Python client.
 
 use std::collections::BTreeSet;
 use std::io::{Read as _, Write as _};
@@ -901,4 +904,423 @@ impl Drop for Stopped {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Checks each OpenLineage event (a line of the file `argv[1]`) with the
+/// OpenLineage project's own Python client (`openlineage-python`, its
+/// models generated from the official JSON Schema): the envelope, run, job
+/// and datasets are rebuilt as its classes (their validators run: the
+/// run id a UUID, ...), every standard facet as its facet class, whose
+/// `_schemaURL` must be the one Cairn wrote and whose fields, serialized
+/// by the client's `Serde`, must be exactly the ones Cairn wrote (so a
+/// misnamed or extra field fails). Times must parse as ISO 8601, URIs
+/// have a scheme. Cairn's own facets are validated with `jsonschema`
+/// against their schemas (`argv[2]`, a folder). Prints one summary per
+/// event as JSON; exits 1 naming the first problem.
+const LINEAGE_CHECK: &str = r#"
+import datetime, json, os, sys, urllib.parse, uuid
+import jsonschema
+from openlineage.client.event_v2 import RunEvent, Run, Job, InputDataset, OutputDataset, RunState
+from openlineage.client.generated import (error_message_run, job_type_job, nominal_time_run,
+    parent_run, processing_engine_run, tags_dataset)
+from openlineage.client.serde import Serde
+
+schemas = {}
+for name in os.listdir(sys.argv[2]):
+    schema = json.load(open(os.path.join(sys.argv[2], name)))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    schemas[schema["$id"]] = jsonschema.Draft202012Validator(schema)
+
+def fields(d):
+    return {k: v for k, v in d.items() if not k.startswith("_")}
+
+def pruned(v):
+    # The client's defaults (empty facets) are not what Cairn wrote.
+    if isinstance(v, dict):
+        return {k: pruned(x) for k, x in v.items() if x not in ({}, None)}
+    if isinstance(v, list):
+        return [pruned(x) for x in v]
+    return v
+
+def uri(text, what):
+    assert urllib.parse.urlparse(text).scheme in ("http", "https"), f"{what}: {text!r} is not a URI"
+
+def standard(facet, made):
+    assert facet["_schemaURL"] == made._get_schema(), (facet["_schemaURL"], made._get_schema())
+    uri(facet["_producer"], "_producer")
+    again = pruned(fields(Serde.to_dict(made)))
+    assert again == pruned(fields(facet)), f"{again} != {fields(facet)}"
+    return made
+
+def custom(name, facet):
+    assert name.startswith("cairn_"), f"unknown facet {name}"
+    validator = schemas.get(facet.get("_schemaURL"))
+    assert validator is not None, f"{name}: no schema {facet.get('_schemaURL')}"
+    validator.validate(facet)
+    return facet
+
+def run_facet(name, f):
+    if name == "parent":
+        return standard(f, parent_run.ParentRunFacet(
+            run=parent_run.Run(runId=f["run"]["runId"]),
+            job=parent_run.Job(namespace=f["job"]["namespace"], name=f["job"]["name"]),
+            root=parent_run.Root(run=parent_run.RootRun(runId=f["root"]["run"]["runId"]),
+                job=parent_run.RootJob(namespace=f["root"]["job"]["namespace"], name=f["root"]["job"]["name"]))))
+    if name == "nominalTime":
+        datetime.datetime.fromisoformat(f["nominalStartTime"])
+        return standard(f, nominal_time_run.NominalTimeRunFacet(**fields(f)))
+    if name == "errorMessage":
+        return standard(f, error_message_run.ErrorMessageRunFacet(**fields(f)))
+    if name == "processing_engine":
+        return standard(f, processing_engine_run.ProcessingEngineRunFacet(**fields(f)))
+    return custom(name, f)
+
+def dataset_facet(name, f):
+    if name == "tags":
+        return standard(f, tags_dataset.TagsDatasetFacet(
+            tags=[tags_dataset.TagsDatasetFacetFields(**t) for t in f["tags"]]))
+    return custom(name, f)
+
+def job_facet(name, f):
+    if name == "jobType":
+        return standard(f, job_type_job.JobTypeJobFacet(**fields(f)))
+    return custom(name, f)
+
+def dataset(cls, d):
+    assert set(d) == {"namespace", "name", "facets"}, d
+    return cls(namespace=d["namespace"], name=d["name"],
+        facets={k: dataset_facet(k, v) for k, v in d["facets"].items()})
+
+summaries = []
+for n, line in enumerate(open(sys.argv[1]), 1):
+    try:
+        e = json.loads(line)
+        assert set(e) == {"eventType", "eventTime", "producer", "schemaURL", "run", "job", "inputs", "outputs"}, sorted(e)
+        assert e["schemaURL"] == RunEvent._get_schema(), e["schemaURL"]
+        uri(e["producer"], "producer")
+        when = datetime.datetime.fromisoformat(e["eventTime"])
+        assert when.tzinfo is not None, "eventTime has no offset"
+        uuid.UUID(e["run"]["runId"])
+        event = RunEvent(
+            eventType=RunState[e["eventType"]],
+            eventTime=e["eventTime"],
+            run=Run(runId=e["run"]["runId"], facets={k: run_facet(k, v) for k, v in e["run"]["facets"].items()}),
+            job=Job(namespace=e["job"]["namespace"], name=e["job"]["name"],
+                facets={k: job_facet(k, v) for k, v in e["job"]["facets"].items()}),
+            inputs=[dataset(InputDataset, d) for d in e["inputs"]],
+            outputs=[dataset(OutputDataset, d) for d in e["outputs"]],
+            producer=e["producer"],
+        )
+        assert event.schemaURL == e["schemaURL"], (event.schemaURL, e["schemaURL"])
+        again = Serde.to_dict(event)
+        for key in ("eventType", "eventTime", "producer", "schemaURL"):
+            assert again[key] == e[key], (key, again[key], e[key])
+        assert again["run"]["runId"] == e["run"]["runId"]
+    except Exception as problem:
+        print(f"event {n}: {type(problem).__name__}: {problem}\n{line}", file=sys.stderr)
+        sys.exit(1)
+    facets = e["run"]["facets"]
+    summaries.append({
+        "type": e["eventType"], "job": e["job"]["name"], "runId": e["run"]["runId"],
+        "parent": facets.get("parent", {}).get("run", {}).get("runId"),
+        "audit": facets["cairn_audit"], "decisions": facets.get("cairn_decisions"),
+        "error": facets.get("errorMessage", {}).get("message"),
+        "inputs": [[d["name"], d["facets"].get("cairn_artifact", {}).get("labels")] for d in e["inputs"]],
+        "outputs": [[d["name"], d["facets"].get("cairn_artifact", {}).get("labels")] for d in e["outputs"]],
+    })
+print(json.dumps(summaries))
+"#;
+
+/// An OpenLineage HTTP endpoint in Python: each `POST` (path, the
+/// `Authorization` header and the body) appended to the file `argv[1]`
+/// as a line `{"path", "auth", "event"}`; answers 201 as Marquez does.
+const LINEAGE_RECEIVER: &str = r#"
+import json, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+out = open(sys.argv[1], "a")
+lock = threading.Lock()
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with lock:
+            out.write(json.dumps({"path": self.path, "auth": self.headers.get("Authorization"),
+                "type": self.headers.get("Content-Type"), "event": json.loads(body)}) + "\n")
+            out.flush()
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_port, flush=True)
+server.serve_forever()
+"#;
+
+/// A workflow whose first task's output is labelled `internal`; the
+/// second reads it (so its output carries the label on).
+const LABELLED: &str = r#"[workflow]
+name = "labelled"
+policies = ["../p"]
+
+[tasks.a]
+component = COMPONENT
+env = { MODE = "work", NAME = "a" }
+outputs = { echo = { labels = ["internal"] } }
+
+[tasks.b]
+component = COMPONENT
+env = { MODE = "work", NAME = "b" }
+inputs = { x = "a.echo" }
+outputs = ["echo"]
+"#;
+
+/// The summaries `LINEAGE_CHECK` prints for the events in `file`.
+fn checked_lineage(python: &std::path::Path, file: &std::path::Path) -> Vec<Value> {
+    let facets =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/src/observe/facets");
+    let out = std::process::Command::new(python)
+        .args(["-c", LINEAGE_CHECK])
+        .arg(file)
+        .arg(facets)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the OpenLineage client refused an event: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Check the summaries of one run's events: a START first and one end
+/// (`end`) last for the run and for each of `tasks` (each a child of the
+/// run), every event resting on a record of the run that a later signed
+/// checkpoint covers, with the hash that record has in `log`.
+fn assert_run_lineage<'a>(
+    events: &'a [Value],
+    log: &[Value],
+    run: &str,
+    workflow: &str,
+    end: &str,
+    tasks: &[(&str, &str)],
+) -> Vec<&'a Value> {
+    let mine: Vec<&Value> = events.iter().filter(|e| e["audit"]["run"] == run).collect();
+    let of = |job: &str| -> Vec<&str> {
+        mine.iter()
+            .filter(|e| e["job"] == job)
+            .map(|e| e["type"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(of(workflow), ["START", end], "{mine:#?}");
+    let run_id = mine.iter().find(|e| e["job"] == workflow).unwrap()["runId"].clone();
+    for (task, task_end) in tasks {
+        let job = format!("{workflow}.{task}");
+        assert_eq!(of(&job), ["START", *task_end], "{job}: {mine:#?}");
+        for e in mine.iter().filter(|e| e["job"] == job) {
+            assert_eq!(e["parent"], run_id, "{e}");
+            assert_ne!(e["runId"], run_id);
+        }
+    }
+    for e in &mine {
+        let audit = &e["audit"];
+        let seq = audit["seq"].as_u64().unwrap() as usize;
+        let record = &log[seq];
+        assert_eq!(record["run"], run);
+        assert_eq!(record["kind"], audit["kind"], "{e}");
+        assert_eq!(record["hash"], audit["hash"], "{e}");
+        let at = audit["checkpoint"]["seq"].as_u64().unwrap() as usize;
+        let checkpoint = &log[at];
+        assert_eq!(checkpoint["kind"], "checkpoint");
+        assert_eq!(checkpoint["size"], audit["checkpoint"]["size"]);
+        assert_eq!(checkpoint["root"], audit["checkpoint"]["root"]);
+        assert!((seq as u64) < checkpoint["size"].as_u64().unwrap());
+    }
+    mine
+}
+
+/// The audit log of `s`, a record a line.
+fn log_records(s: &Scratch) -> Vec<Value> {
+    std::fs::read_to_string(s.path().join(".cairn/audit/log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn openlineage_events_pass_the_openlineage_client_and_rest_on_checkpointed_records() {
+    let test = "openlineage_events_pass_the_openlineage_client_and_rest_on_checkpointed_records";
+    let Some(python) = toolchains::python_with(
+        test,
+        "openlineage.client, jsonschema",
+        "openlineage-python==1.54.0 jsonschema==4.26.0",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let received = dir.path().join("received.jsonl");
+    let mut receiver = Stopped(
+        std::process::Command::new(&python)
+            .args(["-c", LINEAGE_RECEIVER])
+            .arg(&received)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(receiver.0.stdout.take().unwrap()),
+        &mut port,
+    )
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}", port.trim());
+
+    // The service, over HTTP: a run that passes labelled data along, and
+    // one whose task fails after a retry.
+    let s = Scratch::new();
+    workflow(&s, 0, 0, "");
+    flaky(&s);
+    s.mkdir("labelled");
+    s.write(
+        "labelled/workflow.toml",
+        &LABELLED.replace("COMPONENT", &format!("{:?}", cairn_tests::TASK)),
+    );
+    let alice = token(&s, "alice");
+    let d = Daemon::launch(
+        &s,
+        &["labelled", "flaky"],
+        &[],
+        &[
+            ("OPENLINEAGE_URL", url.as_str()),
+            ("OPENLINEAGE_API_KEY", "lineage-key"),
+            ("OPENLINEAGE_NAMESPACE", "ci"),
+        ],
+    );
+    let mut runs = Vec::new();
+    for workflow in ["labelled", "flaky"] {
+        let (status, started) = d.call(
+            "POST",
+            &format!("/v1/workflows/{workflow}/runs"),
+            Some(&alice),
+            None,
+        );
+        assert_eq!(status, 201, "{started}");
+        runs.push(started["run"].as_str().unwrap().to_owned());
+    }
+    d.until(&runs[0], &alice, |r| r["status"] == "succeeded");
+    d.until(&runs[1], &alice, |r| r["status"] == "failed");
+    // labelled: 2 + 2 × 2; flaky: 2 + 2.
+    let waited = Instant::now();
+    let lines = loop {
+        let text = std::fs::read_to_string(&received).unwrap_or_default();
+        if text.lines().count() >= 10 {
+            break text;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "{} event(s) came:\n{text}\n{}",
+            text.lines().count(),
+            d.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (code, stderr) = d.term();
+    assert_eq!(code, 0, "{stderr}");
+    let events = dir.path().join("events.jsonl");
+    let mut only = String::new();
+    for line in lines.lines() {
+        let posted: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(posted["path"], "/api/v1/lineage");
+        assert_eq!(posted["auth"], "Bearer lineage-key");
+        assert_eq!(posted["type"], "application/json");
+        assert_eq!(posted["event"]["job"]["namespace"], "ci");
+        only.push_str(&posted["event"].to_string());
+        only.push('\n');
+    }
+    assert!(!only.contains("alice"), "no user in lineage: {only}");
+    std::fs::write(&events, &only).unwrap();
+    let summaries = checked_lineage(&python, &events);
+    assert_eq!(summaries.len(), 10, "{summaries:#?}");
+    let log = log_records(&s);
+    let labelled = assert_run_lineage(
+        &summaries,
+        &log,
+        &runs[0],
+        "labelled",
+        "COMPLETE",
+        &[("a", "COMPLETE"), ("b", "COMPLETE")],
+    );
+    let job = |name: &str, kind: &str| -> &Value {
+        labelled
+            .iter()
+            .find(|e| e["job"] == name && e["type"] == kind)
+            .unwrap()
+    };
+    let made = &job("labelled.a", "COMPLETE")["outputs"][0];
+    assert!(made[0].as_str().unwrap().starts_with("sha256:"), "{made}");
+    assert_eq!(made[1], serde_json::json!(["internal"]));
+    let read = &job("labelled.b", "START")["inputs"][0];
+    assert_eq!(read, made, "b reads the very dataset a made, by digest");
+    assert_eq!(
+        job("labelled.b", "COMPLETE")["outputs"][0][1],
+        serde_json::json!(["internal"]),
+        "the label flows on"
+    );
+    let decisions = &job("labelled.a", "START")["decisions"];
+    assert!(decisions["allowed"].as_u64().unwrap() >= 1, "{decisions}");
+    assert!(
+        decisions["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["action"] == "run" && d["decision"] == "allow"),
+        "{decisions}"
+    );
+    let flaky = assert_run_lineage(
+        &summaries,
+        &log,
+        &runs[1],
+        "flaky",
+        "FAIL",
+        &[("fetch", "FAIL")],
+    );
+    let failed = flaky
+        .iter()
+        .find(|e| e["job"] == "flaky.fetch" && e["type"] == "FAIL")
+        .unwrap();
+    assert!(
+        failed["error"].as_str().is_some_and(|m| !m.is_empty()),
+        "{failed}"
+    );
+    assert_eq!(
+        log[failed["audit"]["seq"].as_u64().unwrap() as usize]["attempt"],
+        2,
+        "the task fails at its last attempt, not at the one retried"
+    );
+
+    // `cairn run`, to a file: the same checks.
+    let file = dir.path().join("run-lineage.jsonl");
+    let out = crate::support::cairn()
+        .current_dir(s.path())
+        .args(["run", "labelled", "--as", "alice"])
+        .env("OPENLINEAGE__TRANSPORT__TYPE", "file")
+        .env("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", &file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summaries = checked_lineage(&python, &file);
+    assert_eq!(summaries.len(), 6, "{summaries:#?}");
+    let run = summaries[0]["audit"]["run"].as_str().unwrap().to_owned();
+    assert_run_lineage(
+        &summaries,
+        &log_records(&s),
+        &run,
+        "labelled",
+        "COMPLETE",
+        &[("a", "COMPLETE"), ("b", "COMPLETE")],
+    );
 }

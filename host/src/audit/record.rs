@@ -248,6 +248,10 @@ pub enum Event {
         /// A scheduled or backfilled run's nominal time (UTC).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nominal: Option<String>,
+        /// The W3C trace context (`traceparent`) the request that started
+        /// it came with: the run's trace joins that trace.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        traceparent: Option<String>,
     },
     /// Backfill `backfill` of schedule `schedule` of `workflow` begins, by
     /// `user` (token `token`), allowed by record `access` (a `trigger`

@@ -487,6 +487,41 @@ fn ready(
     Ok(Ready { launcher, prepared })
 }
 
+/// How long a run's last spans and lineage events are given to be sent.
+const EXPORT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Export this run's traces and lineage where the environment asks for
+/// them (`OTEL_*`, `OPENLINEAGE_*`, as for `cairn serve`): the observer
+/// taps `opened`'s log, after learning what it leaves open (a resumed
+/// run's spans and events go on in the same ids).
+/// Also whether traces are exported.
+fn exporting(
+    observer: &Arc<crate::observe::Observer>,
+    opened: &StateDir,
+) -> Result<(crate::observe::Exporting, bool), CliError> {
+    let var = |name: &str| std::env::var(name).ok();
+    let otlp = crate::observe::otlp::Config::from_env(var).map_err(CliError::input)?;
+    let lineage = crate::observe::transport::Config::from_env(var).map_err(CliError::input)?;
+    let traced = otlp.is_some();
+    if !traced && lineage.is_none() {
+        return Ok((crate::observe::Exporting::default(), false));
+    }
+    let mut log = opened
+        .log
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let exporting = observer.start_exporting(log.origin(), "", otlp, lineage);
+    let bytes = std::fs::read(log.path()).map_err(|e| {
+        CliError::input(format!(
+            "cannot read the audit log `{}`: {e}",
+            log.path().display()
+        ))
+    })?;
+    observer.learn(&bytes);
+    log.tap(Arc::clone(observer) as Arc<dyn crate::audit::log::Tap>);
+    Ok((exporting, traced))
+}
+
 /// Open the audit log and run state under `state` and run `workflow` as
 /// run `run_id`, from `start`; print the summary.
 async fn execute(
@@ -507,6 +542,8 @@ async fn execute(
     let (opened, repairs) =
         StateDir::open(&state, signer).map_err(|e| CliError::input_with_sources(&e))?;
     report_repairs(&repairs);
+    let observer = Arc::new(crate::observe::Observer::new());
+    let (exporting, traced) = exporting(&observer, &opened)?;
     if let Start::Resume(resumption) = &start {
         // Another `cairn resume` of this run may have held the log.
         let bytes = std::fs::read(&log_path).unwrap_or_default();
@@ -588,17 +625,31 @@ async fn execute(
     let policy_count = policies.len();
     let mut setup = launcher.setup(prepared, Arc::new(policies), &opened, progress, jobs(args));
     setup.given = given;
+    if traced {
+        let origin = opened
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .origin()
+            .to_owned();
+        setup.trace = Some(crate::observe::trace::trace_of(&origin, &run_id));
+    }
     let (log, state_db) = (&opened.log, &opened.state);
     let workflow = Arc::new(workflow);
     let mut running = crate::runner::start(Arc::clone(&workflow), setup, &run_id, start);
     let summary = tokio::select! {
-        summary = running.finish() => summary.map_err(|e| CliError::input_with_sources(&e))?,
+        summary = running.finish() => {
+            let summary = summary.map_err(|e| CliError::input_with_sources(&e));
+            exporting.finish(&observer, EXPORT_GRACE).await;
+            summary?
+        }
         _ = tokio::signal::ctrl_c() => {
             // Stop the run and its tasks (what they did is recorded), then
             // record the end after all of it.
             running.stop().await;
             let checkpoint = crate::runner::cancelled(log, state_db, &run_id, started.elapsed())
                 .map_err(|e| CliError::input_with_sources(&e))?;
+            exporting.finish(&observer, EXPORT_GRACE).await;
             eprintln!(
                 "{}: run {run_id} stopped by Ctrl-C; what it did is in the audit log, signed at record {checkpoint}. Go on with `cairn resume {run_id} --state-dir {}`",
                 style.warn("cancelled"),

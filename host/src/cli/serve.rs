@@ -143,6 +143,8 @@ pub(crate) async fn serve(args: &ServeArgs) -> Result<Exit, CliError> {
         metrics_listen: args.metrics_listen,
         otlp: crate::observe::otlp::Config::from_env(|name| std::env::var(name).ok())
             .map_err(CliError::input)?,
+        lineage: crate::observe::transport::Config::from_env(|name| std::env::var(name).ok())
+            .map_err(CliError::input)?,
     };
     let secrets: BTreeMap<Name, SecretSource> = args.secrets.iter().cloned().collect();
     // JSON lines are read by machines, never coloured.

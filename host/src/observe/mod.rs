@@ -6,14 +6,17 @@
 //! The tap is called while the log is held: everything here updates
 //! memory only, never waits and never writes to the log.
 
+pub mod lineage;
 pub mod metrics;
 pub mod notify;
 pub mod otlp;
 pub mod send;
 pub mod trace;
+pub mod transport;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ::metrics::{counter, gauge, histogram};
 
@@ -33,15 +36,14 @@ pub trait Outbox: Send + Sync {
     fn offer(&self, record: &Record, workflow: &str, line: &[u8]) -> bool;
 }
 
-/// The log's tap: counts what the records say, and hands what makes a
-/// notification to the outbox.
+/// The log's tap: counts what the records say, hands what makes a
+/// notification to the outbox, and ended spans and checkpointed lineage
+/// events to their exporters.
 #[derive(Default)]
 pub struct Observer {
     memory: Mutex<Memory>,
     metrics: m::Metrics,
-    outbox: std::sync::OnceLock<std::sync::Arc<dyn Outbox>>,
-    /// Where ended spans go, when traces are exported.
-    spans: std::sync::OnceLock<otlp::Spans>,
+    outbox: std::sync::OnceLock<Arc<dyn Outbox>>,
 }
 
 impl std::fmt::Debug for Observer {
@@ -69,8 +71,42 @@ struct Memory {
     checkpoint: Option<(jiff::Timestamp, u64)>,
     /// Records in the log.
     size: u64,
-    /// Spans from the records, when traces are exported.
+    /// Spans from the records, when traces are exported, and where ended
+    /// ones go (`None` once closed).
     tracer: Option<trace::Tracer>,
+    spans: Option<otlp::Spans>,
+    /// Lineage events from the records, when they are exported, and where
+    /// checkpointed ones go (`None` once closed).
+    lineage: Option<lineage::Lineage>,
+    events: Option<transport::Events>,
+}
+
+/// The exporters a process runs: wait for what they hold with
+/// [`Exporting::finish`].
+#[derive(Debug, Default)]
+pub struct Exporting {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Exporting {
+    /// Whether anything is exported.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Stop `observer` queueing, and give what is queued up to `limit` to
+    /// be sent; what is not sent by then is lost (and was logged).
+    pub async fn finish(self, observer: &Observer, limit: Duration) {
+        observer.close();
+        let deadline = tokio::time::Instant::now() + limit;
+        for task in self.tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
 }
 
 impl Observer {
@@ -100,9 +136,18 @@ impl Observer {
             b"task-skipped\"",
             b"cache-hit\"",
         ];
+        /// What lineage events are made of, besides.
+        const LINEAGE: &[&[u8]] = &[
+            b"run-resumed\"",
+            b"policy-set\"",
+            b"decision\"",
+            b"data-flow\"",
+            b"retry\"",
+        ];
         let kind = memchr::memmem::Finder::new(b"\"kind\":\"");
         let mut memory = self.lock();
-        let traced = memory.tracer.is_some();
+        let traced = memory.tracer.is_some() || memory.lineage.is_some();
+        let lineage = memory.lineage.is_some();
         let mut size = 0;
         for line in bytes.split(|b| *b == b'\n') {
             if line.is_empty() {
@@ -113,15 +158,20 @@ impl Observer {
                 let rest = line.get(at + 8..).unwrap_or_default();
                 KINDS.iter().any(|k| rest.starts_with(k))
                     || (traced && TRACED.iter().any(|k| rest.starts_with(k)))
+                    || (lineage && LINEAGE.iter().any(|k| rest.starts_with(k)))
             });
             if !wanted {
                 continue;
             }
             if let Ok(record) = serde_json::from_slice::<Record>(line) {
                 let workflow = memory.remember_of_run(&record);
-                // Spans of runs that ended before are not made again.
+                // Spans and events of what came before are not made
+                // again: what a checkpoint covered was sent then.
                 if let Some(tracer) = memory.tracer.as_mut() {
                     let _ = tracer.record(&record, &workflow);
+                }
+                if let Some(lineage) = memory.lineage.as_mut() {
+                    let _ = lineage.record(&record, line);
                 }
             }
         }
@@ -160,12 +210,64 @@ impl Observer {
     }
 
     /// Make spans of the records with `tracer` from now on (and of the
-    /// runs [`Observer::learn`] finds under way), and put them in `spans`
-    /// (once).
+    /// runs [`Observer::learn`] finds under way), and put them in `spans`.
     pub fn trace(&self, tracer: trace::Tracer, spans: otlp::Spans) {
-        if self.spans.set(spans).is_ok() {
-            self.lock().tracer = Some(tracer);
+        let mut memory = self.lock();
+        memory.tracer = Some(tracer);
+        memory.spans = Some(spans);
+    }
+
+    /// Make lineage events of the records with `lineage` from now on (and
+    /// of the runs [`Observer::learn`] finds under way), and put them in
+    /// `events` once a checkpoint covers them.
+    pub fn lineage(&self, lineage: lineage::Lineage, events: transport::Events) {
+        let mut memory = self.lock();
+        memory.lineage = Some(lineage);
+        memory.events = Some(events);
+    }
+
+    /// Export traces to `otlp` and lineage to `lineage` (each when
+    /// given), for the log whose checkpoints name `origin` (the service
+    /// at `base_url`, `""` for none): call before [`Observer::learn`].
+    pub fn start_exporting(
+        self: &Arc<Self>,
+        origin: &str,
+        base_url: &str,
+        otlp: Option<otlp::Config>,
+        lineage: Option<transport::Config>,
+    ) -> Exporting {
+        let mut tasks = Vec::new();
+        if let Some(otlp) = otlp {
+            let (spans, queue) = tokio::sync::mpsc::channel(otlp::QUEUE);
+            self.trace(
+                trace::Tracer::new(origin.to_owned(), base_url.to_owned()),
+                spans,
+            );
+            let lost = Arc::clone(self);
+            tasks.push(tokio::spawn(otlp::export(otlp, queue, move |n| {
+                lost.lost("traces", n);
+            })));
         }
+        if let Some(config) = lineage {
+            let (events, queue) = tokio::sync::mpsc::channel(transport::QUEUE);
+            self.lineage(
+                lineage::Lineage::new(origin.to_owned(), config.namespace.clone()),
+                events,
+            );
+            let lost = Arc::clone(self);
+            tasks.push(tokio::spawn(transport::export(config, queue, move |n| {
+                lost.lost("lineage", n);
+            })));
+        }
+        Exporting { tasks }
+    }
+
+    /// Queue nothing more for the exporters (what is queued is still
+    /// sent, and then they end).
+    pub fn close(&self) {
+        let mut memory = self.lock();
+        memory.spans = None;
+        memory.events = None;
     }
 
     /// `n` items `exporter` could not deliver.
@@ -176,7 +278,7 @@ impl Observer {
     }
 
     /// Hand what makes notifications to `outbox` from now on (once).
-    pub fn send_to(&self, outbox: std::sync::Arc<dyn Outbox>) {
+    pub fn send_to(&self, outbox: Arc<dyn Outbox>) {
         let _ = self.outbox.set(outbox);
     }
 
@@ -226,15 +328,19 @@ impl Tap for Observer {
             .as_mut()
             .map(|tracer| tracer.record(record, &workflow))
             .unwrap_or_default();
+        let lost_spans = queue(memory.spans.as_ref(), spans);
+        let (events, held_over) = memory
+            .lineage
+            .as_mut()
+            .map(|lineage| (lineage.record(record, line), lineage.take_dropped()))
+            .unwrap_or_default();
+        let lost_events = queue(memory.events.as_ref(), events) + held_over;
         drop(memory);
-        if !spans.is_empty() {
-            let n = spans.len();
-            if !matches!(
-                self.spans.get().map(|queue| queue.try_send(spans)),
-                Some(Ok(()))
-            ) {
-                self.lost("traces", n);
-            }
+        if lost_spans > 0 {
+            self.lost("traces", lost_spans);
+        }
+        if lost_events > 0 {
+            self.lost("lineage", lost_events);
         }
         let dropped = notify::kind_of(record).is_some()
             && self
@@ -247,6 +353,19 @@ impl Tap for Observer {
         if dropped {
             self.lost("notifications", 1);
         }
+    }
+}
+
+/// Put `items` in `queue` without waiting; how many were lost (the queue
+/// full or closed, or none).
+fn queue<T>(queue: Option<&tokio::sync::mpsc::Sender<Vec<T>>>, items: Vec<T>) -> usize {
+    let n = items.len();
+    if n == 0 {
+        return 0;
+    }
+    match queue.map(|q| q.try_send(items)) {
+        Some(Ok(())) => 0,
+        _ => n,
     }
 }
 

@@ -64,6 +64,82 @@ struct RunSoFar {
     workflow: String,
     start_ns: Option<u64>,
     tasks: BTreeMap<String, TaskSoFar>,
+    /// The trace context its trigger came with: the run's trace is then
+    /// that trace, its span a child of that span.
+    remote: Option<TraceParent>,
+}
+
+/// Runs remembered as triggered with a trace context, not started yet, at
+/// most.
+const REMOTE_AT_MOST: usize = 100_000;
+
+/// A W3C Trace Context `traceparent`: `00-<trace id>-<parent id>-<flags>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub flags: u8,
+}
+
+impl TraceParent {
+    /// Parse a `traceparent` header's value as W3C Trace Context level 1
+    /// says a receiver should: version `00` exactly (a later version by its
+    /// first four fields), lowercase hex, neither id all zeros. `None` for
+    /// anything else (the header is then ignored, as the spec asks).
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let version = text.get(..2)?;
+        if !hex_lower(version) || version == "ff" || (version == "00" && text.len() != 55) {
+            return None;
+        }
+        if text.len() < 55 || (text.len() > 55 && text.as_bytes().get(55) != Some(&b'-')) {
+            return None;
+        }
+        let mut fields = text.get(3..55)?.split('-');
+        let (trace, span, flags) = (fields.next()?, fields.next()?, fields.next()?);
+        if text.as_bytes().get(2) != Some(&b'-')
+            || trace.len() != 32
+            || span.len() != 16
+            || flags.len() != 2
+            || ![trace, span, flags].into_iter().all(hex_lower)
+        {
+            return None;
+        }
+        let mut trace_id = [0u8; 16];
+        let mut span_id = [0u8; 8];
+        unhex(trace, &mut trace_id)?;
+        unhex(span, &mut span_id)?;
+        let flags = u8::from_str_radix(flags, 16).ok()?;
+        (trace_id != [0; 16] && span_id != [0; 8]).then_some(Self {
+            trace_id,
+            span_id,
+            flags,
+        })
+    }
+}
+
+impl std::fmt::Display for TraceParent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "00-{}-{}-{:02x}",
+            crate::audit::log::hex(&self.trace_id),
+            crate::audit::log::hex(&self.span_id),
+            self.flags
+        )
+    }
+}
+
+fn hex_lower(text: &str) -> bool {
+    text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn unhex(text: &str, out: &mut [u8]) -> Option<()> {
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(())
 }
 
 /// Spans from records, for the log whose checkpoints name `origin`, the
@@ -73,6 +149,8 @@ pub struct Tracer {
     origin: String,
     base_url: String,
     runs: HashMap<String, RunSoFar>,
+    /// Trace contexts of runs triggered, not started yet.
+    remote: HashMap<String, TraceParent>,
 }
 
 fn digest(parts: &[&str]) -> [u8; 32] {
@@ -88,6 +166,44 @@ fn first<const N: usize>(hash: &[u8; 32]) -> [u8; N] {
     let mut out = [0u8; N];
     out.copy_from_slice(hash.get(..N).unwrap_or(&[0; N]));
     out
+}
+
+/// The trace of run `run` of the log whose checkpoints name `origin`,
+/// when the run came with no trace context.
+#[must_use]
+pub fn trace_of(origin: &str, run: &str) -> [u8; 16] {
+    first(&digest(&["cairn trace", origin, run]))
+}
+
+/// The span of run `run` of the log `origin`; of its task, given one; of
+/// an attempt of it, given that too.
+#[must_use]
+pub fn span_of(origin: &str, run: &str, task: Option<(&str, Option<u32>)>) -> [u8; 8] {
+    let attempt = task.and_then(|(_, a)| a).map(|a| a.to_string());
+    let parts: Vec<&str> = ["cairn span", origin, run]
+        .into_iter()
+        .chain(task.map(|(t, _)| t))
+        .chain(attempt.as_deref())
+        .collect();
+    first(&digest(&parts))
+}
+
+/// The `traceparent` an attempt's HTTP requests carry: the run's trace
+/// (`trace_id`) and the attempt's span, sampled.
+#[must_use]
+pub fn attempt_traceparent(
+    origin: &str,
+    trace_id: [u8; 16],
+    run: &str,
+    task: &str,
+    attempt: u32,
+) -> String {
+    TraceParent {
+        trace_id,
+        span_id: span_of(origin, run, Some((task, Some(attempt)))),
+        flags: 1,
+    }
+    .to_string()
 }
 
 /// Nanoseconds since the epoch of an RFC 3339 time.
@@ -124,23 +240,26 @@ impl Tracer {
             origin,
             base_url,
             runs: HashMap::new(),
+            remote: HashMap::new(),
         }
     }
 
-    /// The trace of run `run`.
+    /// The trace of run `run` when it came with no trace context.
     #[must_use]
     pub fn trace_id(&self, run: &str) -> [u8; 16] {
-        first(&digest(&["cairn trace", &self.origin, run]))
+        trace_of(&self.origin, run)
+    }
+
+    /// The trace of run `run`: its trigger's, or its own.
+    fn trace_of(&self, run: &str) -> [u8; 16] {
+        self.runs
+            .get(run)
+            .and_then(|r| r.remote)
+            .map_or_else(|| self.trace_id(run), |r| r.trace_id)
     }
 
     fn span_id(&self, run: &str, task: Option<(&str, Option<u32>)>) -> [u8; 8] {
-        let attempt = task.and_then(|(_, a)| a).map(|a| a.to_string());
-        let parts: Vec<&str> = ["cairn span", self.origin.as_str(), run]
-            .into_iter()
-            .chain(task.map(|(t, _)| t))
-            .chain(attempt.as_deref())
-            .collect();
-        first(&digest(&parts))
+        span_of(&self.origin, run, task)
     }
 
     /// Keep what record `record` (of a run of `workflow`) says, and
@@ -153,10 +272,26 @@ impl Tracer {
             return Vec::new();
         };
         match &record.event {
+            Event::Trigger {
+                starts,
+                traceparent: Some(traceparent),
+                ..
+            } => {
+                if let Some(parent) = TraceParent::parse(traceparent)
+                    && self.remote.len() < REMOTE_AT_MOST
+                {
+                    self.remote.insert(starts.clone(), parent);
+                }
+                Vec::new()
+            }
             Event::RunStarted { workflow, .. } => {
+                let remote = self.remote.remove(run);
                 let so_far = self.runs.entry(run.clone()).or_default();
                 so_far.workflow.clone_from(workflow);
                 so_far.start_ns.get_or_insert(at);
+                if remote.is_some() {
+                    so_far.remote = remote;
+                }
                 Vec::new()
             }
             Event::TaskStarted { task, attempt, .. } => {
@@ -186,7 +321,7 @@ impl Tracer {
                 let result = task_result(outcome);
                 t.result = Some(result);
                 let span = Span {
-                    trace_id: self.trace_id(run),
+                    trace_id: self.trace_of(run),
                     span_id: self.span_id(run, Some((task, Some(*attempt)))),
                     parent: Some(self.span_id(run, Some((task, None)))),
                     name: format!("{task} attempt {attempt}"),
@@ -254,14 +389,36 @@ impl Tracer {
         at: u64,
         duration_ms: u64,
     ) -> Vec<Span> {
-        let trace_id = self.trace_id(run);
+        let trace_id = so_far
+            .remote
+            .map_or_else(|| self.trace_id(run), |r| r.trace_id);
         let run_span = self.span_id(run, None);
-        let url = format!("{}/ui/runs/{run}", self.base_url);
+        // `cairn run` has no pages to link to.
+        let url = (!self.base_url.is_empty()).then(|| format!("{}/ui/runs/{run}", self.base_url));
         let workflow = so_far.workflow;
         let mut spans = Vec::new();
         for (task, t) in so_far.tasks {
             let result = t.result.unwrap_or("cancellation");
             let start = t.start_ns.unwrap_or(at);
+            let mut attributes = vec![
+                ("cicd.pipeline.name", Value::Str(workflow.clone())),
+                ("cicd.pipeline.run.id", Value::Str(run.to_owned())),
+                ("cicd.pipeline.task.name", Value::Str(task.clone())),
+                (
+                    "cicd.pipeline.task.run.id",
+                    Value::Str(format!("{run}/{task}")),
+                ),
+                (
+                    "cicd.pipeline.task.run.result",
+                    Value::Str(result.to_owned()),
+                ),
+            ];
+            if let Some(url) = &url {
+                attributes.push((
+                    "cicd.pipeline.task.run.url.full",
+                    Value::Str(format!("{url}#task-{task}")),
+                ));
+            }
             spans.push(Span {
                 trace_id,
                 span_id: self.span_id(run, Some((&task, None))),
@@ -270,23 +427,7 @@ impl Tracer {
                 kind: SpanKind::Internal,
                 start_ns: start,
                 end_ns: t.end_ns.unwrap_or(at).max(start),
-                attributes: vec![
-                    ("cicd.pipeline.name", Value::Str(workflow.clone())),
-                    ("cicd.pipeline.run.id", Value::Str(run.to_owned())),
-                    ("cicd.pipeline.task.name", Value::Str(task.clone())),
-                    (
-                        "cicd.pipeline.task.run.id",
-                        Value::Str(format!("{run}/{task}")),
-                    ),
-                    (
-                        "cicd.pipeline.task.run.url.full",
-                        Value::Str(format!("{url}#task-{task}")),
-                    ),
-                    (
-                        "cicd.pipeline.task.run.result",
-                        Value::Str(result.to_owned()),
-                    ),
-                ],
+                attributes,
                 error: matches!(result, "failure" | "error")
                     .then(|| format!("task {task}: {result}")),
             });
@@ -295,10 +436,12 @@ impl Tracer {
         let mut attributes = vec![
             ("cicd.pipeline.name", Value::Str(workflow.clone())),
             ("cicd.pipeline.run.id", Value::Str(run.to_owned())),
-            ("cicd.pipeline.run.url.full", Value::Str(url)),
             ("cicd.pipeline.action.name", Value::Str("RUN".to_owned())),
             ("cicd.pipeline.result", Value::Str(result.to_owned())),
         ];
+        if let Some(url) = url {
+            attributes.push(("cicd.pipeline.run.url.full", Value::Str(url)));
+        }
         let failed = matches!(result, "failure" | "error");
         if failed {
             attributes.push(("error.type", Value::Str(status.to_owned())));
@@ -309,7 +452,8 @@ impl Tracer {
         spans.push(Span {
             trace_id,
             span_id: run_span,
-            parent: None,
+            // A child of the span its trigger came from, if any.
+            parent: so_far.remote.map(|r| r.span_id),
             name: format!("RUN {workflow}"),
             kind: SpanKind::Server,
             start_ns: start,
@@ -438,6 +582,93 @@ mod tests {
             prev: String::new(),
             event,
         }
+    }
+
+    #[test]
+    fn a_traceparent_is_taken_as_w3c_says_and_a_run_joins_its_trace() {
+        let given = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let parent = TraceParent::parse(given).unwrap();
+        assert_eq!(parent.to_string(), given);
+        assert_eq!(parent.flags, 1);
+        // A later version is read by its first four fields.
+        assert!(TraceParent::parse(&format!("01{}-extra", &given[2..])).is_some());
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(TraceParent::parse(bad), None, "{bad}");
+        }
+
+        let mut tracer = Tracer::new("o".into(), String::new());
+        let trigger = Event::Trigger {
+            via: "api".into(),
+            workflow: "etl".into(),
+            starts: "r9".into(),
+            user: "alice".into(),
+            token: "t".into(),
+            parameters: BTreeMap::new(),
+            access: 0,
+            source: None,
+            cause: None,
+            body: None,
+            nominal: None,
+            traceparent: Some(given.into()),
+        };
+        tracer.record(&record(0, "2026-12-04T10:00:00Z", trigger), "");
+        let mut started = record(
+            1,
+            "2026-12-04T10:00:01Z",
+            Event::RunFinished {
+                status: "succeeded".into(),
+                duration_ms: 1,
+            },
+        );
+        started.event = Event::RunStarted {
+            user: "alice".into(),
+            workflow: "etl".into(),
+            manifest: crate::audit::record::FileDigest {
+                path: "w".into(),
+                sha256: String::new(),
+            },
+            source: String::new(),
+            policy_set: String::new(),
+            parameters: BTreeMap::new(),
+            components: BTreeMap::new(),
+            cairn: String::new(),
+            trigger: Some(0),
+        };
+        started.run = "r9".into();
+        tracer.record(&started, "etl");
+        let mut end = record(
+            2,
+            "2026-12-04T10:00:02Z",
+            Event::RunFinished {
+                status: "succeeded".into(),
+                duration_ms: 1000,
+            },
+        );
+        end.run = "r9".into();
+        let spans = tracer.record(&end, "etl");
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].trace_id, parent.trace_id, "the caller's trace");
+        assert_eq!(
+            spans[0].parent,
+            Some(parent.span_id),
+            "under the caller's span"
+        );
+        assert!(
+            !spans[0]
+                .attributes
+                .iter()
+                .any(|(k, _)| k.ends_with("url.full")),
+            "no page to link to without a base URL"
+        );
     }
 
     #[test]

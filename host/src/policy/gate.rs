@@ -24,6 +24,8 @@ pub struct RuntimeGate {
     inputs: HashMap<String, String>,
     decisions: Mutex<Vec<Decision>>,
     recorder: Option<Recorder>,
+    /// The attempt's `traceparent`, when it is traced.
+    trace: Option<String>,
 }
 
 /// Called with each runtime decision before it takes effect (the audit
@@ -101,6 +103,7 @@ impl Preflight {
             inputs,
             decisions: Mutex::new(Vec::new()),
             recorder: None,
+            trace: None,
         }
     }
 }
@@ -110,6 +113,14 @@ impl RuntimeGate {
     #[must_use]
     pub fn with_recorder(mut self, recorder: Recorder) -> Self {
         self.recorder = Some(recorder);
+        self
+    }
+
+    /// Offer `traceparent` (the attempt's trace context) to the requests
+    /// policy allows it for (`propagate_trace`).
+    #[must_use]
+    pub fn with_trace(mut self, traceparent: Option<String>) -> Self {
+        self.trace = traceparent;
         self
     }
 
@@ -150,6 +161,14 @@ impl RuntimeGate {
                 resource: uid("Secret", name).map_err(|e| e.to_string())?,
                 context: request_context(target, run_by),
             },
+            GateRequest::PropagateTrace(target) => Ask {
+                task: &self.task,
+                action: "propagate_trace",
+                what: format!("the trace context into request {target}"),
+                principal: task,
+                resource: uid("Host", &target.endpoint.to_string()).map_err(|e| e.to_string())?,
+                context: request_context(target, run_by),
+            },
             GateRequest::ReadInput(name) => {
                 let data = self
                     .inputs
@@ -169,7 +188,8 @@ impl RuntimeGate {
     }
 }
 
-/// The `Request` context of `connect` and `inject_secret`.
+/// The `Request` context of `connect`, `inject_secret` and
+/// `propagate_trace`.
 fn request_context(target: &HttpTarget, run_by: serde_json::Value) -> serde_json::Value {
     serde_json::json!({
         "method": target.method,
@@ -203,5 +223,9 @@ impl Gate for RuntimeGate {
             .unwrap_or_else(PoisonError::into_inner)
             .push(decision);
         verdict
+    }
+
+    fn trace_context(&self) -> Option<String> {
+        self.trace.clone()
     }
 }

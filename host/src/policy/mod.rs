@@ -38,6 +38,7 @@ pub const ACTIONS: &[&str] = &[
     "mount",
     "connect",
     "inject_secret",
+    "propagate_trace",
     "approve",
     "trigger",
     "read_workflow",

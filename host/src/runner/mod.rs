@@ -150,6 +150,10 @@ pub struct Setup {
     /// Once this turns true, no attempt starts: the run ends `Drained`
     /// when those under way have ended, recording no end (it resumes).
     pub drain: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The run's trace, when traces are exported: each attempt's HTTP
+    /// requests then carry its trace context where policy allows
+    /// (`propagate_trace`).
+    pub trace: Option<[u8; 16]>,
 }
 
 impl std::fmt::Debug for Setup {
@@ -1661,10 +1665,15 @@ async fn one_attempt(
             log.sync().map_err(|e| e.to_string())
         })
     };
+    let traceparent = setup.trace.map(|trace_id| {
+        let origin = lock(&setup.log).origin().to_owned();
+        crate::observe::trace::attempt_traceparent(&origin, trace_id, run, name, attempt_no)
+    });
     let gate = setup
         .preflight
         .gate_of(plan, planned, Arc::clone(&setup.policies), &setup.user)
-        .with_recorder(recorder);
+        .with_recorder(recorder)
+        .with_trace(traceparent);
     let staging = staging(shared, !task.outputs.is_empty())?;
     let progress = Arc::clone(&setup.progress);
     let sink_task = name.to_owned();

@@ -21,6 +21,9 @@ pub enum GateRequest {
         name: String,
         target: super::HttpTarget,
     },
+    /// The host would add the attempt's trace context (a W3C
+    /// `traceparent` header, [`Gate::trace_context`]) to this request.
+    PropagateTrace(super::HttpTarget),
 }
 
 /// Decides host calls at run time.
@@ -31,4 +34,11 @@ pub trait Gate: Send + Sync + 'static {
     ///
     /// The denial, as text for the guest and the attempt's record.
     fn check(&self, request: &GateRequest) -> Result<(), String>;
+
+    /// The attempt's trace context (a W3C `traceparent` value), which the
+    /// host adds to each HTTP request the gate allows it for; `None`: the
+    /// attempt is not traced, and nothing is added.
+    fn trace_context(&self) -> Option<String> {
+        None
+    }
 }

@@ -438,6 +438,7 @@ impl Shared {
                 sent: false,
             })?;
         self.inject(target, parts, &mut body, exchange).await;
+        self.propagate(target, parts).await;
         exchange.sent = body.len() as u64;
         exchange.allowed = true;
 
@@ -566,6 +567,24 @@ impl Shared {
                 *body = replace_all(body, needle, value);
             }
             exchange.injected.push(name.to_string());
+        }
+    }
+
+    /// Add the attempt's trace context (`traceparent`) to the request where
+    /// policy allows it for this request, in place of any the task set.
+    async fn propagate(&self, target: &HttpTarget, parts: &mut http::request::Parts) {
+        let Some(context) = self.gate.as_ref().and_then(|g| g.trace_context()) else {
+            return;
+        };
+        let Ok(value) = HeaderValue::from_str(&context) else {
+            return;
+        };
+        if self
+            .check(GateRequest::PropagateTrace(target.clone()))
+            .await
+            .is_ok()
+        {
+            parts.headers.insert("traceparent", value);
         }
     }
 

@@ -812,7 +812,16 @@ async fn trigger(
         .trigger(
             &served,
             &params,
-            Trigger::api(caller.user.clone(), caller.token.clone(), access),
+            Trigger {
+                // A trace context the caller sent joins the run's trace to
+                // theirs; one that is not W3C's is ignored, as the spec asks.
+                traceparent: headers
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(crate::observe::trace::TraceParent::parse)
+                    .map(|t| t.to_string()),
+                ..Trigger::api(caller.user.clone(), caller.token.clone(), access)
+            },
         )
         .await;
     let id = match started {

@@ -1045,6 +1045,7 @@ impl Backfills {
             caused_by: Some(entry.seq),
             nominal: Some(nominal.to_owned()),
             backfill: Some(entry.id.clone()),
+            traceparent: None,
         };
         match self.runs.trigger(&served, &params, trigger).await {
             Ok(run) => Ok(Done::Run(run)),

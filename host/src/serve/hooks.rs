@@ -258,6 +258,7 @@ impl Hooks {
             caused_by: None,
             nominal: None,
             backfill: None,
+            traceparent: None,
         };
         match self.runs.trigger(served, &params, trigger).await {
             Ok(run) => Answered::Accepted {

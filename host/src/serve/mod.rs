@@ -69,6 +69,8 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Where traces are exported (the `OTEL_*` variables), if anywhere.
     pub otlp: Option<crate::observe::otlp::Config>,
+    /// Where OpenLineage events go (`OPENLINEAGE_*`), if anywhere.
+    pub lineage: Option<crate::observe::transport::Config>,
 }
 
 /// Check a `--public-url`: `http://` or `https://`, a host, no path,
@@ -165,24 +167,18 @@ pub async fn serve(
     // Everything observed is derived from the log's records: what the log
     // leaves open first, then each record as it is appended.
     let observer = Arc::new(crate::observe::Observer::new());
-    let mut exporting = None;
+    let exporting;
     {
         let mut log = state
             .log
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(otlp) = config.otlp.clone() {
-            let (spans, queue) = tokio::sync::mpsc::channel(crate::observe::otlp::QUEUE);
-            let tracer =
-                crate::observe::trace::Tracer::new(log.origin().to_owned(), base_url.clone());
-            observer.trace(tracer, spans);
-            let lost = Arc::clone(&observer);
-            exporting = Some(tokio::spawn(crate::observe::otlp::export(
-                otlp,
-                queue,
-                move |n| lost.lost("traces", n),
-            )));
-        }
+        exporting = observer.start_exporting(
+            log.origin(),
+            &base_url,
+            config.otlp.clone(),
+            config.lineage.clone(),
+        );
         let bytes =
             std::fs::read(log.path()).map_err(|source| crate::audit::log::AuditError::Io {
                 path: log.path().to_owned(),
@@ -233,13 +229,16 @@ pub async fn serve(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .origin()
         .to_owned();
-    let (notifier, queue) = notify::Notifier::new(origin, base_url.clone());
+    let (notifier, queue) = notify::Notifier::new(origin.clone(), base_url.clone());
     observer.send_to(Arc::clone(&notifier) as Arc<dyn crate::observe::Outbox>);
     for workflow in catalog.all() {
         observer.serving(&workflow.name);
         notifier.serving(workflow);
     }
     let runs = runs::Runs::new(launcher, state, config.jobs, secrets);
+    if config.otlp.is_some() {
+        runs.traced(origin.clone());
+    }
     for note in runs.recover(&catalog).await? {
         tracing::info!("{note}");
     }
@@ -290,7 +289,6 @@ pub async fn serve(
         ),
     ));
     let mut tasks = vec![reloading, scheduling, committing, notifying];
-    tasks.extend(exporting);
     let metrics_addr = metrics_listener
         .as_ref()
         .and_then(|listener| listener.local_addr().ok());
@@ -317,6 +315,9 @@ pub async fn serve(
         config.grace.as_secs_f64()
     );
     runs.shutdown(config.grace).await?;
+    // What the last records and checkpoint made (spans, lineage events)
+    // is sent before the process ends.
+    exporting.finish(&observer, Duration::from_secs(5)).await;
     tracing::info!("stopped; the audit log is signed to its last record");
     Ok(())
 }

@@ -104,6 +104,8 @@ pub struct Trigger {
     pub nominal: Option<String>,
     /// The backfill it is part of.
     pub backfill: Option<String>,
+    /// The W3C trace context the request came with (checked), if any.
+    pub traceparent: Option<String>,
 }
 
 /// Where a run comes from, as its supervisor needs it: the schedule that
@@ -114,6 +116,8 @@ struct Origin {
     schedule: Option<(String, bool)>,
     given: Option<(Artifact, PathBuf)>,
     backfill: Option<String>,
+    /// The trace context its trigger came with.
+    traceparent: Option<String>,
 }
 
 impl Trigger {
@@ -133,6 +137,7 @@ impl Trigger {
             caused_by: None,
             nominal: None,
             backfill: None,
+            traceparent: None,
         }
     }
 }
@@ -213,6 +218,9 @@ pub struct Runs {
     /// Per run the service started, how (`api`, `schedule`, `webhook`,
     /// `backfill`), from its `trigger` record.
     vias: Mutex<HashMap<String, String>>,
+    /// Set when traces are exported: the log's origin, which runs' traces
+    /// and attempts' spans are derived from.
+    traced: std::sync::OnceLock<String>,
 }
 
 /// A claim on an identity ([`Runs::claim`]), released when dropped.
@@ -269,7 +277,15 @@ impl Runs {
             left: tokio::sync::Notify::new(),
             claimed: Mutex::new(HashSet::new()),
             vias: Mutex::new(HashMap::new()),
+            traced: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Traces are exported (spans of the log whose checkpoints name
+    /// `origin`): runs' attempts carry their trace context to the HTTP
+    /// requests policy allows it for.
+    pub fn traced(&self, origin: String) {
+        let _ = self.traced.set(origin);
     }
 
     /// Claim `identity` while whether to start a run of it is decided and
@@ -464,6 +480,7 @@ impl Runs {
                     cause,
                     body: trigger.given.as_ref().map(|(a, _)| a.clone()),
                     nominal: trigger.nominal.clone(),
+                    traceparent: trigger.traceparent.clone(),
                 },
             )?;
             log.sync()?;
@@ -489,6 +506,7 @@ impl Runs {
                 .map(|s| (s, trigger.serial)),
             given: trigger.given,
             backfill: trigger.backfill,
+            traceparent: trigger.traceparent,
         };
         self.launch(
             served,
@@ -548,7 +566,17 @@ impl Runs {
             schedule,
             given,
             backfill,
+            traceparent,
         } = origin;
+        let trace = self.traced.get().map(|origin| {
+            traceparent
+                .as_deref()
+                .and_then(crate::observe::trace::TraceParent::parse)
+                .map_or_else(
+                    || crate::observe::trace::trace_of(origin, &id),
+                    |t| t.trace_id,
+                )
+        });
         let (control, mut told) = mpsc::channel(1);
         lock(&self.active).insert(
             id.clone(),
@@ -606,6 +634,7 @@ impl Runs {
             setup.given = given;
             setup.slots = Some(Arc::clone(&me.slots));
             setup.drain = Some(me.drain.subscribe());
+            setup.trace = trace;
             let began = std::time::Instant::now();
             let mut running = crate::runner::start(Arc::new(workflow), setup, &id, start);
             let mut waiting = false;
@@ -707,6 +736,7 @@ impl Runs {
         // Each run a backfill started: the backfill.
         let mut backfill_of: HashMap<String, String> = HashMap::new();
         let mut backfills: HashMap<u64, String> = HashMap::new();
+        let mut traces: HashMap<String, String> = HashMap::new();
         self.learn(&bytes);
         for record in records(&bytes) {
             match record.event {
@@ -725,12 +755,16 @@ impl Runs {
                     source,
                     body,
                     cause,
+                    traceparent,
                     ..
                 } => {
                     if via == "backfill"
                         && let Some(b) = cause.and_then(|c| backfills.get(&c))
                     {
                         backfill_of.insert(run.clone(), b.clone());
+                    }
+                    if let Some(traceparent) = traceparent {
+                        traces.insert(run.clone(), traceparent);
                     }
                     let source = source.filter(|_| via == "schedule");
                     if let Some(source) = &source {
@@ -764,6 +798,7 @@ impl Runs {
                         }),
                         given: bodies.get(&run).map(|b| self.stored(b)),
                         backfill: backfill_of.get(&run).cloned(),
+                        traceparent: traces.remove(&run),
                     };
                     self.launch(
                         &served,
@@ -799,6 +834,7 @@ impl Runs {
                 schedule: sources.get(&run).cloned().map(|s| (s, false)),
                 given: bodies.get(&run).map(|b| self.stored(b)),
                 backfill: backfill_of.get(&run).cloned(),
+                traceparent: traces.get(&run).cloned(),
             };
             match self.resume(catalog, &bytes, &run, origin).await {
                 Ok(note) => notes.push(note),
@@ -984,8 +1020,8 @@ impl Runs {
         });
     }
 
-    /// How run `run` was started, from the log `bytes`: its schedule and
-    /// the body a webhook gave it.
+    /// How run `run` was started, from the log `bytes`: its schedule, the
+    /// body a webhook gave it, the trace context it came with.
     fn origin_of(&self, bytes: &[u8], run: &str) -> Origin {
         let mut origin = Origin::default();
         let mut backfills: HashMap<u64, String> = HashMap::new();
@@ -1000,6 +1036,7 @@ impl Runs {
                     source,
                     body,
                     cause,
+                    traceparent,
                     ..
                 } if starts == run => {
                     if via == "backfill" {
@@ -1007,6 +1044,7 @@ impl Runs {
                     }
                     origin.schedule = source.filter(|_| via == "schedule").map(|s| (s, false));
                     origin.given = body.map(|b| self.stored(&b));
+                    origin.traceparent = traceparent;
                 }
                 _ => {}
             }

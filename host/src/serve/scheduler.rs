@@ -461,6 +461,7 @@ impl Scheduler {
             caused_by: None,
             nominal: Some(tick.nominal.to_string()),
             backfill: None,
+            traceparent: None,
         };
         match self.runs.trigger(served, &params, trigger).await {
             Ok(id) => Ok(LastTick {
