@@ -718,6 +718,26 @@ fn received_spans(file: &std::path::Path) -> Vec<(String, Value, Value)> {
     spans
 }
 
+/// A W3C trace context, as a caller in a trace of its own sends it.
+const CALLER_TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// Start a run of `workflow` through the API at `addr` as `token`'s
+/// user, the request carrying `traceparent`; the run's id.
+fn trigger_in_trace(addr: &str, workflow: &str, token: &str, traceparent: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /v1/workflows/{workflow}/runs HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\ntraceparent: {traceparent}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap();
+    let started: Value = serde_json::from_str(body).unwrap();
+    started["run"].as_str().unwrap().to_owned()
+}
+
 /// A span's attribute `key`, as a string.
 fn attr<'a>(span: &'a Value, key: &str) -> &'a str {
     span["attributes"]
@@ -741,20 +761,7 @@ fn spans_of_runs_with_a_retry_and_a_failure_reach_an_otlp_receiver_over_http_and
     };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("received.jsonl");
-    let mut receiver = Stopped(
-        std::process::Command::new(&python)
-            .args(["-c", OTLP_RECEIVER])
-            .arg(&file)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut ports = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(receiver.0.stdout.take().unwrap()),
-        &mut ports,
-    )
-    .unwrap();
+    let (_receiver, ports) = receive(&python, OTLP_RECEIVER, &file);
     let ports: Vec<&str> = ports.split_whitespace().collect();
     let (http_port, grpc_port) = (ports[0].to_owned(), ports[1].to_owned());
 
@@ -788,8 +795,11 @@ fn spans_of_runs_with_a_retry_and_a_failure_reach_an_otlp_receiver_over_http_and
             assert_eq!(status, 201, "{started}");
             runs.push(started["run"].as_str().unwrap().to_owned());
         }
+        // A caller in a trace of its own: the run joins it.
+        let joined = trigger_in_trace(&d.addr, "pair", &alice, CALLER_TRACEPARENT);
         d.until(&runs[0], &alice, |r| r["status"] == "succeeded");
         d.until(&runs[1], &alice, |r| r["status"] == "failed");
+        d.until(&joined, &alice, |r| r["status"] == "succeeded");
 
         let via = if protocol == "grpc" { "grpc" } else { "http" };
         let waited = Instant::now();
@@ -799,7 +809,11 @@ fn spans_of_runs_with_a_retry_and_a_failure_reach_an_otlp_receiver_over_http_and
                 .filter(|(_, _, span)| runs.iter().any(|r| attr(span, "cicd.pipeline.run.id") == r))
                 .collect();
             // pair: a run, 2 tasks, 2 attempts; flaky: a run, a task, 2 attempts.
-            if spans.len() >= 9 {
+            if spans.len() >= 9
+                && received_spans(&file).iter().any(|(_, _, span)| {
+                    attr(span, "cicd.pipeline.run.id") == joined && span["name"] == "RUN pair"
+                })
+            {
                 break spans;
             }
             assert!(
@@ -890,9 +904,41 @@ fn spans_of_runs_with_a_retry_and_a_failure_reach_an_otlp_receiver_over_http_and
             "{pair_run}"
         );
         assert_ne!(pair_run["traceId"], run["traceId"], "a trace per run");
+        let joined_run = received_spans(&file)
+            .into_iter()
+            .map(|(_, _, span)| span)
+            .find(|s| s["name"] == "RUN pair" && attr(s, "cicd.pipeline.run.id") == joined)
+            .unwrap_or_else(|| panic!("no span of run {joined}"));
+        // protobuf's JSON writes ids in base64: these are the caller's
+        // trace 4bf92f35...4736 and span 00f067aa0ba902b7.
+        assert_eq!(
+            joined_run["traceId"], "S/kvNXezTaajzpKdDg5HNg==",
+            "{joined_run}"
+        );
+        assert_eq!(joined_run["parentSpanId"], "APBnqgupArc=", "{joined_run}");
         let (code, stderr) = d.term();
         assert_eq!(code, 0, "{stderr}");
     }
+}
+
+/// Start the receiver `script` (Python) keeping what it receives in
+/// `file`; it, and the first line it prints (its ports).
+fn receive(python: &std::path::Path, script: &str, file: &std::path::Path) -> (Stopped, String) {
+    let mut receiver = Stopped(
+        std::process::Command::new(python)
+            .args(["-c", script])
+            .arg(file)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(receiver.0.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    (receiver, line)
 }
 
 /// A child process, killed and waited for when dropped (a failing test
@@ -1159,20 +1205,7 @@ fn openlineage_events_pass_the_openlineage_client_and_rest_on_checkpointed_recor
     };
     let dir = tempfile::tempdir().unwrap();
     let received = dir.path().join("received.jsonl");
-    let mut receiver = Stopped(
-        std::process::Command::new(&python)
-            .args(["-c", LINEAGE_RECEIVER])
-            .arg(&received)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut port = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(receiver.0.stdout.take().unwrap()),
-        &mut port,
-    )
-    .unwrap();
+    let (_receiver, port) = receive(&python, LINEAGE_RECEIVER, &received);
     let url = format!("http://127.0.0.1:{}", port.trim());
 
     // The service, over HTTP: a run that passes labelled data along, and
@@ -1302,7 +1335,8 @@ fn openlineage_events_pass_the_openlineage_client_and_rest_on_checkpointed_recor
     let file = dir.path().join("run-lineage.jsonl");
     let out = crate::support::cairn()
         .current_dir(s.path())
-        .args(["run", "labelled", "--as", "alice"])
+        // The service's state: its log, with its runs, goes on.
+        .args(["run", "labelled", "--as", "alice", "--state-dir", ".cairn"])
         .env("OPENLINEAGE__TRANSPORT__TYPE", "file")
         .env("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", &file)
         .output()

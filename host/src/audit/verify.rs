@@ -2256,6 +2256,7 @@ for_each = "list.items"
             cause: Some(cause),
             body: None,
             nominal: Some(nominal.into()),
+            traceparent: None,
         }
     }
 

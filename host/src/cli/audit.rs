@@ -574,12 +574,17 @@ fn describe(event: &Event) -> String {
             user,
             access,
             nominal,
+            traceparent,
             ..
         } => format!(
-            "{via} starts run {run} of {workflow} as {user}{} (allowed at record {access})",
+            "{via} starts run {run} of {workflow} as {user}{} (allowed at record {access}){}",
             nominal
                 .as_ref()
                 .map(|n| format!(" for {n}"))
+                .unwrap_or_default(),
+            traceparent
+                .as_ref()
+                .map(|t| format!(", in trace {t}"))
                 .unwrap_or_default()
         ),
         Event::BackfillStarted {

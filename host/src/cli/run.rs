@@ -61,7 +61,10 @@ use crate::workflow::Workflow;
   cairn run --as alice
   cairn run examples/etl --build --as alice
   cairn run examples/hello --as alice --secret greeting=env:GREETING
-  cairn audit verify .cairn/audit/log.jsonl --key .cairn/keys/audit.pub")]
+  OPENLINEAGE__TRANSPORT__TYPE=file OPENLINEAGE__TRANSPORT__LOG_FILE_PATH=lineage.jsonl cairn run examples/etl --as alice
+  cairn audit verify .cairn/audit/log.jsonl --key .cairn/keys/audit.pub
+
+Traces (OTEL_EXPORTER_OTLP_ENDPOINT, ...) and OpenLineage events (OPENLINEAGE_URL, ...) are sent where the environment says, as for `cairn serve`.")]
 pub(crate) struct RunArgs {
     /// The manifest, or a folder holding `workflow.toml`.
     #[arg(value_name = "PATH", default_value = ".")]

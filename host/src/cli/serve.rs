@@ -46,7 +46,11 @@ use crate::units::HumanDuration;
 /// `http://ADDR/metrics`; `--log-format json` writes the service's
 /// messages as JSON lines; a manifest's `[notifications.NAME]` sends its
 /// runs' events as signed CloudEvents (each decided by policy, `notify`,
-/// and recorded).
+/// and recorded). Traces go over OTLP where the standard `OTEL_*`
+/// variables say (`OTEL_EXPORTER_OTLP_ENDPOINT`, ...), OpenLineage events
+/// where the OpenLineage client's say (`OPENLINEAGE_URL`, or
+/// `OPENLINEAGE__TRANSPORT__TYPE=file` and `..._LOG_FILE_PATH`); `cairn
+/// run` reads the same.
 ///
 /// The API is described at `/v1/openapi.json`. Secrets for the runs come
 /// from --secret, or the environment variables `CAIRN_SECRET_<NAME>`.
@@ -56,7 +60,8 @@ use crate::units::HumanDuration;
   cairn serve examples/hello examples/etl --state-dir /var/lib/cairn
   curl -X POST -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/v1/workflows/hello/runs
   cairn trigger hello --server http://127.0.0.1:8080    (CAIRN_TOKEN holds the token)
-  cairn serve examples/etl --metrics-listen 127.0.0.1:9464 --log-format json")]
+  cairn serve examples/etl --metrics-listen 127.0.0.1:9464 --log-format json
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OPENLINEAGE_URL=http://marquez:5000 cairn serve examples/etl")]
 pub(crate) struct ServeArgs {
     /// The workflows to serve: manifests, or folders holding `workflow.toml`.
     #[arg(value_name = "PATH", required = true)]

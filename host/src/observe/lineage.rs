@@ -144,6 +144,8 @@ struct TaskSoFar {
     decisions: Vec<Decided>,
     /// Decisions left out of `decisions`.
     more: u64,
+    allowed: u64,
+    denied: u64,
 }
 
 /// What a run's records said so far.
@@ -267,6 +269,11 @@ impl Lineage {
                     }
                     if !task.is_empty() {
                         let t = so_far.tasks.entry(task.clone()).or_default();
+                        if decided.decision == "allow" {
+                            t.allowed += 1;
+                        } else {
+                            t.denied += 1;
+                        }
                         if t.decisions.len() < DECISIONS_AT_MOST {
                             t.decisions.push(decided);
                         } else {
@@ -497,29 +504,18 @@ impl Lineage {
                 "name": "cairn",
             })),
         });
-        if let Some(so_far) = so_far {
-            if let Some(nominal) = &so_far.nominal {
-                facets["nominalTime"] = facet(NOMINAL, json!({ "nominalStartTime": nominal }));
-            }
-            if !so_far.policy_set.is_empty() {
-                facets["cairn_decisions"] = facet(
-                    DECISIONS_FACET,
-                    json!({
-                        "policySet": so_far.policy_set,
-                        "allowed": so_far.allowed,
-                        "denied": so_far.denied.len() as u64 + so_far.denied_more,
-                        "decisions": so_far.denied.iter().map(Decided::json).collect::<Vec<_>>(),
-                        "omitted": so_far.denied_more,
-                    }),
-                );
-            }
-        }
-        if let Some(message) = error {
-            facets["errorMessage"] = facet(
-                ERROR,
-                json!({ "message": message, "programmingLanguage": "WebAssembly" }),
+        if let Some(so_far) = so_far
+            && !so_far.policy_set.is_empty()
+        {
+            facets["cairn_decisions"] = decisions_facet(
+                &so_far.policy_set,
+                so_far.allowed,
+                so_far.denied.len() as u64 + so_far.denied_more,
+                &so_far.denied,
+                so_far.denied_more,
             );
         }
+        more_facets(&mut facets, so_far, error);
         Self::envelope(
             kind,
             &record.time,
@@ -552,29 +548,16 @@ impl Lineage {
             })),
         });
         let t = so_far.and_then(|r| r.tasks.get(task));
-        if let Some(so_far) = so_far {
-            if let Some(nominal) = &so_far.nominal {
-                facets["nominalTime"] = facet(NOMINAL, json!({ "nominalStartTime": nominal }));
-            }
-            if let Some(t) = t {
-                facets["cairn_decisions"] = facet(
-                    DECISIONS_FACET,
-                    json!({
-                        "policySet": so_far.policy_set,
-                        "allowed": t.decisions.iter().filter(|d| d.decision == "allow").count(),
-                        "denied": t.decisions.iter().filter(|d| d.decision != "allow").count(),
-                        "decisions": t.decisions.iter().map(Decided::json).collect::<Vec<_>>(),
-                        "omitted": t.more,
-                    }),
-                );
-            }
-        }
-        if let Some(message) = error {
-            facets["errorMessage"] = facet(
-                ERROR,
-                json!({ "message": message, "programmingLanguage": "WebAssembly" }),
+        if let (Some(so_far), Some(t)) = (so_far, t) {
+            facets["cairn_decisions"] = decisions_facet(
+                &so_far.policy_set,
+                t.allowed,
+                t.denied,
+                &t.decisions,
+                t.more,
             );
         }
+        more_facets(&mut facets, so_far, error);
         let mut event = Self::envelope(
             kind,
             &record.time,
@@ -603,6 +586,40 @@ impl Lineage {
                 .collect();
         }
         event
+    }
+}
+
+/// The `cairn_decisions` facet: `decisions` named of `allowed` and
+/// `denied`, `omitted` more not named.
+fn decisions_facet(
+    policy_set: &str,
+    allowed: u64,
+    denied: u64,
+    decisions: &[Decided],
+    omitted: u64,
+) -> Value {
+    facet(
+        DECISIONS_FACET,
+        json!({
+            "policySet": policy_set,
+            "allowed": allowed,
+            "denied": denied,
+            "decisions": decisions.iter().map(Decided::json).collect::<Vec<_>>(),
+            "omitted": omitted,
+        }),
+    )
+}
+
+/// A run's nominal time, and `error` (a failure's message), into `facets`.
+fn more_facets(facets: &mut Value, so_far: Option<&RunSoFar>, error: Option<&str>) {
+    if let Some(nominal) = so_far.and_then(|r| r.nominal.as_ref()) {
+        facets["nominalTime"] = facet(NOMINAL, json!({ "nominalStartTime": nominal }));
+    }
+    if let Some(message) = error {
+        facets["errorMessage"] = facet(
+            ERROR,
+            json!({ "message": message, "programmingLanguage": "WebAssembly" }),
+        );
     }
 }
 

@@ -536,6 +536,16 @@ fn count(record: &Record, workflow: &str, delay: Option<&(String, jiff::Timestam
     }
 }
 
+/// An environment of `vars` only, for tests of configuration.
+#[cfg(test)]
+pub(crate) fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -357,13 +357,7 @@ async fn grpc(config: &Config, message: &[u8]) -> Result<(), (String, bool)> {
 mod tests {
     use super::*;
 
-    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    }
+    use crate::observe::env_of as env;
 
     #[test]
     fn the_standard_variables_configure_the_exporter() {
