@@ -68,6 +68,17 @@ fn facet(schema: &str, fields: Value) -> Value {
     facet
 }
 
+/// Where an event's `cairn_audit` facet is (a JSON pointer).
+const AUDIT_AT: &str = "/run/facets/cairn_audit";
+
+/// Set `key` to `new` in the object at JSON pointer `at` of `value`
+/// (nothing when there is no object there).
+fn put(value: &mut Value, at: &str, key: &str, new: Value) {
+    if let Some(Value::Object(object)) = value.pointer_mut(at) {
+        object.insert(key.to_owned(), new);
+    }
+}
+
 /// A UUID (version 8, RFC 9562: derived by the application) over `parts`.
 fn uuid(parts: &[&str]) -> String {
     let mut hash = Sha256::new();
@@ -220,10 +231,8 @@ impl Lineage {
                 starts,
                 nominal: Some(nominal),
                 ..
-            } => {
-                if self.nominal.len() < NOMINAL_AT_MOST {
-                    self.nominal.insert(starts.clone(), nominal.clone());
-                }
+            } if self.nominal.len() < NOMINAL_AT_MOST => {
+                self.nominal.insert(starts.clone(), nominal.clone());
             }
             Event::RunStarted { workflow, .. } => {
                 let so_far = self.runs.entry(run.to_owned()).or_default();
@@ -386,8 +395,8 @@ impl Lineage {
                     };
                     let mut event =
                         self.task_event("FAIL", &backing, &[], &task, &[], Some(&f.detail));
-                    event["run"]["facets"]["cairn_audit"]["hash"] = json!(f.hash);
-                    event["run"]["facets"]["cairn_audit"]["kind"] = json!("task-finished");
+                    put(&mut event, AUDIT_AT, "hash", json!(f.hash));
+                    put(&mut event, AUDIT_AT, "kind", json!("task-finished"));
                     (f.seq, event)
                 }
                 None => (
@@ -444,8 +453,12 @@ impl Lineage {
         covered
             .into_iter()
             .map(|mut h| {
-                h.event["run"]["facets"]["cairn_audit"]["checkpoint"] =
-                    json!({ "seq": seq, "size": size, "root": root });
+                put(
+                    &mut h.event,
+                    AUDIT_AT,
+                    "checkpoint",
+                    json!({ "seq": seq, "size": size, "root": root }),
+                );
                 h.event.to_string()
             })
             .collect()
@@ -507,13 +520,14 @@ impl Lineage {
         if let Some(so_far) = so_far
             && !so_far.policy_set.is_empty()
         {
-            facets["cairn_decisions"] = decisions_facet(
+            let decisions = decisions_facet(
                 &so_far.policy_set,
                 so_far.allowed,
                 so_far.denied.len() as u64 + so_far.denied_more,
                 &so_far.denied,
                 so_far.denied_more,
             );
+            put(&mut facets, "", "cairn_decisions", decisions);
         }
         more_facets(&mut facets, so_far, error);
         Self::envelope(
@@ -549,13 +563,14 @@ impl Lineage {
         });
         let t = so_far.and_then(|r| r.tasks.get(task));
         if let (Some(so_far), Some(t)) = (so_far, t) {
-            facets["cairn_decisions"] = decisions_facet(
+            let decisions = decisions_facet(
                 &so_far.policy_set,
                 t.allowed,
                 t.denied,
                 &t.decisions,
                 t.more,
             );
+            put(&mut facets, "", "cairn_decisions", decisions);
         }
         more_facets(&mut facets, so_far, error);
         let mut event = Self::envelope(
@@ -565,7 +580,7 @@ impl Lineage {
             self.job(format!("{workflow}.{task}"), "TASK"),
         );
         if let (Some(so_far), Some(t)) = (so_far, t) {
-            event["inputs"] = t
+            let inputs = t
                 .inputs
                 .iter()
                 .map(|a| {
@@ -577,13 +592,15 @@ impl Lineage {
                     dataset(a, &from, so_far.labels.get(&from))
                 })
                 .collect();
-            event["outputs"] = outputs
+            let outputs = outputs
                 .iter()
                 .map(|a| {
                     let key = format!("{task}.{}", a.name);
                     dataset(a, &key, so_far.labels.get(&key))
                 })
                 .collect();
+            put(&mut event, "", "inputs", inputs);
+            put(&mut event, "", "outputs", outputs);
         }
         event
     }
@@ -613,12 +630,22 @@ fn decisions_facet(
 /// A run's nominal time, and `error` (a failure's message), into `facets`.
 fn more_facets(facets: &mut Value, so_far: Option<&RunSoFar>, error: Option<&str>) {
     if let Some(nominal) = so_far.and_then(|r| r.nominal.as_ref()) {
-        facets["nominalTime"] = facet(NOMINAL, json!({ "nominalStartTime": nominal }));
+        put(
+            facets,
+            "",
+            "nominalTime",
+            facet(NOMINAL, json!({ "nominalStartTime": nominal })),
+        );
     }
     if let Some(message) = error {
-        facets["errorMessage"] = facet(
-            ERROR,
-            json!({ "message": message, "programmingLanguage": "WebAssembly" }),
+        put(
+            facets,
+            "",
+            "errorMessage",
+            facet(
+                ERROR,
+                json!({ "message": message, "programmingLanguage": "WebAssembly" }),
+            ),
         );
     }
 }
@@ -638,7 +665,12 @@ fn dataset(a: &Artifact, output: &str, labels: Option<&Vec<String>>) -> Value {
         })),
     });
     if !tags.is_empty() {
-        facets["tags"] = facet(TAGS, json!({ "tags": tags }));
+        put(
+            &mut facets,
+            "",
+            "tags",
+            facet(TAGS, json!({ "tags": tags })),
+        );
     }
     json!({ "namespace": DATASETS, "name": a.sha256, "facets": facets })
 }
