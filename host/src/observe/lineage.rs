@@ -55,13 +55,12 @@ const DECISIONS_AT_MOST: usize = 100;
 /// Nominal times remembered for runs triggered but not started, at most.
 const NOMINAL_AT_MOST: usize = 100_000;
 
-fn producer() -> String {
-    format!("https://cairn.dev/cairn@{}", env!("CARGO_PKG_VERSION"))
-}
+/// What made the events.
+const PRODUCER: &str = concat!("https://cairn.dev/cairn@", env!("CARGO_PKG_VERSION"));
 
 /// A facet's `_producer` and `_schemaURL`, then `fields`.
 fn facet(schema: &str, fields: Value) -> Value {
-    let mut facet = json!({ "_producer": producer(), "_schemaURL": schema });
+    let mut facet = json!({ "_producer": PRODUCER, "_schemaURL": schema });
     if let (Some(out), Value::Object(fields)) = (facet.as_object_mut(), fields) {
         out.extend(fields);
     }
@@ -223,8 +222,9 @@ impl Lineage {
     }
 
     /// Keep what `record` (its bytes `line`) says; return the events a
-    /// checkpoint releases (JSON text, one event each), in order.
-    pub fn record(&mut self, record: &Record, line: &[u8]) -> Vec<String> {
+    /// checkpoint releases, in order (written as JSON by the exporter, off
+    /// the log's lock).
+    pub fn record(&mut self, record: &Record, line: &[u8]) -> Vec<Value> {
         let run = record.run.as_str();
         match &record.event {
             Event::Trigger {
@@ -445,7 +445,7 @@ impl Lineage {
 
     /// The events whose records checkpoint `seq` (of `size` records, root
     /// `root`) covers, with it named.
-    fn release(&mut self, seq: u64, size: u64, root: &str) -> Vec<String> {
+    fn release(&mut self, seq: u64, size: u64, root: &str) -> Vec<Value> {
         let (covered, rest): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.held)
             .into_iter()
             .partition(|h| h.seq < size);
@@ -459,7 +459,7 @@ impl Lineage {
                     "checkpoint",
                     json!({ "seq": seq, "size": size, "root": root }),
                 );
-                h.event.to_string()
+                h.event
             })
             .collect()
     }
@@ -496,7 +496,7 @@ impl Lineage {
         json!({
             "eventType": kind,
             "eventTime": time,
-            "producer": producer(),
+            "producer": PRODUCER,
             "schemaURL": SCHEMA_URL,
             "run": run,
             "job": job,
@@ -839,10 +839,7 @@ mod tests {
                 note: String::new(),
             },
         );
-        let events: Vec<Value> = released
-            .iter()
-            .map(|e| serde_json::from_str(e).unwrap())
-            .collect();
+        let events = released;
         let kinds: Vec<(String, &str)> = events
             .iter()
             .map(|e| {

@@ -123,14 +123,14 @@ impl Config {
     }
 }
 
-/// The queue the observer puts released events in (JSON text each).
-pub type Events = mpsc::Sender<Vec<String>>;
+/// The queue the observer puts released events in.
+pub type Events = mpsc::Sender<Vec<serde_json::Value>>;
 
 /// Send what arrives on `events` as `config` says until the queue
 /// closes; `lost` is told how many events could not be delivered.
 pub async fn export(
     config: Config,
-    mut events: mpsc::Receiver<Vec<String>>,
+    mut events: mpsc::Receiver<Vec<serde_json::Value>>,
     lost: impl Fn(usize) + Send,
 ) {
     let destination = config.destination();
@@ -145,6 +145,7 @@ pub async fn export(
                 let mut failed = 0;
                 let mut why = String::new();
                 for event in batch {
+                    let event = event.to_string();
                     if let Err(e) = post(url, api_key.as_deref(), *timeout, event).await {
                         failed += 1;
                         why = e;
@@ -175,10 +176,10 @@ pub async fn export(
     }
 }
 
-fn append(path: &std::path::Path, events: &[String]) -> Result<(), String> {
-    let mut text = String::with_capacity(events.iter().map(|e| e.len() + 1).sum());
+fn append(path: &std::path::Path, events: &[serde_json::Value]) -> Result<(), String> {
+    let mut text = String::new();
     for event in events {
-        text.push_str(event);
+        text.push_str(&event.to_string());
         text.push('\n');
     }
     std::fs::OpenOptions::new()
