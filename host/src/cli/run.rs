@@ -496,23 +496,23 @@ const EXPORT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Export this run's traces and lineage where the environment asks for
 /// them (`OTEL_*`, `OPENLINEAGE_*`, as for `cairn serve`): the observer
 /// taps `opened`'s log, after learning what it leaves open (a resumed
-/// run's spans and events go on in the same ids).
-/// Also whether traces are exported.
+/// run's spans and events go on in the same ids). With the exporters, the
+/// log's origin when traces are exported (runs' traces derive from it).
 fn exporting(
     observer: &Arc<crate::observe::Observer>,
     opened: &StateDir,
-) -> Result<(crate::observe::Exporting, bool), CliError> {
+) -> Result<(crate::observe::Exporting, Option<String>), CliError> {
     let var = |name: &str| std::env::var(name).ok();
     let otlp = crate::observe::otlp::Config::from_env(var).map_err(CliError::input)?;
     let lineage = crate::observe::transport::Config::from_env(var).map_err(CliError::input)?;
-    let traced = otlp.is_some();
-    if !traced && lineage.is_none() {
-        return Ok((crate::observe::Exporting::default(), false));
+    if otlp.is_none() && lineage.is_none() {
+        return Ok((crate::observe::Exporting::default(), None));
     }
     let mut log = opened
         .log
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let traced = otlp.is_some().then(|| log.origin().to_owned());
     let exporting = observer.start_exporting(log.origin(), "", otlp, lineage);
     let bytes = std::fs::read(log.path()).map_err(|e| {
         CliError::input(format!(
@@ -628,15 +628,7 @@ async fn execute(
     let policy_count = policies.len();
     let mut setup = launcher.setup(prepared, Arc::new(policies), &opened, progress, jobs(args));
     setup.given = given;
-    if traced {
-        let origin = opened
-            .log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .origin()
-            .to_owned();
-        setup.trace = Some(crate::observe::trace::trace_of(&origin, &run_id));
-    }
+    setup.trace = traced.map(|origin| crate::observe::trace::trace_of(&origin, &run_id));
     let (log, state_db) = (&opened.log, &opened.state);
     let workflow = Arc::new(workflow);
     let mut running = crate::runner::start(Arc::clone(&workflow), setup, &run_id, start);

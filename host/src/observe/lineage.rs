@@ -301,11 +301,7 @@ impl Lineage {
                 }
             }
             Event::TaskStarted { task, inputs, .. } => {
-                let Some(t) = self
-                    .runs
-                    .get_mut(run)
-                    .map(|r| r.tasks.entry(task.clone()).or_default())
-                else {
+                let Some(t) = self.task_mut(run, task) else {
                     return Vec::new();
                 };
                 t.inputs.clone_from(inputs);
@@ -344,11 +340,7 @@ impl Lineage {
                 }
             }
             Event::CacheHit { task, outputs, .. } => {
-                let Some(t) = self
-                    .runs
-                    .get_mut(run)
-                    .map(|r| r.tasks.entry(task.clone()).or_default())
-                else {
+                let Some(t) = self.task_mut(run, task) else {
                     return Vec::new();
                 };
                 t.started = true;
@@ -367,6 +359,13 @@ impl Lineage {
             _ => {}
         }
         Vec::new()
+    }
+
+    /// Task `task` of run `run` (made if new), when the run is known.
+    fn task_mut(&mut self, run: &str, task: &str) -> Option<&mut TaskSoFar> {
+        self.runs
+            .get_mut(run)
+            .map(|r| r.tasks.entry(task.to_owned()).or_default())
     }
 
     /// Run `record.run` ended `status`: its tasks that failed, or never

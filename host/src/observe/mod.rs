@@ -89,12 +89,6 @@ pub struct Exporting {
 }
 
 impl Exporting {
-    /// Whether anything is exported.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
-    }
-
     /// Stop `observer` queueing, and give what is queued up to `limit` to
     /// be sent; what is not sent by then is lost (and was logged).
     pub async fn finish(self, observer: &Observer, limit: Duration) {

@@ -175,6 +175,13 @@ pub fn trace_of(origin: &str, run: &str) -> [u8; 16] {
     first(&digest(&["cairn trace", origin, run]))
 }
 
+/// The trace of run `run` of the log `origin`: the one its trigger's
+/// trace context names (`remote`), or its own.
+#[must_use]
+pub fn run_trace(origin: &str, run: &str, remote: Option<&TraceParent>) -> [u8; 16] {
+    remote.map_or_else(|| trace_of(origin, run), |r| r.trace_id)
+}
+
 /// The span of run `run` of the log `origin`; of its task, given one; of
 /// an attempt of it, given that too.
 #[must_use]
@@ -244,18 +251,10 @@ impl Tracer {
         }
     }
 
-    /// The trace of run `run` when it came with no trace context.
-    #[must_use]
-    pub fn trace_id(&self, run: &str) -> [u8; 16] {
-        trace_of(&self.origin, run)
-    }
-
     /// The trace of run `run`: its trigger's, or its own.
     fn trace_of(&self, run: &str) -> [u8; 16] {
-        self.runs
-            .get(run)
-            .and_then(|r| r.remote)
-            .map_or_else(|| self.trace_id(run), |r| r.trace_id)
+        let remote = self.runs.get(run).and_then(|r| r.remote.as_ref());
+        run_trace(&self.origin, run, remote)
     }
 
     fn span_id(&self, run: &str, task: Option<(&str, Option<u32>)>) -> [u8; 8] {
@@ -389,9 +388,7 @@ impl Tracer {
         at: u64,
         duration_ms: u64,
     ) -> Vec<Span> {
-        let trace_id = so_far
-            .remote
-            .map_or_else(|| self.trace_id(run), |r| r.trace_id);
+        let trace_id = run_trace(&self.origin, run, so_far.remote.as_ref());
         let run_span = self.span_id(run, None);
         // `cairn run` has no pages to link to.
         let url = (!self.base_url.is_empty()).then(|| format!("{}/ui/runs/{run}", self.base_url));
@@ -584,6 +581,24 @@ mod tests {
         }
     }
 
+    /// A run of `etl` starts, by trigger record `trigger`.
+    fn run_started(trigger: Option<u64>) -> Event {
+        Event::RunStarted {
+            user: "alice".into(),
+            workflow: "etl".into(),
+            manifest: crate::audit::record::FileDigest {
+                path: "w".into(),
+                sha256: String::new(),
+            },
+            source: String::new(),
+            policy_set: String::new(),
+            parameters: BTreeMap::new(),
+            components: BTreeMap::new(),
+            cairn: String::new(),
+            trigger,
+        }
+    }
+
     #[test]
     fn a_traceparent_is_taken_as_w3c_says_and_a_run_joins_its_trace() {
         let given = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -621,28 +636,7 @@ mod tests {
             traceparent: Some(given.into()),
         };
         tracer.record(&record(0, "2026-12-04T10:00:00Z", trigger), "");
-        let mut started = record(
-            1,
-            "2026-12-04T10:00:01Z",
-            Event::RunFinished {
-                status: "succeeded".into(),
-                duration_ms: 1,
-            },
-        );
-        started.event = Event::RunStarted {
-            user: "alice".into(),
-            workflow: "etl".into(),
-            manifest: crate::audit::record::FileDigest {
-                path: "w".into(),
-                sha256: String::new(),
-            },
-            source: String::new(),
-            policy_set: String::new(),
-            parameters: BTreeMap::new(),
-            components: BTreeMap::new(),
-            cairn: String::new(),
-            trigger: Some(0),
-        };
+        let mut started = record(1, "2026-12-04T10:00:01Z", run_started(Some(0)));
         started.run = "r9".into();
         tracer.record(&started, "etl");
         let mut end = record(
@@ -674,20 +668,7 @@ mod tests {
     #[test]
     fn a_run_retried_makes_one_trace_with_attempts_under_their_task() {
         let mut tracer = Tracer::new("cairn.local/audit/x".into(), "http://h".into());
-        let started = Event::RunStarted {
-            user: "alice".into(),
-            workflow: "etl".into(),
-            manifest: crate::audit::record::FileDigest {
-                path: "w".into(),
-                sha256: String::new(),
-            },
-            source: String::new(),
-            policy_set: String::new(),
-            parameters: BTreeMap::new(),
-            components: BTreeMap::new(),
-            cairn: String::new(),
-            trigger: None,
-        };
+        let started = run_started(None);
         let task_started = |attempt| Event::TaskStarted {
             task: "load".into(),
             attempt,

@@ -569,13 +569,10 @@ impl Runs {
             traceparent,
         } = origin;
         let trace = self.traced.get().map(|origin| {
-            traceparent
+            let remote = traceparent
                 .as_deref()
-                .and_then(crate::observe::trace::TraceParent::parse)
-                .map_or_else(
-                    || crate::observe::trace::trace_of(origin, &id),
-                    |t| t.trace_id,
-                )
+                .and_then(crate::observe::trace::TraceParent::parse);
+            crate::observe::trace::run_trace(origin, &id, remote.as_ref())
         });
         let (control, mut told) = mpsc::channel(1);
         lock(&self.active).insert(
