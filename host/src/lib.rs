@@ -10,6 +10,7 @@ pub mod build;
 pub mod cli;
 pub mod diag;
 pub mod digest;
+pub mod dirhash;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod guard;

@@ -556,6 +556,7 @@ mod tests {
             },
             inputs: Vec::new(),
             when: "success".into(),
+            mounts: Vec::new(),
         }
     }
 

@@ -461,14 +461,64 @@ impl tlog_tiles::HashReader for Stored {
     }
 }
 
+/// A checkpoint checked as C2SP's signed-note and tlog-checkpoint specs
+/// say, with nothing of Cairn's but the key's bytes: the text is origin,
+/// size and root; one signature line `— <origin> base64(id || sig)`, the
+/// id the first 4 bytes of SHA-256(name || "\n" || 0x01 || key), the
+/// signature Ed25519 over the text.
+fn from_spec_checkpoint(note: &str, origin: &str, key: &Verifier) {
+    use base64::Engine as _;
+    use ed25519_dalek::Verifier as _;
+    use ed25519_dalek::pkcs8::DecodePublicKey as _;
+    use sha2::Digest as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (text, signatures) = note.split_once("\n\n").unwrap();
+    let text = format!("{text}\n");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0], origin);
+    assert!(lines[1].parse::<u64>().is_ok());
+    assert_eq!(b64.decode(lines[2]).unwrap().len(), 32);
+    let signatures: Vec<&str> = signatures.lines().collect();
+    assert_eq!(signatures.len(), 1, "{note}");
+    let (name, blob) = signatures[0]
+        .strip_prefix("\u{2014} ")
+        .unwrap()
+        .split_once(' ')
+        .unwrap();
+    assert_eq!(name, origin, "the key name is the origin");
+    let blob = b64.decode(blob).unwrap();
+    assert_eq!(blob.len(), 68);
+    let public = ed25519_dalek::VerifyingKey::from_public_key_pem(&key.pem()).unwrap();
+    let mut id = sha2::Sha256::new();
+    id.update(name.as_bytes());
+    id.update(b"\n\x01");
+    id.update(public.as_bytes());
+    assert_eq!(blob[..4], id.finalize()[..4]);
+    let signature = ed25519_dalek::Signature::from_slice(&blob[4..]).unwrap();
+    public.verify(text.as_bytes(), &signature).unwrap();
+}
+
 #[test]
 fn independent_implementations_accept_the_checkpoints_and_proofs() {
     let s = three_runs();
     let bytes = std::fs::read(log_of(&s)).unwrap();
     let key = key_of(&s);
     let records = lines(&bytes);
+    // C2SP tlog-checkpoint: the key's name is the log's origin, so a
+    // verifier is given the key under that name.
+    let origin = records
+        .iter()
+        .find_map(
+            |line| match Record::decode(line.strip_suffix(b"\n")?).ok()?.0.event {
+                Event::LogOpened { origin, .. } => Some(origin),
+                _ => None,
+            },
+        )
+        .unwrap();
+    assert!(origin.starts_with("cairn.local/audit/"), "{origin}");
     // The Go-derived signed-note and tlog implementations (Cloudflare's).
-    let verifier = signed_note::StandardVerifier::new(&key.note_key()).unwrap();
+    let verifier = signed_note::StandardVerifier::new(&key.note_key_as(&origin)).unwrap();
     let list = signed_note::VerifierList::new(vec![Box::new(verifier)]);
     let mut storage = Stored(Vec::new());
     let mut leaves: Vec<Hash> = Vec::new();
@@ -478,6 +528,7 @@ fn independent_implementations_accept_the_checkpoints_and_proofs() {
         let (record, _) = Record::decode(line).unwrap();
         if let Event::Checkpoint { note, size, .. } = &record.event {
             assert_eq!(*size as usize, i);
+            from_spec_checkpoint(note, &origin, &key);
             let parsed = signed_note::Note::from_bytes(note.as_bytes()).unwrap();
             parsed
                 .verify(&list)
@@ -513,6 +564,99 @@ fn independent_implementations_accept_the_checkpoints_and_proofs() {
         leaves.push(merkle::leaf_hash(line));
     }
     assert_eq!(checked, 3);
+}
+
+/// `cmd` with `args` in `dir`; its stdout, or why it failed.
+fn tool(dir: &std::path::Path, cmd: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new(cmd)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}",
+        cmd.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn openssl_and_python_cryptography_read_the_keys_and_cairn_reads_theirs() {
+    let test = "openssl_and_python_cryptography_read_the_keys_and_cairn_reads_theirs";
+    let s = Scratch::new();
+    let made = run_in(s.path(), &["keygen", "--out", "keys"]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let public = std::fs::read(s.path().join("keys/audit.pub")).unwrap();
+    let ours = Verifier::load(&s.path().join("keys/audit.pub")).unwrap();
+    std::fs::write(s.path().join("message"), b"a message to sign").unwrap();
+
+    let Some(openssl) = crate::toolchains::on_path("openssl") else {
+        crate::toolchains::skip(test, "openssl", "apt-get install openssl");
+        return;
+    };
+    // OpenSSL reads the private key, derives the same public key, and
+    // signs with it what Cairn verifies.
+    let derived = tool(
+        s.path(),
+        &openssl,
+        &["pkey", "-in", "keys/audit.key", "-pubout"],
+    );
+    assert_eq!(
+        String::from_utf8(derived).unwrap(),
+        String::from_utf8(public).unwrap()
+    );
+    let text = tool(
+        s.path(),
+        &openssl,
+        &["pkey", "-in", "keys/audit.key", "-noout", "-text"],
+    );
+    assert!(String::from_utf8_lossy(&text).contains("ED25519 Private-Key"));
+    let signature = tool(
+        s.path(),
+        &openssl,
+        &[
+            "pkeyutl",
+            "-sign",
+            "-rawin",
+            "-inkey",
+            "keys/audit.key",
+            "-in",
+            "message",
+        ],
+    );
+    assert!(ours.verify_raw(b"a message to sign", &signature));
+    // And Cairn signs checkpoints with a key pair OpenSSL made.
+    tool(
+        s.path(),
+        &openssl,
+        &["genpkey", "-algorithm", "ed25519", "-out", "theirs.key"],
+    );
+    tool(
+        s.path(),
+        &openssl,
+        &["pkey", "-in", "theirs.key", "-pubout", "-out", "theirs.pub"],
+    );
+    let signer = Signer::load(&s.path().join("theirs.key")).unwrap();
+    let theirs = Verifier::load(&s.path().join("theirs.pub")).unwrap();
+    let note = signer.sign_checkpoint("cairn.local/audit/t", 1, &[0; 32]);
+    assert!(theirs.open_note(&note).is_ok());
+
+    let Some(python) = crate::toolchains::python_with(test, "cryptography", "cryptography==48.0.0")
+    else {
+        return;
+    };
+    let script = r#"
+import sys
+from cryptography.hazmat.primitives import serialization
+key = serialization.load_pem_private_key(open("keys/audit.key", "rb").read(), password=None)
+pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+assert pub == open("keys/audit.pub", "rb").read(), pub
+sys.stdout.buffer.write(key.sign(b"a message to sign"))
+"#;
+    let signature = tool(s.path(), &python, &["-c", script]);
+    assert!(ours.verify_raw(b"a message to sign", &signature));
 }
 
 #[test]
@@ -607,7 +751,8 @@ fn an_exported_bundle_verifies_alone_and_single_records_are_proven() {
     );
     assert_eq!(verified.code, 0, "{}", verified.stdout);
     let report = verified.json();
-    assert_eq!(report["provenance_subjects"], 3);
+    // `third.echo`; `first.echo` and `second.echo` fed the next task.
+    assert_eq!(report["provenance_subjects"], 1);
     assert_eq!(report["digests_absent"], 0);
 
     // Provenance naming another output is refused.

@@ -495,7 +495,158 @@ fn etl_builds_plans_runs_and_verifies_without_leaking_pii() {
     assert_eq!(into_anonymize.len(), 1, "{into_anonymize:#?}");
     assert_eq!(into_anonymize[0]["from"], "extract.customers");
     assert_eq!(into_anonymize[0]["labels"], serde_json::json!(["pii"]));
+
+    etl_provenance_says_what_an_auditor_needs(&s, &run);
 }
+
+/// The SLSA provenance of an ETL run: the report as its one subject, the
+/// component by digest under a content URI, the mounted source data by the
+/// `dirHash` the shell computes, intermediate outputs as byproducts; and a
+/// strict parse by the in-toto project's own Python bindings.
+fn etl_provenance_says_what_an_auditor_needs(s: &Scratch, run: &Value) {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let id = run["run"].as_str().unwrap();
+    let exported = run_in(s.path(), &["audit", "export", id, "--out", "bundle"]);
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+    let envelope: Value = serde_json::from_slice(
+        &std::fs::read(s.path().join("bundle/provenance.dsse.json")).unwrap(),
+    )
+    .unwrap();
+    let payload = b64.decode(envelope["payload"].as_str().unwrap()).unwrap();
+    let statement: Value = serde_json::from_slice(&payload).unwrap();
+    let digest_of = |task: &str, name: &str| {
+        let task = run["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["task"] == task)
+            .unwrap();
+        let out = task["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap();
+        out["sha256"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_owned()
+    };
+    let names = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Final outputs are the subjects; what the run made and used itself
+    // is a byproduct, never a dependency.
+    assert_eq!(names(&statement["subject"]), ["report.report"]);
+    assert_eq!(
+        statement["subject"][0]["digest"]["sha256"],
+        digest_of("report", "report")
+    );
+    let details = &statement["predicate"]["runDetails"];
+    assert_eq!(
+        names(&details["byproducts"]),
+        [
+            "aggregate.totals",
+            "anonymize.segments",
+            "extract.customers",
+            "extract.orders",
+            "validate.rejects",
+            "validate.valid",
+            "status"
+        ]
+    );
+    let definition = &statement["predicate"]["buildDefinition"];
+    assert_eq!(definition["buildType"], "https://cairn.dev/workflow-run/v1");
+    assert_eq!(definition["externalParameters"]["workflow"], "etl");
+    assert_eq!(definition["externalParameters"]["user"], "alice");
+    assert!(definition["externalParameters"]["parameters"].is_object());
+    let dependencies = definition["resolvedDependencies"].as_array().unwrap();
+    assert_eq!(dependencies.len(), 2, "{dependencies:#?}");
+    let component = &dependencies[0];
+    assert_eq!(component["name"], "etl_tasks.wasm");
+    let wasm = std::fs::read(guests_target().join("wasm32-wasip2/release/etl_tasks.wasm")).unwrap();
+    let hex = cairn::digest::Digest::of(&wasm).to_string();
+    assert_eq!(component["digest"]["sha256"], hex);
+    // RFC 6920: ni:///sha-256;<base64url of the digest, unpadded>.
+    let raw = cairn::digest::Digest::of(&wasm);
+    assert_eq!(
+        component["uri"],
+        format!(
+            "ni:///sha-256;{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_bytes())
+        )
+    );
+    assert_eq!(
+        component["annotations"]["tasks"].as_array().unwrap().len(),
+        5
+    );
+    let mount = &dependencies[1];
+    assert_eq!(mount["name"], "extract:/data");
+    assert_eq!(mount["annotations"]["mode"], "ro");
+    // in-toto's definition of dirHash, as a shell computes it.
+    let shell = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("find . -type f | cut -c3- | LC_ALL=C sort | xargs -r sha256sum | sha256sum | cut -f1 -d' '")
+        .current_dir(s.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(shell.status.success());
+    assert_eq!(
+        mount["digest"]["dirHash"],
+        String::from_utf8(shell.stdout).unwrap().trim()
+    );
+
+    let test = "etl_builds_plans_runs_and_verifies_without_leaking_pii";
+    let Some(python) =
+        crate::toolchains::python_with(test, "in_toto_attestation", "in-toto-attestation==0.9.3")
+    else {
+        return;
+    };
+    std::fs::write(s.path().join("statement.json"), &payload).unwrap();
+    let strict = std::process::Command::new(python)
+        .current_dir(s.path())
+        .arg("-c")
+        .arg(STRICT_PROVENANCE)
+        .output()
+        .unwrap();
+    assert!(
+        strict.status.success(),
+        "{}",
+        String::from_utf8_lossy(&strict.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&strict.stdout).trim(),
+        "ok 1 subjects, 2 dependencies, 7 byproducts"
+    );
+}
+
+/// A strict parse of `statement.json` with the in-toto project's Python
+/// bindings: unknown fields anywhere are errors, every resource
+/// descriptor is validated, and the predicate is SLSA Provenance v1.
+const STRICT_PROVENANCE: &str = r#"
+import json
+from google.protobuf import json_format
+from in_toto_attestation.v1 import statement_pb2
+from in_toto_attestation.v1.statement import Statement
+from in_toto_attestation.v1.resource_descriptor import ResourceDescriptor
+from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+text = open("statement.json").read()
+statement = json_format.Parse(text, statement_pb2.Statement())
+Statement.copy_from_pb(statement).validate()
+assert statement.predicate_type == "https://slsa.dev/provenance/v1"
+provenance = json_format.ParseDict(json.loads(text)["predicate"], provenance_pb2.Provenance())
+definition, details = provenance.build_definition, provenance.run_details
+assert definition.build_type and details.builder.id
+for rd in list(definition.resolved_dependencies) + list(details.byproducts):
+    ResourceDescriptor.copy_from_pb(rd).validate()
+print(f"ok {len(statement.subject)} subjects, {len(definition.resolved_dependencies)} dependencies, {len(details.byproducts)} byproducts")
+"#;
 
 #[test]
 fn etl_variant_sending_pii_to_the_report_is_refused_naming_the_rule() {

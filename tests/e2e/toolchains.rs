@@ -30,7 +30,7 @@ fn find(name: &str) -> Option<PathBuf> {
 }
 
 /// `name` from PATH.
-fn on_path(name: &str) -> Option<PathBuf> {
+pub fn on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|d| d.join(name))

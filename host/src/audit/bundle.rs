@@ -18,7 +18,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use super::log::hex;
 use super::merkle::{self, Hash};
 use super::note::{Signer, Verifier, parse_checkpoint};
-use super::record::{Event, Record};
+use super::record::{Event, MountDigest, Record};
 use super::verify::sha256_tag;
 
 /// The DSSE payload type of in-toto statements.
@@ -120,74 +120,179 @@ fn parse(log: &[u8]) -> Result<Vec<Line<'_>>, BundleError> {
     Ok(lines)
 }
 
-/// The SLSA provenance statement of run `run` from its records.
-fn statement(lines: &[Line<'_>], run: &str) -> serde_json::Value {
-    let mut subjects = BTreeMap::new();
-    let mut components = BTreeMap::new();
-    let mut inputs = BTreeMap::new();
-    let (mut user, mut workflow, mut manifest, mut policy_set) = ("", "", "", "");
-    let (mut started, mut finished, mut status) = ("", "", "");
-    for line in lines.iter().filter(|l| l.record.run == run) {
-        match &line.record.event {
-            Event::RunStarted {
-                user: u,
-                workflow: w,
-                manifest: m,
-                policy_set: p,
-                ..
-            } => {
-                (user, workflow, manifest, policy_set) = (u, w, &m.sha256, p);
-                started = &line.record.time;
-            }
-            Event::RunResumed {
-                manifest: m,
-                policy_set: p,
-                ..
-            } => (manifest, policy_set) = (&m.sha256, p),
-            Event::TaskStarted {
-                task,
-                component,
-                inputs: ins,
-                ..
-            } => {
-                components.insert(
-                    format!("{task}:{}", component.path),
-                    component.sha256.clone(),
-                );
-                for input in ins {
-                    inputs.insert(format!("{task}.{}", input.name), input.sha256.clone());
+/// The buildType of Cairn's provenance: what its fields mean is documented
+/// at this URI's page (host/docs/workflow-run-v1.md in the source).
+pub const BUILD_TYPE: &str = "https://cairn.dev/workflow-run/v1";
+
+/// An RFC 6920 Named Information URI of a SHA-256 digest (hex): a name for
+/// content that holds wherever the content is kept.
+fn ni_uri(hex: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .filter_map(|i| {
+            hex.get(i * 2..i * 2 + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
+        .collect();
+    format!("ni:///sha-256;{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// What the provenance says of one run, gathered from its records.
+#[derive(Default)]
+struct Facts<'a> {
+    user: &'a str,
+    workflow: &'a str,
+    manifest: &'a str,
+    policy_set: &'a str,
+    parameters: Option<&'a BTreeMap<String, String>>,
+    started: &'a str,
+    finished: &'a str,
+    status: &'a str,
+    /// Component digest → (file name, manifest paths, tasks).
+    components: BTreeMap<&'a str, (String, Vec<&'a str>, Vec<&'a str>)>,
+    /// `task:guest` → the mount as its last attempt started.
+    mounts: BTreeMap<String, &'a MountDigest>,
+    /// `task.output` → digest, of outputs the run made or reused.
+    outputs: BTreeMap<String, &'a str>,
+    /// `task.output`s that flowed into a task of the run.
+    consumed: std::collections::BTreeSet<&'a str>,
+}
+
+impl<'a> Facts<'a> {
+    fn of(lines: &'a [Line<'_>], run: &str) -> Self {
+        let mut facts = Self::default();
+        for line in lines.iter().filter(|l| l.record.run == run) {
+            match &line.record.event {
+                Event::RunStarted {
+                    user,
+                    workflow,
+                    manifest,
+                    policy_set,
+                    parameters,
+                    ..
+                } => {
+                    facts.user = user;
+                    facts.workflow = workflow;
+                    facts.manifest = &manifest.sha256;
+                    facts.policy_set = policy_set;
+                    facts.parameters = Some(parameters);
+                    facts.started = &line.record.time;
                 }
-            }
-            Event::TaskFinished { task, outputs, .. } | Event::CacheHit { task, outputs, .. } => {
-                for output in outputs {
-                    subjects.insert(format!("{task}.{}", output.name), output.sha256.clone());
+                Event::RunResumed {
+                    manifest,
+                    policy_set,
+                    ..
+                } => (facts.manifest, facts.policy_set) = (&manifest.sha256, policy_set),
+                Event::DataFlow { from, .. } => {
+                    facts.consumed.insert(from);
                 }
+                Event::TaskStarted {
+                    task,
+                    component,
+                    mounts,
+                    ..
+                } => {
+                    let file = Path::new(&component.path).file_name().map_or_else(
+                        || component.path.clone(),
+                        |n| n.to_string_lossy().into_owned(),
+                    );
+                    let entry = facts
+                        .components
+                        .entry(&component.sha256)
+                        .or_insert_with(|| (file, Vec::new(), Vec::new()));
+                    if !entry.1.contains(&component.path.as_str()) {
+                        entry.1.push(&component.path);
+                    }
+                    if !entry.2.contains(&task.as_str()) {
+                        entry.2.push(task);
+                    }
+                    for mount in mounts {
+                        facts
+                            .mounts
+                            .insert(format!("{task}:{}", mount.guest), mount);
+                    }
+                }
+                Event::TaskFinished { task, outputs, .. }
+                | Event::CacheHit { task, outputs, .. } => {
+                    for output in outputs {
+                        facts
+                            .outputs
+                            .insert(format!("{task}.{}", output.name), &output.sha256);
+                    }
+                }
+                Event::RunFinished { status, .. } => {
+                    facts.status = status;
+                    facts.finished = &line.record.time;
+                }
+                _ => {}
             }
-            Event::RunFinished { status: s, .. } => {
-                status = s;
-                finished = &line.record.time;
-            }
-            _ => {}
         }
+        facts
     }
-    let digest = |d: &str| serde_json::json!({ "sha256": d.trim_start_matches("sha256:") });
+}
+
+/// The SLSA provenance statement of run `run` from its records: the final
+/// outputs (those no task of the run took in) as subjects; components by
+/// digest and mounted data by `dirHash` as resolved dependencies; the
+/// workflow, its manifest, the user and the parameters as external
+/// parameters; intermediate outputs and the run's status as byproducts.
+fn statement(lines: &[Line<'_>], run: &str) -> serde_json::Value {
+    let facts = Facts::of(lines, run);
+    let hex = |d: &str| d.trim_start_matches("sha256:").to_owned();
+    let digest = |d: &str| serde_json::json!({ "sha256": hex(d) });
+    let artifact = |name: &str, d: &str| serde_json::json!({ "name": name, "uri": ni_uri(&hex(d)), "digest": digest(d) });
+    let (finals, intermediates): (Vec<_>, Vec<_>) = facts
+        .outputs
+        .iter()
+        .partition(|(name, _)| !facts.consumed.contains(name.as_str()));
+    let components = facts.components.iter().map(|(d, (file, paths, tasks))| {
+        serde_json::json!({
+            "name": file,
+            "uri": ni_uri(&hex(d)),
+            "digest": digest(d),
+            "mediaType": "application/wasm",
+            "annotations": { "tasks": tasks, "manifestPaths": paths },
+        })
+    });
+    let mounts = facts.mounts.iter().map(|(name, m)| {
+        serde_json::json!({
+            "name": name,
+            "digest": { "dirHash": m.dir_hash },
+            "annotations": {
+                "host": m.host, "guest": m.guest, "mode": m.mode,
+                "files": m.files, "bytes": m.bytes,
+            },
+        })
+    });
+    let mut byproducts: Vec<serde_json::Value> = intermediates
+        .iter()
+        .map(|(name, d)| artifact(name, d))
+        .collect();
+    byproducts.push(serde_json::json!({
+        "name": "status",
+        "content": B64.encode(facts.status),
+        "mediaType": "text/plain",
+    }));
     serde_json::json!({
         "_type": "https://in-toto.io/Statement/v1",
-        "subject": subjects.iter().map(|(name, d)| serde_json::json!({ "name": name, "digest": digest(d) })).collect::<Vec<_>>(),
+        "subject": finals.iter().map(|(name, d)| artifact(name, d)).collect::<Vec<_>>(),
         "predicateType": "https://slsa.dev/provenance/v1",
         "predicate": {
             "buildDefinition": {
-                "buildType": "https://cairn.dev/workflow-run/v1",
-                "externalParameters": { "workflow": workflow, "manifest": digest(manifest), "user": user },
-                "internalParameters": { "policySet": digest(policy_set), "cairn": env!("CARGO_PKG_VERSION") },
-                "resolvedDependencies": components.iter().chain(inputs.iter())
-                    .map(|(name, d)| serde_json::json!({ "name": name, "digest": digest(d) }))
-                    .collect::<Vec<_>>(),
+                "buildType": BUILD_TYPE,
+                "externalParameters": {
+                    "workflow": facts.workflow,
+                    "manifest": digest(facts.manifest),
+                    "user": facts.user,
+                    "parameters": facts.parameters,
+                },
+                "internalParameters": { "policySet": digest(facts.policy_set), "cairn": env!("CARGO_PKG_VERSION") },
+                "resolvedDependencies": components.chain(mounts).collect::<Vec<_>>(),
             },
             "runDetails": {
                 "builder": { "id": format!("https://cairn.dev/cairn@{}", env!("CARGO_PKG_VERSION")) },
-                "metadata": { "invocationId": run, "startedOn": started, "finishedOn": finished },
-                "byproducts": [{ "name": "status", "content": B64.encode(status) }],
+                "metadata": { "invocationId": run, "startedOn": facts.started, "finishedOn": facts.finished },
+                "byproducts": byproducts,
             },
         },
     })
@@ -349,6 +454,13 @@ pub fn check_provenance(log: &[u8], envelope_json: &[u8], key: &Verifier) -> Res
     {
         return Err(format!(
             "its build definition is not what run `{run}` recorded"
+        ));
+    }
+    if expected.pointer("/predicate/runDetails/byproducts")
+        != statement.pointer("/predicate/runDetails/byproducts")
+    {
+        return Err(format!(
+            "its byproducts are not the intermediate outputs run `{run}` recorded"
         ));
     }
     Ok(statement

@@ -18,7 +18,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use sha2::{Digest as _, Sha256};
 
 use super::merkle::{Hash, Tree, leaf_hash};
-use super::note::{KeyError, Signer, checkpoint_text};
+use super::note::{KeyError, Signer};
 use super::record::{Event, Record, VERSION, rfc3339};
 
 /// Sign a checkpoint at least this often during long runs...
@@ -360,9 +360,7 @@ impl AuditLog {
     pub fn checkpoint(&mut self, run: &str) -> Result<u64, AuditError> {
         let size = self.tree.size();
         let root = self.tree.root();
-        let note = self
-            .signer
-            .sign_note(&checkpoint_text(&self.origin, size, &root));
+        let note = self.signer.sign_checkpoint(&self.origin, size, &root);
         let seq = self.append(
             run,
             Event::Checkpoint {

@@ -5,9 +5,16 @@
 //! adds a blank line and one line per signature:
 //! `— <key name> base64(key id (4 bytes) || signature (64 bytes))`. The key
 //! id is the first 4 bytes of `SHA-256(name || "\n" || 0x01 || public key)`.
-//! Keys are stored as PKCS#8 / SPKI PEM files, like
-//! `openssl genpkey -algorithm ed25519`. The private key is never printed,
-//! logged or put in an error message.
+//! A checkpoint is signed under the log's origin as its key name, as
+//! tlog-checkpoint asks; a note signed under any other name by the same key
+//! (logs written before Cairn followed that, signed as `audit`) still
+//! verifies, since a signature line is matched by its key id under its own
+//! name. Keys are stored as PEM files in the forms
+//! `openssl genpkey -algorithm ed25519` writes: the private key as PKCS#8
+//! v1 (RFC 8410: the seed only), the public key as SPKI. Private keys in
+//! PKCS#8 v2 (the public key embedded, as Cairn wrote them before) are
+//! read too. The private key is never printed, logged or put in an error
+//! message.
 
 use std::path::{Path, PathBuf};
 
@@ -132,14 +139,28 @@ impl Signer {
         self.key.sign(message).to_bytes()
     }
 
-    /// Sign `text` (which must end in a newline) as a signed note.
+    /// Sign `text` (which must end in a newline) as a signed note under
+    /// the key's own name.
     #[must_use]
     pub fn sign_note(&self, text: &str) -> String {
+        self.sign_note_as(&self.name, text)
+    }
+
+    /// Sign `text` as a signed note under the key name `name`: a
+    /// checkpoint is signed under its log's origin.
+    #[must_use]
+    pub fn sign_note_as(&self, name: &str, text: &str) -> String {
         let signature: Signature = self.key.sign(text.as_bytes());
         let mut blob = Vec::with_capacity(68);
-        blob.extend_from_slice(&key_id(&self.name, &self.key.verifying_key()));
+        blob.extend_from_slice(&key_id(name, &self.key.verifying_key()));
         blob.extend_from_slice(&signature.to_bytes());
-        format!("{text}\n\u{2014} {} {}\n", self.name, B64.encode(blob))
+        format!("{text}\n\u{2014} {name} {}\n", B64.encode(blob))
+    }
+
+    /// Sign the checkpoint of a log: its text, signed under its origin.
+    #[must_use]
+    pub fn sign_checkpoint(&self, origin: &str, size: u64, root: &Hash) -> String {
+        self.sign_note_as(origin, &checkpoint_text(origin, size, root))
     }
 }
 
@@ -174,12 +195,18 @@ impl Verifier {
     /// `name+keyid(hex)+base64(0x01 || key)`, as other tools take it.
     #[must_use]
     pub fn note_key(&self) -> String {
-        let id = key_id(&self.name, &self.key);
+        self.note_key_as(&self.name)
+    }
+
+    /// The verifier key under the key name `name`: for a log's
+    /// checkpoints, its origin (what C2SP tools are given to check them).
+    #[must_use]
+    pub fn note_key_as(&self, name: &str) -> String {
+        let id = key_id(name, &self.key);
         let mut blob = vec![ED25519];
         blob.extend_from_slice(self.key.as_bytes());
         format!(
-            "{}+{}+{}",
-            self.name,
+            "{name}+{}+{}",
             id.iter().map(|b| format!("{b:02x}")).collect::<String>(),
             B64.encode(blob)
         )
@@ -281,7 +308,7 @@ pub fn parse_checkpoint(text: &str) -> Result<(&str, u64, Hash), String> {
     Ok((origin, size, root))
 }
 
-/// Write a new key pair `DIR/NAME.key` (PKCS#8 PEM, mode 0600) and
+/// Write a new key pair `DIR/NAME.key` (PKCS#8 v1 PEM, mode 0600) and
 /// `DIR/NAME.pub` (SPKI PEM); never overwrites.
 ///
 /// # Errors
@@ -291,6 +318,12 @@ pub fn keygen(dir: &Path, name: &str) -> Result<Verifier, KeyError> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| KeyError::Random(e.to_string()))?;
     let key = SigningKey::from_bytes(&seed);
+    // PKCS#8 v1, the seed alone (RFC 8410), as OpenSSL and Python's
+    // `cryptography` read it; `SigningKey`'s own encoding is v2.
+    let v1 = ed25519_dalek::pkcs8::KeypairBytes {
+        secret_key: seed,
+        public_key: None,
+    };
     seed.fill(0);
     let private = dir.join(format!("{name}.key"));
     let public = dir.join(format!("{name}.pub"));
@@ -303,9 +336,10 @@ pub fn keygen(dir: &Path, name: &str) -> Result<Verifier, KeyError> {
         path: dir.to_owned(),
         source,
     })?;
-    let pem = key
+    let pem = v1
         .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
         .map_err(|e| KeyError::Random(e.to_string()))?;
+    drop(v1);
     write_new(&private, pem.as_bytes(), 0o600)?;
     let verifier = Verifier {
         name: name.to_owned(),
@@ -415,5 +449,63 @@ mod tests {
         ));
         assert_eq!(std::fs::read(dir.path().join("audit.key")).unwrap(), before);
         assert!(!format!("{signer:?}").contains("PRIVATE"));
+    }
+
+    #[test]
+    fn keygen_writes_pkcs8_v1_and_a_v2_key_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let verifier = keygen(dir.path(), "audit").unwrap();
+        let pem = std::fs::read_to_string(dir.path().join("audit.key")).unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = B64.decode(body).unwrap();
+        // RFC 8410 section 7: version 0 (v1), id-Ed25519, the seed alone.
+        assert_eq!(der.len(), 48);
+        assert_eq!(
+            der[..16],
+            [
+                0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+                0x04, 0x20
+            ]
+        );
+        let seed: [u8; 32] = der[16..].try_into().unwrap();
+        let signer = Signer::from_seed("audit", &seed);
+        assert_eq!(signer.verifier().note_key(), verifier.note_key());
+
+        // What Cairn wrote before: v2, the public key embedded.
+        let v2 = signer
+            .key
+            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .unwrap();
+        let old = dir.path().join("old.key");
+        std::fs::write(&old, v2.as_bytes()).unwrap();
+        let loaded = Signer::load(&old).unwrap();
+        assert_eq!(loaded.key.to_bytes(), seed);
+    }
+
+    #[test]
+    fn a_checkpoint_is_signed_under_its_origin_and_old_names_still_verify() {
+        let signer = Signer::from_seed("audit", &[9; 32]);
+        let origin = "cairn.local/audit/0123";
+        let note = signer.sign_checkpoint(origin, 3, &[1; 32]);
+        let text = checkpoint_text(origin, 3, &[1; 32]);
+        let line = note.strip_prefix(&format!("{text}\n")).unwrap();
+        assert!(line.starts_with(&format!("\u{2014} {origin} ")), "{line}");
+        let blob = B64
+            .decode(line.trim_end().rsplit(' ').next().unwrap())
+            .unwrap();
+        assert_eq!(blob[..4], key_id(origin, &signer.key.verifying_key()));
+        // The key file's name does not matter to verification; nor does
+        // the name older logs signed under.
+        let verifier = signer.verifier();
+        assert_eq!(verifier.open_note(&note), Ok(text.as_str()));
+        assert_eq!(
+            verifier.open_note(&signer.sign_note(&text)),
+            Ok(text.as_str())
+        );
+        assert!(
+            verifier
+                .note_key_as(origin)
+                .starts_with(&format!("{origin}+"))
+        );
     }
 }

@@ -125,6 +125,23 @@ pub struct Artifact {
     pub bytes: u64,
 }
 
+/// A directory mounted into a task, as the attempt started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountDigest {
+    /// The path in the guest.
+    pub guest: String,
+    /// The host directory as the manifest names it (relative to it).
+    pub host: String,
+    /// `ro` or `rw`.
+    pub mode: String,
+    /// The in-toto `dirHash` (lowercase hex) of the regular files it held
+    /// (`crate::dirhash`).
+    pub dir_hash: String,
+    /// How many files, and their bytes.
+    pub files: u64,
+    pub bytes: u64,
+}
+
 /// What happened. Field order is the encoding's order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -410,6 +427,10 @@ pub enum Event {
         inputs: Vec<Artifact>,
         /// `success`, `failure` or `always`: why it ran.
         when: String,
+        /// What its mounts held as it started (absent in logs from before
+        /// Cairn recorded it, and for tasks without mounts).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mounts: Vec<MountDigest>,
     },
     /// A secret was released to a task (its name; never its value).
     SecretRead {

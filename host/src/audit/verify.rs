@@ -70,6 +70,9 @@ pub struct Report {
     pub torn_tails: u64,
     /// Everything wrong, in log order.
     pub problems: Vec<Problem>,
+    /// The log's origin (its `log-opened` record): the key name its
+    /// checkpoints are signed under.
+    pub origin: Option<String>,
 }
 
 impl Report {
@@ -1833,6 +1836,7 @@ fn scan(bytes: &[u8], key: &Verifier, artifacts: &Artifacts) -> (Report, Stored,
     let problems = decide_again(&checker.pending);
     checker.report.problems.extend(problems);
     checker.report.problems.sort_by_key(|p| p.record);
+    checker.report.origin.clone_from(&checker.origin);
     (checker.report, leaves, checker.origin)
 }
 
@@ -1969,6 +1973,7 @@ inputs = { out = "build.out" }
                 bytes: 1,
             }],
             when: "success".into(),
+            mounts: Vec::new(),
         });
         for event in events {
             log.append("r", event).unwrap();

@@ -287,6 +287,8 @@ fn report_json(report: &Report, log: &Path, key: &Verifier) -> serde_json::Value
     serde_json::json!({
         "log": log,
         "key": key.note_key(),
+        "origin": report.origin,
+        "checkpoint_key": report.origin.as_deref().map(|o| key.note_key_as(o)),
         "ok": report.ok(),
         "records": report.records,
         "checkpoints": report.checkpoints,
@@ -313,6 +315,13 @@ fn print_report(
 ) {
     let style = Style::stdout();
     outln!("audit log `{}`, key {}", log.display(), key.note_key());
+    if let Some(origin) = &report.origin {
+        // What C2SP tools are given to check the checkpoints by themselves.
+        outln!(
+            "  origin {origin}: checkpoints signed as {}",
+            key.note_key_as(origin)
+        );
+    }
     let failed = |check: &str| report.problems.iter().any(|p| p.check == check);
     let line = |bad: bool, what: &str, detail: String| {
         let mark = if bad {

@@ -796,6 +796,7 @@ mod tests {
                     },
                     inputs: vec![],
                     when: "success".into(),
+                    mounts: Vec::new(),
                 },
             );
         }

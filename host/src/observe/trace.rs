@@ -678,6 +678,7 @@ mod tests {
             },
             inputs: vec![],
             when: "success".into(),
+            mounts: Vec::new(),
         };
         let finished = |attempt, outcome: &str| Event::TaskFinished {
             task: "load".into(),

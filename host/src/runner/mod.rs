@@ -31,7 +31,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::audit::log::{AuditError, AuditLog, hex};
-use crate::audit::record::{Artifact, Event, FileDigest, PolicyFile};
+use crate::audit::record::{Artifact, Event, FileDigest, MountDigest, PolicyFile};
 use crate::audit::verify::{Artifacts, policy_set_digest, sha256_tag};
 use crate::manifest::Backoff;
 use crate::manifest::Inject;
@@ -1584,6 +1584,56 @@ fn staging(shared: &Shared, declares_outputs: bool) -> Result<Staging, RunError>
         .map_err(err)
 }
 
+/// What the mounts of task `name` hold now, for its `task-started` record
+/// (hashed off the async workers: a mount can be large).
+async fn mount_digests(
+    name: &str,
+    task: &crate::manifest::Task,
+    caps: &Capabilities,
+) -> Result<Vec<MountDigest>, RunError> {
+    if caps.mounts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mounts: Vec<(String, Mount)> = task
+        .mounts
+        .iter()
+        .map(|m| m.host.value.clone())
+        .zip(caps.mounts.iter().cloned())
+        .collect();
+    let failed = |message: String| RunError::Task {
+        task: name.to_owned(),
+        message,
+    };
+    tokio::task::spawn_blocking(move || {
+        mounts
+            .into_iter()
+            .map(|(host, mount)| {
+                let hash = crate::dirhash::dir_hash(&mount.host).map_err(|e| {
+                    format!(
+                        "cannot record what its mount `{host}` ({}) holds: {e}",
+                        mount.guest
+                    )
+                })?;
+                Ok(MountDigest {
+                    guest: mount.guest,
+                    host,
+                    mode: match mount.mode {
+                        MountMode::Ro => "ro",
+                        MountMode::Rw => "rw",
+                    }
+                    .to_owned(),
+                    dir_hash: hash.hex,
+                    files: hash.files,
+                    bytes: hash.bytes,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()
+    })
+    .await
+    .map_err(|e| failed(e.to_string()))?
+    .map_err(failed)
+}
+
 /// Run attempt `attempt_no` of task `index` on a worker: record its start
 /// (after the data flowing in), run it in the sandbox with the run's gate,
 /// store its outputs, record its end.
@@ -1611,6 +1661,7 @@ async fn one_attempt(
     let caps = capabilities(shared, index, prepared);
     let limits = limits(&planned.settings);
     let writes_outside = task.mounts.iter().any(|m| m.mode == MountMode::Rw);
+    let mounts = mount_digests(name, task, &caps).await?;
     {
         let mut log = lock(&setup.log);
         for flow in &prepared.flows {
@@ -1627,6 +1678,7 @@ async fn one_attempt(
                 },
                 inputs: prepared.records.clone(),
                 when: task.when.value.as_str().to_owned(),
+                mounts,
             },
         )?;
         // A task that can change the world outside its sandbox as it
