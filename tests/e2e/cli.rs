@@ -47,6 +47,7 @@ fn every_command_that_reports_has_json() {
         &["schedules", "resume"],
         &["policy", "validate"],
         &["policy", "test"],
+        &["policy", "fmt"],
         &["audit", "verify"],
         &["audit", "show"],
         &["audit", "export"],

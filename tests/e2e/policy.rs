@@ -1,6 +1,7 @@
 //! `cairn plan` and `cairn policy` on the release workflow: the rule "deploy
 //! may read `prod-db-password` only when the run was started by a release
-//! manager" refuses Bob's run, naming the rule, and allows Alice's.
+//! manager" refuses Bob's run, naming the rule, and allows Alice's. And
+//! `cairn policy fmt`: the repository's policies are in Cedar's layout.
 
 use std::path::Path;
 
@@ -209,4 +210,135 @@ expect = "deny"
     let run = run_in(s.path(), &["policy", "test", empty.to_str().unwrap()]);
     assert_eq!(run.code, 2);
     assert_contains(&run.stderr, "no `*.policytest.toml` files under");
+}
+
+/// The repository's policy folders. The fuzz corpus (`tests/fuzz/`) is left
+/// as found: its inputs are kept byte for byte.
+const POLICY_FOLDERS: [&str; 3] = ["policies", "examples", "tests/policies"];
+
+#[test]
+fn the_repository_policies_are_laid_out_as_cedar_formats_them() {
+    let folders = POLICY_FOLDERS.map(repo);
+    let mut args = vec!["policy", "fmt", "--check"];
+    args.extend(folders.iter().map(String::as_str));
+    let run = run_in(Scratch::new().path(), &args);
+    assert_eq!(
+        run.code,
+        0,
+        "run `cairn policy fmt {}` and commit the result:\n{}\n{}",
+        POLICY_FOLDERS.join(" "),
+        run.stdout,
+        run.stderr
+    );
+    assert_contains(&run.stderr, "policy files already formatted");
+
+    args.push("--json");
+    let json = run_in(Scratch::new().path(), &args).json();
+    let paths: Vec<&str> = json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    for file in [
+        "policies/baseline/guardrails.cedar",
+        "examples/hello/policies/hello.cedar",
+        "tests/policies/release/policies/release.cedar",
+    ] {
+        assert!(
+            paths.iter().any(|p| p.ends_with(file)),
+            "{file} not checked: {paths:?}"
+        );
+    }
+}
+
+/// A policy as people type it: `cairn policy fmt` lays it out.
+const MESSY: &str = "// Anyone may run anything.\n@id(\"anyone-runs\")\npermit(principal,action==Cairn::Action::\"run\",resource)   ;\n";
+
+#[test]
+fn policy_fmt_checks_then_rewrites_and_names_a_file_that_does_not_parse() {
+    let s = Scratch::new();
+    s.mkdir("p/nested");
+    let messy = s.write("p/nested/messy.cedar", MESSY);
+    s.write(
+        "p/tidy.cedar",
+        "// Already in Cedar's layout.\npermit (principal, action, resource);\n",
+    );
+    // Hidden folders and `target/` are not searched.
+    for skipped in ["p/.hidden", "p/target"] {
+        s.mkdir(skipped);
+        s.write(&format!("{skipped}/skipped.cedar"), MESSY);
+    }
+
+    let check = run_in(s.path(), &["policy", "fmt", "--check", "p"]);
+    assert_eq!(check.code, 1, "{}\n{}", check.stdout, check.stderr);
+    assert_contains(&check.stdout, "p/nested/messy.cedar:3: would change");
+    assert_contains(
+        &check.stdout,
+        "- permit(principal,action==Cairn::Action::\"run\",resource)   ;",
+    );
+    assert_contains(&check.stdout, "+ permit (\n  + \x20 principal,\n");
+    assert!(!check.stdout.contains("tidy"), "{}", check.stdout);
+    assert!(!check.stdout.contains("skipped"), "{}", check.stdout);
+    assert_contains(&check.stderr, "1 of 2 policy files not formatted");
+    assert_eq!(
+        std::fs::read_to_string(&messy).unwrap(),
+        MESSY,
+        "--check wrote"
+    );
+
+    let json = run_in(s.path(), &["policy", "fmt", "--check", "--json", "p"]);
+    assert_eq!(json.code, 1);
+    assert_eq!(
+        json.json(),
+        serde_json::json!({ "files": [
+            { "path": "p/nested/messy.cedar", "would_change": true, "line": 3 },
+            { "path": "p/tidy.cedar", "would_change": false },
+        ]})
+    );
+
+    let fix = run_in(s.path(), &["policy", "fmt", "p"]);
+    assert_eq!(fix.code, 0, "{}", fix.stderr);
+    assert_eq!(fix.stdout, "p/nested/messy.cedar\n");
+    assert_contains(&fix.stderr, "formatted 1 of 2 policy files");
+    assert_eq!(
+        std::fs::read_to_string(&messy).unwrap(),
+        "// Anyone may run anything.\n@id(\"anyone-runs\")\n\
+         permit (\n  principal,\n  action == Cairn::Action::\"run\",\n  resource\n);\n",
+        "the comment is kept, the layout is Cedar's"
+    );
+    let again = run_in(s.path(), &["policy", "fmt", "--check", "p"]);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert_eq!(again.stdout, "");
+    assert_contains(&again.stderr, "2 policy files already formatted");
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("p/target/skipped.cedar")).unwrap(),
+        MESSY
+    );
+
+    // A file that does not parse is named at its line and column; the
+    // others are still formatted.
+    s.write("p/broken.cedar", "permit (principal, action resource);\n");
+    s.write("p/nested/messy.cedar", MESSY);
+    let run = run_in(s.path(), &["policy", "fmt", "p"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert_contains(&run.stderr, "p/broken.cedar:1:");
+    assert_contains(&run.stderr, "1 of 3 policy files could not be formatted");
+    assert_eq!(run.stdout, "p/nested/messy.cedar\n");
+    assert_ne!(std::fs::read_to_string(&messy).unwrap(), MESSY);
+
+    let json = run_in(s.path(), &["policy", "fmt", "--check", "--json", "p"]);
+    assert_eq!(json.code, 2);
+    let json = json.json();
+    let broken = &json["files"][0];
+    assert_eq!(broken["path"], "p/broken.cedar");
+    assert_eq!(broken["would_change"], false);
+    assert!(
+        broken["error"]
+            .as_str()
+            .unwrap()
+            .contains("unexpected token"),
+        "{broken}"
+    );
+    assert_eq!(broken["diagnostics"][0]["line"], 1);
 }

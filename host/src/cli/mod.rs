@@ -166,7 +166,7 @@ enum Command {
     Validate(workflow::ValidateArgs),
     Graph(workflow::GraphArgs),
     Plan(policy::PlanArgs),
-    /// Work with a workflow's Cedar policies: validate, test, print the schema.
+    /// Work with a workflow's Cedar policies: validate, test, format, print the schema.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
     Keygen(audit::KeygenArgs),

@@ -1,14 +1,17 @@
 //! `cairn plan` and `cairn policy validate`: what policy allows, before
-//! anything runs.
+//! anything runs; `cairn policy test`, its expected decisions; and `cairn
+//! policy fmt`, the layout of policy files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use super::style::Style;
+use super::style::{Style, printable};
 use super::{CliError, Exit};
+use crate::diag::Diagnostics;
 use crate::name::Name;
 use crate::policy::cases::{self, Suite, SuiteError};
+use crate::policy::format::{self, Change};
 use crate::policy::{Decision, Policies, PolicyError, preflight};
 use crate::workflow::Workflow;
 
@@ -78,6 +81,39 @@ pub(crate) enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Lay out policy files as Cedar's formatter does (`cedar format`).
+    ///
+    /// Formats each `*.cedar` file with Cedar's own formatter and its
+    /// defaults (lines of 80 columns, indents of two spaces): only
+    /// whitespace and line breaks change, comments are kept. Rewrites each
+    /// file that changes (a temporary file beside it, then renamed) and
+    /// lists them on stdout. With `--check` nothing is written: it lists
+    /// each file that would change with the first lines that differ, and
+    /// exits 1 if any would (0 if none). A file that does not parse is
+    /// shown at its line and column and the others are still formatted;
+    /// the exit code is then 2.
+    #[command(after_help = "Examples:
+  cairn policy fmt
+  cairn policy fmt policies/ examples/etl/policies/etl.cedar
+  cairn policy fmt --check policies/ examples/ tests/policies/
+  cairn policy fmt --check --json")]
+    Fmt {
+        /// Policy files, or folders searched for `*.cedar` (skipping
+        /// `target/` and hidden folders).
+        #[arg(value_name = "PATH", default_value = ".")]
+        paths: Vec<PathBuf>,
+
+        /// Change nothing: list the files that are not formatted, and exit
+        /// 1 if there are any.
+        #[arg(long)]
+        check: bool,
+
+        /// Print the result as JSON on stdout: each file with whether it
+        /// changed (`would_change` with --check) and any error, at its line
+        /// and column.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print Cairn's Cedar schema (entities and actions policies can use).
     Schema,
 }
@@ -100,9 +136,7 @@ fn report_invalid(files: &[crate::policy::FileProblems]) -> CliError {
 
 /// The workflow at `path` and its policies, or their problems printed and
 /// the result to return.
-pub(crate) fn load_policies(
-    path: &std::path::Path,
-) -> Result<(Workflow, Policies), Result<Exit, CliError>> {
+pub(crate) fn load_policies(path: &Path) -> Result<(Workflow, Policies), Result<Exit, CliError>> {
     let workflow = super::workflow::load_or_report(path, false)?;
     match Policies::of_workflow(&workflow) {
         Ok(policies) => Ok((workflow, policies)),
@@ -304,6 +338,7 @@ pub(crate) fn policy(command: &PolicyCommand) -> Result<Exit, CliError> {
     match command {
         PolicyCommand::Validate { path, json } => validate(path, *json),
         PolicyCommand::Test { paths, json } => test(paths, *json),
+        PolicyCommand::Fmt { paths, check, json } => fmt(paths, *check, *json),
         PolicyCommand::Schema => {
             out!("{}", crate::policy::SCHEMA);
             Ok(Exit::Success)
@@ -311,7 +346,7 @@ pub(crate) fn policy(command: &PolicyCommand) -> Result<Exit, CliError> {
     }
 }
 
-fn validate(path: &std::path::Path, json: bool) -> Result<Exit, CliError> {
+fn validate(path: &Path, json: bool) -> Result<Exit, CliError> {
     let workflow = match super::workflow::load_or_report(path, json) {
         Ok(workflow) => workflow,
         Err(done) => return done,
@@ -494,4 +529,190 @@ fn test(paths: &[PathBuf], json: bool) -> Result<Exit, CliError> {
     } else {
         Exit::Failed
     })
+}
+
+/// What `cairn policy fmt` found in one file.
+enum Formatted {
+    /// Already laid out as Cedar's formatter lays it out.
+    Same,
+    /// Laid out differently; rewritten unless checking.
+    Changed(Change),
+    /// Cedar's problems with the text, drawn at their places in it.
+    Invalid {
+        source: String,
+        problems: Diagnostics,
+    },
+    /// The file could not be read or written.
+    Failed(String),
+}
+
+fn fmt(paths: &[PathBuf], check: bool, json: bool) -> Result<Exit, CliError> {
+    let mut found_all = Vec::new();
+    for path in paths {
+        let found = format::find(path)
+            .map_err(|e| CliError::input(format!("cannot read `{}`: {e}", path.display())))?;
+        if found.is_empty() {
+            return Err(CliError::input(format!(
+                "no `*{}` files under `{}`",
+                format::SUFFIX,
+                path.display()
+            )));
+        }
+        found_all.extend(found);
+    }
+    // `./policies/x.cedar` is shown as `policies/x.cedar`.
+    let mut files: Vec<PathBuf> = found_all
+        .into_iter()
+        .map(|f| f.strip_prefix(".").map(Path::to_path_buf).unwrap_or(f))
+        .collect();
+    files.sort();
+    files.dedup();
+
+    let (mut changed, mut broken) = (0usize, 0usize);
+    let mut results = Vec::new();
+    for file in &files {
+        let shown = file.display().to_string();
+        let formatted = fmt_file(file, check);
+        let mut result = serde_json::Map::new();
+        result.insert("path".into(), shown.clone().into());
+        result.insert(
+            if check { "would_change" } else { "changed" }.into(),
+            matches!(formatted, Formatted::Changed(_)).into(),
+        );
+        match &formatted {
+            Formatted::Same => {}
+            Formatted::Changed(change) => {
+                changed += 1;
+                result.insert("line".into(), change.line.into());
+                match (json, check) {
+                    (true, _) => {}
+                    (false, true) => print_change(&shown, change),
+                    (false, false) => outln!("{shown}"),
+                }
+            }
+            Formatted::Invalid { source, problems } => {
+                broken += 1;
+                let first = problems.0.first().map(|d| d.message.clone());
+                result.insert("error".into(), first.unwrap_or_default().into());
+                result.insert("diagnostics".into(), problems.to_json(&shown, source));
+                if !json {
+                    eprint!(
+                        "{}",
+                        problems.render(&shown, source, Style::stderr().color())
+                    );
+                }
+            }
+            Formatted::Failed(error) => {
+                broken += 1;
+                result.insert("error".into(), error.clone().into());
+                if !json {
+                    eprintln!("{}: {shown}: {error}", Style::stderr().error("error"));
+                }
+            }
+        }
+        results.push(serde_json::Value::Object(result));
+    }
+
+    if json {
+        outln!("{:#}", serde_json::json!({ "files": results }));
+    } else {
+        let status = Style::stderr();
+        let total = policy_files(files.len());
+        if check && changed > 0 {
+            eprintln!(
+                "{}: {changed} of {total} not formatted; `cairn policy fmt` formats them",
+                status.error("failed")
+            );
+        } else if changed > 0 {
+            eprintln!("{} formatted {changed} of {total}", status.good("ok"));
+        } else if broken < files.len() {
+            eprintln!(
+                "{} {} already formatted",
+                status.good("ok"),
+                policy_files(files.len() - broken)
+            );
+        }
+    }
+    if broken > 0 {
+        let error = format!(
+            "{broken} of {} could not be formatted; fix them and try again",
+            policy_files(files.len())
+        );
+        return if json {
+            Ok(Exit::Input)
+        } else {
+            Err(CliError::input(error))
+        };
+    }
+    Ok(if check && changed > 0 {
+        Exit::Failed
+    } else {
+        Exit::Success
+    })
+}
+
+/// "1 policy file", "2 policy files".
+fn policy_files(n: usize) -> String {
+    format!("{n} policy file{}", if n == 1 { "" } else { "s" })
+}
+
+/// Print where a file would change: its first differing line, and a few
+/// lines before (`-`) and after (`+`) formatting.
+fn print_change(shown: &str, change: &Change) {
+    let style = Style::stdout();
+    outln!("{shown}:{}: would change", change.line);
+    for line in &change.old {
+        outln!(
+            "  {}",
+            style.error(&format!("- {}", printable(line.as_bytes())))
+        );
+    }
+    for line in &change.new {
+        outln!(
+            "  {}",
+            style.good(&format!("+ {}", printable(line.as_bytes())))
+        );
+    }
+    if change.more {
+        outln!("  {}", style.dim("…"));
+    }
+}
+
+/// Format one file: read it, lay it out, and (unless `check`) write it back
+/// if that changed it.
+fn fmt_file(file: &Path, check: bool) -> Formatted {
+    let source = match std::fs::read_to_string(file) {
+        Ok(source) => source,
+        Err(e) => return Formatted::Failed(format!("cannot read it: {e}")),
+    };
+    let formatted = match format::format(&source) {
+        Ok(formatted) => formatted,
+        Err(problems) => return Formatted::Invalid { source, problems },
+    };
+    let Some(change) = Change::between(&source, &formatted) else {
+        return Formatted::Same;
+    };
+    if !check && let Err(e) = write_atomically(file, &formatted) {
+        return Formatted::Failed(format!("cannot write it: {e}"));
+    }
+    Formatted::Changed(change)
+}
+
+/// Replace the file at `path` (the file a link points to, if it is one)
+/// with `text`: written to a temporary file in the same folder, synced,
+/// given the file's permissions, then renamed over it, so a reader sees
+/// the old text or the new, never part of either.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let target = std::fs::canonicalize(path)?;
+    let permissions = std::fs::metadata(&target)?.permissions();
+    let folder = target.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".cairn-fmt-")
+        .tempfile_in(folder)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().set_permissions(permissions)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(&target).map_err(|e| e.error)?;
+    Ok(())
 }

@@ -5,10 +5,12 @@
 //! validates every policy against Cairn's schema (`policies/cairn.cedarschema`)
 //! in strict mode. Any problem refuses the whole set, with Cedar's diagnostics
 //! rendered at the file and line. Each policy is known by its `@id("...")`
-//! annotation, or by `FILE#N`. Deciding is [`preflight`]'s job.
+//! annotation, or by `FILE#N`. Deciding is [`preflight`]'s job; laying out
+//! policy files as `cedar format` does is [`format`](mod@format)'s.
 
 pub mod bounds;
 pub mod cases;
+pub mod format;
 mod gate;
 mod preflight;
 pub mod service;
