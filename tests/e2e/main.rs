@@ -29,6 +29,7 @@ mod policy;
 mod recovery;
 mod resume;
 mod schedules;
+mod schema;
 mod serve;
 mod support;
 mod tokens;
