@@ -47,6 +47,7 @@ fn task_records(i: u64) -> [Event; 2] {
                 bytes: 4096,
             }],
             when: "success".into(),
+            mounts: Vec::new(),
         },
         Event::TaskFinished {
             task: format!("t{i}"),

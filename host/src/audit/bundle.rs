@@ -124,17 +124,23 @@ fn parse(log: &[u8]) -> Result<Vec<Line<'_>>, BundleError> {
 /// at this URI's page (host/docs/workflow-run-v1.md in the source).
 pub const BUILD_TYPE: &str = "https://cairn.dev/workflow-run/v1";
 
-/// An RFC 6920 Named Information URI of a SHA-256 digest (hex): a name for
-/// content that holds wherever the content is kept.
-fn ni_uri(hex: &str) -> String {
+/// `descriptor` with the RFC 6920 Named Information URI of `digest`
+/// (`sha256:<hex>`) as its `uri`: a name for content that holds wherever
+/// the content is kept. A digest that is not one (a damaged record) gets
+/// no URI.
+fn with_ni_uri(mut descriptor: serde_json::Value, digest: &str) -> serde_json::Value {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let bytes: Vec<u8> = (0..hex.len() / 2)
-        .filter_map(|i| {
-            hex.get(i * 2..i * 2 + 2)
-                .and_then(|b| u8::from_str_radix(b, 16).ok())
-        })
-        .collect();
-    format!("ni:///sha-256;{}", URL_SAFE_NO_PAD.encode(bytes))
+    if let (Ok(digest), Some(fields)) = (
+        digest.parse::<crate::digest::Digest>(),
+        descriptor.as_object_mut(),
+    ) {
+        let uri = format!(
+            "ni:///sha-256;{}",
+            URL_SAFE_NO_PAD.encode(digest.as_bytes())
+        );
+        fields.insert("uri".into(), uri.into());
+    }
+    descriptor
 }
 
 /// What the provenance says of one run, gathered from its records.
@@ -240,19 +246,21 @@ fn statement(lines: &[Line<'_>], run: &str) -> serde_json::Value {
     let facts = Facts::of(lines, run);
     let hex = |d: &str| d.trim_start_matches("sha256:").to_owned();
     let digest = |d: &str| serde_json::json!({ "sha256": hex(d) });
-    let artifact = |name: &str, d: &str| serde_json::json!({ "name": name, "uri": ni_uri(&hex(d)), "digest": digest(d) });
+    let artifact = |name: &str, d: &str| {
+        with_ni_uri(serde_json::json!({ "name": name, "digest": digest(d) }), d)
+    };
     let (finals, intermediates): (Vec<_>, Vec<_>) = facts
         .outputs
         .iter()
         .partition(|(name, _)| !facts.consumed.contains(name.as_str()));
     let components = facts.components.iter().map(|(d, (file, paths, tasks))| {
-        serde_json::json!({
+        let component = serde_json::json!({
             "name": file,
-            "uri": ni_uri(&hex(d)),
             "digest": digest(d),
             "mediaType": "application/wasm",
             "annotations": { "tasks": tasks, "manifestPaths": paths },
-        })
+        });
+        with_ni_uri(component, d)
     });
     let mounts = facts.mounts.iter().map(|(name, m)| {
         serde_json::json!({
