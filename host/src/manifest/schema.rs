@@ -224,8 +224,8 @@ pub fn schema() -> Value {
                     "guest": {
                         "type": "string",
                         "pattern": "^/",
-                        "not": { "anyOf": [{ "pattern": "/\\.\\.?(/|$)" }, { "pattern": "^/(inputs|outputs)(/|$)" }] },
-                        "description": "Absolute path in the task, without `.` or `..`; not `/inputs` or `/outputs` (Cairn's own) nor inside them."
+                        "not": { "anyOf": [{ "pattern": "/\\.\\.?(/|$)" }, { "pattern": "//" }, { "pattern": "^/(inputs|outputs)(/|$)" }] },
+                        "description": "Absolute path in the task, without `.`, `..` or empty segments; not `/inputs` or `/outputs` (Cairn's own) nor inside them."
                     },
                     "mode": { "enum": ["ro", "rw"], "default": "ro" }
                 }

@@ -105,12 +105,29 @@ impl Endpoint {
         if host.is_empty() {
             return Err("it has no host".to_owned());
         }
-        let port = authority
-            .port_u16()
-            .unwrap_or(if scheme == "https" { 443 } else { 80 });
-        if port == 0 {
-            return Err("its port must be 1 to 65535".to_owned());
-        }
+        // What follows the host is nothing or `:PORT`: `http` reads a port
+        // it cannot parse as none, which would send to the default.
+        let port = match authority.as_str().strip_prefix(host.as_str()) {
+            Some("") => {
+                if scheme == "https" {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some(rest) => rest
+                .strip_prefix(':')
+                .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|digits| digits.parse::<u16>().ok())
+                .filter(|port| *port != 0)
+                .ok_or_else(|| {
+                    format!(
+                        "its port `{}` must be 1 to 65535",
+                        rest.trim_start_matches(':')
+                    )
+                })?,
+            None => return Err("it has no host: write it as `https://host/path`".to_owned()),
+        };
         let path = uri
             .path_and_query()
             .map_or("/", http::uri::PathAndQuery::as_str)
@@ -270,12 +287,19 @@ mod tests {
         assert_eq!(e.path, "/cairn?team=ops");
         assert_eq!(e.url(), "https://hooks.example.com:443/cairn?team=ops");
         assert_eq!(Endpoint::parse("http://127.0.0.1:9/").unwrap().port, 9);
+        assert_eq!(Endpoint::parse("https://[::1]:8443/").unwrap().port, 8443);
+        assert_eq!(Endpoint::parse("http://x/").unwrap().port, 80);
         for bad in [
             "ftp://x/",
             "https://user:pw@x/",
             "hooks.example.com",
             "https://x/#frag",
             "https://x:0/",
+            "https://x:99999/",
+            "https://x:65536/",
+            "https://x:8a/",
+            "https://x:+80/",
+            "https://x:/",
         ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }

@@ -40,7 +40,7 @@ pub struct Mount {
 /// Why a path cannot be a mount point in the guest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuestPathError {
-    #[error("the guest path `{0}` must be absolute, without `.` or `..`")]
+    #[error("the guest path `{0}` must be absolute, without `.`, `..` or `//`")]
     NotClean(String),
     #[error("the guest path `{0}` is reserved")]
     Reserved(String),
@@ -51,7 +51,7 @@ impl GuestPathError {
     #[must_use]
     pub fn help(&self) -> &'static str {
         match self {
-            Self::NotClean(_) => "write an absolute path such as `/data`",
+            Self::NotClean(_) => "write an absolute path such as `/data`, one `/` between names",
             Self::Reserved(_) => {
                 "`/inputs` and `/outputs` belong to Cairn; mount elsewhere, e.g. `/data` or `/`"
             }
@@ -59,7 +59,7 @@ impl GuestPathError {
     }
 }
 
-/// Check a guest mount point: absolute, no `.` or `..` segments, and not
+/// Check a guest mount point: absolute, no `.`, `..` or empty segments, and not
 /// `/inputs`, `/outputs` or inside them (Cairn's own). `/` is allowed, as
 /// `wasmtime run --dir HOST::/` gives it: the guest resolves each path to
 /// the longest preopened prefix, so `/inputs`, `/outputs` and other mounts
@@ -69,7 +69,11 @@ impl GuestPathError {
 ///
 /// [`GuestPathError`] saying which rule the path breaks.
 pub fn check_guest_path(path: &str) -> Result<(), GuestPathError> {
-    if !path.starts_with('/') || path.split('/').any(|p| p == ".." || p == ".") {
+    // No empty segments either: `//inputs` is `/inputs` to the guest.
+    if !path.starts_with('/')
+        || path.contains("//")
+        || path.split('/').any(|p| p == ".." || p == ".")
+    {
         return Err(GuestPathError::NotClean(path.to_owned()));
     }
     let trimmed = path.trim_end_matches('/');

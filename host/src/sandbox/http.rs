@@ -59,9 +59,10 @@ impl FromStr for Endpoint {
             && host
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
-        let port = port
-            .parse::<u16>()
-            .ok()
+        // Digits only: Rust's parser would take `+80`.
+        let port = Some(port)
+            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<u16>().ok())
             .filter(|p| *p != 0)
             .ok_or_else(invalid)?;
         if !host_ok {
@@ -739,6 +740,8 @@ mod tests {
             "a b:80",
             "user@h:80",
             "[::1]:80",
+            "a:+80",
+            "a:",
         ] {
             assert!(bad.parse::<Endpoint>().is_err(), "{bad}");
         }
