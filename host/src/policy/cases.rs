@@ -430,25 +430,5 @@ impl Suite {
 ///
 /// Unreadable folders.
 pub fn find(path: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    if std::fs::metadata(path)?.is_file() {
-        found.push(path.to_owned());
-        return Ok(found);
-    }
-    let mut stack = vec![path.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if entry.file_type()?.is_dir() {
-                if !name.starts_with('.') && name != "target" {
-                    stack.push(entry.path());
-                }
-            } else if name.ends_with(SUFFIX) {
-                found.push(entry.path());
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
+    super::files_under(path, SUFFIX)
 }

@@ -122,26 +122,7 @@ impl Change {
 ///
 /// A path or folder that cannot be read.
 pub fn find(path: &Path) -> std::io::Result<Vec<PathBuf>> {
-    if std::fs::metadata(path)?.is_file() {
-        return Ok(vec![path.to_owned()]);
-    }
-    let mut found = Vec::new();
-    let mut stack = vec![path.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if entry.file_type()?.is_dir() {
-                if !name.starts_with('.') && name != "target" {
-                    stack.push(entry.path());
-                }
-            } else if name.ends_with(SUFFIX) {
-                found.push(entry.path());
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
+    super::files_under(path, SUFFIX)
 }
 
 #[cfg(test)]

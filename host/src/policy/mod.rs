@@ -167,6 +167,31 @@ pub enum PolicyError {
 }
 
 /// Turn any of Cedar's miette diagnostics into ours.
+/// `path` if it is a file, else every file whose name ends in `suffix`
+/// under it (hidden folders and `target/` skipped), sorted.
+fn files_under(path: &Path, suffix: &str) -> std::io::Result<Vec<PathBuf>> {
+    if std::fs::metadata(path)?.is_file() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut found = Vec::new();
+    let mut stack = vec![path.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type()?.is_dir() {
+                if !name.starts_with('.') && name != "target" {
+                    stack.push(entry.path());
+                }
+            } else if name.ends_with(suffix) {
+                found.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
 fn from_cedar(error: &dyn miette::Diagnostic) -> Diagnostic {
     let first = error.labels().and_then(|mut labels| labels.next());
     let mut diagnostic = match &first {
