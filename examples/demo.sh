@@ -15,11 +15,11 @@ step "installing the wasm targets and building cairn"
 # The same build as the README's test command (`cargo test --workspace`),
 # so that the tests afterwards compile nothing more: `cargo build -p cairn`
 # alone would resolve other features and build wasmtime a second time for
-# the tests. The first time this compiles wasmtime and Cedar, about 20
+# the tests. The first time this compiles wasmtime and Cedar, about 15
 # minutes on 2 cores; after that, seconds.
 rustup target add wasm32-wasip2 wasm32-wasip1
 if [ ! -x target/debug/cairn ]; then
-    echo "first build: about 20 minutes on 2 cores (wasmtime, Cedar, the test guests); later runs take seconds"
+    echo "first build: about 15 minutes on 2 cores (wasmtime, Cedar, the test guests); later runs take seconds"
 fi
 cargo test --workspace --no-run
 cairn=target/debug/cairn
