@@ -11,7 +11,7 @@ use cairn::audit::note::{Signer, Verifier};
 use cairn::audit::record::{Event, Record};
 use cairn::audit::verify::{Artifacts, Report, verify, verify_against};
 
-use crate::support::{Scratch, assert_contains, run_in};
+use crate::support::{Scratch, assert_contains, run_in, tool_in};
 
 /// A workflow of four tasks: `first` reads a secret, `second` and `third`
 /// pass its output on, `cleanup` runs only on failure. `mode` is the mode of
@@ -566,22 +566,6 @@ fn independent_implementations_accept_the_checkpoints_and_proofs() {
     assert_eq!(checked, 3);
 }
 
-/// `cmd` with `args` in `dir`; its stdout, or why it failed.
-fn tool(dir: &std::path::Path, cmd: &std::path::Path, args: &[&str]) -> Vec<u8> {
-    let out = std::process::Command::new(cmd)
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{} {args:?}: {}",
-        cmd.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 #[test]
 fn openssl_and_python_cryptography_read_the_keys_and_cairn_reads_theirs() {
     let test = "openssl_and_python_cryptography_read_the_keys_and_cairn_reads_theirs";
@@ -598,7 +582,7 @@ fn openssl_and_python_cryptography_read_the_keys_and_cairn_reads_theirs() {
     };
     // OpenSSL reads the private key, derives the same public key, and
     // signs with it what Cairn verifies.
-    let derived = tool(
+    let derived = tool_in(
         s.path(),
         &openssl,
         &["pkey", "-in", "keys/audit.key", "-pubout"],
@@ -607,13 +591,13 @@ fn openssl_and_python_cryptography_read_the_keys_and_cairn_reads_theirs() {
         String::from_utf8(derived).unwrap(),
         String::from_utf8(public).unwrap()
     );
-    let text = tool(
+    let text = tool_in(
         s.path(),
         &openssl,
         &["pkey", "-in", "keys/audit.key", "-noout", "-text"],
     );
     assert!(String::from_utf8_lossy(&text).contains("ED25519 Private-Key"));
-    let signature = tool(
+    let signature = tool_in(
         s.path(),
         &openssl,
         &[
@@ -628,12 +612,12 @@ fn openssl_and_python_cryptography_read_the_keys_and_cairn_reads_theirs() {
     );
     assert!(ours.verify_raw(b"a message to sign", &signature));
     // And Cairn signs checkpoints with a key pair OpenSSL made.
-    tool(
+    tool_in(
         s.path(),
         &openssl,
         &["genpkey", "-algorithm", "ed25519", "-out", "theirs.key"],
     );
-    tool(
+    tool_in(
         s.path(),
         &openssl,
         &["pkey", "-in", "theirs.key", "-pubout", "-out", "theirs.pub"],
@@ -655,7 +639,7 @@ pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.Pu
 assert pub == open("keys/audit.pub", "rb").read(), pub
 sys.stdout.buffer.write(key.sign(b"a message to sign"))
 "#;
-    let signature = tool(s.path(), &python, &["-c", script]);
+    let signature = tool_in(s.path(), &python, &["-c", script]);
     assert!(ours.verify_raw(b"a message to sign", &signature));
 }
 

@@ -327,20 +327,25 @@ fn run_verified(s: &Scratch, user: &str) -> Value {
     serde_json::from_str(&run.stdout).unwrap()
 }
 
-/// The content of `task`'s output `name` in the JSON summary of a run in `s`.
-fn output(s: &Scratch, run: &Value, task: &str, name: &str) -> String {
+/// `task`'s output `name` in the JSON summary of a run.
+fn output_of<'a>(run: &'a Value, task: &str, name: &str) -> &'a Value {
     let task = run["tasks"]
         .as_array()
         .unwrap()
         .iter()
         .find(|t| t["task"] == task)
         .unwrap();
-    let out = task["outputs"]
+    task["outputs"]
         .as_array()
         .unwrap()
         .iter()
         .find(|o| o["name"] == name)
-        .unwrap();
+        .unwrap()
+}
+
+/// The content of `task`'s output `name` in the JSON summary of a run in `s`.
+fn output(s: &Scratch, run: &Value, task: &str, name: &str) -> String {
+    let out = output_of(run, task, name);
     std::fs::read_to_string(s.path().join(out["path"].as_str().unwrap())).unwrap()
 }
 
@@ -516,23 +521,8 @@ fn etl_provenance_says_what_an_auditor_needs(s: &Scratch, run: &Value) {
     let payload = b64.decode(envelope["payload"].as_str().unwrap()).unwrap();
     let statement: Value = serde_json::from_slice(&payload).unwrap();
     let digest_of = |task: &str, name: &str| {
-        let task = run["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["task"] == task)
-            .unwrap();
-        let out = task["outputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["name"] == name)
-            .unwrap();
-        out["sha256"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("sha256:")
-            .to_owned()
+        let out = output_of(run, task, name)["sha256"].as_str().unwrap();
+        out.trim_start_matches("sha256:").to_owned()
     };
     let names = |list: &Value| -> Vec<String> {
         list.as_array()

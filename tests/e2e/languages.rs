@@ -20,18 +20,7 @@ fn workspace() -> PathBuf {
 
 /// Run `tool args` in `dir`, panicking with its output if it fails.
 fn build(tool: &Path, dir: &Path, args: &[&str]) {
-    let out = Command::new(tool)
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{} failed:\n{}{}",
-        tool.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::support::tool_in(dir, tool, args);
 }
 
 /// `cairn exec TASK --env STEP=step ARGS` in a fresh scratch folder.

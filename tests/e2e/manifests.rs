@@ -12,7 +12,8 @@ use cairn::workflow::{WorkflowError, load};
 
 use crate::support::{Scratch, assert_contains, run_in};
 
-fn fixtures(sub: &str) -> Vec<PathBuf> {
+/// The `*.toml` files of `tests/manifests/SUB`, sorted.
+pub fn fixtures(sub: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("manifests")
         .join(sub);

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::manifests::fixtures;
 use crate::support::{Scratch, run_in};
 use crate::toolchains;
 
@@ -43,20 +44,6 @@ for path in sys.argv[2:]:
     ]
     print(json.dumps({"file": path, "valid": not errors, "errors": errors[:3]}))
 "#;
-
-/// The corpus: `good/*.toml` and `bad/*.toml`, sorted.
-fn corpus(sub: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("manifests/schema")
-        .join(sub);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
-    files
-}
 
 /// What a bad file's first line says the schema does with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +131,7 @@ fn the_schema_agrees_with_validate_on_the_corpus() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let schema = s.write("cairn.schema.json", &run.stdout);
 
-    let (good, bad) = (corpus("good"), corpus("bad"));
+    let (good, bad) = (fixtures("schema/good"), fixtures("schema/bad"));
     assert!(good.len() >= 10 && bad.len() >= 60, "the corpus is missing");
     let all: Vec<PathBuf> = good.iter().chain(&bad).cloned().collect();
     let verdicts = schema_verdicts(&python, &schema, &all);

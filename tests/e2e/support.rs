@@ -236,3 +236,21 @@ impl Rng {
         self.0 % n.max(1)
     }
 }
+
+/// Run `tool args` in `dir`; its stdout. Panics with its output if it
+/// fails.
+pub fn tool_in(dir: &Path, tool: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(tool)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("start the tool");
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{}{}",
+        tool.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
