@@ -18,6 +18,7 @@ pub mod launch;
 pub mod manifest;
 pub mod name;
 pub mod observe;
+pub mod pg;
 pub mod plan;
 pub mod policy;
 pub mod recover;
