@@ -40,7 +40,7 @@ pub struct DirHash {
 /// the listing cannot hold).
 pub fn dir_hash(root: &Path) -> io::Result<DirHash> {
     let mut files = Vec::new();
-    walk(root, &mut Vec::new(), &mut files)?;
+    walk(root, &mut files)?;
     files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut listing = Sha256::new();
     let mut bytes = 0u64;
@@ -61,33 +61,35 @@ pub fn dir_hash(root: &Path) -> io::Result<DirHash> {
     })
 }
 
-/// Collect the regular files under `dir` (at `prefix` below the root) as
-/// (relative name bytes, path).
-fn walk(dir: &Path, prefix: &mut Vec<u8>, out: &mut Vec<(Vec<u8>, PathBuf)>) -> io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let name = name_bytes(&entry.file_name());
-        if name.contains(&b'\n') {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "`{}` has a newline in its name, which a digest listing cannot hold",
-                    entry.path().display()
-                ),
-            ));
+/// Collect the regular files under `root` as (relative name bytes, path),
+/// folder by folder (no recursion: a deep tree cannot exhaust the stack).
+fn walk(root: &Path, out: &mut Vec<(Vec<u8>, PathBuf)>) -> io::Result<()> {
+    let mut folders = vec![(Vec::new(), root.to_owned())];
+    while let Some((prefix, dir)) = folders.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            let name = name_bytes(&entry.file_name());
+            if name.contains(&b'\n') {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "`{}` has a newline in its name, which a digest listing cannot hold",
+                        entry.path().display()
+                    ),
+                ));
+            }
+            let mut relative = prefix.clone();
+            if !relative.is_empty() {
+                relative.push(b'/');
+            }
+            relative.extend_from_slice(&name);
+            if kind.is_dir() {
+                folders.push((relative, entry.path()));
+            } else if kind.is_file() {
+                out.push((relative, entry.path()));
+            }
         }
-        let len = prefix.len();
-        if !prefix.is_empty() {
-            prefix.push(b'/');
-        }
-        prefix.extend_from_slice(&name);
-        if kind.is_dir() {
-            walk(&entry.path(), prefix, out)?;
-        } else if kind.is_file() {
-            out.push((prefix.clone(), entry.path()));
-        }
-        prefix.truncate(len);
     }
     Ok(())
 }
