@@ -599,19 +599,9 @@ fn etl_provenance_says_what_an_auditor_needs(s: &Scratch, run: &Value) {
         return;
     };
     std::fs::write(s.path().join("statement.json"), &payload).unwrap();
-    let strict = std::process::Command::new(python)
-        .current_dir(s.path())
-        .arg("-c")
-        .arg(STRICT_PROVENANCE)
-        .output()
-        .unwrap();
-    assert!(
-        strict.status.success(),
-        "{}",
-        String::from_utf8_lossy(&strict.stderr)
-    );
+    let strict = crate::support::tool_in(s.path(), &python, &["-c", STRICT_PROVENANCE]);
     assert_eq!(
-        String::from_utf8_lossy(&strict.stdout).trim(),
+        String::from_utf8_lossy(&strict).trim(),
         "ok 1 subjects, 2 dependencies, 7 byproducts"
     );
 }

@@ -1124,18 +1124,15 @@ outputs = ["echo"]
 fn checked_lineage(python: &std::path::Path, file: &std::path::Path) -> Vec<Value> {
     let facets =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/src/observe/facets");
-    let out = std::process::Command::new(python)
-        .args(["-c", LINEAGE_CHECK])
-        .arg(file)
-        .arg(facets)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the OpenLineage client refused an event: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let args = [
+        "-c",
+        LINEAGE_CHECK,
+        file.to_str().unwrap(),
+        facets.to_str().unwrap(),
+    ];
+    // A failure is the OpenLineage client refusing an event.
+    let out = crate::support::tool_in(std::path::Path::new("."), python, &args);
+    serde_json::from_slice(&out).unwrap()
 }
 
 /// Check the summaries of one run's events: a START first and one end

@@ -98,18 +98,10 @@ fn validate(dir: &Path, file: &Path) -> Validated {
 
 /// Each file's verdict from `jsonschema`: valid, and the first errors.
 fn schema_verdicts(python: &Path, schema: &Path, files: &[PathBuf]) -> BTreeMap<PathBuf, Value> {
-    let out = std::process::Command::new(python)
-        .args(["-c", CHECK])
-        .arg(schema)
-        .args(files)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the jsonschema check failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
+    let mut args = vec!["-c", CHECK, schema.to_str().unwrap()];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let out = crate::support::tool_in(Path::new("."), python, &args);
+    String::from_utf8(out)
         .unwrap()
         .lines()
         .map(|line| {
