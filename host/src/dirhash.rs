@@ -9,10 +9,14 @@
 //! find . -type f | cut -c3- | LC_ALL=C sort | xargs -r sha256sum | sha256sum
 //! ```
 //!
-//! prints in the directory, for names without a backslash (which
-//! `sha256sum` escapes). Symbolic links are not followed and, like other
-//! files that are not regular, not listed. Owns reading the tree; must
-//! never write to it.
+//! prints in the directory. A name with a backslash, newline or carriage
+//! return (which Go's Hash1 refuses, and which a task with a writable mount
+//! can make) is written as GNU `sha256sum` writes it: the line starts with
+//! `\` and those characters are escaped (`\\`, `\n`, `\r`). Symbolic
+//! links are not followed and, like other files that are not regular, not
+//! listed; a file removed while the tree is read (another task sharing a
+//! writable mount) is left out. Owns reading the tree; must never write to
+//! it.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -36,27 +40,47 @@ pub struct DirHash {
 ///
 /// # Errors
 ///
-/// A file or folder that cannot be read, or a name with a newline (which
-/// the listing cannot hold).
+/// A file or folder that cannot be read.
 pub fn dir_hash(root: &Path) -> io::Result<DirHash> {
     let mut files = Vec::new();
     walk(root, &mut files)?;
     files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut listing = Sha256::new();
-    let mut bytes = 0u64;
+    let (mut count, mut bytes) = (0u64, 0u64);
     for (name, path) in &files {
-        let (digest, size) = Digest::of_reader(std::fs::File::open(path)?)?;
+        let file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let (digest, size) = Digest::of_reader(file)?;
+        count += 1;
         bytes = bytes.saturating_add(size);
+        let escaped = name.iter().any(|b| matches!(b, b'\\' | b'\n' | b'\r'));
+        if escaped {
+            listing.update(b"\\");
+        }
         listing.update(digest.to_string().as_bytes());
         listing.update(b"  ");
-        listing.update(name);
+        if escaped {
+            for &b in name {
+                match b {
+                    b'\\' => listing.update(b"\\\\"),
+                    b'\n' => listing.update(b"\\n"),
+                    b'\r' => listing.update(b"\\r"),
+                    _ => listing.update([b]),
+                }
+            }
+        } else {
+            listing.update(name);
+        }
         listing.update(b"\n");
     }
     let mut hex = String::with_capacity(64);
     crate::digest::push_hex(&mut hex, &listing.finalize());
     Ok(DirHash {
         hex,
-        files: files.len() as u64,
+        files: count,
         bytes,
     })
 }
@@ -66,19 +90,17 @@ pub fn dir_hash(root: &Path) -> io::Result<DirHash> {
 fn walk(root: &Path, out: &mut Vec<(Vec<u8>, PathBuf)>) -> io::Result<()> {
     let mut folders = vec![(Vec::new(), root.to_owned())];
     while let Some((prefix, dir)) = folders.pop() {
-        for entry in std::fs::read_dir(&dir)? {
+        let entries = match std::fs::read_dir(&dir) {
+            // Removed since it was listed (not the root: that must be).
+            Err(e) if e.kind() == io::ErrorKind::NotFound && dir != root => continue,
+            entries => entries?,
+        };
+        for entry in entries {
             let entry = entry?;
-            let kind = entry.file_type()?;
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             let name = name_bytes(&entry.file_name());
-            if name.contains(&b'\n') {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "`{}` has a newline in its name, which a digest listing cannot hold",
-                        entry.path().display()
-                    ),
-                ));
-            }
             let mut relative = prefix.clone();
             if !relative.is_empty() {
                 relative.push(b'/');
@@ -127,6 +149,25 @@ mod tests {
         );
         assert_eq!(got.hex, Digest::of(listing.as_bytes()).to_string());
         assert_eq!((got.files, got.bytes), (3, 6));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn names_sha256sum_escapes_are_listed_as_it_writes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x\ny"), b"a").unwrap();
+        std::fs::write(dir.path().join("back\\slash"), b"b").unwrap();
+        std::fs::write(dir.path().join("plain"), b"c").unwrap();
+        let got = dir_hash(dir.path()).unwrap();
+        // What GNU coreutils' `sha256sum` prints for these names.
+        let listing = format!(
+            "\\{}  back\\\\slash\n{}  plain\n\\{}  x\\ny\n",
+            Digest::of(b"b"),
+            Digest::of(b"c"),
+            Digest::of(b"a")
+        );
+        assert_eq!(got.hex, Digest::of(listing.as_bytes()).to_string());
+        assert_eq!(got.files, 3);
     }
 
     #[test]
