@@ -110,7 +110,8 @@ pub fn manifest(data: &[u8]) {
 }
 
 /// A `.cedar` file and an `.entities.json` file, split at the first NUL
-/// byte (no NUL: policies only), as one policy set.
+/// byte (no NUL: policies only), as one policy set; the `.cedar` text also
+/// laid out as `cairn policy fmt` does.
 pub fn policies(data: &[u8]) {
     let Some(source) = text(data) else {
         return;
@@ -122,6 +123,10 @@ pub fn policies(data: &[u8]) {
             sources.push((PathBuf::from("fuzz.entities.json"), entities.to_owned()));
         }
         None => sources.push((PathBuf::from("fuzz.cedar"), source.to_owned())),
+    }
+    // As `cairn policy fmt` lays the text out.
+    if let Some((_, cedar)) = sources.first() {
+        std::hint::black_box(crate::policy::format::format(cedar).ok());
     }
     if let Err(e) = Policies::from_sources(sources) {
         render_policy_error(&e);

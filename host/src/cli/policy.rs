@@ -394,20 +394,33 @@ fn validate(path: &Path, json: bool) -> Result<Exit, CliError> {
     Ok(Exit::Success)
 }
 
-fn test(paths: &[PathBuf], json: bool) -> Result<Exit, CliError> {
+/// The files `find` lists at each of `paths`, in order; a path with none
+/// is an error saying `none(path)`.
+fn files_at(
+    paths: &[PathBuf],
+    find: fn(&Path) -> std::io::Result<Vec<PathBuf>>,
+    none: impl Fn(&Path) -> String,
+) -> Result<Vec<PathBuf>, CliError> {
     let mut files = Vec::new();
     for path in paths {
-        let found = cases::find(path)
+        let found = find(path)
             .map_err(|e| CliError::input(format!("cannot read `{}`: {e}", path.display())))?;
         if found.is_empty() {
-            return Err(CliError::input(format!(
-                "no `*{}` files under `{}`; see the README's \"Policy tests\" for the format",
-                cases::SUFFIX,
-                path.display()
-            )));
+            return Err(CliError::input(none(path)));
         }
         files.extend(found);
     }
+    Ok(files)
+}
+
+fn test(paths: &[PathBuf], json: bool) -> Result<Exit, CliError> {
+    let files = files_at(paths, cases::find, |path| {
+        format!(
+            "no `*{}` files under `{}`; see the README's \"Policy tests\" for the format",
+            cases::SUFFIX,
+            path.display()
+        )
+    })?;
     let mut suites = Vec::new();
     for file in &files {
         match Suite::load(file) {
@@ -547,21 +560,11 @@ enum Formatted {
 }
 
 fn fmt(paths: &[PathBuf], check: bool, json: bool) -> Result<Exit, CliError> {
-    let mut found_all = Vec::new();
-    for path in paths {
-        let found = format::find(path)
-            .map_err(|e| CliError::input(format!("cannot read `{}`: {e}", path.display())))?;
-        if found.is_empty() {
-            return Err(CliError::input(format!(
-                "no `*{}` files under `{}`",
-                format::SUFFIX,
-                path.display()
-            )));
-        }
-        found_all.extend(found);
-    }
+    let found = files_at(paths, format::find, |path| {
+        format!("no `*{}` files under `{}`", format::SUFFIX, path.display())
+    })?;
     // `./policies/x.cedar` is shown as `policies/x.cedar`.
-    let mut files: Vec<PathBuf> = found_all
+    let mut files: Vec<PathBuf> = found
         .into_iter()
         .map(|f| f.strip_prefix(".").map(Path::to_path_buf).unwrap_or(f))
         .collect();
